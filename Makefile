@@ -1,0 +1,51 @@
+# The README's commands. `make demo` and `make test` work on a fresh clone with only python3.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8000
+DEMO_CUSTOMERS ?= 2000
+DEMO_MERCHANTS ?= 40
+DEMO_CAMPAIGNS ?= 12
+DEMO_DAYS      ?= 60
+PYTEST_ARGS    ?=
+
+.PHONY: install demo test lint run worker beat migrate clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py seed_demo --customers $(DEMO_CUSTOMERS) --merchants $(DEMO_MERCHANTS) \
+		--campaigns $(DEMO_CAMPAIGNS) --days $(DEMO_DAYS) --seed 7 --truth-out var/demo_truth.json --replace
+	$(PY) manage.py run_job --all
+	$(PY) manage.py demo_login
+	@echo "marketing_ai demo: http://127.0.0.1:$(PORT)/"
+	$(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+
+test: install
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py check
+
+run: migrate
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+worker: install
+	$(VENV)/bin/celery -A marketing_ai worker --loglevel=INFO --concurrency=2
+
+beat: install
+	$(VENV)/bin/celery -A marketing_ai beat --loglevel=INFO
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles var

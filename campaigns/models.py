@@ -1,0 +1,157 @@
+"""The shared domain: merchants, customers, segments, offers, campaigns and the event stream.
+
+Other services own the source of truth and send their ids as strings (``camp_12345``,
+``user_42``, ``m_7``); we keep those as ``*_id`` external keys beside our integer primary keys.
+Money is Decimal, never float. Times are UTC; a customer carries an IANA time zone.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils.timezone import now
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Paris').") from None
+
+
+class Segment(models.Model):
+    """A customer segment. The rules that assign customers are in ``campaigns.segments``."""
+
+    NEW_USERS = "new_users"
+    RETURNING_USERS = "returning_users"
+    HIGH_VALUE_USERS = "high_value_users"
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Merchant(models.Model):
+    merchant_id = models.CharField(max_length=64, unique=True, help_text="External id, e.g. m_7")
+    name = models.CharField(max_length=200)
+    category = models.CharField(max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.merchant_id})"
+
+
+class Customer(models.Model):
+    customer_id = models.CharField(max_length=64, unique=True, help_text="External id, e.g. user_42")
+    signup_date = models.DateField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="customers")
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["customer_id"]
+
+    def __str__(self) -> str:
+        return self.customer_id
+
+
+class Offer(models.Model):
+    class Kind(models.TextChoices):
+        PERCENT = "percent", "percent off"
+        AMOUNT = "amount", "amount off"
+
+    offer_id = models.CharField(max_length=64, unique=True, help_text="External id, e.g. off_25pct")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PERCENT)
+    value = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["kind", "value"]
+
+    def __str__(self) -> str:
+        return f"{self.value:g}%" if self.kind == self.Kind.PERCENT else f"{self.value} off"
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        ACTIVE = "active"
+        PAUSED = "paused"
+        COMPLETED = "completed"
+
+    class Channel(models.TextChoices):
+        PUSH = "push"
+        EMAIL = "email"
+        SMS = "sms"
+        IN_APP = "in_app"
+
+    campaign_id = models.CharField(max_length=64, unique=True, help_text="External id, e.g. camp_12345")
+    name = models.CharField(max_length=200)
+    merchant = models.ForeignKey(Merchant, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.PUSH)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    budget = models.DecimalField(**MONEY, default=0, validators=[MinValueValidator(0)])
+    current_offer = models.ForeignKey(Offer, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns")
+    send_time = models.TimeField(null=True, blank=True, help_text="Current send time (UTC)")
+    target_segments = models.ManyToManyField(Segment, blank=True, related_name="campaigns")
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "campaign_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.campaign_id})"
+
+    def clean(self) -> None:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValidationError({"end_date": "end_date is before start_date."})
+
+
+class Event(models.Model):
+    """One thing that happened. ``event_id`` is the client's idempotency key."""
+
+    class Type(models.TextChoices):
+        NOTIFICATION_SENT = "notification_sent"
+        NOTIFICATION_OPENED = "notification_opened"
+        VIEW = "view"
+        CLICK = "click"
+        CONVERSION = "conversion"  # amount = revenue
+        SPEND = "spend"  # amount = campaign cost
+
+    event_id = models.CharField(max_length=64, unique=True)
+    type = models.CharField(max_length=24, choices=Type.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=now)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="events")
+    merchant = models.ForeignKey(Merchant, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    offer = models.ForeignKey(Offer, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    variant = models.CharField(max_length=64, blank=True, default="")
+    amount = models.DecimalField(**MONEY, null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The aggregation jobs read a time window, whole or per campaign.
+            models.Index(fields=["occurred_at"], name="event_occurred"),
+            models.Index(fields=["campaign", "occurred_at"], name="event_campaign_occurred"),
+            models.Index(fields=["customer", "occurred_at"], name="event_customer_occurred"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

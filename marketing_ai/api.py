@@ -1,0 +1,149 @@
+"""API conventions shared by every app: one error shape, roles, pagination, seed-path aliases.
+
+Every 4xx answers ``{"error": {"code": ..., "message": ..., "fields": {...}}}``.
+Services raise ``Conflict`` (409) or ``NotFound`` (404); views never build error JSON by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from django.urls import URLPattern, re_path
+from rest_framework import exceptions, permissions, status
+from rest_framework.pagination import PageNumberPagination
+
+MARKETER = "marketer"
+VIEWER = "viewer"
+INGEST = "ingest"  # service accounts that may only send events
+
+
+class Conflict(exceptions.APIException):
+    """The request is valid but the resource's state forbids it (e.g. ending a draft test)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "The resource is not in a state that allows this."
+
+
+class NotFound(exceptions.NotFound):
+    default_code = "not_found"
+
+
+class BadRequest(exceptions.ValidationError):
+    """A 400 with a field and a reason: ``BadRequest({"days": ["must be one of 7, 30, 90"]})``."""
+
+
+def _flatten(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {str(k): _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(v) for v in detail]
+    return str(detail)
+
+
+def _message(detail: Any, fields: dict) -> str:
+    if isinstance(detail, (str, exceptions.ErrorDetail)):
+        return str(detail)
+    if fields:
+        first, reason = next(iter(fields.items()))
+        while isinstance(reason, (list, dict)) and reason:
+            reason = reason[0] if isinstance(reason, list) else next(iter(reason.values()))
+        if first == "non_field_errors":
+            return str(reason)
+        return f"{first}: {reason}"
+    return "Invalid request."
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def exception_handler(exc: Exception, context: dict) -> Any:
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    elif isinstance(exc, Http404):
+        exc = NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    from rest_framework.views import exception_handler as drf_exception_handler  # DRF's views import this module
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = response.data
+    fields: dict = {}
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(detail) if isinstance(detail, dict) else {"non_field_errors": _flatten(detail)}
+        code = "invalid"
+        message = _message(detail, fields)
+    else:
+        code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        if isinstance(code, dict):
+            code = "error"
+        raw = detail.get("detail", detail) if isinstance(detail, dict) else detail
+        message = str(raw)
+    response.data = error_body(str(code), message, fields)
+    return response
+
+
+def json_error(status_code: int, code: str, message: str) -> JsonResponse:
+    """Django-level (non-DRF) errors in the same shape, e.g. the API's 404 handler."""
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
+class RolePermission(permissions.BasePermission):
+    """Authenticated users read; writes need the ``marketer`` group (or superuser).
+
+    Members of ``ingest`` (service accounts) may only call views that set ``ingest_allowed = True``.
+    """
+
+    message = "Your role may not do this: writes need the 'marketer' role."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if user.is_superuser:
+            return True
+        groups = _group_names(user)
+        if getattr(view, "ingest_allowed", False) and INGEST in groups:
+            return True
+        if groups == {INGEST}:
+            self.message = "This service account may only send events."
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return MARKETER in groups
+
+
+def _group_names(user) -> set[str]:
+    cached = getattr(user, "_marketing_ai_groups", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True))
+        user._marketing_ai_groups = cached
+    return cached
+
+
+def is_marketer(user) -> bool:
+    return bool(user and user.is_authenticated and (user.is_superuser or MARKETER in _group_names(user)))
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def seed_path(route: str, view, name: str | None = None) -> URLPattern:
+    """An alias of a v1 view at one of the seed's paths, with or without a trailing slash.
+
+    ``route`` uses ``<name>`` for a path segment: ``seed_path("analytics/campaign/<campaign_id>/metrics", view)``.
+    """
+    import re
+
+    pattern = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", route.strip("/"))
+    return re_path(rf"^{pattern}/?$", view, name=name)

@@ -1,0 +1,37 @@
+"""URL map. Each app's urls.py exposes three lists, included here:
+
+- ``api_v1_patterns``: DRF routers and views under /api/v1/
+- ``seed_patterns``: thin aliases at the seed's own paths under /api/ (``marketing_ai.api.seed_path``)
+- ``page_patterns``: server-rendered dashboard pages
+"""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from abtests import urls as abtests_urls
+from analytics import urls as analytics_urls
+from campaigns import urls as campaigns_urls
+from marketing_ai import health
+from optimizer import urls as optimizer_urls
+
+APPS = (campaigns_urls, analytics_urls, abtests_urls, optimizer_urls)
+
+api_v1 = [p for app in APPS for p in app.api_v1_patterns]
+seed = [p for app in APPS for p in app.seed_patterns]
+pages = [p for app in APPS for p in app.page_patterns]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/phase4/health", health.phase4_health, name="phase4-health"),
+    path("api/phase4/health/", health.phase4_health),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/v1/", include(api_v1)),
+    path("api/", include(seed)),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include(pages)),
+]
