@@ -142,7 +142,9 @@ def exclusive(name: str) -> Iterator[bool]:
     Elsewhere with Redis: a Redis lock with an expiry (the hard time limit), so a crash frees it.
     SQLite without Redis (demo, bare tests): one process, so a module-level set suffices.
     """
-    key = zlib.crc32(f"marketing_ai.job.{name}".encode())
+    # Scoped by database name: advisory locks are cluster-wide, and test databases run side by side.
+    scope = f"{connection.settings_dict['NAME']}:{name}"
+    key = zlib.crc32(f"marketing_ai.job.{scope}".encode())
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
@@ -158,7 +160,7 @@ def exclusive(name: str) -> Iterator[bool]:
         import redis
 
         client = redis.Redis.from_url(settings.REDIS_URL)
-        lock = client.lock(f"marketing_ai:job:{name}", timeout=settings.CELERY_TASK_TIME_LIMIT, blocking=False)
+        lock = client.lock(f"marketing_ai:job:{scope}", timeout=settings.CELERY_TASK_TIME_LIMIT, blocking=False)
         got = lock.acquire(blocking=False)
         try:
             yield got
