@@ -1,0 +1,169 @@
+"""A/B tests: the test and its variants, who saw which variant, and each analysis.
+
+Table names follow the seed (``ab_tests``, ``ab_test_assignments``, ``ab_test_results``); variants
+live in their own table ``ab_test_variants`` because a test may have more than two arms. The seed's
+``variant_a_name``/``variant_b_name`` are the names of the first two variants (position 0 is control).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from campaigns.models import Campaign, Customer, Offer
+
+CONFIDENCE_MIN = 0.80
+CONFIDENCE_MAX = 0.999
+
+
+def new_test_id() -> str:
+    return f"test_{secrets.token_hex(6)}"
+
+
+class ABTest(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        COMPLETED = "completed"
+
+    class Metric(models.TextChoices):
+        CONVERSION_RATE = "conversion_rate", "conversion rate"
+        REVENUE_PER_USER = "revenue_per_user", "revenue per user"
+
+    test_id = models.CharField(max_length=64, unique=True, default=new_test_id, help_text="Public id, e.g. test_ab12cd34ef56")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="ab_tests")
+    test_name = models.CharField(max_length=200)
+    hypothesis = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    primary_metric = models.CharField(max_length=32, choices=Metric.choices, default=Metric.CONVERSION_RATE)
+    # Metrics that must not get significantly worse for a winner to be declared (subset of Metric values).
+    guardrail_metrics = models.JSONField(default=list, blank=True)
+    sample_size_target = models.PositiveIntegerField(help_text="Planned users across all variants")
+    confidence_level = models.FloatField(
+        default=0.95, validators=[MinValueValidator(CONFIDENCE_MIN), MaxValueValidator(CONFIDENCE_MAX)]
+    )
+    # Sequential tests use always-valid p-values, so looking every day does not inflate false positives.
+    sequential = models.BooleanField(default=False)
+    hashing_seed = models.CharField(max_length=64, blank=True, help_text="Defaults to the test id")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    winner = models.CharField(max_length=64, blank=True, help_text="Winning variant name; empty if none")
+    # What ending the test with apply_winner changed on the campaign, e.g. {"current_offer": "off_25pct"}.
+    applied = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "ab_tests"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.test_name} ({self.test_id})"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.hashing_seed:
+            self.hashing_seed = self.test_id
+        super().save(*args, **kwargs)
+
+    @property
+    def ordered_variants(self) -> list[ABTestVariant]:
+        return sorted(self.variants.all(), key=lambda v: v.position)
+
+    @property
+    def variant_a_name(self) -> str:
+        variants = self.ordered_variants
+        return variants[0].name if variants else ""
+
+    @property
+    def variant_b_name(self) -> str:
+        variants = self.ordered_variants
+        return variants[1].name if len(variants) > 1 else ""
+
+
+class ABTestVariant(models.Model):
+    """One arm. Position 0 is the control. Optional config is what "apply the winner" copies to the campaign."""
+
+    test = models.ForeignKey(ABTest, on_delete=models.CASCADE, related_name="variants")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=64)
+    weight = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    offer = models.ForeignKey(Offer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    send_time = models.TimeField(null=True, blank=True, help_text="UTC send time this variant uses")
+
+    class Meta:
+        db_table = "ab_test_variants"
+        ordering = ["test", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["test", "position"], name="ab_variant_unique_position"),
+            models.UniqueConstraint(fields=["test", "name"], name="ab_variant_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.weight:g})"
+
+
+class ABTestAssignment(models.Model):
+    """The first variant a customer got in a test; asking again returns this row."""
+
+    test = models.ForeignKey(ABTest, on_delete=models.CASCADE, related_name="assignments")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="ab_assignments")
+    variant = models.ForeignKey(ABTestVariant, on_delete=models.CASCADE, related_name="assignments")
+    assigned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "ab_test_assignments"
+        constraints = [models.UniqueConstraint(fields=["test", "customer"], name="ab_assignment_unique_customer")]
+        indexes = [models.Index(fields=["test", "variant"], name="ab_assignment_test_variant")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} -> {self.variant_id} in {self.test_id}"
+
+
+class ABTestResult(models.Model):
+    """One analysis of a test: per-variant figures, the test statistics and the decision."""
+
+    class Decision(models.TextChoices):
+        WINNER = "winner"
+        INCONCLUSIVE = "inconclusive"
+        SRM = "srm", "sample ratio mismatch"
+
+    test = models.ForeignKey(ABTest, on_delete=models.CASCADE, related_name="results")
+    calculated_at = models.DateTimeField(default=timezone.now, db_index=True)
+    method = models.CharField(max_length=32, help_text="fixed (chi-squared / z-test), sequential, or welch")
+    metric = models.CharField(max_length=32, choices=ABTest.Metric.choices)
+    # [{name, users, conversions, rate, revenue_mean, revenue_variance, lift, ci_low, ci_high, p_value,
+    #   p_value_adjusted, chance_to_beat_control, expected_loss}]
+    variants = models.JSONField(default=list)
+    users_total = models.PositiveIntegerField(default=0)
+    variant_a_conversions = models.PositiveIntegerField(default=0)
+    variant_b_conversions = models.PositiveIntegerField(default=0)
+    # Headline figures for the best treatment vs control (percent for lift and its interval).
+    lift = models.FloatField(null=True, blank=True)
+    lift_ci_low = models.FloatField(null=True, blank=True)
+    lift_ci_high = models.FloatField(null=True, blank=True)
+    p_value = models.FloatField(null=True, blank=True)
+    statistical_significance = models.FloatField(null=True, blank=True, help_text="(1 - p) x 100")
+    significant = models.BooleanField(default=False)
+    chi2 = models.FloatField(null=True, blank=True)
+    srm_p_value = models.FloatField(null=True, blank=True)
+    srm_detected = models.BooleanField(default=False)
+    chance_to_beat_control = models.FloatField(null=True, blank=True)
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    winner = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True)
+    users_still_needed = models.PositiveIntegerField(null=True, blank=True)
+    recommended_action = models.TextField(blank=True)
+    # Users and conversions per arm: the hourly job writes a new row only when this changes.
+    fingerprint = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        db_table = "ab_test_results"
+        ordering = ["-calculated_at", "-id"]
+        indexes = [models.Index(fields=["test", "-calculated_at"], name="ab_result_test_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.test_id} {self.decision} at {self.calculated_at:%Y-%m-%d %H:%M}"
