@@ -127,6 +127,9 @@ LOGOUT_REDIRECT_URL = "login"
 # Where trained model artifacts (skops files) are kept.
 MODEL_ARTIFACT_DIR = Path(env("MODEL_ARTIFACT_DIR", default=str(BASE_DIR / "var" / "models")))
 
+# The daily_analytics job re-aggregates this many most recent days, so late events are counted.
+ANALYTICS_WINDOW_DAYS: int = env.int("ANALYTICS_WINDOW_DAYS", default=3)
+
 # --- Security (on when DEBUG is off; `manage.py check --deploy` stays clean) ---
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
