@@ -103,3 +103,81 @@ def anon_api():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+# --- Browser tests (Playwright's sync API driving Debian's Chromium) ---------------------------------
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path, tmp_path_factory):
+    """One headless Chromium for the test session, with a new empty user data dir.
+
+    Playwright's sync API keeps an asyncio loop in this thread, which trips Django's
+    async-safety check on every ORM call from the test; DJANGO_ALLOW_ASYNC_UNSAFE turns the
+    check off for the browser tests only (set here, restored when the session ends).
+    """
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    playwright = sync_playwright().start()
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")),
+        executable_path=chromium_path,
+        headless=True,
+        args=CHROMIUM_ARGS,
+    )
+    try:
+        yield context
+    finally:
+        context.close()
+        playwright.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab with no cookies; closed after the test."""
+    browser.clear_cookies()
+    tab = browser.new_page()
+    tab.set_default_timeout(15_000)
+    yield tab
+    tab.close()
+    browser.clear_cookies()
+
+
+@pytest.fixture
+def logged_in_page(page, live_server, make_user):
+    """``(page, base_url)``: a marketer logged in through the real login form of ``live_server``.
+
+    Recipe for a page test in another app::
+
+        pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+        def test_overview_draws_its_chart(logged_in_page):
+            page, base = logged_in_page
+            page.goto(f"{base}/analytics/")
+            page.wait_for_selector(".chart .main-svg")
+
+    ``transaction=True`` is needed because the live server runs in another thread and must see
+    the rows the test commits (build data with the factories before ``page.goto``).
+    Without Chromium the test skips outside CI (and fails with CI=true).
+    """
+    make_user("browser-marketer", "marketer", password="browser-pw-for-tests")
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", "browser-marketer")
+    page.fill("input[name=password]", "browser-pw-for-tests")
+    page.click("form[action$='/accounts/login/'] button[type=submit]")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    return page, live_server.url

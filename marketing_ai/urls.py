@@ -12,7 +12,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from abtests import urls as abtests_urls
 from analytics import urls as analytics_urls
 from campaigns import urls as campaigns_urls
-from marketing_ai import health
+from marketing_ai import health, views
 from optimizer import urls as optimizer_urls
 
 APPS = (campaigns_urls, analytics_urls, abtests_urls, optimizer_urls)
@@ -33,5 +33,6 @@ urlpatterns = [
     path("api/", include(seed)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", views.home, name="home"),
     path("", include(pages)),
 ]
