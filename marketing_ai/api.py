@@ -81,6 +81,9 @@ def exception_handler(exc: Exception, context: dict) -> Any:
         fields = _flatten(detail) if isinstance(detail, dict) else {"non_field_errors": _flatten(detail)}
         code = "invalid"
         message = _message(detail, fields)
+        # An error may carry JSON-typed fields (e.g. ingestion's {"rows": [{"index": 3, ...}]}).
+        fields = getattr(exc, "typed_fields", None) or fields
+        message = getattr(exc, "typed_message", None) or message
     else:
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         if isinstance(code, dict):
