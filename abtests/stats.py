@@ -1,0 +1,797 @@
+"""The A/B testing statistics engine: pure numpy/scipy, no Django.
+
+Every public function takes plain numbers or sequences and returns a frozen dataclass (or a number).
+Arm 0 is always the control. The methods, formulas, edge cases and references are documented in
+``docs/statistics.md``; ``tests/abtests/test_stats.py`` compares every statistic with scipy/statsmodels.
+
+Contract used by the rest of the app (see docs/statistics.md for the full list):
+``proportions_test``, ``welch_test``, ``srm_p_value`` + ``SRM_THRESHOLD``, ``chance_to_beat_control``,
+``sample_size``, ``days_needed``, ``sequential_test``, ``hash_bucket``, ``choose_variant``, ``analyze``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+# An SRM p-value below this blocks declaring a winner (the threshold GrowthBook and Optimizely use).
+SRM_THRESHOLD = 0.001
+MIN_CONFIDENCE = 0.80
+MAX_CONFIDENCE = 0.999
+
+_FNV32_OFFSET_BASIS = 0x811C9DC5
+_FNV32_PRIME = 0x01000193
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_confidence(confidence_level: float, name: str = "confidence_level") -> float:
+    try:
+        level = float(confidence_level)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number between {MIN_CONFIDENCE} and {MAX_CONFIDENCE}") from None
+    if not (MIN_CONFIDENCE <= level <= MAX_CONFIDENCE):
+        raise ValueError(f"{name} must be between {MIN_CONFIDENCE} and {MAX_CONFIDENCE}, got {confidence_level}")
+    return level
+
+
+def _as_counts(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
+    """A 1-D float array of non-negative whole numbers (counts may exceed 2**31, so float64)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a flat list of numbers, one per arm")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must contain finite numbers")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must not be negative (arm {int(np.argmax(arr < 0))} is {arr[arr < 0][0]:g})")
+    if np.any(arr != np.floor(arr)):
+        raise ValueError(f"{name} must be whole numbers")
+    return arr
+
+
+def _check_users_conversions(users, conversions) -> tuple[np.ndarray, np.ndarray]:
+    n = _as_counts(users, "users")
+    c = _as_counts(conversions, "conversions")
+    if n.shape != c.shape:
+        raise ValueError(f"users and conversions must have the same length ({n.size} != {c.size})")
+    if n.size < 2:
+        raise ValueError("at least two arms are needed (arm 0 is the control)")
+    if np.any(c > n):
+        arm = int(np.argmax(c > n))
+        raise ValueError(f"arm {arm} has more conversions ({c[arm]:g}) than users ({n[arm]:g})")
+    if n[0] == 0:
+        raise ValueError("the control arm (arm 0) has no users")
+    return n, c
+
+
+def _holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment (Holm 1979): monotone, capped at 1."""
+    m = p_values.size
+    order = np.argsort(p_values, kind="mergesort")
+    stepped = np.minimum(1.0, (m - np.arange(m)) * p_values[order])
+    adjusted_sorted = np.maximum.accumulate(stepped)
+    adjusted = np.empty(m)
+    adjusted[order] = adjusted_sorted
+    return adjusted
+
+
+def _z(confidence_level: float) -> float:
+    """Two-sided critical value z_{1 - alpha/2}."""
+    return float(special.ndtri(0.5 + confidence_level / 2.0))
+
+
+# --------------------------------------------------------------------------------------------------
+# Frequentist test of conversion rates
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArmResult:
+    """One arm of a conversion-rate test, compared with the control (arm 0).
+
+    ``lift`` is relative ((rate - control) / control), ``abs_lift`` the difference in rates.
+    ``ci_low``/``ci_high``: the delta-method interval of the relative lift; ``abs_ci_low``/``abs_ci_high``:
+    the Wald (unpooled) interval of the absolute lift. The relative quantities are ``None`` when the
+    control converted nobody (a relative lift over zero is undefined); ``note`` then says why.
+    For the control itself lift, abs_lift and the intervals are 0 and the p-values 1.
+    """
+
+    index: int
+    users: int
+    conversions: int
+    rate: float
+    lift: float | None
+    abs_lift: float
+    ci_low: float | None
+    ci_high: float | None
+    abs_ci_low: float
+    abs_ci_high: float
+    z: float
+    p_value: float
+    p_value_adjusted: float
+    significant: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ProportionsResult:
+    chi2: float
+    p_value: float
+    dof: int
+    confidence_level: float
+    arms: list[ArmResult]
+
+    @property
+    def control(self) -> ArmResult:
+        return self.arms[0]
+
+    @property
+    def treatments(self) -> list[ArmResult]:
+        return self.arms[1:]
+
+
+def proportions_test(
+    users: Sequence[int], conversions: Sequence[int], confidence_level: float = 0.95
+) -> ProportionsResult:
+    """Compare the conversion rates of k >= 2 arms (arm 0 = control).
+
+    - Overall: Pearson's chi-squared on the 2 x k table, no continuity correction, dof = k - 1
+      (equal to ``scipy.stats.chi2_contingency(table, correction=False)``).
+    - Per treatment arm vs control: two-sided pooled two-proportion z-test (equal to statsmodels'
+      ``proportions_ztest``), Wald interval of the absolute lift, delta-method interval of the relative
+      lift, and Holm-adjusted p-values over the k - 1 comparisons when k > 2.
+
+    Edge cases (never an exception, never NaN): no conversions anywhere (or everyone converted) gives
+    chi2 = 0, p = 1; a treatment with zero users gets rate 0, p = 1 and is left out of the chi-squared
+    (dof shrinks); zero control conversions gives relative lift/intervals ``None`` with a note.
+    """
+    level = _check_confidence(confidence_level)
+    n, c = _check_users_conversions(users, conversions)
+    k = n.size
+    z_crit = _z(level)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = np.where(n > 0, c / n, 0.0)
+
+    # Pearson chi-squared over arms that have users. For a 2 x k table it reduces to
+    # sum_j (c_j - n_j p)^2 / (n_j p (1 - p)) with p the pooled rate.
+    present = n > 0
+    n_p, c_p = n[present], c[present]
+    total_n, total_c = n_p.sum(), c_p.sum()
+    pooled = total_c / total_n
+    dof = int(present.sum()) - 1
+    if 0.0 < pooled < 1.0 and dof > 0:
+        chi2 = float(np.sum((c_p - n_p * pooled) ** 2 / n_p) / (pooled * (1.0 - pooled)))
+        chi2_p = float(special.chdtrc(dof, chi2))
+    else:
+        chi2, chi2_p = 0.0, 1.0
+
+    # Per-arm comparisons with the control (vectorised over treatments).
+    n0, c0, r0 = n[0], c[0], rates[0]
+    nt, ct, rt = n[1:], c[1:], rates[1:]
+    has_users = nt > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pair_pool = (ct + c0) / (nt + n0)
+        se_pooled = np.sqrt(pair_pool * (1.0 - pair_pool) * (1.0 / nt + 1.0 / n0))
+        diff = rt - r0
+        z = np.where(se_pooled > 0, diff / se_pooled, 0.0)
+        p = np.where(se_pooled > 0, 2.0 * special.ndtr(-np.abs(z)), 1.0)
+        var_t = np.where(has_users, rt * (1.0 - rt) / nt, 0.0)
+        var_0 = r0 * (1.0 - r0) / n0
+        se_abs = np.sqrt(var_t + var_0)
+        # Delta method for g(rt, r0) = rt / r0 - 1: grad = (1/r0, -rt/r0^2).
+        if r0 > 0:
+            lift = rt / r0 - 1.0
+            se_rel = np.sqrt(var_t / r0**2 + rt**2 * var_0 / r0**4)
+    z = np.where(has_users, z, 0.0)
+    p = np.where(has_users, p, 1.0)
+    diff = np.where(has_users, diff, 0.0)
+    p_adj = _holm(p) if k > 2 else p.copy()
+    alpha = 1.0 - level
+
+    arms = [
+        ArmResult(
+            index=0, users=int(n0), conversions=int(c0), rate=float(r0), lift=0.0, abs_lift=0.0,
+            ci_low=0.0, ci_high=0.0, abs_ci_low=0.0, abs_ci_high=0.0, z=0.0, p_value=1.0,
+            p_value_adjusted=1.0, significant=False, note="control",
+        )
+    ]
+    for j in range(k - 1):
+        note = ""
+        if not has_users[j]:
+            lift_j = ci_lo = ci_hi = None
+            abs_lo = abs_hi = 0.0
+            note = "no users in this arm yet"
+        else:
+            abs_lo = float(diff[j] - z_crit * se_abs[j])
+            abs_hi = float(diff[j] + z_crit * se_abs[j])
+            if r0 > 0:
+                lift_j = float(lift[j])
+                ci_lo = float(lift[j] - z_crit * se_rel[j])
+                ci_hi = float(lift[j] + z_crit * se_rel[j])
+            else:
+                lift_j = ci_lo = ci_hi = None
+                note = "the control has no conversions, so a relative lift is undefined; see abs_lift"
+        arms.append(
+            ArmResult(
+                index=j + 1, users=int(nt[j]), conversions=int(ct[j]), rate=float(rt[j]), lift=lift_j,
+                abs_lift=float(diff[j]), ci_low=ci_lo, ci_high=ci_hi, abs_ci_low=abs_lo, abs_ci_high=abs_hi,
+                z=float(z[j]), p_value=float(p[j]), p_value_adjusted=float(p_adj[j]),
+                significant=bool(p_adj[j] < alpha), note=note,
+            )
+        )
+    return ProportionsResult(chi2=chi2, p_value=chi2_p, dof=max(dof, 0), confidence_level=level, arms=arms)
+
+
+# --------------------------------------------------------------------------------------------------
+# Welch's t-test for revenue per user
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WelchArm:
+    """One arm of a revenue-per-user comparison with the control (arm 0).
+
+    ``diff`` = mean - control mean with a Welch t interval; ``rel_diff`` = diff / control mean with a
+    delta-method (normal) interval, ``None`` when the control mean is 0.
+    """
+
+    index: int
+    n: int
+    mean: float
+    variance: float
+    diff: float
+    diff_ci_low: float
+    diff_ci_high: float
+    rel_diff: float | None
+    rel_ci_low: float | None
+    rel_ci_high: float | None
+    t: float
+    dof: float
+    p_value: float
+    p_value_adjusted: float
+    significant: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    confidence_level: float
+    arms: list[WelchArm]
+
+
+def welch_test(
+    mean: Sequence[float], variance: Sequence[float], n: Sequence[int], confidence_level: float = 0.95
+) -> WelchResult:
+    """Welch's unequal-variance t-test of each treatment's mean against the control's.
+
+    ``variance`` is the sample variance (ddof=1) of the per-user metric. Equal to
+    ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``. Holm-adjusted when k > 2.
+    Edge case: both variances 0 gives t = 0 and p = 1 when the means are equal, else p = 0 and t = +-1e308
+    is avoided by reporting t = 0.0 with a note (the difference is exact, not estimated).
+    """
+    level = _check_confidence(confidence_level)
+    m = np.asarray(mean, dtype=np.float64)
+    v = np.asarray(variance, dtype=np.float64)
+    nn = _as_counts(n, "n")
+    if not (m.shape == v.shape == nn.shape) or m.ndim != 1:
+        raise ValueError("mean, variance and n must be flat lists of the same length")
+    if m.size < 2:
+        raise ValueError("at least two arms are needed (arm 0 is the control)")
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(v))):
+        raise ValueError("mean and variance must be finite numbers")
+    if np.any(v < 0):
+        raise ValueError("variance must not be negative")
+    if np.any(nn < 2):
+        raise ValueError(f"every arm needs at least 2 users for a variance (arm {int(np.argmax(nn < 2))})")
+    alpha = 1.0 - level
+    z_crit = _z(level)
+    s0 = v[0] / nn[0]
+    st = v[1:] / nn[1:]
+    se = np.sqrt(st + s0)
+    diff = m[1:] - m[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dof = (st + s0) ** 2 / (st**2 / (nn[1:] - 1) + s0**2 / (nn[0] - 1))
+        t = diff / se
+    degenerate = se == 0
+    dof = np.where(degenerate, nn[1:] + nn[0] - 2, dof)
+    t = np.where(degenerate, 0.0, t)
+    p = np.where(degenerate, np.where(diff == 0, 1.0, 0.0), 2.0 * special.stdtr(dof, -np.abs(t)))
+    t_crit = special.stdtrit(dof, 0.5 + level / 2.0)
+    p_adj = _holm(p) if m.size > 2 else p.copy()
+    arms = [
+        WelchArm(index=0, n=int(nn[0]), mean=float(m[0]), variance=float(v[0]), diff=0.0, diff_ci_low=0.0,
+                 diff_ci_high=0.0, rel_diff=0.0, rel_ci_low=0.0, rel_ci_high=0.0, t=0.0, dof=0.0, p_value=1.0,
+                 p_value_adjusted=1.0, significant=False, note="control")
+    ]
+    for j in range(m.size - 1):
+        note = "both arms have zero variance; the difference is exact" if degenerate[j] else ""
+        if m[0] != 0:
+            rel = diff[j] / m[0]
+            se_rel = math.sqrt(st[j] / m[0] ** 2 + m[j + 1] ** 2 * s0 / m[0] ** 4)
+            rel_lo, rel_hi = rel - z_crit * se_rel, rel + z_crit * se_rel
+        else:
+            rel = rel_lo = rel_hi = None
+            note = note or "the control mean is 0, so a relative difference is undefined"
+        arms.append(
+            WelchArm(
+                index=j + 1, n=int(nn[j + 1]), mean=float(m[j + 1]), variance=float(v[j + 1]), diff=float(diff[j]),
+                diff_ci_low=float(diff[j] - t_crit[j] * se[j]), diff_ci_high=float(diff[j] + t_crit[j] * se[j]),
+                rel_diff=None if rel is None else float(rel),
+                rel_ci_low=None if rel_lo is None else float(rel_lo),
+                rel_ci_high=None if rel_hi is None else float(rel_hi),
+                t=float(t[j]), dof=float(dof[j]), p_value=float(p[j]), p_value_adjusted=float(p_adj[j]),
+                significant=bool(p_adj[j] < alpha), note=note,
+            )
+        )
+    return WelchResult(confidence_level=level, arms=arms)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sample ratio mismatch
+# --------------------------------------------------------------------------------------------------
+
+
+def srm_p_value(users: Sequence[int], weights: Sequence[float]) -> float:
+    """Chi-squared goodness of fit of the observed users per arm against the configured traffic weights.
+
+    Arms with weight 0 are dropped (as GrowthBook does); the remaining weights are renormalised.
+    Returns 1.0 when there are no users or fewer than two weighted arms. Equal to
+    ``scipy.stats.chisquare(observed, expected)``. A value below ``SRM_THRESHOLD`` means the split is broken.
+    """
+    n = _as_counts(users, "users")
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != n.shape:
+        raise ValueError(f"users and weights must have the same length ({n.size} != {w.size})")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be non-negative numbers")
+    keep = w > 0
+    if not keep.any():
+        raise ValueError("at least one weight must be positive")
+    n, w = n[keep], w[keep]
+    total = n.sum()
+    if total == 0 or n.size < 2:
+        return 1.0
+    expected = total * w / w.sum()
+    chi2 = float(np.sum((n - expected) ** 2 / expected))
+    return float(special.chdtrc(n.size - 1, chi2))
+
+
+# --------------------------------------------------------------------------------------------------
+# Bayesian chance to beat control
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BayesArm:
+    """Posterior comparison of one treatment with the control under Beta(1, 1) priors.
+
+    ``chance_to_beat_control`` = P(rate_t > rate_c | data); ``expected_loss`` = E[max(rate_c - rate_t, 0)]
+    (the conversion rate given up, on average, by shipping this arm); ``control_expected_loss`` =
+    E[max(rate_t - rate_c, 0)] (given up by keeping the control).
+    """
+
+    index: int
+    chance_to_beat_control: float
+    expected_loss: float
+    control_expected_loss: float
+
+
+@dataclass(frozen=True)
+class BayesResult:
+    method: str  # "quadrature" or "monte_carlo"
+    arms: list[BayesArm]  # treatments only (index 1..k-1)
+
+
+# Gauss-Legendre nodes on (0, 1), used for the posterior integrals.
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(256)
+_GL_U = (_GL_NODES + 1.0) / 2.0
+_GL_W = _GL_WEIGHTS / 2.0
+
+
+def _beta_sd(a: float, b: float) -> float:
+    return math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0)))
+
+
+def _prob_greater(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
+    """P(X > Y) for independent X ~ Beta(a_x, b_x), Y ~ Beta(a_y, b_y) by quadrature.
+
+    Integrate over the quantiles of the *narrower* posterior (u = F(v)) so the integrand, a CDF of the
+    wider one, is smooth on (0, 1); 256-point Gauss-Legendre then gives ~1e-9 accuracy.
+    """
+    if _beta_sd(a_x, b_x) <= _beta_sd(a_y, b_y):
+        x = special.betaincinv(a_x, b_x, _GL_U)  # P(X > Y) = E_X[F_Y(X)]
+        return float(np.dot(_GL_W, special.betainc(a_y, b_y, x)))
+    y = special.betaincinv(a_y, b_y, _GL_U)  # P(X > Y) = E_Y[1 - F_X(Y)]
+    return float(np.dot(_GL_W, special.betaincc(a_x, b_x, y)))
+
+
+def _expected_shortfall(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
+    """E[max(Y - X, 0)] for independent Betas, by the same quadrature.
+
+    E[(Y - x)+] = mean_Y * S_{Beta(a_y+1, b_y)}(x) - x * S_Y(x) (the size-biased Beta identity).
+    """
+    mean_x, mean_y = a_x / (a_x + b_x), a_y / (a_y + b_y)
+    if _beta_sd(a_x, b_x) <= _beta_sd(a_y, b_y):
+        x = special.betaincinv(a_x, b_x, _GL_U)
+        inner = mean_y * special.betaincc(a_y + 1.0, b_y, x) - x * special.betaincc(a_y, b_y, x)
+    else:
+        y = special.betaincinv(a_y, b_y, _GL_U)
+        # E[(y - X)+] = y F_X(y) - mean_X F_{Beta(a_x+1, b_x)}(y)
+        inner = y * special.betainc(a_x, b_x, y) - mean_x * special.betainc(a_x + 1.0, b_x, y)
+    return max(0.0, float(np.dot(_GL_W, np.maximum(inner, 0.0))))
+
+
+def chance_to_beat_control(
+    users: Sequence[int], conversions: Sequence[int], draws: int | None = None, seed: int | None = None
+) -> BayesResult:
+    """Per treatment arm: P(rate > control rate) and expected losses, Beta(1, 1) priors.
+
+    By default computed by 256-point Gauss-Legendre quadrature (accurate to ~1e-8, deterministic).
+    Pass ``draws`` to use seeded Monte Carlo instead (precision ~ 0.5/sqrt(draws)).
+    """
+    n, c = _check_users_conversions(users, conversions)
+    a = c + 1.0
+    b = n - c + 1.0
+    arms: list[BayesArm] = []
+    if draws is not None:
+        if int(draws) < 1000:
+            raise ValueError("draws must be at least 1000")
+        rng = np.random.default_rng(seed)
+        control = rng.beta(a[0], b[0], size=int(draws))
+        for j in range(1, n.size):
+            t = rng.beta(a[j], b[j], size=int(draws))
+            arms.append(BayesArm(
+                index=j, chance_to_beat_control=float(np.mean(t > control)),
+                expected_loss=float(np.mean(np.maximum(control - t, 0.0))),
+                control_expected_loss=float(np.mean(np.maximum(t - control, 0.0))),
+            ))
+        return BayesResult(method="monte_carlo", arms=arms)
+    for j in range(1, n.size):
+        arms.append(BayesArm(
+            index=j,
+            chance_to_beat_control=min(1.0, max(0.0, _prob_greater(a[j], b[j], a[0], b[0]))),
+            expected_loss=_expected_shortfall(a[j], b[j], a[0], b[0]),
+            control_expected_loss=_expected_shortfall(a[0], b[0], a[j], b[j]),
+        ))
+    return BayesResult(method="quadrature", arms=arms)
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning: sample size and duration
+# --------------------------------------------------------------------------------------------------
+
+
+def sample_size(
+    baseline_rate: float, mde: float, confidence_level: float = 0.95, power: float = 0.8, arms: int = 2
+) -> int:
+    """Users needed per arm to detect a relative lift ``mde`` over ``baseline_rate`` (two-sided).
+
+    n = (z_{1-a/2} sqrt(2 p (1-p)) + z_{1-b} sqrt(p1 (1-p1) + p2 (1-p2)))^2 / (p2 - p1)^2,
+    p2 = p1 (1 + mde), p = (p1 + p2) / 2; alpha is Bonferroni-divided by (arms - 1) when arms > 2.
+    Rounded up.
+    """
+    level = _check_confidence(confidence_level)
+    p1 = float(baseline_rate)
+    if not (0.0 < p1 < 1.0):
+        raise ValueError(f"baseline_rate must be between 0 and 1 (exclusive), got {baseline_rate}")
+    mde = float(mde)
+    if mde == 0 or not math.isfinite(mde):
+        raise ValueError("mde (relative minimum detectable effect) must be a non-zero number")
+    p2 = p1 * (1.0 + mde)
+    if not (0.0 < p2 < 1.0):
+        raise ValueError(f"baseline_rate * (1 + mde) must be between 0 and 1, got {p2:g}")
+    power = float(power)
+    if not (0.5 <= power < 1.0):
+        raise ValueError(f"power must be between 0.5 and 1 (exclusive), got {power}")
+    arms = int(arms)
+    if arms < 2:
+        raise ValueError("arms must be at least 2")
+    alpha = (1.0 - level) / (arms - 1 if arms > 2 else 1)
+    z_a = float(special.ndtri(1.0 - alpha / 2.0))
+    z_b = float(special.ndtri(power))
+    p_bar = (p1 + p2) / 2.0
+    n = (z_a * math.sqrt(2.0 * p_bar * (1.0 - p_bar)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (
+        p2 - p1
+    ) ** 2
+    # Guard against 1e-12 float noise pushing an exact integer to the next one.
+    return int(math.ceil(n - 1e-9))
+
+
+def days_needed(n_per_arm: int, arms: int, daily_traffic: float) -> int:
+    """Whole days to collect ``n_per_arm`` users in each of ``arms`` arms at ``daily_traffic`` users/day."""
+    if int(n_per_arm) < 0:
+        raise ValueError("n_per_arm must not be negative")
+    if int(arms) < 1:
+        raise ValueError("arms must be at least 1")
+    if not (float(daily_traffic) > 0):
+        raise ValueError("daily_traffic must be positive")
+    return int(math.ceil(int(n_per_arm) * int(arms) / float(daily_traffic)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Sequential testing: always-valid p-values and confidence sequences
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SequentialArm:
+    """One treatment arm under continuous monitoring.
+
+    ``p_value`` is always valid (may be checked after every new user); ``p_value_adjusted`` is Holm over
+    the k - 1 comparisons. ``cs_low``/``cs_high``: confidence sequence of the absolute lift;
+    ``lift_cs_low``/``lift_cs_high``: of the relative lift (None when the control rate is 0).
+    """
+
+    index: int
+    abs_lift: float
+    cs_low: float
+    cs_high: float
+    lift: float | None
+    lift_cs_low: float | None
+    lift_cs_high: float | None
+    p_value: float
+    p_value_adjusted: float
+    significant: bool
+
+
+@dataclass(frozen=True)
+class SequentialResult:
+    confidence_level: float
+    arms: list[SequentialArm]  # treatments only (index 1..k-1)
+    safe_to_stop: bool
+    reason: str
+
+
+def _sequential_mixing(planned_users: float | None, alpha: float) -> float:
+    """The normal mixture's tuning rho^2, chosen so the boundary is tightest at the planned sample size.
+
+    rho^2 = (-2 ln alpha + ln(1 - 2 ln alpha)) / N*, Howard et al. (2021) eq. for the optimal mixture.
+    """
+    if planned_users is None or planned_users <= 0:
+        planned_users = 10_000.0
+    return (-2.0 * math.log(alpha) + math.log(1.0 - 2.0 * math.log(alpha))) / float(planned_users)
+
+
+def sequential_test(
+    users: Sequence[int],
+    conversions: Sequence[int],
+    confidence_level: float = 0.95,
+    planned_users: int | None = None,
+    previous_p_values: Sequence[float] | None = None,
+) -> SequentialResult:
+    """Always-valid inference for conversion rates (safe to look every day).
+
+    Asymptotic confidence sequences with a normal mixture (Howard, Ramdas, McAuliffe & Sekhon 2021;
+    Waudby-Smith et al. 2023), equivalently the mSPRT of Johari et al. (2017): with N the users in the
+    pair, d the difference in rates and sigma^2 = N (v_t/n_t + v_c/n_c),
+    the radius is sigma sqrt(2 (N rho^2 + 1) / (N^2 rho^2) * ln(sqrt(N rho^2 + 1) / alpha)).
+    The always-valid p-value is min(1, 1/Lambda) with Lambda the mixture likelihood ratio; pass the
+    ``previous_p_values`` stored from the last look to keep it the running minimum.
+    ``planned_users`` (users per pair of arms at the planned end) tunes where the boundary is tightest.
+    """
+    level = _check_confidence(confidence_level)
+    n, c = _check_users_conversions(users, conversions)
+    k = n.size
+    alpha = 1.0 - level
+    rates = np.where(n > 0, c / np.maximum(n, 1), 0.0)
+    per_arm_planned = None if planned_users is None else float(planned_users)
+    rho2 = _sequential_mixing(per_arm_planned, alpha)
+    # Bonferroni for the CS over k - 1 comparisons (p-values get Holm below).
+    alpha_cs = alpha / (k - 1)
+    r0 = float(rates[0])
+    arms_raw = []
+    p_current = np.ones(k - 1)
+    for j in range(1, k):
+        nj, rj = float(n[j]), float(rates[j])
+        var = (rj * (1 - rj) / nj if nj > 0 else 0.0) + r0 * (1 - r0) / n[0]
+        total = n[0] + nj
+        d = rj - r0
+        if nj == 0 or var == 0:
+            arms_raw.append((d, -math.inf, math.inf, None, None, None, 1.0))
+            continue
+        sigma2 = total * var
+        nr2 = total * rho2
+        radius_factor = math.sqrt(2.0 * (nr2 + 1.0) / (total**2 * rho2) * math.log(math.sqrt(nr2 + 1.0) / alpha_cs))
+        radius = math.sqrt(sigma2) * radius_factor
+        # log Lambda = -0.5 ln(1 + N rho^2) + (d^2 / var) * N rho^2 / (2 (1 + N rho^2))
+        log_lambda = -0.5 * math.log1p(nr2) + (d * d / var) * nr2 / (2.0 * (1.0 + nr2))
+        p_current[j - 1] = min(1.0, math.exp(-log_lambda))
+        if r0 > 0:
+            lift = rj / r0 - 1.0
+            var_rel = (rj * (1 - rj) / nj) / r0**2 + rj**2 * (r0 * (1 - r0) / n[0]) / r0**4
+            rel_radius = math.sqrt(total * var_rel) * radius_factor
+            arms_raw.append((d, d - radius, d + radius, lift, lift - rel_radius, lift + rel_radius, None))
+        else:
+            arms_raw.append((d, d - radius, d + radius, None, None, None, None))
+    if previous_p_values is not None:
+        prev = np.asarray(previous_p_values, dtype=np.float64)
+        if prev.shape != p_current.shape:
+            raise ValueError("previous_p_values must have one value per treatment arm")
+        p_current = np.minimum(p_current, prev)
+    p_adj = _holm(p_current) if k > 2 else p_current.copy()
+    arms = []
+    for j, (d, lo, hi, lift, llo, lhi, _) in enumerate(arms_raw):
+        arms.append(SequentialArm(
+            index=j + 1, abs_lift=float(d), cs_low=float(lo), cs_high=float(hi), lift=lift,
+            lift_cs_low=llo, lift_cs_high=lhi, p_value=float(p_current[j]), p_value_adjusted=float(p_adj[j]),
+            significant=bool(p_adj[j] < alpha),
+        ))
+    crossed = [a for a in arms if a.significant]
+    if crossed:
+        names = ", ".join(f"arm {a.index}" for a in crossed)
+        safe, reason = True, (
+            f"{names} crossed the always-valid boundary at {level:.0%} confidence; stopping now is safe"
+        )
+    elif planned_users is not None and (n[0] + n[1:].max()) >= planned_users:
+        safe, reason = True, "the planned sample is reached without crossing the boundary; stop: no detectable difference"
+    else:
+        safe, reason = False, "no arm has crossed the always-valid boundary yet; keep running (looking again is safe)"
+    return SequentialResult(confidence_level=level, arms=arms, safe_to_stop=safe, reason=reason)
+
+
+# --------------------------------------------------------------------------------------------------
+# Deterministic assignment (GrowthBook hash v2)
+# --------------------------------------------------------------------------------------------------
+
+
+def fnv1a32(text: str) -> int:
+    """32-bit FNV-1a over the string's code points (as GrowthBook's SDKs do)."""
+    h = _FNV32_OFFSET_BASIS
+    for ch in text:
+        h ^= ord(ch)
+        h = (h * _FNV32_PRIME) & 0xFFFFFFFF
+    return h
+
+
+def hash_bucket(seed: str, user_id: str) -> float:
+    """GrowthBook hash version 2: ``fnv1a32(str(fnv1a32(seed + user_id))) % 10000 / 10000`` in [0, 1)."""
+    return (fnv1a32(str(fnv1a32(str(seed) + str(user_id)))) % 10000) / 10000
+
+
+def choose_variant(bucket: float, weights: Sequence[float]) -> int:
+    """Index of the arm whose cumulative-weight range [start, end) holds ``bucket``.
+
+    ``weights`` must be non-negative and sum to 1 (within 1e-6). Zero-weight arms are never chosen.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or w.size < 1:
+        raise ValueError("weights must be a non-empty list of numbers")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be non-negative numbers")
+    if abs(w.sum() - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1, got {w.sum():g}")
+    b = float(bucket)
+    if not (0.0 <= b < 1.0):
+        raise ValueError(f"bucket must be in [0, 1), got {bucket}")
+    cumulative = 0.0
+    last_positive = int(np.flatnonzero(w > 0)[-1])
+    for i, wi in enumerate(w):
+        cumulative += wi
+        if wi > 0 and (b < cumulative or i == last_positive):
+            return i
+    return last_positive  # pragma: no cover - unreachable: the last positive arm catches rounding
+
+
+# --------------------------------------------------------------------------------------------------
+# The decision rule
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The verdict on a conversion-rate test.
+
+    ``decision``: "winner", "inconclusive" or "srm". ``winner`` is the winning arm's index (None unless
+    decision == "winner"; it may be 0 when the control beats every treatment). ``users_needed``: more
+    users (all arms together) still needed to reach the plan, 0 when reached.
+    """
+
+    decision: str
+    winner: int | None
+    reason: str
+    recommended_action: str
+    users_needed: int
+    srm_p_value: float
+    srm: bool
+    method: str
+    proportions: ProportionsResult
+    bayes: BayesResult
+    sequential: SequentialResult | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def analyze(
+    users: Sequence[int],
+    conversions: Sequence[int],
+    weights: Sequence[float] | None = None,
+    confidence_level: float = 0.95,
+    sample_size_target: int | None = None,
+    method: str = "fixed",
+    previous_p_values: Sequence[float] | None = None,
+    names: Sequence[str] | None = None,
+) -> Analysis:
+    """Apply the issue's rule: a winner only when significant at the test's confidence level, no SRM,
+    and the planned sample reached (``sample_size_target`` = total users over all arms), or, with
+    ``method="sequential"``, the always-valid boundary crossed. Otherwise "inconclusive" with the reason
+    and the users still needed, or "srm" when the split is broken.
+    """
+    if method not in ("fixed", "sequential"):
+        raise ValueError('method must be "fixed" or "sequential"')
+    level = _check_confidence(confidence_level)
+    n, c = _check_users_conversions(users, conversions)
+    k = n.size
+    if weights is None:
+        weights = [1.0 / k] * k
+    if len(weights) != k:
+        raise ValueError(f"weights must have one value per arm ({len(weights)} != {k})")
+    labels = list(names) if names is not None else [("control" if i == 0 else f"arm {i}") for i in range(k)]
+    if len(labels) != k:
+        raise ValueError("names must have one value per arm")
+    if sample_size_target is not None and int(sample_size_target) < 0:
+        raise ValueError("sample_size_target must not be negative")
+    props = proportions_test(n, c, level)
+    bayes = chance_to_beat_control(n, c)
+    srm_p = srm_p_value(n, weights)
+    srm = srm_p < SRM_THRESHOLD
+    total = int(n.sum())
+    target = int(sample_size_target) if sample_size_target else 0
+    users_needed = max(0, target - total)
+    seq = None
+    if method == "sequential":
+        seq = sequential_test(n, c, level, planned_users=(2 * target / k) if target else None,
+                              previous_p_values=previous_p_values)
+        sig_arms = [a.index for a in seq.arms if a.significant]
+        effects = {a.index: a.abs_lift for a in seq.arms}
+    else:
+        sig_arms = [a.index for a in props.treatments if a.significant]
+        effects = {a.index: a.abs_lift for a in props.treatments}
+
+    common = dict(users_needed=users_needed, srm_p_value=srm_p, srm=srm, method=method,
+                  proportions=props, bayes=bayes, sequential=seq)
+    if srm:
+        return Analysis(
+            decision="srm", winner=None,
+            reason=(f"sample ratio mismatch: the users per arm {[int(x) for x in n]} do not fit the configured "
+                    f"weights (p = {srm_p:.2g} < {SRM_THRESHOLD}); results cannot be trusted"),
+            recommended_action="Stop and investigate the split: assignment or tracking is broken.", **common,
+        )
+    reached = target == 0 or total >= target
+    if method == "fixed" and not reached:
+        return Analysis(
+            decision="inconclusive", winner=None,
+            reason=f"the planned sample is not reached yet ({total} of {target} users)",
+            recommended_action=f"Keep running: about {users_needed} more users are needed.", **common,
+        )
+    if not sig_arms:
+        if method == "sequential" and not (seq and seq.safe_to_stop):
+            reason = "no arm has crossed the always-valid boundary yet"
+            action = (f"Keep running: about {users_needed} more users to the plan." if users_needed
+                      else "Keep running, or stop: no difference is detectable at this sample size.")
+        else:
+            reason = f"no difference is significant at {level:.0%} confidence"
+            action = "Stop: no variant differs detectably from the control; keep the control."
+        return Analysis(decision="inconclusive", winner=None, reason=reason, recommended_action=action, **common)
+    best = max(sig_arms, key=lambda i: effects[i])
+    if effects[best] > 0:
+        winner = best
+        action = f"Ship {labels[best]}: it beats the control by {props.arms[best].abs_lift:+.4f} in conversion rate."
+    elif all(effects[i] < 0 for i in sig_arms) and len(sig_arms) == k - 1:
+        winner = 0
+        action = f"Keep {labels[0]}: every variant converts significantly worse."
+    else:
+        return Analysis(
+            decision="inconclusive", winner=None,
+            reason="the significant differences are all losses against the control, not a clear winner",
+            recommended_action=f"Drop the losing variants; keep {labels[0]}.", **common,
+        )
+    return Analysis(decision="winner", winner=winner,
+                    reason=f"{labels[winner]} is significantly better at {level:.0%} confidence",
+                    recommended_action=action, **common)
