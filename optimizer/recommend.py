@@ -1,0 +1,420 @@
+"""Recommendation maths: offer per segment, segment ranking and targeting, send hour, cross-promotion partner.
+
+Pure: numbers and arrays in, dataclasses out (numpy and scipy only, no Django), so it is tested
+against independent computations and reused by the job, the API and the page.
+
+Offer choice (per segment). For each offer ``d`` (percent off) the expected profit per send is::
+
+    profit(d) = p(convert | d) * order_value * (1 - d / 100) - cost_per_send
+
+``p`` has a Beta posterior per (segment, offer): the prior is centred on a reference rate (the
+population's rate for that segment and offer, or the offer-response model's prediction) with a
+strength of ``prior_strength`` pseudo-sends, updated with the observed sends and conversions.
+Thompson sampling draws ``p`` for every offer from its posterior ``draws`` times (seeded): the share
+of draws in which an offer has the highest profit is its probability of being best (the traffic a
+Thompson bandit would give it); the recommendation is the offer with the highest posterior-mean
+profit; the confidence is the posterior probability that it beats the current offer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+DEFAULT_DRAWS = 4000
+MIN_SENDS_PER_OFFER = 100  # an offer with fewer sends is still scored, but does not count as "enough data"
+MIN_CONVERSIONS = 20
+LIFT_CAP = 1000.0  # percent; relative lifts over a near-zero base are capped rather than exploding
+
+
+def expected_profit(
+    conversion_rate: np.ndarray | float, order_value: float, discount_pct: np.ndarray | float, cost_per_send: float
+) -> np.ndarray | float:
+    """Expected profit per send: p x (order value - discount) - cost. ``discount_pct`` is in percent."""
+    return np.asarray(conversion_rate) * order_value * (1.0 - np.asarray(discount_pct) / 100.0) - cost_per_send
+
+
+def relative_lift(new: float, base: float) -> float:
+    """(new - base) / |base| in percent, capped at +-LIFT_CAP (a base of ~0 would make it meaningless)."""
+    if abs(base) < 1e-12:
+        return 0.0 if abs(new) < 1e-12 else float(np.sign(new - base) * LIFT_CAP)
+    return float(np.clip((new - base) / abs(base) * 100.0, -LIFT_CAP, LIFT_CAP))
+
+
+# --- Offer -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OfferOutcome:
+    """Observed outcomes of one offer in one segment: sends, conversions and their revenue (after discount)."""
+
+    offer_value: float
+    sends: int
+    conversions: int
+    revenue: float = 0.0
+
+
+@dataclass(frozen=True)
+class OfferScore:
+    offer_value: float
+    sends: int
+    conversions: int
+    observed_rate: float | None
+    conversion_rate: float  # posterior mean
+    expected_profit: float  # per send, at the posterior mean
+    prob_best: float  # share of Thompson draws in which this offer is the most profitable
+
+
+@dataclass(frozen=True)
+class OfferRecommendation:
+    segment: str
+    current_offer: float | None
+    recommended_offer: float
+    expected_lift: float  # relative change in expected profit per send vs the current offer, percent
+    expected_conversion_lift: float  # relative change in conversion rate vs the current offer, percent
+    confidence: float  # P(recommended beats current); P(best) when there is no current offer
+    order_value: float
+    cost_per_send: float
+    enough_data: bool
+    method: str  # "bandit" (population prior) or "model" (offer-response model prior)
+    scores: list[OfferScore] = field(default_factory=list)
+
+    @property
+    def changes_offer(self) -> bool:
+        return self.current_offer is None or not np.isclose(self.current_offer, self.recommended_offer)
+
+
+def order_value_of(outcomes: Sequence[OfferOutcome], default: float) -> float:
+    """Mean undiscounted order value: each conversion's revenue is the order value after its discount."""
+    undiscounted = sum(o.revenue / (1.0 - o.offer_value / 100.0) for o in outcomes if o.conversions and o.offer_value < 100)
+    conversions = sum(o.conversions for o in outcomes if o.offer_value < 100)
+    return undiscounted / conversions if conversions else default
+
+
+def recommend_offer(
+    segment: str,
+    outcomes: Sequence[OfferOutcome],
+    *,
+    current_offer: float | None,
+    cost_per_send: float = 0.0,
+    order_value: float | None = None,
+    default_order_value: float = 50.0,
+    prior_rates: Mapping[float, float] | None = None,
+    prior_strength: float = 20.0,
+    method: str = "bandit",
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    min_sends: int = MIN_SENDS_PER_OFFER,
+    min_conversions: int = MIN_CONVERSIONS,
+) -> OfferRecommendation:
+    """The offer that maximises expected profit per send in ``segment`` (see the module docstring).
+
+    ``prior_rates`` maps offer value -> reference conversion rate (population or model); offers
+    missing from it get the segment's pooled observed rate. ``current_offer`` is scored even when
+    it has no observations (from its prior alone).
+    """
+    by_value: dict[float, OfferOutcome] = {float(o.offer_value): o for o in outcomes}
+    values = sorted(set(by_value) | ({float(current_offer)} if current_offer is not None else set()))
+    if not values:
+        raise ValueError(f"segment {segment!r}: no offers to choose from")
+    sends = np.array([by_value[v].sends if v in by_value else 0 for v in values], dtype=float)
+    convs = np.array([by_value[v].conversions if v in by_value else 0 for v in values], dtype=float)
+    if np.any(convs > sends):
+        raise ValueError(f"segment {segment!r}: more conversions than sends for an offer")
+    pooled = (convs.sum() + 0.5) / (sends.sum() + 1.0)
+    ref = np.array([(prior_rates or {}).get(v, pooled) for v in values], dtype=float)
+    ref = np.clip(ref, 1e-4, 1 - 1e-4)
+    alpha = ref * prior_strength + convs
+    beta = (1 - ref) * prior_strength + (sends - convs)
+
+    value = order_value if order_value is not None else order_value_of(list(by_value.values()), default_order_value)
+    discounts = np.array(values)
+    mean_rate = alpha / (alpha + beta)
+    mean_profit = expected_profit(mean_rate, value, discounts, cost_per_send)
+
+    rng = np.random.default_rng(seed)
+    sampled = rng.beta(alpha, beta, size=(draws, len(values)))
+    sampled_profit = expected_profit(sampled, value, discounts, cost_per_send)
+    prob_best = np.bincount(sampled_profit.argmax(axis=1), minlength=len(values)) / draws
+
+    best = int(np.argmax(mean_profit))
+    if current_offer is not None:
+        cur = values.index(float(current_offer))
+        confidence = float(np.mean(sampled_profit[:, best] > sampled_profit[:, cur])) if cur != best else float(prob_best[best])
+        lift = relative_lift(mean_profit[best], mean_profit[cur])
+        conv_lift = relative_lift(mean_rate[best], mean_rate[cur])
+    else:
+        confidence, lift, conv_lift = float(prob_best[best]), 0.0, 0.0
+
+    scores = [
+        OfferScore(
+            offer_value=v,
+            sends=int(sends[i]),
+            conversions=int(convs[i]),
+            observed_rate=float(convs[i] / sends[i]) if sends[i] else None,
+            conversion_rate=float(mean_rate[i]),
+            expected_profit=float(mean_profit[i]),
+            prob_best=float(prob_best[i]),
+        )
+        for i, v in enumerate(values)
+    ]
+    enough = int(np.sum(sends >= min_sends)) >= 2 and convs.sum() >= min_conversions
+    return OfferRecommendation(
+        segment=segment,
+        current_offer=float(current_offer) if current_offer is not None else None,
+        recommended_offer=values[best],
+        expected_lift=lift,
+        expected_conversion_lift=conv_lift,
+        confidence=confidence,
+        order_value=float(value),
+        cost_per_send=float(cost_per_send),
+        enough_data=bool(enough),
+        method=method,
+        scores=scores,
+    )
+
+
+def model_prior(predict: Callable[[np.ndarray], np.ndarray], offer_values: Sequence[float]) -> dict[float, float]:
+    """Reference rates from a conversion model: ``predict(offer_values) -> probabilities``."""
+    values = np.asarray(sorted(float(v) for v in offer_values))
+    return dict(zip(values.tolist(), np.asarray(predict(values), dtype=float).tolist()))
+
+
+# --- Segments --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SegmentOutcome:
+    """One segment's observed outcomes within a campaign; ``cost`` is its share of the campaign's spend."""
+
+    segment: str
+    users_count: int
+    sends: int
+    conversions: int
+    revenue: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class SegmentRank:
+    rank: int
+    segment: str
+    users_count: int
+    sends: int
+    conversions: int
+    expected_conversion_rate: float  # posterior mean, shrunk toward the campaign's pooled rate
+    expected_roi: float  # (expected revenue - cost) / cost, as a ratio (0.25 = 25 %)
+    prob_profitable: float  # posterior P(ROI > 0)
+
+
+def rank_segments(outcomes: Sequence[SegmentOutcome], *, prior_strength: float = 20.0) -> list[SegmentRank]:
+    """Segments ranked by expected ROI, then expected conversion rate (both best first).
+
+    Revenue per send = posterior conversion rate x mean revenue per conversion (segment's own, else
+    the campaign's). P(ROI > 0) is the posterior probability that the conversion rate exceeds the
+    break-even rate cost_per_send / revenue_per_conversion.
+    """
+    total_sends = sum(o.sends for o in outcomes)
+    total_convs = sum(o.conversions for o in outcomes)
+    total_revenue = sum(o.revenue for o in outcomes)
+    pooled = (total_convs + 0.5) / (total_sends + 1.0)
+    pooled_rev_per_conv = total_revenue / total_convs if total_convs else 0.0
+    rows = []
+    for o in outcomes:
+        alpha = pooled * prior_strength + o.conversions
+        beta = (1 - pooled) * prior_strength + (o.sends - o.conversions)
+        rate = alpha / (alpha + beta)
+        rev_per_conv = o.revenue / o.conversions if o.conversions else pooled_rev_per_conv
+        cost_per_send = o.cost / o.sends if o.sends else 0.0
+        if cost_per_send > 0:
+            roi = rate * rev_per_conv / cost_per_send - 1.0
+            breakeven = cost_per_send / rev_per_conv if rev_per_conv > 0 else 1.0
+            prob_profitable = float(stats.beta.sf(min(breakeven, 1.0), alpha, beta))
+        else:  # nothing spent: any revenue is profit
+            roi, prob_profitable = 0.0, 1.0 if o.conversions else 0.5
+        rows.append((o, float(rate), float(roi), prob_profitable))
+    rows.sort(key=lambda r: (-r[2], -r[1], r[0].segment))
+    return [
+        SegmentRank(
+            rank=i + 1,
+            segment=o.segment,
+            users_count=o.users_count,
+            sends=o.sends,
+            conversions=o.conversions,
+            expected_conversion_rate=rate,
+            expected_roi=roi,
+            prob_profitable=p,
+        )
+        for i, (o, rate, roi, p) in enumerate(rows)
+    ]
+
+
+@dataclass(frozen=True)
+class TargetingRecommendation:
+    current: list[str]
+    recommended: list[str]
+    expected_roi_current: float
+    expected_roi_recommended: float
+    expected_impact: float  # change in the campaign's expected ROI, in percentage points
+    confidence: float  # the least certain of the add/drop decisions
+    affected_users: int  # users of the segments added or dropped
+
+
+def recommend_targeting(
+    ranks: Sequence[SegmentRank],
+    outcomes: Sequence[SegmentOutcome],
+    current: Sequence[str],
+    *,
+    min_sends: int = MIN_SENDS_PER_OFFER,
+) -> TargetingRecommendation | None:
+    """Target the segments whose expected ROI is positive (the best one if none is); None if no change.
+
+    A segment with fewer than ``min_sends`` sends keeps its current status (not enough evidence).
+    ``current`` empty means "all segments".
+    """
+    if not ranks:
+        return None
+    by_name = {o.segment: o for o in outcomes}
+    current_set = set(current) or {r.segment for r in ranks}
+    recommended = set()
+    for r in ranks:
+        if r.sends < min_sends:
+            if r.segment in current_set:
+                recommended.add(r.segment)
+        elif r.expected_roi > 0:
+            recommended.add(r.segment)
+    if not recommended:
+        recommended = {ranks[0].segment}
+    if recommended == current_set:
+        return None
+
+    def roi_of(names: set[str]) -> float:
+        chosen = [r for r in ranks if r.segment in names]
+        cost = sum(by_name[r.segment].cost for r in chosen)
+        revenue = sum((r.expected_roi + 1.0) * by_name[r.segment].cost for r in chosen)
+        return (revenue - cost) / cost if cost > 0 else 0.0
+
+    changed = [r for r in ranks if (r.segment in recommended) != (r.segment in current_set)]
+    confidence = min((r.prob_profitable if r.segment in recommended else 1.0 - r.prob_profitable) for r in changed)
+    roi_cur, roi_rec = roi_of(current_set), roi_of(recommended)
+    order = [r.segment for r in ranks]
+    return TargetingRecommendation(
+        current=[s for s in order if s in current_set],
+        recommended=[s for s in order if s in recommended],
+        expected_roi_current=roi_cur,
+        expected_roi_recommended=roi_rec,
+        expected_impact=float((roi_rec - roi_cur) * 100.0),
+        confidence=float(confidence),
+        affected_users=int(sum(r.users_count for r in changed)),
+    )
+
+
+# --- Send hour -------------------------------------------------------------------------------------
+def circular_distance(a: np.ndarray | int, b: np.ndarray | int, period: int = 24) -> np.ndarray:
+    d = np.abs(np.asarray(a) - np.asarray(b)) % period
+    return np.minimum(d, period - d)
+
+
+def hour_kernel(distance: np.ndarray) -> np.ndarray:
+    """How much of a customer's gain a send keeps at ``distance`` hours from their best hour (1, 0.5, 0)."""
+    return np.clip(1.0 - np.asarray(distance, dtype=float) / 2.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class SendHourRecommendation:
+    current_hour: int | None
+    recommended_hour: int
+    expected_impact: float  # mean expected open-rate improvement (percent) gained over the current hour
+    confidence: float  # bootstrap P(recommended hour beats the current one)
+    affected_users: int
+    gain_by_hour: list[float]  # mean expected improvement of a send at each UTC hour
+
+
+def recommend_send_hour(
+    best_hours_utc: np.ndarray,
+    improvements: np.ndarray,
+    *,
+    current_hour: int | None,
+    bootstrap: int = 400,
+    seed: int = 0,
+) -> SendHourRecommendation | None:
+    """One UTC send hour for an audience, from each customer's best UTC hour and expected improvement.
+
+    A send at hour h gives customer c ``improvement_c x kernel(distance(h, best_c))``; the hour with
+    the largest mean gain wins. Confidence is the bootstrap (over customers) probability that the
+    recommended hour's mean gain exceeds the current hour's. None for an empty audience.
+    """
+    hours = np.asarray(best_hours_utc, dtype=int)
+    gains = np.asarray(improvements, dtype=float)
+    if hours.size == 0:
+        return None
+    kernel = hour_kernel(circular_distance(np.arange(24)[None, :], hours[:, None]))  # customers x 24
+    per_customer = gains[:, None] * kernel
+    by_hour = per_customer.mean(axis=0)
+    best = int(np.argmax(by_hour))
+    if current_hour is None:
+        return SendHourRecommendation(None, best, float(by_hour[best]), 1.0, int(hours.size), by_hour.tolist())
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, hours.size, size=(bootstrap, hours.size))
+    diff = per_customer[:, best][idx].mean(axis=1) - per_customer[:, current_hour][idx].mean(axis=1)
+    confidence = float(np.mean(diff > 0)) if best != current_hour else 0.0
+    return SendHourRecommendation(
+        current_hour=int(current_hour),
+        recommended_hour=best,
+        expected_impact=float(by_hour[best] - by_hour[current_hour]),
+        confidence=confidence,
+        affected_users=int(np.sum(circular_distance(hours, best) <= 1)),
+        gain_by_hour=by_hour.tolist(),
+    )
+
+
+# --- Cross-promotion partner -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class PartnerRecommendation:
+    merchant: str
+    partner: str
+    support: int  # customers with both merchants in their top list
+    lift: float  # P(partner | merchant) / P(partner), as a relative lift in percent
+    confidence: float  # posterior P(P(partner | merchant) > P(partner))
+
+
+def recommend_partner(
+    customers: np.ndarray, merchants: np.ndarray, *, merchant: str, min_support: int = 5
+) -> PartnerRecommendation | None:
+    """The merchant most over-represented among the top merchants of ``merchant``'s affine customers.
+
+    ``customers``/``merchants`` are parallel arrays: customer c has merchant m in its top list.
+    """
+    customers = np.asarray(customers)
+    merchants = np.asarray(merchants)
+    everyone = np.unique(customers)
+    fans = np.unique(customers[merchants == merchant])
+    if everyone.size == 0 or fans.size == 0:
+        return None
+    is_fan = np.isin(customers, fans)
+    names, base_counts = np.unique(merchants, return_counts=True)
+    fan_counts = dict(zip(*np.unique(merchants[is_fan], return_counts=True)))
+    best: PartnerRecommendation | None = None
+    for name, base_count in zip(names.tolist(), base_counts.tolist()):
+        support = int(fan_counts.get(name, 0))
+        if name == merchant or support < min_support:
+            continue
+        base = base_count / everyone.size
+        cond = support / fans.size
+        lift = relative_lift(cond, base)
+        confidence = float(stats.beta.sf(base, support + 1, fans.size - support + 1))
+        candidate = PartnerRecommendation(merchant, name, support, lift, confidence)
+        if best is None or (lift, support) > (best.lift, best.support):
+            best = candidate
+    return best
+
+
+# --- Priority --------------------------------------------------------------------------------------
+def priority(expected_impact: float, confidence: float) -> int:
+    """1 (act now) .. 4 (informational): a big, likely gain first."""
+    if expected_impact <= 0:
+        return 4
+    if confidence >= 0.9 and expected_impact >= 10:
+        return 1
+    if confidence >= 0.75 and expected_impact >= 3:
+        return 2
+    return 3
