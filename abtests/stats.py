@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
@@ -469,39 +469,50 @@ def chance_to_beat_control(
 # --------------------------------------------------------------------------------------------------
 
 
-def sample_size(
+def sample_size_unrounded(
     baseline_rate: float, mde: float, confidence_level: float = 0.95, power: float = 0.8, arms: int = 2
-) -> int:
-    """Users needed per arm to detect a relative lift ``mde`` over ``baseline_rate`` (two-sided).
+) -> float:
+    """The classic formula's exact (fractional) users per arm; ``sample_size`` rounds it up.
 
     n = (z_{1-a/2} sqrt(2 p (1-p)) + z_{1-b} sqrt(p1 (1-p1) + p2 (1-p2)))^2 / (p2 - p1)^2,
-    p2 = p1 (1 + mde), p = (p1 + p2) / 2; alpha is Bonferroni-divided by (arms - 1) when arms > 2.
-    Rounded up.
+    p2 = p1 (1 + mde), p = (p1 + p2) / 2; alpha is Bonferroni-divided by (arms - 1) when arms > 2
+    (each treatment is compared with the control).
     """
     level = _check_confidence(confidence_level)
-    p1 = float(baseline_rate)
+    try:
+        p1, mde, power, arms_f = float(baseline_rate), float(mde), float(power), float(arms)
+    except (TypeError, ValueError):
+        raise ValueError("baseline_rate, mde, power and arms must be numbers") from None
     if not (0.0 < p1 < 1.0):
         raise ValueError(f"baseline_rate must be between 0 and 1 (exclusive), got {baseline_rate}")
-    mde = float(mde)
     if mde == 0 or not math.isfinite(mde):
         raise ValueError("mde (relative minimum detectable effect) must be a non-zero number")
     p2 = p1 * (1.0 + mde)
     if not (0.0 < p2 < 1.0):
         raise ValueError(f"baseline_rate * (1 + mde) must be between 0 and 1, got {p2:g}")
-    power = float(power)
     if not (0.5 <= power < 1.0):
         raise ValueError(f"power must be between 0.5 and 1 (exclusive), got {power}")
-    arms = int(arms)
-    if arms < 2:
-        raise ValueError("arms must be at least 2")
+    if arms_f != int(arms_f) or arms_f < 2:
+        raise ValueError(f"arms must be a whole number >= 2, got {arms}")
+    arms = int(arms_f)
     alpha = (1.0 - level) / (arms - 1 if arms > 2 else 1)
     z_a = float(special.ndtri(1.0 - alpha / 2.0))
     z_b = float(special.ndtri(power))
     p_bar = (p1 + p2) / 2.0
-    n = (z_a * math.sqrt(2.0 * p_bar * (1.0 - p_bar)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (
-        p2 - p1
-    ) ** 2
-    # Guard against 1e-12 float noise pushing an exact integer to the next one.
+    root = z_a * math.sqrt(2.0 * p_bar * (1.0 - p_bar)) + z_b * math.sqrt(p1 * (1.0 - p1) + p2 * (1.0 - p2))
+    return root**2 / (p2 - p1) ** 2
+
+
+def sample_size(
+    baseline_rate: float, mde: float, confidence_level: float = 0.95, power: float = 0.8, arms: int = 2
+) -> int:
+    """Users needed per arm to detect a relative lift ``mde`` over ``baseline_rate`` (two-sided test).
+
+    The classic formula (see ``sample_size_unrounded``), rounded up to a whole user.
+    Example: 10% baseline, +10% relative, 95% confidence, 80% power -> 14,751 per arm.
+    """
+    n = sample_size_unrounded(baseline_rate, mde, confidence_level, power, arms)
+    # Absorb 1e-12 float noise so an exact integer is not pushed to the next one.
     return int(math.ceil(n - 1e-9))
 
 
@@ -527,13 +538,14 @@ class SequentialArm:
 
     ``p_value`` is always valid (may be checked after every new user); ``p_value_adjusted`` is Holm over
     the k - 1 comparisons. ``cs_low``/``cs_high``: confidence sequence of the absolute lift;
-    ``lift_cs_low``/``lift_cs_high``: of the relative lift (None when the control rate is 0).
+    ``lift_cs_low``/``lift_cs_high``: of the relative lift (None when the control rate is 0). All
+    sequence bounds are None while an arm has no users or no variation (the sequence is the whole line).
     """
 
     index: int
     abs_lift: float
-    cs_low: float
-    cs_high: float
+    cs_low: float | None
+    cs_high: float | None
     lift: float | None
     lift_cs_low: float | None
     lift_cs_high: float | None
@@ -560,6 +572,70 @@ def _sequential_mixing(planned_users: float | None, alpha: float) -> float:
     return (-2.0 * math.log(alpha) + math.log(1.0 - 2.0 * math.log(alpha))) / float(planned_users)
 
 
+def _sequential(
+    estimates: np.ndarray, variances: np.ndarray, n: np.ndarray, level: float,
+    planned_users: float | None, previous_p_values: Sequence[float] | None,
+) -> SequentialResult:
+    """Shared engine: per-arm estimates (rates or means) and the variances of those estimates."""
+    k = estimates.size
+    alpha = 1.0 - level
+    rho2 = _sequential_mixing(planned_users, alpha)
+    alpha_cs = alpha / (k - 1)  # Bonferroni for the sequences; p-values get Holm below
+    m0, v0 = float(estimates[0]), float(variances[0])
+    rows = []
+    p_current = np.ones(k - 1)
+    for j in range(1, k):
+        mj, vj = float(estimates[j]), float(variances[j])
+        d = mj - m0
+        var = vj + v0
+        total = float(n[0] + n[j])
+        lift = d / m0 if m0 != 0 else None
+        if n[j] == 0 or var == 0:
+            # Nothing to estimate yet (or no variation at all): the sequence is the whole line.
+            rows.append((d, None, None, lift, None, None))
+            continue
+        nr2 = total * rho2
+        # radius = sqrt(var) * sqrt((N rho^2 + 1) / (N rho^2) * 2 ln(sqrt(N rho^2 + 1) / alpha))
+        multiplier = math.sqrt((nr2 + 1.0) / nr2 * 2.0 * math.log(math.sqrt(nr2 + 1.0) / alpha_cs))
+        radius = math.sqrt(var) * multiplier
+        # Mixture likelihood ratio: ln L = -0.5 ln(1 + N rho^2) + (d^2 / var) N rho^2 / (2 (1 + N rho^2))
+        log_lr = -0.5 * math.log1p(nr2) + (d * d / var) * nr2 / (2.0 * (1.0 + nr2))
+        p_current[j - 1] = min(1.0, math.exp(-log_lr))
+        if m0 != 0:
+            var_rel = vj / m0**2 + mj**2 * v0 / m0**4
+            rel_radius = math.sqrt(var_rel) * multiplier
+            rows.append((d, d - radius, d + radius, lift, lift - rel_radius, lift + rel_radius))
+        else:
+            rows.append((d, d - radius, d + radius, None, None, None))
+    if previous_p_values is not None:
+        prev = np.asarray(previous_p_values, dtype=np.float64)
+        if prev.shape != p_current.shape:
+            raise ValueError(f"previous_p_values must have one value per treatment arm ({k - 1})")
+        if np.any(~np.isfinite(prev)) or np.any(prev < 0) or np.any(prev > 1):
+            raise ValueError("previous_p_values must be probabilities between 0 and 1")
+        p_current = np.minimum(p_current, prev)  # always-valid p-values are running minima
+    p_adj = _holm(p_current) if k > 2 else p_current.copy()
+    arms = [
+        SequentialArm(
+            index=j + 1, abs_lift=float(d), cs_low=None if lo is None else float(lo),
+            cs_high=None if hi is None else float(hi),
+            lift=None if lift is None else float(lift),
+            lift_cs_low=None if llo is None else float(llo), lift_cs_high=None if lhi is None else float(lhi),
+            p_value=float(p_current[j]), p_value_adjusted=float(p_adj[j]), significant=bool(p_adj[j] < alpha),
+        )
+        for j, (d, lo, hi, lift, llo, lhi) in enumerate(rows)
+    ]
+    crossed = [a for a in arms if a.significant]
+    if crossed:
+        names = ", ".join(f"arm {a.index}" for a in crossed)
+        safe, reason = True, f"{names} crossed the always-valid boundary at {level:.0%} confidence; stopping now is safe"
+    elif planned_users is not None and float(n[0] + n[1:].max()) >= planned_users:
+        safe, reason = True, "the planned sample is reached without crossing the boundary; stop: no detectable difference"
+    else:
+        safe, reason = False, "no arm has crossed the always-valid boundary yet; keep running (looking again is safe)"
+    return SequentialResult(confidence_level=level, arms=arms, safe_to_stop=safe, reason=reason)
+
+
 def sequential_test(
     users: Sequence[int],
     conversions: Sequence[int],
@@ -567,74 +643,47 @@ def sequential_test(
     planned_users: int | None = None,
     previous_p_values: Sequence[float] | None = None,
 ) -> SequentialResult:
-    """Always-valid inference for conversion rates (safe to look every day).
+    """Always-valid inference for conversion rates: safe to look after every new user.
 
     Asymptotic confidence sequences with a normal mixture (Howard, Ramdas, McAuliffe & Sekhon 2021;
-    Waudby-Smith et al. 2023), equivalently the mSPRT of Johari et al. (2017): with N the users in the
-    pair, d the difference in rates and sigma^2 = N (v_t/n_t + v_c/n_c),
-    the radius is sigma sqrt(2 (N rho^2 + 1) / (N^2 rho^2) * ln(sqrt(N rho^2 + 1) / alpha)).
-    The always-valid p-value is min(1, 1/Lambda) with Lambda the mixture likelihood ratio; pass the
-    ``previous_p_values`` stored from the last look to keep it the running minimum.
-    ``planned_users`` (users per pair of arms at the planned end) tunes where the boundary is tightest.
+    Waudby-Smith et al. 2024), i.e. the mixture SPRT of Johari et al. (2017) on the difference of rates d
+    with variance V = r_t (1 - r_t) / n_t + r_c (1 - r_c) / n_c and N = n_t + n_c users in the pair:
+    the CS is d +- sqrt(V) sqrt((N rho^2 + 1) / (N rho^2) * 2 ln(sqrt(N rho^2 + 1) / alpha)), and the
+    always-valid p-value is min(1, 1 / Lambda) with Lambda the mixture likelihood ratio.
+    ``planned_users`` (users in a control + treatment pair at the planned end) tunes rho so the
+    sequence is tightest there; it does not affect validity. Pass the ``previous_p_values`` stored at the
+    last look to keep each p-value the running minimum. k > 2: Bonferroni CS, Holm-adjusted p-values.
     """
     level = _check_confidence(confidence_level)
     n, c = _check_users_conversions(users, conversions)
-    k = n.size
-    alpha = 1.0 - level
-    rates = np.where(n > 0, c / np.maximum(n, 1), 0.0)
-    per_arm_planned = None if planned_users is None else float(planned_users)
-    rho2 = _sequential_mixing(per_arm_planned, alpha)
-    # Bonferroni for the CS over k - 1 comparisons (p-values get Holm below).
-    alpha_cs = alpha / (k - 1)
-    r0 = float(rates[0])
-    arms_raw = []
-    p_current = np.ones(k - 1)
-    for j in range(1, k):
-        nj, rj = float(n[j]), float(rates[j])
-        var = (rj * (1 - rj) / nj if nj > 0 else 0.0) + r0 * (1 - r0) / n[0]
-        total = n[0] + nj
-        d = rj - r0
-        if nj == 0 or var == 0:
-            arms_raw.append((d, -math.inf, math.inf, None, None, None, 1.0))
-            continue
-        sigma2 = total * var
-        nr2 = total * rho2
-        radius_factor = math.sqrt(2.0 * (nr2 + 1.0) / (total**2 * rho2) * math.log(math.sqrt(nr2 + 1.0) / alpha_cs))
-        radius = math.sqrt(sigma2) * radius_factor
-        # log Lambda = -0.5 ln(1 + N rho^2) + (d^2 / var) * N rho^2 / (2 (1 + N rho^2))
-        log_lambda = -0.5 * math.log1p(nr2) + (d * d / var) * nr2 / (2.0 * (1.0 + nr2))
-        p_current[j - 1] = min(1.0, math.exp(-log_lambda))
-        if r0 > 0:
-            lift = rj / r0 - 1.0
-            var_rel = (rj * (1 - rj) / nj) / r0**2 + rj**2 * (r0 * (1 - r0) / n[0]) / r0**4
-            rel_radius = math.sqrt(total * var_rel) * radius_factor
-            arms_raw.append((d, d - radius, d + radius, lift, lift - rel_radius, lift + rel_radius, None))
-        else:
-            arms_raw.append((d, d - radius, d + radius, None, None, None, None))
-    if previous_p_values is not None:
-        prev = np.asarray(previous_p_values, dtype=np.float64)
-        if prev.shape != p_current.shape:
-            raise ValueError("previous_p_values must have one value per treatment arm")
-        p_current = np.minimum(p_current, prev)
-    p_adj = _holm(p_current) if k > 2 else p_current.copy()
-    arms = []
-    for j, (d, lo, hi, lift, llo, lhi, _) in enumerate(arms_raw):
-        arms.append(SequentialArm(
-            index=j + 1, abs_lift=float(d), cs_low=float(lo), cs_high=float(hi), lift=lift,
-            lift_cs_low=llo, lift_cs_high=lhi, p_value=float(p_current[j]), p_value_adjusted=float(p_adj[j]),
-            significant=bool(p_adj[j] < alpha),
-        ))
-    crossed = [a for a in arms if a.significant]
-    if crossed:
-        names = ", ".join(f"arm {a.index}" for a in crossed)
-        safe, reason = True, (
-            f"{names} crossed the always-valid boundary at {level:.0%} confidence; stopping now is safe"
-        )
-    elif planned_users is not None and (n[0] + n[1:].max()) >= planned_users:
-        safe, reason = True, "the planned sample is reached without crossing the boundary; stop: no detectable difference"
-    else:
-        safe, reason = False, "no arm has crossed the always-valid boundary yet; keep running (looking again is safe)"
-    return SequentialResult(confidence_level=level, arms=arms, safe_to_stop=safe, reason=reason)
+    rates = np.where(n > 0, c / np.maximum(n, 1.0), 0.0)
+    var = np.where(n > 0, rates * (1.0 - rates) / np.maximum(n, 1.0), 0.0)
+    planned = None if planned_users is None else float(planned_users)
+    return _sequential(rates, var, n, level, planned, previous_p_values)
+
+
+def sequential_means_test(
+    mean: Sequence[float],
+    variance: Sequence[float],
+    n: Sequence[int],
+    confidence_level: float = 0.95,
+    planned_users: int | None = None,
+    previous_p_values: Sequence[float] | None = None,
+) -> SequentialResult:
+    """The sequential mode for a per-user mean (revenue per user); same method as ``sequential_test``."""
+    level = _check_confidence(confidence_level)
+    m = np.asarray(mean, dtype=np.float64)
+    v = np.asarray(variance, dtype=np.float64)
+    nn = _as_counts(n, "n")
+    if not (m.shape == v.shape == nn.shape) or m.ndim != 1 or m.size < 2:
+        raise ValueError("mean, variance and n must be flat lists of the same length, at least 2 arms")
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(v))) or np.any(v < 0):
+        raise ValueError("mean and variance must be finite, variance non-negative")
+    if nn[0] == 0:
+        raise ValueError("the control arm (arm 0) has no users")
+    var = np.where(nn > 0, v / np.maximum(nn, 1.0), 0.0)
+    planned = None if planned_users is None else float(planned_users)
+    return _sequential(m, var, nn, level, planned, previous_p_values)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -687,11 +736,12 @@ def choose_variant(bucket: float, weights: Sequence[float]) -> int:
 
 @dataclass(frozen=True)
 class Analysis:
-    """The verdict on a conversion-rate test.
+    """The verdict on a test.
 
     ``decision``: "winner", "inconclusive" or "srm". ``winner`` is the winning arm's index (None unless
-    decision == "winner"; it may be 0 when the control beats every treatment). ``users_needed``: more
-    users (all arms together) still needed to reach the plan, 0 when reached.
+    decision == "winner"; 0 when the control beats every treatment). ``users_needed``: users (all arms
+    together) still needed to reach ``sample_size_target``, 0 when reached or no target.
+    ``welch`` is set for the revenue-per-user metric, ``sequential`` for the sequential method.
     """
 
     decision: str
@@ -702,10 +752,15 @@ class Analysis:
     srm_p_value: float
     srm: bool
     method: str
+    metric: str
     proportions: ProportionsResult
     bayes: BayesResult
+    welch: WelchResult | None = None
     sequential: SequentialResult | None = None
-    extra: dict = field(default_factory=dict)
+
+
+METRICS = ("conversion_rate", "revenue_per_user")
+METHODS = ("fixed", "sequential")
 
 
 def analyze(
@@ -715,16 +770,27 @@ def analyze(
     confidence_level: float = 0.95,
     sample_size_target: int | None = None,
     method: str = "fixed",
+    metric: str = "conversion_rate",
+    revenue_mean: Sequence[float] | None = None,
+    revenue_variance: Sequence[float] | None = None,
     previous_p_values: Sequence[float] | None = None,
     names: Sequence[str] | None = None,
 ) -> Analysis:
-    """Apply the issue's rule: a winner only when significant at the test's confidence level, no SRM,
-    and the planned sample reached (``sample_size_target`` = total users over all arms), or, with
-    ``method="sequential"``, the always-valid boundary crossed. Otherwise "inconclusive" with the reason
+    """Decide a test by the issue's rule.
+
+    A winner only when (1) the primary metric's difference is significant at ``confidence_level``
+    (Holm-adjusted when k > 2), (2) there is no sample ratio mismatch (SRM p >= ``SRM_THRESHOLD``), and
+    (3) the planned sample is reached (``sample_size_target`` = total users over all arms) or, with
+    ``method="sequential"``, the always-valid boundary is crossed. Otherwise "inconclusive" with the reason
     and the users still needed, or "srm" when the split is broken.
+    ``metric="revenue_per_user"`` needs ``revenue_mean`` and ``revenue_variance`` (sample variance per user)
+    per arm and decides on Welch's test (fixed) or the sequential means test.
+    ``previous_p_values``: the sequential p-values stored at the last look (running minimum).
     """
-    if method not in ("fixed", "sequential"):
-        raise ValueError('method must be "fixed" or "sequential"')
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}")
     level = _check_confidence(confidence_level)
     n, c = _check_users_conversions(users, conversions)
     k = n.size
@@ -732,11 +798,14 @@ def analyze(
         weights = [1.0 / k] * k
     if len(weights) != k:
         raise ValueError(f"weights must have one value per arm ({len(weights)} != {k})")
-    labels = list(names) if names is not None else [("control" if i == 0 else f"arm {i}") for i in range(k)]
+    labels = [str(x) for x in names] if names is not None else ["control"] + [f"arm {i}" for i in range(1, k)]
     if len(labels) != k:
-        raise ValueError("names must have one value per arm")
+        raise ValueError(f"names must have one value per arm ({len(labels)} != {k})")
     if sample_size_target is not None and int(sample_size_target) < 0:
         raise ValueError("sample_size_target must not be negative")
+    if metric == "revenue_per_user" and (revenue_mean is None or revenue_variance is None):
+        raise ValueError("revenue_per_user needs revenue_mean and revenue_variance per arm")
+
     props = proportions_test(n, c, level)
     bayes = chance_to_beat_control(n, c)
     srm_p = srm_p_value(n, weights)
@@ -744,54 +813,75 @@ def analyze(
     total = int(n.sum())
     target = int(sample_size_target) if sample_size_target else 0
     users_needed = max(0, target - total)
-    seq = None
-    if method == "sequential":
-        seq = sequential_test(n, c, level, planned_users=(2 * target / k) if target else None,
-                              previous_p_values=previous_p_values)
-        sig_arms = [a.index for a in seq.arms if a.significant]
-        effects = {a.index: a.abs_lift for a in seq.arms}
-    else:
-        sig_arms = [a.index for a in props.treatments if a.significant]
-        effects = {a.index: a.abs_lift for a in props.treatments}
+    planned_pair = (2.0 * target / k) if target else None
+    welch = seq = None
+    if metric == "revenue_per_user":
+        if np.all(n >= 2):
+            welch = welch_test(revenue_mean, revenue_variance, n, level)
+        if method == "sequential":
+            seq = sequential_means_test(revenue_mean, revenue_variance, n, level, planned_pair, previous_p_values)
+    elif method == "sequential":
+        seq = sequential_test(n, c, level, planned_pair, previous_p_values)
 
-    common = dict(users_needed=users_needed, srm_p_value=srm_p, srm=srm, method=method,
-                  proportions=props, bayes=bayes, sequential=seq)
-    if srm:
-        return Analysis(
-            decision="srm", winner=None,
-            reason=(f"sample ratio mismatch: the users per arm {[int(x) for x in n]} do not fit the configured "
-                    f"weights (p = {srm_p:.2g} < {SRM_THRESHOLD}); results cannot be trusted"),
-            recommended_action="Stop and investigate the split: assignment or tracking is broken.", **common,
-        )
-    reached = target == 0 or total >= target
-    if method == "fixed" and not reached:
-        return Analysis(
-            decision="inconclusive", winner=None,
-            reason=f"the planned sample is not reached yet ({total} of {target} users)",
-            recommended_action=f"Keep running: about {users_needed} more users are needed.", **common,
-        )
-    if not sig_arms:
-        if method == "sequential" and not (seq and seq.safe_to_stop):
-            reason = "no arm has crossed the always-valid boundary yet"
-            action = (f"Keep running: about {users_needed} more users to the plan." if users_needed
-                      else "Keep running, or stop: no difference is detectable at this sample size.")
-        else:
-            reason = f"no difference is significant at {level:.0%} confidence"
-            action = "Stop: no variant differs detectably from the control; keep the control."
-        return Analysis(decision="inconclusive", winner=None, reason=reason, recommended_action=action, **common)
-    best = max(sig_arms, key=lambda i: effects[i])
-    if effects[best] > 0:
-        winner = best
-        action = f"Ship {labels[best]}: it beats the control by {props.arms[best].abs_lift:+.4f} in conversion rate."
-    elif all(effects[i] < 0 for i in sig_arms) and len(sig_arms) == k - 1:
-        winner = 0
-        action = f"Keep {labels[0]}: every variant converts significantly worse."
+    if seq is not None:
+        significant = {a.index: a.abs_lift for a in seq.arms if a.significant}
+    elif welch is not None:
+        significant = {a.index: a.diff for a in welch.arms[1:] if a.significant}
+    elif metric == "revenue_per_user":
+        significant = {}  # fewer than 2 users in some arm: no variance, nothing can be significant
     else:
+        significant = {a.index: a.abs_lift for a in props.treatments if a.significant}
+    unit = "revenue per user" if metric == "revenue_per_user" else "conversion rate"
+
+    def verdict(decision: str, winner: int | None, reason: str, action: str) -> Analysis:
         return Analysis(
-            decision="inconclusive", winner=None,
-            reason="the significant differences are all losses against the control, not a clear winner",
-            recommended_action=f"Drop the losing variants; keep {labels[0]}.", **common,
+            decision=decision, winner=winner, reason=reason, recommended_action=action,
+            users_needed=users_needed, srm_p_value=srm_p, srm=srm, method=method, metric=metric,
+            proportions=props, bayes=bayes, welch=welch, sequential=seq,
         )
-    return Analysis(decision="winner", winner=winner,
-                    reason=f"{labels[winner]} is significantly better at {level:.0%} confidence",
-                    recommended_action=action, **common)
+
+    if srm:
+        return verdict(
+            "srm", None,
+            f"sample ratio mismatch: users per arm {[int(x) for x in n]} do not fit the configured weights "
+            f"(p = {srm_p:.2g} < {SRM_THRESHOLD}); the results cannot be trusted",
+            "Stop and investigate the split: assignment or tracking is broken.",
+        )
+    if method == "fixed" and users_needed > 0:
+        return verdict(
+            "inconclusive", None,
+            f"the planned sample is not reached yet ({total} of {target} users)",
+            f"Keep running: about {users_needed} more users are needed.",
+        )
+    if not significant:
+        if method == "sequential" and not (seq is not None and seq.safe_to_stop):
+            more = f" about {users_needed} more users to the plan" if users_needed else ""
+            return verdict(
+                "inconclusive", None,
+                f"no arm has crossed the always-valid boundary yet at {level:.0%} confidence",
+                f"Keep running:{more or ' looking again tomorrow is safe'}.",
+            )
+        return verdict(
+            "inconclusive", None,
+            f"no difference in {unit} is significant at {level:.0%} confidence with the planned sample",
+            f"Stop: no variant differs detectably from the control; keep {labels[0]}.",
+        )
+    best = max(significant, key=lambda i: significant[i])
+    if significant[best] > 0:
+        return verdict(
+            "winner", best,
+            f"{labels[best]} beats {labels[0]} on {unit}, significant at {level:.0%} confidence",
+            f"Ship {labels[best]}.",
+        )
+    if len(significant) == k - 1:
+        return verdict(
+            "winner", 0,
+            f"every variant is significantly worse than {labels[0]} on {unit} at {level:.0%} confidence",
+            f"Keep {labels[0]}.",
+        )
+    losers = ", ".join(labels[i] for i in sorted(significant))
+    return verdict(
+        "inconclusive", None,
+        f"only losses are significant ({losers} worse than {labels[0]}); no variant beats it",
+        f"Drop {losers}; keep {labels[0]}.",
+    )
