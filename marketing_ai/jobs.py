@@ -70,6 +70,17 @@ class Job:
 
 REGISTRY: dict[str, Job] = {}
 
+# The seed's five schedules (UTC). Feature apps declare their jobs with these, e.g.
+# ``@job("daily_analytics", schedule=SEED_SCHEDULES["daily_analytics"])``; a test checks that any job
+# registered under one of these names keeps its seed schedule.
+SEED_SCHEDULES: dict[str, crontab] = {
+    "daily_analytics": crontab(minute=0, hour=2),
+    "model_retraining": crontab(minute=0, hour=3, day_of_week=1),
+    "merchant_affinity": crontab(minute=0, hour="0,6,12,18"),
+    "send_times": crontab(minute=0, hour=4),
+    "campaign_optimizations": crontab(minute=0, hour=5),
+}
+
 
 def job(
     name: str,
@@ -134,6 +145,12 @@ def default_window(j: Job, start: dt.date | None, end: dt.date | None) -> tuple[
     return start, end
 
 
+def lock_scope(name: str) -> str:
+    # Scoped by database name: advisory locks are cluster-wide and Redis is shared, while test
+    # databases (and several deployments) run side by side.
+    return f"{connection.settings_dict['NAME']}:{name}"
+
+
 @contextmanager
 def exclusive(name: str) -> Iterator[bool]:
     """Yield True if this process holds the job's lock, False if another run holds it.
@@ -142,43 +159,58 @@ def exclusive(name: str) -> Iterator[bool]:
     Elsewhere with Redis: a Redis lock with an expiry (the hard time limit), so a crash frees it.
     SQLite without Redis (demo, bare tests): one process, so a module-level set suffices.
     """
-    # Scoped by database name: advisory locks are cluster-wide, and test databases run side by side.
-    scope = f"{connection.settings_dict['NAME']}:{name}"
-    key = zlib.crc32(f"marketing_ai.job.{scope}".encode())
     if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            got = cur.fetchone()[0]
-        try:
-            yield got
-        finally:
-            if got:
-                with connection.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_unlock(%s)", [key])
-        return
-    if settings.REDIS_URL:
-        import redis
+        lock = postgres_lock
+    elif settings.REDIS_URL:
+        lock = redis_lock
+    else:
+        lock = local_lock
+    with lock(lock_scope(name)) as got:
+        yield got
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        lock = client.lock(f"marketing_ai:job:{scope}", timeout=settings.CELERY_TASK_TIME_LIMIT, blocking=False)
-        got = lock.acquire(blocking=False)
-        try:
-            yield got
-        finally:
-            if got:
-                try:
-                    lock.release()
-                except redis.exceptions.LockError:  # expired while running: nothing left to free
-                    pass
-        return
-    got = name not in _LOCAL_LOCKS
-    if got:
-        _LOCAL_LOCKS.add(name)
+
+@contextmanager
+def postgres_lock(scope: str) -> Iterator[bool]:
+    key = zlib.crc32(f"marketing_ai.job.{scope}".encode())
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        got = cur.fetchone()[0]
     try:
         yield got
     finally:
         if got:
-            _LOCAL_LOCKS.discard(name)
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+@contextmanager
+def redis_lock(scope: str, *, timeout: int | None = None) -> Iterator[bool]:
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5)
+    # The expiry is the task's hard time limit: a run that long has been killed, so its lock is stale.
+    lock = client.lock(f"marketing_ai:job:{scope}", timeout=timeout or settings.CELERY_TASK_TIME_LIMIT)
+    got = lock.acquire(blocking=False)
+    try:
+        yield got
+    finally:
+        if got:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:  # expired while running: nothing left to free
+                pass
+
+
+@contextmanager
+def local_lock(scope: str) -> Iterator[bool]:
+    got = scope not in _LOCAL_LOCKS
+    if got:
+        _LOCAL_LOCKS.add(scope)
+    try:
+        yield got
+    finally:
+        if got:
+            _LOCAL_LOCKS.discard(scope)
 
 
 _LOCAL_LOCKS: set[str] = set()
@@ -209,6 +241,13 @@ def run(
             record.finish(JobRun.Status.SKIPPED, error="another run of this job holds the lock")
             log.warning("job %s skipped: already running", name)
             return record
+        # We hold the lock, so any other "running" row of this job belongs to a run that died
+        # (worker killed, hard time limit) without recording its end.
+        JobRun.objects.filter(job=name, status=JobRun.Status.RUNNING).exclude(pk=record.pk).update(
+            status=JobRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error="abandoned: the run ended without recording a result (worker lost or killed)",
+        )
         try:
             rows = j.func(**kwargs)
         except Exception as exc:  # recorded, then re-raised for Celery's retry and the command's exit code

@@ -172,12 +172,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Only the health checks answer without authentication; the schema and its docs need a login too.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # --- Celery ---
 REDIS_URL: str | None = env("REDIS_URL", default=None) or None
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
+CELERY_RESULT_EXPIRES = None  # no result backend, so no backend_cleanup entry in beat
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None  # no broker: run jobs in-process (demo, bare tests)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"

@@ -8,16 +8,21 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
 
 from abtests import urls as abtests_urls
 from analytics import urls as analytics_urls
 from campaigns import urls as campaigns_urls
-from marketing_ai import health, views
+from marketing_ai import health, jobs_api, views
 from optimizer import urls as optimizer_urls
 
 APPS = (campaigns_urls, analytics_urls, abtests_urls, optimizer_urls)
 
-api_v1 = [p for app in APPS for p in app.api_v1_patterns]
+platform_router = SimpleRouter()
+platform_router.register("jobs", jobs_api.JobViewSet, basename="job")
+platform_router.register("job-runs", jobs_api.JobRunViewSet, basename="job-run")
+
+api_v1 = [*platform_router.urls, *(p for app in APPS for p in app.api_v1_patterns)]
 seed = [p for app in APPS for p in app.seed_patterns]
 pages = [p for app in APPS for p in app.page_patterns]
 

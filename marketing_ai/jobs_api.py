@@ -1,0 +1,107 @@
+"""Jobs over the API: the registry, the run history, and "run this job now" for marketers.
+
+``GET /api/v1/jobs/``, ``GET /api/v1/jobs/<name>/``, ``POST /api/v1/jobs/<name>/run``
+(``{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`` optional), ``GET /api/v1/job-runs/?job=&status=``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from marketing_ai import jobs, selectors
+from marketing_ai.api import BadRequest, NotFound
+from marketing_ai.models import JobRun
+
+
+class JobRunOutput(serializers.ModelSerializer):
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = JobRun
+        fields = ("id", "job", "arguments", "status", "started_at", "finished_at", "duration_seconds", "rows_written", "error")
+
+
+class JobOutput(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    schedule = serializers.CharField(source="schedule_text")
+    after = serializers.ListField(child=serializers.CharField())
+    window_days = serializers.IntegerField(allow_null=True)
+    last_run = serializers.SerializerMethodField()
+
+    def get_last_run(self, job: jobs.Job) -> dict | None:
+        run = self.context["last_runs"].get(job.name)
+        return JobRunOutput(run).data if run else None
+
+
+class RunInput(serializers.Serializer):
+    start = serializers.DateField(required=False)
+    end = serializers.DateField(required=False)
+
+    def validate(self, data: dict) -> dict:
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise serializers.ValidationError({"start": ["must not be after end"]})
+        return data
+
+
+class JobViewSet(viewsets.GenericViewSet):
+    lookup_field = "name"
+    lookup_value_regex = r"[\w.-]+"
+    serializer_class = JobOutput
+
+    def _job(self, name: str) -> jobs.Job:
+        try:
+            return jobs.get(name)
+        except KeyError as exc:
+            raise NotFound(exc.args[0]) from None
+
+    @extend_schema(responses=JobOutput(many=True))
+    def list(self, request):
+        registered = jobs.in_dependency_order()
+        page = self.paginate_queryset(registered)
+        context = {"last_runs": selectors.last_run_per_job()}
+        return self.get_paginated_response(JobOutput(page, many=True, context=context).data)
+
+    @extend_schema(responses=JobOutput)
+    def retrieve(self, request, name=None):
+        return Response(JobOutput(self._job(name), context={"last_runs": selectors.last_run_per_job()}).data)
+
+    @extend_schema(request=RunInput, responses={200: JobRunOutput, 202: dict})
+    @action(detail=True, methods=["post"])
+    def run(self, request, name=None):
+        job = self._job(name)
+        data = _valid(RunInput, request.data)
+        if (data.get("start") or data.get("end")) and not job.takes_dates:
+            raise BadRequest({"start": [f"job {job.name} does not take dates"]})
+        if settings.CELERY_TASK_ALWAYS_EAGER:  # no broker (demo): run now and answer with the recorded run
+            record = jobs.run(job.name, start=data.get("start"), end=data.get("end"), trigger="api", raise_errors=False)
+            return Response(JobRunOutput(record).data)
+        from marketing_ai.tasks import run_job
+
+        dates = {k: data[k].isoformat() for k in ("start", "end") if data.get(k)}
+        result = run_job.apply_async(kwargs={"name": job.name, **dates})
+        return Response({"job": job.name, "task_id": result.id, "queued": True}, status=status.HTTP_202_ACCEPTED)
+
+
+def _valid(serializer_class: type[serializers.Serializer], data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class JobRunViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = JobRunOutput
+
+    def get_queryset(self):
+        runs = JobRun.objects.order_by("-started_at")
+        if job := self.request.query_params.get("job"):
+            runs = runs.filter(job=job)
+        if wanted := self.request.query_params.get("status"):
+            if wanted not in JobRun.Status.values:
+                raise BadRequest({"status": [f"must be one of {', '.join(JobRun.Status.values)}"]})
+            runs = runs.filter(status=wanted)
+        return runs
