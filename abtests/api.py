@@ -1,0 +1,278 @@
+"""The A/B testing API: a v1 viewset, and the seed's paths as aliases of the same actions (see urls.py).
+
+Thin: serializers parse input and shape output; ``services`` writes, ``selectors`` reads.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from abtests import selectors, services, stats
+from abtests.models import ABTest, ABTestResult
+from marketing_ai.api import BadRequest
+
+# ---------------------------------------------------------------- input
+
+
+class VariantInput(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    weight = serializers.FloatField(min_value=0.0, max_value=1.0)
+    offer_id = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+    send_time = serializers.TimeField(required=False, allow_null=True, help_text="HH:MM, UTC")
+
+
+class CreateInput(serializers.Serializer):
+    """The seed's columns (campaign_id, test_name, variant_a_name, variant_b_name, sample_size_target,
+    confidence_level) or a ``variants`` list with weights for 2+ arms (the first is the control)."""
+
+    campaign_id = serializers.CharField(max_length=64)
+    test_name = serializers.CharField(max_length=200, required=False)
+    name = serializers.CharField(max_length=200, required=False, help_text="Alias of test_name")
+    hypothesis = serializers.CharField(required=False, allow_blank=True, default="")
+    variant_a_name = serializers.CharField(max_length=64, required=False, allow_null=True)
+    variant_b_name = serializers.CharField(max_length=64, required=False, allow_null=True)
+    variants = VariantInput(many=True, required=False)
+    sample_size_target = serializers.IntegerField()
+    confidence_level = serializers.FloatField(default=0.95)
+    primary_metric = serializers.ChoiceField(choices=ABTest.Metric.choices, default=ABTest.Metric.CONVERSION_RATE)
+    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=ABTest.Metric.choices),
+                                              required=False, default=list)
+    sequential = serializers.BooleanField(default=False)
+    hashing_seed = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+    def validate(self, data: dict) -> dict:
+        if not data.get("test_name") and not data.get("name"):
+            raise serializers.ValidationError({"test_name": ["required"]})
+        if data.get("variants") and (data.get("variant_a_name") or data.get("variant_b_name")):
+            raise serializers.ValidationError({"variants": ["give either variants or variant_a_name/variant_b_name"]})
+        if not data.get("variants"):
+            data["variants"] = [
+                {"name": data.get("variant_a_name") or "A", "weight": 0.5},
+                {"name": data.get("variant_b_name") or "B", "weight": 0.5},
+            ]
+        return data
+
+    def create_kwargs(self) -> dict:
+        d = self.validated_data
+        return dict(
+            campaign_id=d["campaign_id"],
+            test_name=d.get("test_name") or d.get("name"),
+            hypothesis=d["hypothesis"],
+            variants=[services.VariantSpec(name=v["name"], weight=v["weight"], offer_id=v.get("offer_id") or None,
+                                           send_time=v.get("send_time")) for v in d["variants"]],
+            sample_size_target=d["sample_size_target"],
+            confidence_level=d["confidence_level"],
+            primary_metric=d["primary_metric"],
+            guardrail_metrics=d["guardrail_metrics"],
+            sequential=d["sequential"],
+            hashing_seed=d["hashing_seed"],
+        )
+
+
+class AssignInput(serializers.Serializer):
+    customer_id = serializers.CharField(max_length=64, required=False)
+    customer_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
+                                         max_length=10_000)
+
+    def validate(self, data: dict) -> dict:
+        if not data.get("customer_id") and not data.get("customer_ids"):
+            raise serializers.ValidationError({"customer_ids": ["give customer_id or a list customer_ids"]})
+        return data
+
+
+class EndInput(serializers.Serializer):
+    apply_winner = serializers.BooleanField(default=False)
+
+
+class SampleSizeInput(serializers.Serializer):
+    baseline_rate = serializers.FloatField(help_text="Control conversion rate, e.g. 0.05")
+    mde = serializers.FloatField(help_text="Relative minimum detectable effect, e.g. 0.1 for +10%")
+    confidence_level = serializers.FloatField(default=0.95)
+    power = serializers.FloatField(default=0.8)
+    arms = serializers.IntegerField(default=2, min_value=2, max_value=services.MAX_VARIANTS)
+    daily_traffic = serializers.FloatField(required=False, min_value=0.0, help_text="Users per day entering the test")
+
+
+# ---------------------------------------------------------------- output
+
+
+def variant_payload(test: ABTest) -> list[dict]:
+    return [
+        {"name": v.name, "weight": v.weight, "control": v.position == 0,
+         "offer_id": v.offer.offer_id if v.offer_id else None,
+         "send_time": v.send_time.strftime("%H:%M") if v.send_time else None}
+        for v in test.ordered_variants
+    ]
+
+
+class ResultOutput(serializers.ModelSerializer):
+    test_id = serializers.CharField(source="test.test_id")
+    winner = serializers.SerializerMethodField()
+    confidence_interval = serializers.SerializerMethodField(help_text="Interval of the relative lift, percent")
+    confidence_level = serializers.FloatField(source="test.confidence_level")
+    srm = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ABTestResult
+        fields = ["test_id", "calculated_at", "method", "metric", "decision", "winner", "lift", "confidence_interval",
+                  "lift_ci_low", "lift_ci_high", "statistical_significance", "p_value", "significant",
+                  "confidence_level", "chi2", "srm", "srm_p_value", "srm_detected", "chance_to_beat_control",
+                  "users_total", "variant_a_conversions", "variant_b_conversions", "variants", "reason",
+                  "users_still_needed", "recommended_action"]
+
+    def get_winner(self, result: ABTestResult) -> str | None:
+        return result.winner or None
+
+    def get_confidence_interval(self, result: ABTestResult) -> list[float | None]:
+        return [result.lift_ci_low, result.lift_ci_high]
+
+    def get_srm(self, result: ABTestResult) -> dict:
+        return {"p_value": result.srm_p_value, "detected": result.srm_detected, "threshold": stats.SRM_THRESHOLD}
+
+
+class TestOutput(serializers.ModelSerializer):
+    campaign_id = serializers.CharField(source="campaign.campaign_id")
+    variants = serializers.SerializerMethodField()
+    variant_a_name = serializers.CharField(read_only=True)
+    variant_b_name = serializers.CharField(read_only=True)
+    winner = serializers.SerializerMethodField()
+    users_assigned = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ABTest
+        fields = ["test_id", "campaign_id", "test_name", "hypothesis", "status", "primary_metric", "guardrail_metrics",
+                  "variant_a_name", "variant_b_name", "variants", "sample_size_target", "confidence_level",
+                  "sequential", "hashing_seed", "users_assigned", "created_at", "started_at", "ended_at", "winner",
+                  "applied"]
+
+    def get_variants(self, test: ABTest) -> list[dict]:
+        return variant_payload(test)
+
+    def get_winner(self, test: ABTest) -> str | None:
+        return test.winner or None
+
+    def get_users_assigned(self, test: ABTest) -> int:
+        annotated = getattr(test, "users_assigned", None)
+        return annotated if annotated is not None else selectors.users_assigned(test=test)
+
+
+class HistoryOutput(TestOutput):
+    outcome = serializers.SerializerMethodField()
+
+    class Meta(TestOutput.Meta):
+        fields = TestOutput.Meta.fields + ["outcome"]
+
+    def get_outcome(self, test: ABTest) -> dict | None:
+        result = selectors.latest_result(test=test)
+        if result is None:
+            return None
+        return {"decision": result.decision, "lift": result.lift, "p_value": result.p_value,
+                "statistical_significance": result.statistical_significance, "reason": result.reason,
+                "recommended_action": result.recommended_action}
+
+
+# ---------------------------------------------------------------- views
+
+
+class ABTestViewSet(viewsets.GenericViewSet):
+    """A/B tests: list, detail, create, start, assign, status, analyze, end, history, results, sample-size."""
+
+    lookup_field = "test_id"
+    lookup_value_regex = r"[^/]+"
+    serializer_class = TestOutput
+
+    def get_queryset(self):
+        params = self.request.query_params
+        status = params.get("status")
+        if status and status not in ABTest.Status.values:
+            raise BadRequest({"status": [f"one of {', '.join(ABTest.Status.values)}"]})
+        return selectors.test_list(status=status, campaign_id=params.get("campaign_id"), search=params.get("search"))
+
+    def get_object(self) -> ABTest:
+        return selectors.test_get(test_id=self.kwargs["test_id"])
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=ABTest.Status.values),
+                               OpenApiParameter("campaign_id", str), OpenApiParameter("search", str)])
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(TestOutput(page, many=True).data)
+
+    def retrieve(self, request: Request, test_id: str) -> Response:
+        return Response(TestOutput(self.get_object()).data)
+
+    @extend_schema(request=CreateInput, responses={201: TestOutput})
+    def create(self, request: Request) -> Response:
+        data = CreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        test = services.test_create(**data.create_kwargs(), user=request.user)
+        return Response(TestOutput(test).data, status=201)
+
+    @extend_schema(request=None, responses=TestOutput)
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, test_id: str) -> Response:
+        return Response(TestOutput(services.test_start(test=self.get_object())).data)
+
+    @extend_schema(request=AssignInput)
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, test_id: str) -> Response:
+        data = AssignInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        single = data.validated_data.get("customer_id")
+        ids = [single] if single else data.validated_data["customer_ids"]
+        assigned = services.test_assign(test=self.get_object(), customer_ids=ids)
+        rows = [{"customer_id": a.customer_id, "variant": a.variant, "assigned_at": a.assigned_at, "new": a.new}
+                for a in assigned]
+        if single:
+            return Response({"test_id": test_id, **rows[0]})
+        return Response({"test_id": test_id, "assignments": rows, "new": sum(r["new"] for r in rows)})
+
+    @action(detail=True, methods=["get"])
+    def status(self, request: Request, test_id: str) -> Response:
+        return Response(selectors.test_status(test=self.get_object()))
+
+    @extend_schema(request=None, responses=ResultOutput)
+    @action(detail=True, methods=["post"])
+    def analyze(self, request: Request, test_id: str) -> Response:
+        return Response(ResultOutput(services.test_analyze(test=self.get_object())).data)
+
+    @extend_schema(request=EndInput)
+    @action(detail=True, methods=["post"])
+    def end(self, request: Request, test_id: str) -> Response:
+        data = EndInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        ended = services.test_end(test=self.get_object(), apply_winner=data.validated_data["apply_winner"])
+        return Response({
+            "test_id": ended.test.test_id,
+            "status": ended.test.status,
+            "winner": ended.test.winner or None,
+            "ended_at": ended.test.ended_at,
+            "applied": ended.applied,
+            "result": ResultOutput(ended.result).data if ended.result else None,
+        })
+
+    @extend_schema(responses=ResultOutput(many=True))
+    @action(detail=True, methods=["get"])
+    def results(self, request: Request, test_id: str) -> Response:
+        """Every stored analysis of the test, newest first."""
+        page = self.paginate_queryset(selectors.results_of(test=self.get_object()))
+        return self.get_paginated_response(ResultOutput(page, many=True).data)
+
+    @extend_schema(responses=HistoryOutput(many=True))
+    @action(detail=False, methods=["get"])
+    def history(self, request: Request) -> Response:
+        """Completed tests with their final outcome, most recently ended first."""
+        page = self.paginate_queryset(selectors.test_history())
+        return self.get_paginated_response(HistoryOutput(page, many=True).data)
+
+    @extend_schema(parameters=[SampleSizeInput])
+    @action(detail=False, methods=["get"], url_path="sample-size")
+    def sample_size(self, request: Request) -> Response:
+        """Users per arm (and days, given daily traffic) to detect a relative lift: the planning calculator."""
+        data = SampleSizeInput(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        return Response(selectors.sample_size_plan(**d))
