@@ -1,0 +1,264 @@
+"""The job registry: run records, locks, dependency order, and the seed's schedules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from celery.schedules import crontab
+from django.db import connection
+from django.utils import timezone
+
+from marketing_ai import jobs
+from marketing_ai.models import JobRun
+
+
+def test_a_successful_run_is_recorded_with_rows_period_and_duration(db, registry):
+    seen = {}
+
+    @jobs.job("count_days", schedule=None, window_days=3)
+    def count_days(*, start, end, progress):
+        seen.update(start=start, end=end)
+        return (end - start).days + 1
+
+    record = jobs.run("count_days", end=dt.date(2024, 3, 10))
+
+    record.refresh_from_db()
+    assert seen == {"start": dt.date(2024, 3, 8), "end": dt.date(2024, 3, 10)}
+    assert record.status == JobRun.Status.SUCCEEDED
+    assert record.rows_written == 3
+    assert record.arguments == {"trigger": "manual", "start": "2024-03-08", "end": "2024-03-10"}
+    assert record.finished_at >= record.started_at
+    assert record.error == ""
+
+
+def test_the_default_window_ends_today_and_spans_window_days(db, registry):
+    @jobs.job("window", schedule=None, window_days=7)
+    def window(*, start, end, progress):
+        return (end - start).days + 1
+
+    record = jobs.run("window")
+    today = timezone.now().date()
+    assert record.arguments["end"] == today.isoformat()
+    assert record.arguments["start"] == (today - dt.timedelta(days=6)).isoformat()
+    assert record.rows_written == 7
+
+
+def test_start_after_end_is_refused(db, registry):
+    jobs.job("dated", schedule=None, window_days=1)(lambda *, start, end, progress: 0)
+    with pytest.raises(ValueError, match="after end"):
+        jobs.run("dated", start=dt.date(2024, 2, 1), end=dt.date(2024, 1, 1))
+
+
+def test_a_failing_job_is_recorded_failed_with_its_error(db, registry):
+    @jobs.job("breaks", schedule=None)
+    def breaks(*, progress):
+        raise ZeroDivisionError("no customers to divide by")
+
+    with pytest.raises(ZeroDivisionError):
+        jobs.run("breaks")
+    record = jobs.run("breaks", raise_errors=False)
+
+    assert JobRun.objects.filter(job="breaks", status=JobRun.Status.FAILED).count() == 2
+    assert "ZeroDivisionError: no customers to divide by" in record.error
+    assert record.finished_at is not None
+
+
+def test_an_unknown_job_names_the_registered_ones(registry):
+    jobs.job("known", schedule=None)(lambda *, progress: 0)
+    with pytest.raises(KeyError, match="unknown job 'nope'; registered jobs: known"):
+        jobs.get("nope")
+
+
+def test_registering_two_functions_under_one_name_is_an_error(registry):
+    def first(*, progress):
+        return 0
+
+    def second(*, progress):
+        return 0
+
+    jobs.job("twice", schedule=None)(first)
+    with pytest.raises(RuntimeError, match="registered twice"):
+        jobs.job("twice", schedule=None)(second)
+
+
+def test_a_later_run_marks_a_run_that_died_without_finishing_as_abandoned(db, registry):
+    jobs.job("crashy", schedule=None)(lambda *, progress: 1)
+    died = JobRun.objects.create(job="crashy", status=JobRun.Status.RUNNING)
+    other_job = JobRun.objects.create(job="other", status=JobRun.Status.RUNNING)
+
+    jobs.run("crashy")
+
+    died.refresh_from_db()
+    other_job.refresh_from_db()
+    assert died.status == JobRun.Status.FAILED and "abandoned" in died.error
+    assert other_job.status == JobRun.Status.RUNNING
+
+
+def test_dependency_order_puts_each_job_after_the_ones_it_names(registry):
+    for name, after in [("recommend", ("train", "aggregate")), ("train", ("aggregate",)), ("aggregate", ()), ("solo", ())]:
+        jobs.job(name, schedule=None, after=after)(lambda *, progress: 0)
+
+    order = [j.name for j in jobs.in_dependency_order()]
+
+    assert sorted(order) == ["aggregate", "recommend", "solo", "train"]
+    assert order.index("aggregate") < order.index("train") < order.index("recommend")
+
+
+def test_a_dependency_cycle_is_reported(registry):
+    jobs.job("a", schedule=None, after=("b",))(lambda *, progress: 0)
+    jobs.job("b", schedule=None, after=("a",))(lambda *, progress: 0)
+    with pytest.raises(RuntimeError, match="cycle"):
+        jobs.in_dependency_order()
+
+
+# --- Locks: two runs of one job never overlap ---------------------------------------------------
+
+
+def _run_in_thread_until_released(name: str) -> tuple[threading.Thread, threading.Event, threading.Event, list]:
+    """Start ``jobs.run(name)`` in another thread (its own DB connection) and wait until the job is inside."""
+    inside, release, result = threading.Event(), threading.Event(), []
+
+    @jobs.job(name, schedule=None)
+    def hold(*, progress):
+        inside.set()
+        assert release.wait(30), "test never released the job"
+        return 1
+
+    def target():
+        try:
+            result.append(jobs.run(name))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    assert inside.wait(30), "the first run never started"
+    return thread, inside, release, result
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_run_while_the_first_holds_the_postgres_advisory_lock_is_skipped(postgres, registry):
+    thread, _, release, first = _run_in_thread_until_released("long_job")
+    try:
+        second = jobs.run("long_job")
+    finally:
+        release.set()
+        thread.join(30)
+
+    assert second.status == JobRun.Status.SKIPPED
+    assert "holds the lock" in second.error
+    assert first[0].status == JobRun.Status.SUCCEEDED
+    # The lock is free again once the first run ended.
+    assert jobs.run("long_job").status == JobRun.Status.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_advisory_lock_is_freed_when_the_holding_session_dies(postgres):
+    import zlib
+
+    import psycopg
+
+    scope = jobs.lock_scope("crash_test")
+    settings_dict = connection.settings_dict
+    other = psycopg.connect(
+        host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432, user=settings_dict["USER"],
+        password=settings_dict["PASSWORD"] or None, dbname=settings_dict["NAME"], autocommit=True,
+    )
+    other.execute("SELECT pg_advisory_lock(%s)", [zlib.crc32(f"marketing_ai.job.{scope}".encode())])
+    with jobs.postgres_lock(scope) as got:
+        assert got is False
+    other.close()  # what the server sees when a worker process dies
+    with jobs.postgres_lock(scope) as got:
+        assert got is True
+
+
+def test_the_redis_lock_admits_one_holder_and_expires_after_a_crash(redis_url):
+    scope = f"redis-lock-test-{time.time_ns()}"
+    with jobs.redis_lock(scope) as first:
+        with jobs.redis_lock(scope) as second:
+            assert (first, second) == (True, False)
+    with jobs.redis_lock(scope) as again:
+        assert again is True
+
+    # A holder that never releases (its worker died) stops blocking once the expiry passes.
+    import redis
+
+    redis.Redis.from_url(redis_url).lock(f"marketing_ai:job:{scope}", timeout=1).acquire(blocking=False)
+    with jobs.redis_lock(scope) as while_held:
+        assert while_held is False
+    time.sleep(1.2)
+    with jobs.redis_lock(scope) as after_expiry:
+        assert after_expiry is True
+
+
+def test_the_in_process_lock_admits_one_holder():
+    with jobs.local_lock("local-test") as first, jobs.local_lock("local-test") as second:
+        assert (first, second) == (True, False)
+    with jobs.local_lock("local-test") as again:
+        assert again is True
+
+
+# --- Schedules --------------------------------------------------------------------------------
+
+
+def test_the_seed_schedules_are_the_specified_utc_times():
+    s = jobs.SEED_SCHEDULES
+    assert (s["daily_analytics"].hour, s["daily_analytics"].minute) == ({2}, {0})
+    assert (s["model_retraining"].day_of_week, s["model_retraining"].hour, s["model_retraining"].minute) == ({1}, {3}, {0})
+    assert (s["merchant_affinity"].hour, s["merchant_affinity"].minute) == ({0, 6, 12, 18}, {0})
+    assert (s["send_times"].hour, s["send_times"].minute) == ({4}, {0})
+    assert (s["campaign_optimizations"].hour, s["campaign_optimizations"].minute) == ({5}, {0})
+    for schedule in s.values():
+        assert schedule.day_of_month == set(range(1, 32)) and schedule.month_of_year == set(range(1, 13))
+
+
+def test_every_registered_seed_job_keeps_its_seed_schedule():
+    for name, expected in jobs.SEED_SCHEDULES.items():
+        if name in jobs.REGISTRY:
+            assert jobs.REGISTRY[name].schedule == expected, f"{name} is scheduled {jobs.REGISTRY[name].schedule_text()}"
+
+
+def test_celery_beat_is_configured_with_every_scheduled_job():
+    from marketing_ai.celery import app
+
+    scheduled = {name for name, j in jobs.REGISTRY.items() if j.schedule is not None}
+    assert set(app.conf.beat_schedule) == scheduled
+    for name in scheduled:
+        entry = app.conf.beat_schedule[name]
+        assert entry == {"task": "marketing_ai.run_job", "schedule": jobs.REGISTRY[name].schedule, "kwargs": {"name": name}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beats_database_scheduler_writes_the_schedules_and_keeps_a_pause(registry, monkeypatch):
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from marketing_ai.celery import app
+
+    jobs.job("nightly", schedule=crontab(minute=0, hour=2))(lambda *, progress: 0)
+    jobs.job("six_hourly", schedule=crontab(minute=0, hour="0,6,12,18"))(lambda *, progress: 0)
+    jobs.job("manual", schedule=None)(lambda *, progress: 0)
+    monkeypatch.setattr(app.conf, "beat_schedule", jobs.beat_schedule())
+
+    def load():
+        scheduler = DatabaseScheduler(app=app)
+        scheduler._finalize.cancel()  # no sync at garbage collection, after the test database is gone
+        return scheduler
+
+    load()
+    tasks = {t.name: t for t in PeriodicTask.objects.select_related("crontab")}
+    assert set(tasks) == {"nightly", "six_hourly"}
+    nightly = tasks["nightly"]
+    assert (nightly.task, nightly.kwargs, nightly.enabled) == ("marketing_ai.run_job", '{"name": "nightly"}', True)
+    assert (nightly.crontab.minute, nightly.crontab.hour, nightly.crontab.day_of_week) == ("0", "2", "*")
+    assert str(nightly.crontab.timezone) == "UTC"
+    assert tasks["six_hourly"].crontab.hour == "0,6,12,18"
+
+    # An operator pauses a job in the admin; restarting beat must not switch it back on.
+    PeriodicTask.objects.filter(name="nightly").update(enabled=False)
+    load()
+    assert PeriodicTask.objects.get(name="nightly").enabled is False
+    assert PeriodicTask.objects.count() == 2
