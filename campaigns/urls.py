@@ -1,5 +1,18 @@
 """URL lists included by marketing_ai/urls.py (see its docstring)."""
 
-api_v1_patterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from campaigns import api
+
+router = SimpleRouter()
+router.register("campaigns", api.CampaignViewSet, basename="campaign")
+router.register("merchants", api.MerchantViewSet, basename="merchant")
+router.register("customers", api.CustomerViewSet, basename="customer")
+
+api_v1_patterns: list = [
+    path("events/", api.EventIngestView.as_view(), name="events-ingest"),
+    *router.urls,
+]
 seed_patterns: list = []
 page_patterns: list = []

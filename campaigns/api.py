@@ -1,0 +1,156 @@
+"""REST API of the shared domain: campaigns, merchants, customers (by external id) and event ingestion."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from campaigns import selectors, services
+from campaigns.models import Campaign, Customer, Merchant
+from campaigns.serializers import (
+    CampaignSerializer,
+    CustomerSerializer,
+    EventInSerializer,
+    IngestResultSerializer,
+    MerchantSerializer,
+)
+from marketing_ai.api import BadRequest
+
+EXTERNAL_ID = r"[^/]+"
+
+
+def _choice(request, name: str, choices: list[str]) -> str | None:
+    value = request.query_params.get(name) or None
+    if value is not None and value not in choices:
+        raise BadRequest({name: [f"{value!r} is not one of {', '.join(choices)}"]})
+    return value
+
+
+SEARCH = OpenApiParameter("search", str, description="Substring of the name or external id")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Campaign.Status.values),
+            OpenApiParameter("channel", str, enum=Campaign.Channel.values),
+            OpenApiParameter("merchant", str, description="Merchant external id"),
+            OpenApiParameter("segment", str, description="Campaigns targeting this segment"),
+            SEARCH,
+        ]
+    )
+)
+class CampaignViewSet(viewsets.ModelViewSet):
+    """Campaigns keyed by ``campaign_id``. Writes take the merchant by ``merchant_id``, the offer by
+    ``current_offer_id``, segments by name and ``send_time`` as HH:MM (UTC)."""
+
+    serializer_class = CampaignSerializer
+    lookup_field = "campaign_id"
+    lookup_value_regex = EXTERNAL_ID
+
+    def get_queryset(self):
+        if self.action != "list":
+            return selectors.campaign_list()
+        q = self.request.query_params
+        return selectors.campaign_list(
+            status=_choice(self.request, "status", Campaign.Status.values),
+            channel=_choice(self.request, "channel", Campaign.Channel.values),
+            merchant_id=q.get("merchant") or None,
+            segment=q.get("segment") or None,
+            search=q.get("search") or None,
+        )
+
+    def perform_destroy(self, instance: Campaign) -> None:
+        services.campaign_delete(instance)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[OpenApiParameter("category", str), SEARCH])
+)
+class MerchantViewSet(viewsets.ModelViewSet):
+    """Merchants keyed by ``merchant_id``."""
+
+    serializer_class = MerchantSerializer
+    lookup_field = "merchant_id"
+    lookup_value_regex = EXTERNAL_ID
+
+    def get_queryset(self):
+        q = self.request.query_params
+        if self.action != "list":
+            return Merchant.objects.all()
+        return selectors.merchant_list(category=q.get("category") or None, search=q.get("search") or None)
+
+    def perform_destroy(self, instance: Merchant) -> None:
+        services.merchant_delete(instance)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("segment", str, description="Segment name, or 'none' for customers without one"),
+            OpenApiParameter("timezone", str, description="IANA time zone, e.g. Europe/Paris"),
+            OpenApiParameter("search", str, description="Prefix of the customer id"),
+        ]
+    )
+)
+class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
+    """Customers keyed by ``customer_id`` (read-only: they are created by event ingestion)."""
+
+    serializer_class = CustomerSerializer
+    lookup_field = "customer_id"
+    lookup_value_regex = EXTERNAL_ID
+
+    def get_queryset(self):
+        q = self.request.query_params
+        if self.action != "list":
+            return Customer.objects.select_related("segment")
+        return selectors.customer_list(
+            segment=q.get("segment") or None, timezone=q.get("timezone") or None, search=q.get("search") or None
+        )
+
+
+EVENT_EXAMPLE = [
+    {"event_id": "evt_1001", "type": "notification_opened", "occurred_at": "2025-03-01T09:15:00+01:00",
+     "customer_id": "user_42", "campaign_id": "camp_1", "variant": "B"},
+    {"event_id": "evt_1002", "type": "conversion", "occurred_at": "2025-03-01T09:40:12Z",
+     "customer_id": "user_42", "campaign_id": "camp_1", "merchant_id": "m_7", "offer_id": "off_25pct",
+     "variant": "B", "amount": "19.90"},
+    {"event_id": "evt_1003", "type": "spend", "occurred_at": "2025-03-01T23:59:00+00:00",
+     "campaign_id": "camp_1", "amount": 120.5},
+]
+
+
+class EventIngestView(APIView):
+    """``POST /api/v1/events/``: a batch of up to 5,000 events, all stored or none."""
+
+    ingest_allowed = True  # service accounts in the `ingest` group may call this (and nothing else)
+
+    @extend_schema(
+        operation_id="events_ingest",
+        summary="Ingest a batch of events",
+        description=(
+            "Body: a JSON list of events, or `{\"events\": [...]}`, at most 5,000. Every row is validated; if any "
+            "row is bad the whole batch is rejected with 400 and `error.fields.rows` lists every bad row as "
+            "`{index, field, reason}`, and nothing is stored. `event_id` is the idempotency key: an id we already "
+            "have (or one repeated in the batch) is counted in `duplicates`, never stored twice. Customers and "
+            "merchants are created on first sight; an unknown campaign or offer is a row error."
+        ),
+        request=EventInSerializer(many=True),
+        responses={201: IngestResultSerializer, 200: IngestResultSerializer, 400: OpenApiTypes.OBJECT},
+        examples=[OpenApiExample("A batch", value=EVENT_EXAMPLE, request_only=True)],
+    )
+    def post(self, request):
+        events = request.data.get("events") if isinstance(request.data, dict) else request.data
+        if not isinstance(events, list):
+            raise BadRequest({"events": ["send a JSON list of events, or {\"events\": [...]}"]})
+        if not events:
+            raise BadRequest({"events": ["the batch is empty"]})
+        if len(events) > services.MAX_API_BATCH:
+            raise BadRequest({"events": [f"at most {services.MAX_API_BATCH} events per batch; got {len(events)}"]})
+        result = services.ingest_events(events)
+        body = IngestResultSerializer(result).data
+        # 201 when something new was stored; a pure re-send is a 200 (nothing created).
+        return Response(body, status=status.HTTP_201_CREATED if result.stored else status.HTTP_200_OK)

@@ -1,0 +1,159 @@
+"""``manage.py import_events PATH``: load events from CSV (header row) or JSON Lines.
+
+Rows are checked by the same validator as ``POST /api/v1/events/`` and written in batches
+(one transaction each). Valid rows are stored even when other rows of their batch are bad;
+bad rows are reported with their file line and reason, and the command then exits non-zero.
+Re-running the same file (e.g. after a crash, or after fixing the bad lines) stores nothing
+twice: ``event_id`` is the idempotency key.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from campaigns.services import WIRE_FIELDS, IngestResult, ingest_events
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+REQUIRED_COLUMNS = ("event_id", "type", "occurred_at", "campaign_id")
+REPORT_LIMIT = 50  # rejected rows printed on the console; --rejects-out gets them all
+
+
+class BadLine(Exception):
+    """A line that cannot even be read as a row (bad JSON, too many CSV fields)."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def read_csv(path: Path) -> Iterator[tuple[int, int, Any]]:
+    """Yield (first line, last line, row dict or BadLine) for each CSV record."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise CommandError(f"{path} is empty; expected a header row: {','.join(WIRE_FIELDS)}") from None
+        header = [h.strip() for h in header]
+        unknown = [h for h in header if h not in WIRE_FIELDS]
+        missing = [h for h in REQUIRED_COLUMNS if h not in header]
+        if unknown or missing:
+            raise CommandError(
+                f"{path}: bad header row"
+                + (f"; unknown column(s): {', '.join(unknown)}" if unknown else "")
+                + (f"; missing column(s): {', '.join(missing)}" if missing else "")
+                + f". Columns are: {','.join(WIRE_FIELDS)}"
+            )
+        width = len(header)
+        last = reader.line_num
+        for values in reader:
+            first, last = last + 1, reader.line_num
+            if not values:
+                continue  # a blank line
+            if len(values) > width:
+                yield first, last, BadLine("event", f"has {len(values)} fields, the header has {width}")
+                continue
+            # An empty CSV cell means "not given", like a missing JSON key.
+            yield first, last, {k: v for k, v in zip(header, values) if v != ""}
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
+    with path.open(encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, number, BadLine("event", f"is not valid JSON: {exc.msg} at column {exc.colno}")
+
+
+class Command(BaseCommand):
+    help = "Import events from a CSV (with header) or JSON Lines file; safe to re-run (event_id is the idempotency key)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--format", choices=["csv", "jsonl"], help="Default: from the extension (.csv, .jsonl/.ndjson)")
+        parser.add_argument("--batch-size", type=int, default=5000, help="Rows per transaction (default 5000)")
+        parser.add_argument("--rejects-out", type=Path, help="Write every rejected row (line, field, reason) to this CSV")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar")
+
+    def handle(self, *args, path: Path, format: str | None, batch_size: int, rejects_out: Path | None,
+               no_progress: bool, **options) -> None:
+        if not path.is_file():
+            raise CommandError(f"{path} is not a file")
+        fmt = format or FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise CommandError(f"cannot tell the format of {path.name}; pass --format csv or --format jsonl")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        records = read_csv(path) if fmt == "csv" else read_jsonl(path)
+
+        total = IngestResult()
+        rejects: list[tuple[int, str, str]] = []  # (line, field, reason)
+        bar = tqdm(total=count_lines(path), unit=" lines", disable=no_progress or None, desc=path.name)
+        batch: list[Any] = []
+        lines: list[int] = []
+        done_line = 0
+
+        def flush() -> None:
+            result = ingest_events(batch, skip_invalid=True)
+            total.stored += result.stored
+            total.duplicates += result.duplicates
+            total.customers_created += result.customers_created
+            total.merchants_created += result.merchants_created
+            rejects.extend((lines[e.index], e.field, e.reason) for e in result.rejected)
+            bar.set_postfix(stored=total.stored, duplicates=total.duplicates, rejected=len(rejects), refresh=False)
+            batch.clear()
+            lines.clear()
+
+        for first, last, row in records:
+            if isinstance(row, BadLine):
+                rejects.append((first, row.field, row.reason))
+            else:
+                batch.append(row)
+                lines.append(first)
+                if len(batch) >= batch_size:
+                    flush()
+            bar.update(last - done_line)
+            done_line = last
+        if batch:
+            flush()
+        bar.update(max(bar.total - done_line, 0))
+        bar.close()
+
+        rejects.sort()
+        rejected_lines = len({line for line, _, _ in rejects})
+        self.stdout.write(
+            f"{path.name}: stored {total.stored}, duplicates {total.duplicates}, rejected {rejected_lines} "
+            f"(new customers {total.customers_created}, new merchants {total.merchants_created})"
+        )
+        if not rejects:
+            return
+        if rejects_out:
+            with rejects_out.open("w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["line", "field", "reason"])
+                writer.writerows(rejects)
+        for line, field_name, reason in rejects[:REPORT_LIMIT]:
+            self.stderr.write(f"line {line}: {field_name}: {reason}")
+        if len(rejects) > REPORT_LIMIT:
+            more = f"see {rejects_out}" if rejects_out else "pass --rejects-out PATH for the full list"
+            self.stderr.write(f"... and {len(rejects) - REPORT_LIMIT} more ({more})")
+        raise CommandError(
+            f"{rejected_lines} row(s) rejected; the other rows were stored. Fix the lines above and re-run: "
+            "rows already stored are skipped as duplicates."
+        )

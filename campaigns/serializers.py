@@ -1,0 +1,114 @@
+"""API shapes of the shared domain. Related objects travel by their external ids."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from campaigns.models import Campaign, Customer, Merchant, Offer, Segment
+from campaigns.services import MAX_API_BATCH
+
+
+class MerchantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Merchant
+        fields = ["merchant_id", "name", "category", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if isinstance(self.instance, Merchant):
+            # The external id is the key in the URL; renaming it would break every reference.
+            fields["merchant_id"].read_only = True
+        return fields
+
+
+class OfferSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Offer
+        fields = ["offer_id", "kind", "value", "description"]
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    merchant_id = serializers.SlugRelatedField(
+        source="merchant", slug_field="merchant_id", queryset=Merchant.objects.all(), allow_null=True, required=False,
+        help_text="The merchant's external id, e.g. m_7",
+    )
+    merchant_name = serializers.CharField(source="merchant.name", read_only=True, default=None)
+    current_offer_id = serializers.SlugRelatedField(
+        source="current_offer", slug_field="offer_id", queryset=Offer.objects.all(), allow_null=True, required=False,
+        help_text="The current offer's external id, e.g. off_25pct",
+    )
+    current_offer = OfferSerializer(read_only=True)
+    target_segments = serializers.SlugRelatedField(
+        slug_field="name", queryset=Segment.objects.all(), many=True, required=False,
+        help_text="Segment names, e.g. [\"new_users\", \"high_value_users\"]",
+    )
+    send_time = serializers.TimeField(
+        format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], allow_null=True, required=False,
+        help_text="Current send time, HH:MM in UTC",
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "campaign_id", "name", "merchant_id", "merchant_name", "status", "channel", "start_date", "end_date",
+            "budget", "current_offer_id", "current_offer", "send_time", "target_segments", "created_at", "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if isinstance(self.instance, Campaign):
+            fields["campaign_id"].read_only = True  # the key in the URL
+        return fields
+
+    def validate(self, attrs: dict) -> dict:
+        start = attrs.get("start_date", getattr(self.instance, "start_date", None))
+        end = attrs.get("end_date", getattr(self.instance, "end_date", None))
+        if start and end and end < start:
+            raise serializers.ValidationError({"end_date": f"{end} is before start_date {start}"})
+        return attrs
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    segment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = ["customer_id", "signup_date", "timezone", "segment", "created_at"]
+
+
+class EventInSerializer(serializers.Serializer):
+    """The event wire format, for the OpenAPI schema. Rows are checked by ``services.validate_event_row``."""
+
+    event_id = serializers.CharField(max_length=64, help_text="Client-chosen unique id: the idempotency key")
+    type = serializers.ChoiceField(
+        choices=["notification_sent", "notification_opened", "view", "click", "conversion", "spend"]
+    )
+    occurred_at = serializers.DateTimeField(
+        help_text="ISO 8601 with a UTC offset, e.g. 2025-03-01T09:15:00+01:00 (naive times are rejected); "
+        "at most one day in the future"
+    )
+    customer_id = serializers.CharField(
+        max_length=64, required=False, help_text="Required except for spend; created on first sight (time zone UTC)"
+    )
+    campaign_id = serializers.CharField(max_length=64, help_text="Must be a known campaign")
+    merchant_id = serializers.CharField(max_length=64, required=False, help_text="Created on first sight")
+    offer_id = serializers.CharField(max_length=64, required=False, help_text="Must be a known offer")
+    variant = serializers.CharField(max_length=64, required=False, help_text="A/B variant name, if any")
+    amount = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=0, required=False, coerce_to_string=True,
+        help_text="Decimal string or number, >= 0, at most 2 decimals. Required for conversion (revenue) and "
+        "spend (cost); not allowed on other types",
+    )
+
+
+class EventBatchSerializer(serializers.Serializer):
+    events = EventInSerializer(many=True, max_length=MAX_API_BATCH, help_text=f"Up to {MAX_API_BATCH} events")
+
+
+class IngestResultSerializer(serializers.Serializer):
+    stored = serializers.IntegerField(help_text="Events written by this request")
+    duplicates = serializers.IntegerField(help_text="Events whose event_id we already had (or repeated in the batch)")
+    customers_created = serializers.IntegerField()
+    merchants_created = serializers.IntegerField()

@@ -1,0 +1,390 @@
+"""Writes to the shared domain: event ingestion (API batches and file imports share it).
+
+An event on the wire is a JSON object (see docs/ingestion.md)::
+
+    {"event_id": "evt_1", "type": "conversion", "occurred_at": "2025-03-01T09:15:00+01:00",
+     "customer_id": "user_42", "campaign_id": "camp_1", "merchant_id": "m_7",
+     "offer_id": "off_25pct", "variant": "B", "amount": "19.90"}
+
+``validate_event_row`` is the one row validator (the API and ``import_events`` both call it
+through ``ingest_events``). ``ingest_events`` resolves ids with one query per kind, creates
+customers and merchants on first sight, and writes the batch set-based in one transaction:
+on PostgreSQL COPY into a temporary table then ``INSERT ... ON CONFLICT (event_id) DO NOTHING``,
+elsewhere one ``executemany`` of the same INSERT. ``event_id`` is the idempotency key: a
+re-sent id (from an earlier batch or earlier in the same batch) is counted as a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from campaigns import selectors
+from campaigns.models import Campaign, Customer, Event, Merchant
+from marketing_ai.api import BadRequest, Conflict
+
+MAX_API_BATCH = 5000  # events per POST /api/v1/events/
+MAX_ID_LENGTH = 64  # the models' CharField max_length for external ids and variant
+MAX_AMOUNT = Decimal("999999999999.99")  # DecimalField(max_digits=14, decimal_places=2)
+CENT = Decimal("0.01")
+# A clock far ahead of ours would put events into days not yet aggregated; allow a little skew.
+MAX_FUTURE_SKEW = dt.timedelta(days=1)
+
+TYPES = frozenset(Event.Type.values)
+AMOUNT_REQUIRED = {Event.Type.CONVERSION: "revenue", Event.Type.SPEND: "cost"}
+WIRE_FIELDS = (
+    "event_id", "type", "occurred_at", "customer_id", "campaign_id",
+    "merchant_id", "offer_id", "variant", "amount",
+)
+_WIRE_FIELD_SET = frozenset(WIRE_FIELDS)
+
+
+@dataclass(slots=True)
+class EventRow:
+    """A validated wire event; ids are still external (strings)."""
+
+    event_id: str
+    type: str
+    occurred_at: dt.datetime  # aware, UTC
+    customer_id: str | None
+    campaign_id: str
+    merchant_id: str | None
+    offer_id: str | None
+    variant: str
+    amount: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    index: int  # position in the batch (0-based)
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "field": self.field, "reason": self.reason}
+
+
+@dataclass
+class IngestResult:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+    customers_created: int = 0
+    merchants_created: int = 0
+
+
+class InvalidRows(BadRequest):
+    """A batch with bad rows: HTTP 400 whose ``fields`` are ``{"rows": [{"index", "field", "reason"}, ...]}``.
+
+    ``typed_fields``/``typed_message`` keep the JSON types (``index`` stays an int) through the
+    shared exception handler, which would otherwise turn every leaf into a string.
+    """
+
+    def __init__(self, errors: Sequence[RowError]):
+        self.errors = list(errors)
+        rows = [e.as_dict() for e in self.errors]
+        bad = len({e.index for e in self.errors})
+        first = self.errors[0]
+        self.typed_message = (
+            f"{bad} bad row(s), nothing stored; first: row {first.index} {first.field}: {first.reason}"
+        )
+        self.typed_fields = {"rows": rows}
+        super().__init__({"rows": [f"{e.index} {e.field}: {e.reason}" for e in self.errors]})
+
+
+# --- one row -------------------------------------------------------------------------------------
+
+
+def _external_id(raw: Mapping, name: str, errors: list[tuple[str, str]], *, required: bool) -> str | None:
+    value = raw.get(name)
+    if value is None or value == "":
+        if required:
+            errors.append((name, "is required"))
+        return None
+    if not isinstance(value, str):
+        errors.append((name, f"must be a string, got {type(value).__name__}"))
+        return None
+    if len(value) > MAX_ID_LENGTH:
+        errors.append((name, f"is longer than {MAX_ID_LENGTH} characters"))
+        return None
+    if value != value.strip():
+        errors.append((name, "must not start or end with whitespace"))
+        return None
+    return value
+
+
+def _occurred_at(raw: Mapping, errors: list[tuple[str, str]], now: dt.datetime) -> dt.datetime | None:
+    value = raw.get("occurred_at")
+    if value is None or value == "":
+        errors.append(("occurred_at", "is required"))
+        return None
+    if not isinstance(value, str):
+        errors.append(("occurred_at", f"must be an ISO 8601 string, got {type(value).__name__}"))
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        errors.append(("occurred_at", f"{value!r} is not an ISO 8601 date-time"))
+        return None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        errors.append(("occurred_at", f"{value!r} has no UTC offset; send e.g. 2025-03-01T09:15:00+00:00"))
+        return None
+    parsed = parsed.astimezone(dt.UTC)
+    if parsed > now + MAX_FUTURE_SKEW:
+        errors.append(("occurred_at", f"{value!r} is more than a day in the future"))
+        return None
+    return parsed
+
+
+def _amount(raw: Mapping, event_type: str | None, errors: list[tuple[str, str]]) -> Decimal | None:
+    value = raw.get("amount")
+    if value is None or value == "":
+        if event_type in AMOUNT_REQUIRED:
+            errors.append(("amount", f"is required for {event_type} (its {AMOUNT_REQUIRED[event_type]})"))
+        return None
+    if event_type is not None and event_type not in AMOUNT_REQUIRED:
+        errors.append(("amount", "only conversion (revenue) and spend (cost) events carry an amount"))
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        errors.append(("amount", f"must be a decimal string or a number, got {type(value).__name__}"))
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        errors.append(("amount", "must be a finite number"))
+        return None
+    try:
+        # str() first: a JSON 19.9 means 19.90, not the binary float 19.899999...
+        amount = Decimal(str(value) if isinstance(value, float) else value)
+    except (InvalidOperation, ValueError):
+        errors.append(("amount", f"{value!r} is not a decimal number"))
+        return None
+    if not amount.is_finite():
+        errors.append(("amount", "must be a finite number"))
+    elif amount < 0:
+        errors.append(("amount", "must be >= 0"))
+    elif amount > MAX_AMOUNT:
+        errors.append(("amount", f"must be <= {MAX_AMOUNT}"))
+    elif amount != amount.quantize(CENT):
+        errors.append(("amount", "has more than 2 decimal places"))
+    else:
+        return amount.quantize(CENT)
+    return None
+
+
+def validate_event_row(raw: Any, *, now: dt.datetime | None = None) -> tuple[EventRow | None, list[tuple[str, str]]]:
+    """Check one wire event; return ``(row, [])`` or ``(None, [(field, reason), ...])`` listing every bad field.
+
+    Reference checks (does the campaign exist?) need the database and happen per batch in
+    ``ingest_events``.
+    """
+    if not isinstance(raw, Mapping):
+        return None, [("event", f"must be a JSON object, got {type(raw).__name__}")]
+    now = now or timezone.now()
+    errors: list[tuple[str, str]] = []
+    for name in sorted(map(str, raw.keys() - _WIRE_FIELD_SET)):
+        errors.append((name, f"unknown field; an event has {', '.join(WIRE_FIELDS)}"))
+
+    event_id = _external_id(raw, "event_id", errors, required=True)
+    event_type = raw.get("type")
+    if event_type is None or event_type == "":
+        errors.append(("type", "is required"))
+        event_type = None
+    elif not isinstance(event_type, str) or event_type not in TYPES:
+        errors.append(("type", f"{event_type!r} is not one of {', '.join(Event.Type.values)}"))
+        event_type = None
+    occurred_at = _occurred_at(raw, errors, now)
+    customer_id = _external_id(raw, "customer_id", errors, required=event_type != Event.Type.SPEND)
+    campaign_id = _external_id(raw, "campaign_id", errors, required=True)
+    merchant_id = _external_id(raw, "merchant_id", errors, required=False)
+    offer_id = _external_id(raw, "offer_id", errors, required=False)
+    variant = _external_id(raw, "variant", errors, required=False)
+    amount = _amount(raw, event_type, errors)  # type unknown or bad: only the type-free checks
+    if errors:
+        return None, errors
+    return (
+        EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "", amount),
+        [],
+    )
+
+
+# --- a batch -------------------------------------------------------------------------------------
+
+
+def validate_batch(raws: Sequence[Any], *, now: dt.datetime | None = None) -> tuple[list[tuple[int, EventRow]], list[RowError]]:
+    """Validate every row and resolve campaign and offer ids (one query each).
+
+    Returns the valid rows with their batch index and every error (every bad field of every
+    row, including unknown ids on rows that are bad otherwise), ordered by index.
+    """
+    now = now or timezone.now()
+    valid: list[tuple[int, EventRow]] = []
+    errors: list[RowError] = []
+    references: list[tuple[int, str | None, str | None]] = []  # (index, campaign_id, offer_id) to look up
+    for index, raw in enumerate(raws):
+        row, row_errors = validate_event_row(raw, now=now)
+        if row is not None:
+            valid.append((index, row))
+            references.append((index, row.campaign_id, row.offer_id))
+            continue
+        errors.extend(RowError(index, f, r) for f, r in row_errors)
+        if isinstance(raw, Mapping):
+            bad_fields = {f for f, _ in row_errors}
+            references.append((
+                index,
+                raw.get("campaign_id") if "campaign_id" not in bad_fields else None,
+                raw.get("offer_id") if "offer_id" not in bad_fields and raw.get("offer_id") else None,
+            ))
+
+    campaigns = selectors.campaign_pks(c for _, c, _ in references if c)
+    offers = selectors.offer_pks(o for _, _, o in references if o)
+    unresolved: set[int] = set()
+    for index, campaign_id, offer_id in references:
+        if campaign_id and campaign_id not in campaigns:
+            errors.append(RowError(index, "campaign_id", f"unknown campaign {campaign_id!r}"))
+            unresolved.add(index)
+        if offer_id and offer_id not in offers:
+            errors.append(RowError(index, "offer_id", f"unknown offer {offer_id!r}"))
+            unresolved.add(index)
+    errors.sort(key=lambda e: e.index)  # stable: a row's field errors keep their order
+    return [(i, row) for i, row in valid if i not in unresolved], errors
+
+
+def ingest_events(raws: Sequence[Any], *, skip_invalid: bool = False, received_at: dt.datetime | None = None) -> IngestResult:
+    """Validate and store a batch of wire events in one transaction.
+
+    With ``skip_invalid=False`` (the API) a batch with any bad row raises ``InvalidRows`` and
+    writes nothing. With ``skip_invalid=True`` (file import) the valid rows are stored and the
+    bad ones come back in ``result.rejected``.
+    """
+    received_at = received_at or timezone.now()
+    valid, errors = validate_batch(raws, now=received_at)
+    if errors and not skip_invalid:
+        raise InvalidRows(errors)
+    result = IngestResult(rejected=errors)
+
+    # Within the batch the first occurrence of an event_id wins; the rest are duplicates.
+    unique: dict[str, EventRow] = {}
+    for _, row in valid:
+        unique.setdefault(row.event_id, row)
+    rows = list(unique.values())
+    if not rows:
+        result.duplicates = len(valid)
+        return result
+
+    campaigns = selectors.campaign_pks({r.campaign_id for r in rows})
+    offers = selectors.offer_pks({r.offer_id for r in rows if r.offer_id})
+    with transaction.atomic():
+        customers, result.customers_created = _ensure(
+            Customer, "customer_id", {r.customer_id for r in rows if r.customer_id}, selectors.customer_pks,
+            lambda ext: Customer(customer_id=ext, timezone="UTC"),
+        )
+        merchants, result.merchants_created = _ensure(
+            Merchant, "merchant_id", {r.merchant_id for r in rows if r.merchant_id}, selectors.merchant_pks,
+            # The merchant network sends the real name later; until then the id is the name.
+            lambda ext: Merchant(merchant_id=ext, name=ext),
+        )
+        records = [
+            (
+                r.event_id, r.type, r.occurred_at, received_at,
+                customers[r.customer_id] if r.customer_id else None,
+                campaigns[r.campaign_id],
+                merchants[r.merchant_id] if r.merchant_id else None,
+                offers[r.offer_id] if r.offer_id else None,
+                r.variant, r.amount,
+            )
+            for r in rows
+        ]
+        result.stored = _insert_events(records)
+    result.duplicates = len(valid) - result.stored
+    return result
+
+
+def _ensure(model, field_name: str, external_ids: set[str], lookup, build) -> tuple[dict[str, int], int]:
+    """{external id: pk}, creating the missing rows (set-based; safe against a concurrent batch)."""
+    if not external_ids:
+        return {}, 0
+    pks = lookup(external_ids)
+    missing = external_ids - pks.keys()
+    if missing:
+        model.objects.bulk_create([build(ext) for ext in sorted(missing)], ignore_conflicts=True, batch_size=1000)
+        pks.update(lookup(missing))
+    return pks, len(missing)
+
+
+EVENT_COLUMNS = (
+    "event_id", "type", "occurred_at", "received_at", "customer_id",
+    "campaign_id", "merchant_id", "offer_id", "variant", "amount",
+)
+
+
+def _insert_events(records: list[tuple]) -> int:
+    """Insert the rows, skipping event_ids we already have; return how many were stored."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    columns = ", ".join(EVENT_COLUMNS)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY is PostgreSQL's fastest way in; ON CONFLICT then drops ids already stored.
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS ingest_event_batch ("
+                " event_id varchar(64), type varchar(24), occurred_at timestamptz, received_at timestamptz,"
+                " customer_id bigint, campaign_id bigint, merchant_id bigint, offer_id bigint,"
+                " variant varchar(64), amount numeric(14, 2)) ON COMMIT DELETE ROWS"
+            )
+            cursor.execute("TRUNCATE ingest_event_batch")
+            with cursor.cursor.copy(f"COPY ingest_event_batch ({columns}) FROM STDIN") as copy:
+                for record in records:
+                    copy.write_row(record)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ingest_event_batch"
+                " ON CONFLICT (event_id) DO NOTHING"
+            )
+            return cursor.rowcount
+        ops = connection.ops
+        adapted = [
+            (*r[:2], ops.adapt_datetimefield_value(r[2]), ops.adapt_datetimefield_value(r[3]), *r[4:9],
+             None if r[9] is None else str(r[9]))
+            for r in records
+        ]
+        placeholders = ", ".join(["%s"] * len(EVENT_COLUMNS))
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT (event_id) DO NOTHING", adapted
+        )
+        return cursor.rowcount
+
+
+def chunked(items: Iterable, size: int) -> Iterable[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- domain objects ------------------------------------------------------------------------------
+
+
+def campaign_delete(campaign: Campaign) -> None:
+    """Delete a campaign; one with events is history and cannot go (409)."""
+    try:
+        campaign.delete()
+    except ProtectedError:
+        raise Conflict(
+            f"campaign {campaign.campaign_id} has events; set its status to 'completed' instead of deleting it"
+        ) from None
+
+
+def merchant_delete(merchant: Merchant) -> None:
+    try:
+        merchant.delete()
+    except ProtectedError:
+        raise Conflict(f"merchant {merchant.merchant_id} has events and cannot be deleted") from None
