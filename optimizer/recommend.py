@@ -24,17 +24,26 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from optimizer.ml.offer_response import PERCENT
+from optimizer.ml.offer_response import expected_profit as shared_expected_profit
+
 DEFAULT_DRAWS = 4000
 MIN_SENDS_PER_OFFER = 100  # an offer with fewer sends is still scored, but does not count as "enough data"
 MIN_CONVERSIONS = 20
+# "Enough data" means the data decide: the recommended offer is the most profitable in at least this
+# share of the posterior draws (besides the minimum sample sizes above).
+DECISION_PROBABILITY = 0.8
 LIFT_CAP = 1000.0  # percent; relative lifts over a near-zero base are capped rather than exploding
 
 
 def expected_profit(
     conversion_rate: np.ndarray | float, order_value: float, discount_pct: np.ndarray | float, cost_per_send: float
-) -> np.ndarray | float:
-    """Expected profit per send: p x (order value - discount) - cost. ``discount_pct`` is in percent."""
-    return np.asarray(conversion_rate) * order_value * (1.0 - np.asarray(discount_pct) / 100.0) - cost_per_send
+) -> np.ndarray:
+    """Expected profit per send: p x (order value - discount) - cost, with ``discount_pct`` in percent.
+
+    The one formula shared with the offer-response model (``optimizer.ml.offer_response``).
+    """
+    return shared_expected_profit(conversion_rate, order_value, discount_pct, PERCENT, cost_per_send)
 
 
 def relative_lift(new: float, base: float) -> float:
@@ -76,7 +85,7 @@ class OfferRecommendation:
     confidence: float  # P(recommended beats current); P(best) when there is no current offer
     order_value: float
     cost_per_send: float
-    enough_data: bool
+    enough_data: bool  # minimum sample sizes met and P(best) >= DECISION_PROBABILITY
     method: str  # "bandit" (population prior) or "model" (offer-response model prior)
     scores: list[OfferScore] = field(default_factory=list)
 
@@ -101,7 +110,7 @@ def recommend_offer(
     order_value: float | None = None,
     default_order_value: float = 50.0,
     prior_rates: Mapping[float, float] | None = None,
-    prior_strength: float = 20.0,
+    prior_strength: float | Mapping[float, float] = 20.0,
     method: str = "bandit",
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
@@ -112,7 +121,9 @@ def recommend_offer(
 
     ``prior_rates`` maps offer value -> reference conversion rate (population or model); offers
     missing from it get the segment's pooled observed rate. ``current_offer`` is scored even when
-    it has no observations (from its prior alone).
+    it has no observations (from its prior alone). ``prior_strength`` is in pseudo-sends, one number
+    or one per offer value (e.g. the other campaigns' sends of that offer, so pooled evidence counts
+    once); an offer missing from the mapping gets strength 1.
     """
     by_value: dict[float, OfferOutcome] = {float(o.offer_value): o for o in outcomes}
     values = sorted(set(by_value) | ({float(current_offer)} if current_offer is not None else set()))
@@ -125,8 +136,12 @@ def recommend_offer(
     pooled = (convs.sum() + 0.5) / (sends.sum() + 1.0)
     ref = np.array([(prior_rates or {}).get(v, pooled) for v in values], dtype=float)
     ref = np.clip(ref, 1e-4, 1 - 1e-4)
-    alpha = ref * prior_strength + convs
-    beta = (1 - ref) * prior_strength + (sends - convs)
+    if isinstance(prior_strength, Mapping):
+        strength = np.array([max(float(prior_strength.get(v, 1.0)), 1e-6) for v in values])
+    else:
+        strength = np.full(len(values), float(prior_strength))
+    alpha = ref * strength + convs
+    beta = (1 - ref) * strength + (sends - convs)
 
     value = order_value if order_value is not None else order_value_of(list(by_value.values()), default_order_value)
     discounts = np.array(values)
@@ -159,7 +174,11 @@ def recommend_offer(
         )
         for i, v in enumerate(values)
     ]
-    enough = int(np.sum(sends >= min_sends)) >= 2 and convs.sum() >= min_conversions
+    enough = (
+        int(np.sum(sends >= min_sends)) >= 2
+        and convs.sum() >= min_conversions
+        and prob_best[best] >= DECISION_PROBABILITY
+    )
     return OfferRecommendation(
         segment=segment,
         current_offer=float(current_offer) if current_offer is not None else None,
