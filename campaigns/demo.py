@@ -97,7 +97,7 @@ class DemoConfig:
     days: int = 60
     seed: int = 7
     # Last generated day (inclusive). The window is the `days` days ending on it.
-    end_date: dt.date = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).date())
+    end_date: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
     sends_per_day: float = 1.5  # mean notifications per customer per day (activity is heavy-tailed)
     not_after: dt.datetime | None = None  # drop events after this instant (e.g. "now" for today)
     id_prefix: str = "demo_"  # every external id starts with it, so demo rows are recognisable
@@ -486,7 +486,7 @@ def _funnel(
 def _window_end_seconds(config: DemoConfig) -> float:
     end = float(config.days * 86400)
     if config.not_after is not None:
-        start = dt.datetime.combine(config.start_date, dt.time(), tzinfo=dt.timezone.utc)
+        start = dt.datetime.combine(config.start_date, dt.time(), tzinfo=dt.UTC)
         end = min(end, (config.not_after - start).total_seconds())
     return end
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import ProtectedError, Q
+from django.db.models import PROTECT, ProtectedError, Q
 from django.utils import timezone
 
 from campaigns.demo import DemoConfig, DemoData, generate
@@ -142,27 +142,41 @@ def _refuse_if_present(seed: int) -> None:
 
 
 def delete_demo_data() -> dict[str, int]:
-    """Delete every demo row (external ids starting with ``demo_``) and what hangs off them."""
-    deleted = {}
+    """Delete every demo row (external ids starting with ``demo_``) and what hangs off them.
+
+    Rows of other apps that protect a demo row (e.g. an A/B test on a demo campaign) belong to the demo
+    too and are deleted with it; cascading relations go the usual way.
+    """
+    demo = {
+        Campaign: Campaign.objects.filter(campaign_id__startswith=DEMO_PREFIX),
+        Customer: Customer.objects.filter(customer_id__startswith=DEMO_PREFIX),
+        Merchant: Merchant.objects.filter(merchant_id__startswith=DEMO_PREFIX),
+        Offer: Offer.objects.filter(offer_id__startswith=DEMO_PREFIX),
+    }
+    deleted: dict[str, int] = {}
     try:
         with transaction.atomic():
             deleted["events"] = Event.objects.filter(
                 Q(event_id__startswith=DEMO_PREFIX)
-                | Q(campaign__campaign_id__startswith=DEMO_PREFIX)
-                | Q(customer__customer_id__startswith=DEMO_PREFIX)
-                | Q(merchant__merchant_id__startswith=DEMO_PREFIX)
-                | Q(offer__offer_id__startswith=DEMO_PREFIX)
+                | Q(campaign__in=demo[Campaign].values("pk"))
+                | Q(customer__in=demo[Customer].values("pk"))
+                | Q(merchant__in=demo[Merchant].values("pk"))
+                | Q(offer__in=demo[Offer].values("pk"))
             ).delete()[0]
-            for key, model, field in (
-                ("campaigns", Campaign, "campaign_id"),
-                ("customers", Customer, "customer_id"),
-                ("merchants", Merchant, "merchant_id"),
-                ("offers", Offer, "offer_id"),
-            ):
-                deleted[key] = model.objects.filter(**{f"{field}__startswith": DEMO_PREFIX}).delete()[0]
+            for model, rows in demo.items():
+                for relation in model._meta.related_objects:
+                    if relation.on_delete is PROTECT and relation.related_model is not Event:
+                        dependants = relation.related_model._base_manager.filter(
+                            **{f"{relation.field.name}__in": rows.values("pk")}
+                        )
+                        deleted[relation.related_model._meta.label] = dependants.delete()[0]
+            for model, rows in demo.items():
+                deleted[model._meta.model_name] = rows.delete()[0]
     except ProtectedError as exc:
-        names = sorted({f"{o._meta.label}" for o in exc.protected_objects})
-        raise DemoDataPresent(f"cannot delete the old demo data: rows in {', '.join(names)} protect it", same_seed=False) from exc
+        names = sorted({o._meta.label for o in exc.protected_objects})
+        raise DemoDataPresent(
+            f"cannot delete the old demo data: rows in {', '.join(names)} protect it", same_seed=False
+        ) from exc
     return deleted
 
 
