@@ -1,0 +1,130 @@
+"""A real Celery worker and a real beat (subprocesses) against the real Redis and the test database.
+
+The worker consumes a queue unique to this test run and imports ``tests/platform/jobs_for_tests.py``
+(``-I``); the test sends the task from this process and waits for the worker's ``job_runs`` row.
+``transaction=True`` so both processes see committed rows of the same PostgreSQL test database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from marketing_ai import jobs
+from marketing_ai.models import JobRun
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = [sys.executable, "-m", "celery", "-A", "marketing_ai"]
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_database_url() -> str:
+    d = connection.settings_dict
+    auth = d["USER"] + (f":{d['PASSWORD']}" if d["PASSWORD"] else "")
+    return f"postgres://{auth}@{d['HOST'] or '127.0.0.1'}:{d['PORT'] or 5432}/{d['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+def subprocess_env(redis_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": redis_url,
+        "DJANGO_SETTINGS_MODULE": "marketing_ai.settings",
+        "PYTHONPATH": str(ROOT),
+        "CONN_MAX_AGE": "0",  # the test database is dropped at the end: hold no idle connection
+    }
+
+
+@contextmanager
+def background(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def wait_for(condition, *, timeout: float, proc: subprocess.Popen, log: Path, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"{what}: the process exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"{what}: nothing after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def test_a_real_worker_runs_sent_jobs_and_records_them(postgres, redis_url, tmp_path):
+    from marketing_ai.tasks import run_job
+
+    queue = f"platform-test-{uuid.uuid4().hex[:10]}"
+    log = tmp_path / "worker.log"
+    args = [
+        *CELERY, "worker", "-Q", queue, "-n", f"{queue}@%h", "--pool=solo", "--loglevel=INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "-I", "tests.platform.jobs_for_tests",
+    ]
+    with background(args, subprocess_env(redis_url), log) as worker:
+        run_job.apply_async(kwargs={"name": "platform_probe"}, queue=queue)
+        run_job.apply_async(kwargs={"name": "platform_probe_fails"}, queue=queue)
+
+        def both_finished():
+            runs = {r.job: r for r in JobRun.objects.filter(job__startswith="platform_probe")}
+            return runs if len(runs) == 2 and all(r.finished_at for r in runs.values()) else None
+
+        runs = wait_for(both_finished, timeout=120, proc=worker, log=log, what="worker job_runs")
+
+    assert runs["platform_probe"].status == JobRun.Status.SUCCEEDED
+    assert runs["platform_probe"].rows_written == 7
+    assert runs["platform_probe"].arguments == {"trigger": "celery"}
+    assert runs["platform_probe_fails"].status == JobRun.Status.FAILED
+    assert "ValueError: probe failure for the worker test" in runs["platform_probe_fails"].error
+    # A non-transient error is not retried: one attempt, one row.
+    assert JobRun.objects.filter(job="platform_probe_fails").count() == 1
+    import redis
+
+    redis.Redis.from_url(redis_url).delete(queue)
+
+
+def test_beat_loads_every_registered_schedule_into_the_database(postgres, redis_url, tmp_path):
+    from django_celery_beat.models import PeriodicTask
+
+    scheduled = {name: j for name, j in jobs.REGISTRY.items() if j.schedule is not None}
+    if not scheduled:
+        pytest.skip("no job with a schedule is registered yet")
+    log = tmp_path / "beat.log"
+    args = [*CELERY, "beat", "--loglevel=INFO", "-s", str(tmp_path / "beat-schedule"), "--max-interval", "1"]
+    # Beat would send due tasks to the broker; a private database number keeps them off the shared queue.
+    with background(args, subprocess_env(redis_url.rsplit("/", 1)[0] + "/15"), log) as beat:
+        wait_for(
+            lambda: PeriodicTask.objects.filter(name__in=scheduled).count() == len(scheduled),
+            timeout=90, proc=beat, log=log, what="beat's periodic tasks",
+        )
+
+    for task in PeriodicTask.objects.filter(name__in=scheduled).select_related("crontab"):
+        assert task.task == "marketing_ai.run_job"
+        assert task.crontab.schedule == scheduled[task.name].schedule  # same minutes, hours, days, months
+        assert task.kwargs == f'{{"name": "{task.name}"}}'
+        assert str(task.crontab.timezone) == "UTC"

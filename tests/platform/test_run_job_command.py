@@ -1,0 +1,144 @@
+"""``manage.py run_job``: one job, a period, every job in dependency order, the list, and its errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from io import StringIO
+
+import pytest
+from celery.schedules import crontab
+from django.core.management import CommandError, call_command
+
+from marketing_ai import jobs
+from marketing_ai.models import JobRun
+
+
+def run_command(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("run_job", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def dated_job(registry):
+    calls = []
+
+    @jobs.job("daily_things", schedule=crontab(minute=0, hour=2), window_days=3)
+    def daily_things(*, start, end, progress):
+        days = (end - start).days + 1
+        calls.append((start, end))
+        progress.total(days)
+        for _ in range(days):
+            progress.advance()
+        return days * 10
+
+    return calls
+
+
+def test_date_runs_the_job_for_that_one_day_and_draws_progress(db, dated_job):
+    out, err = run_command("daily_things", "--date", "2024-05-02")
+
+    assert dated_job == [(dt.date(2024, 5, 2), dt.date(2024, 5, 2))]
+    assert "daily_things 2024-05-02..2024-05-02: succeeded, 10 rows" in out
+    assert "1/1" in err  # the tqdm bar reached its total
+    run = JobRun.objects.get(job="daily_things")
+    assert run.arguments == {"trigger": "command", "start": "2024-05-02", "end": "2024-05-02"}
+
+
+def test_from_and_to_run_the_whole_period(db, dated_job):
+    out, err = run_command("daily_things", "--from", "2024-05-01", "--to", "2024-05-07")
+    assert dated_job == [(dt.date(2024, 5, 1), dt.date(2024, 5, 7))]
+    assert "70 rows" in out and "7/7" in err
+
+
+def test_without_dates_the_job_gets_its_default_window(db, dated_job):
+    run_command("daily_things", "--no-progress")
+    start, end = dated_job[0]
+    assert (end - start).days == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("nope",), "unknown job 'nope'; registered jobs: daily_things"),
+        (("daily_things", "--date", "2024-13-01"), "--date '2024-13-01' is not a date"),
+        (("daily_things", "--from", "yesterday"), "--from 'yesterday' is not a date"),
+        (("daily_things", "--from", "2024-05-09", "--to", "2024-05-01"), "--from 2024-05-09 is after --to 2024-05-01"),
+        (("daily_things", "--date", "2024-05-01", "--from", "2024-05-01"), "either --date or --from/--to"),
+        ((), "name a job to run"),
+        (("daily_things", "--all"), "either a job name or --all"),
+    ],
+)
+def test_bad_arguments_fail_with_a_clear_message(db, dated_job, args, message):
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run_command(*args)
+    assert dated_job == []
+
+
+def test_dates_are_refused_for_a_job_without_a_period(db, registry):
+    jobs.job("no_dates", schedule=None)(lambda *, progress: 0)
+    with pytest.raises(CommandError, match="does not take dates"):
+        run_command("no_dates", "--date", "2024-01-01")
+
+
+def test_a_failing_job_exits_non_zero_with_its_error(db, registry):
+    @jobs.job("fails", schedule=None)
+    def fails(*, progress):
+        raise RuntimeError("the warehouse is closed")
+
+    with pytest.raises(CommandError, match="job fails failed: RuntimeError: the warehouse is closed"):
+        run_command("fails")
+    assert JobRun.objects.get(job="fails").status == JobRun.Status.FAILED
+
+
+def test_all_runs_every_job_once_in_dependency_order(db, registry):
+    order = []
+    for name, after in [("recommend", ("train",)), ("train", ("aggregate",)), ("aggregate", ())]:
+        jobs.job(name, schedule=None, after=after)(lambda *, progress, name=name: order.append(name) or 1)
+
+    out, _ = run_command("--all", "--no-progress")
+
+    assert order == ["aggregate", "train", "recommend"]
+    assert list(JobRun.objects.order_by("started_at", "id").values_list("job", "status")) == [
+        ("aggregate", "succeeded"),
+        ("train", "succeeded"),
+        ("recommend", "succeeded"),
+    ]
+
+
+def test_all_skips_the_jobs_after_a_failed_one_and_exits_non_zero(db, registry):
+    ran = []
+
+    def broken(*, progress):
+        raise ValueError("bad input")
+
+    jobs.job("aggregate", schedule=None)(broken)
+    jobs.job("train", schedule=None, after=("aggregate",))(lambda *, progress: ran.append("train") or 1)
+    jobs.job("independent", schedule=None)(lambda *, progress: ran.append("independent") or 1)
+
+    with pytest.raises(CommandError, match="2 of 3 jobs did not succeed") as failure:
+        run_command("--all", "--no-progress")
+
+    assert ran == ["independent"]
+    assert "train not run: aggregate did not succeed" in str(failure.value)
+    assert not JobRun.objects.filter(job="train").exists()
+
+
+def test_list_shows_schedules_dependencies_and_last_runs(db, registry, dated_job):
+    jobs.job("after_daily", schedule=None, after=("daily_things",))(lambda *, progress: 0)
+    jobs.run("daily_things", start=dt.date(2024, 1, 1), end=dt.date(2024, 1, 2))
+
+    out, _ = run_command("--list")
+    lines = {line.split()[0]: line for line in out.splitlines()}
+
+    assert lines["daily_things"].split()[1:6] == ["0", "2", "*", "*", "*"]
+    assert "succeeded 20 rows" in lines["daily_things"]
+    assert "last 3 d" in lines["daily_things"]
+    assert "manual only" in lines["after_daily"] and "daily_things" in lines["after_daily"]
+    assert lines["after_daily"].endswith("never")
+
+
+def test_list_of_the_real_registry_names_every_registered_job(db):
+    out, _ = run_command("--list")
+    listed = {line.split()[0] for line in out.splitlines()[1:]}
+    assert listed == set(jobs.REGISTRY)
