@@ -1,0 +1,167 @@
+"""Winner rules end to end (database counts -> statistics -> decision), checked against scipy/statsmodels."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+from statsmodels.stats.proportion import proportions_ztest
+
+from abtests import services
+from abtests.models import ABTest, ABTestResult
+from marketing_ai import jobs
+from tests.abtests.factories import ABTestFactory, populate
+from tests.factories import OfferFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_real_lift_at_the_planned_sample_is_declared_with_scipy_equal_p_value():
+    test = ABTestFactory(sample_size_target=8000)
+    populate(test, users=[4000, 4000], conversions=[320, 416])  # 8.0 % vs 10.4 %: +30 %
+    result = services.test_analyze(test=test)
+    _, p_ref = proportions_ztest([416, 320], [4000, 4000])
+    assert result.decision == "winner" and result.winner == "B"
+    assert result.p_value == pytest.approx(p_ref, rel=1e-9)
+    assert result.lift == pytest.approx(30.0)
+    assert result.lift_ci_low < 30.0 < result.lift_ci_high
+    assert result.statistical_significance == pytest.approx((1 - p_ref) * 100, rel=1e-6)
+    assert result.recommended_action.startswith("Ship B")
+    assert result.users_still_needed == 0
+
+
+def test_an_aa_test_is_not_declared():
+    test = ABTestFactory(sample_size_target=8000)
+    populate(test, users=[4000, 4000], conversions=[320, 322])
+    result = services.test_analyze(test=test)
+    assert result.decision == "inconclusive" and result.winner == ""
+    assert "no significant difference" in result.reason
+    assert "keep A" in result.recommended_action
+
+
+def test_before_the_planned_sample_no_winner_and_the_users_still_needed():
+    test = ABTestFactory(sample_size_target=20000)
+    populate(test, users=[4000, 4000], conversions=[320, 416])
+    result = services.test_analyze(test=test)
+    assert result.significant  # it looks significant ...
+    assert result.decision == "inconclusive" and result.winner == ""  # ... but peeking is not deciding
+    assert result.users_still_needed == 12000
+    assert "planned sample not reached" in result.reason
+    assert "about 12,000 more users" in result.recommended_action
+
+
+def test_a_sample_ratio_mismatch_blocks_the_winner():
+    test = ABTestFactory(sample_size_target=8000)
+    populate(test, users=[4400, 3600], conversions=[352, 468])
+    srm_ref = scipy_stats.chisquare([4400, 3600], [4000, 4000]).pvalue
+    result = services.test_analyze(test=test)
+    assert result.srm_detected and result.srm_p_value == pytest.approx(srm_ref, rel=1e-9)
+    assert result.decision == "srm" and result.winner == ""
+    assert "investigate the split" in result.recommended_action
+
+
+def test_control_wins_when_the_treatment_is_significantly_worse():
+    test = ABTestFactory(sample_size_target=8000)
+    populate(test, users=[4000, 4000], conversions=[416, 320])
+    result = services.test_analyze(test=test)
+    assert result.decision == "winner" and result.winner == "A"
+    assert result.recommended_action.startswith("Keep A")
+
+
+def test_three_arms_use_holm_adjusted_p_values():
+    from statsmodels.stats.multitest import multipletests
+
+    test = ABTestFactory(sample_size_target=9000, variants=[("A", 1 / 3), ("B", 1 / 3), ("C", 1 / 3)])
+    populate(test, users=[3000, 3000, 3000], conversions=[240, 300, 255])
+    result = services.test_analyze(test=test)
+    raw = [proportions_ztest([300, 240], [3000, 3000])[1], proportions_ztest([255, 240], [3000, 3000])[1]]
+    holm = multipletests(raw, method="holm")[1]
+    by_name = {v["name"]: v for v in result.variants}
+    assert by_name["B"]["p_value_adjusted"] == pytest.approx(holm[0], rel=1e-9)
+    assert by_name["C"]["p_value_adjusted"] == pytest.approx(holm[1], rel=1e-9)
+    assert result.p_value == pytest.approx(holm[0], rel=1e-9)
+    chi2_ref = scipy_stats.chi2_contingency([[240, 2760], [300, 2700], [255, 2745]], correction=False)[0]
+    assert result.chi2 == pytest.approx(chi2_ref, rel=1e-9)
+
+
+def test_revenue_per_user_uses_welch_on_the_per_user_revenue():
+    rng = np.random.default_rng(3)
+    test = ABTestFactory(sample_size_target=4000, primary_metric=ABTest.Metric.REVENUE_PER_USER)
+    rev_a = np.round(rng.gamma(2.0, 20.0, 400), 2)
+    rev_b = np.round(rng.gamma(2.0, 26.0, 500), 2)
+    populate(test, users=[2000, 2000], conversions=[400, 500], revenue=[list(rev_a), list(rev_b)])
+    per_user_a = np.concatenate([rev_a, np.zeros(1600)])
+    per_user_b = np.concatenate([rev_b, np.zeros(1500)])
+    p_ref = scipy_stats.ttest_ind(per_user_b, per_user_a, equal_var=False).pvalue
+    result = services.test_analyze(test=test)
+    assert result.method == "welch"
+    assert result.p_value == pytest.approx(p_ref, rel=1e-6)
+    expected_lift = (per_user_b.mean() / per_user_a.mean() - 1) * 100
+    assert result.lift == pytest.approx(expected_lift, rel=1e-9)
+    assert result.winner == "B"
+
+
+def test_a_guardrail_that_gets_significantly_worse_blocks_the_winner():
+    rng = np.random.default_rng(5)
+    test = ABTestFactory(sample_size_target=8000, guardrail_metrics=[ABTest.Metric.REVENUE_PER_USER])
+    populate(test, users=[4000, 4000], conversions=[320, 416],
+             revenue=[list(rng.uniform(80, 120, 320)), list(rng.uniform(20, 40, 416))])
+    result = services.test_analyze(test=test)
+    assert result.significant and result.winner == ""
+    assert "revenue per user got significantly worse" in result.reason
+
+
+def test_a_sequential_test_may_stop_early_when_the_boundary_is_crossed():
+    test = ABTestFactory(sample_size_target=100_000, sequential=True)
+    populate(test, users=[3000, 3000], conversions=[150, 300])  # 5 % vs 10 %: overwhelming
+    result = services.test_analyze(test=test)
+    assert result.method == "sequential"
+    assert result.decision == "winner" and result.winner == "B"
+
+
+def test_end_records_the_winner_and_applies_its_offer_and_send_time():
+    old, new = OfferFactory(value=10), OfferFactory(value=25)
+    test = ABTestFactory(sample_size_target=8000)
+    test.campaign.current_offer = old
+    test.campaign.save()
+    b = test.ordered_variants[1]
+    b.offer, b.send_time = new, dt.time(18, 30)
+    b.save()
+    populate(test, users=[4000, 4000], conversions=[320, 416])
+    ended = services.test_end(test=test, apply_winner=True)
+    test.refresh_from_db()
+    test.campaign.refresh_from_db()
+    assert test.status == "completed" and test.winner == "B" and test.ended_at is not None
+    assert ended.applied == {"current_offer": new.offer_id, "send_time": "18:30"}
+    assert test.campaign.current_offer == new and test.campaign.send_time == dt.time(18, 30)
+
+
+def test_end_without_a_winner_leaves_the_campaign_alone():
+    old, new = OfferFactory(value=10), OfferFactory(value=25)
+    test = ABTestFactory(sample_size_target=8000)
+    test.campaign.current_offer = old
+    test.campaign.save()
+    b = test.ordered_variants[1]
+    b.offer = new
+    b.save()
+    populate(test, users=[4000, 4000], conversions=[320, 321])
+    ended = services.test_end(test=test, apply_winner=True)
+    test.campaign.refresh_from_db()
+    assert ended.test.winner == "" and ended.applied == {}
+    assert test.campaign.current_offer == old
+
+
+def test_hourly_job_refreshes_running_tests_and_a_rerun_writes_nothing_new():
+    running = ABTestFactory()
+    populate(running, users=[100, 100], conversions=[5, 9])
+    ABTestFactory(status=ABTest.Status.DRAFT, started_at=None)
+    ABTestFactory()  # running, nobody assigned yet: nothing to analyse
+    first = jobs.run("abtest_results")
+    assert first.status == "succeeded" and first.rows_written == 1
+    assert jobs.run("abtest_results").rows_written == 0  # same counts: no new row
+    populate(running, users=[10, 0], conversions=[1, 0], prefix="late_")
+    assert jobs.run("abtest_results").rows_written == 1
+    assert ABTestResult.objects.filter(test=running).count() == 2
+    assert jobs.get("abtest_results").schedule_text().startswith("15 * ")
