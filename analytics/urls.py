@@ -1,5 +1,32 @@
 """URL lists included by marketing_ai/urls.py (see its docstring)."""
 
-api_v1_patterns: list = []
-seed_patterns: list = []
-page_patterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from analytics import api, views
+from marketing_ai.api import seed_path
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("analytics/campaigns", api.CampaignAnalyticsViewSet, basename="analytics-campaign")
+
+campaign_metrics = api.CampaignAnalyticsViewSet.as_view({"get": "metrics"})
+campaign_segments = api.CampaignAnalyticsViewSet.as_view({"get": "segments"})
+campaign_trends = api.CampaignAnalyticsViewSet.as_view({"get": "trends"})
+portfolio = api.PortfolioView.as_view()
+
+api_v1_patterns: list = [
+    *router.urls,
+    seed_path("analytics/portfolio", portfolio, name="analytics-portfolio"),
+]
+seed_patterns: list = [
+    seed_path("analytics/campaign/<campaign_id>/metrics", campaign_metrics, name="seed-analytics-metrics"),
+    seed_path("analytics/campaign/<campaign_id>/segments", campaign_segments, name="seed-analytics-segments"),
+    seed_path("analytics/campaign/<campaign_id>/trends", campaign_trends, name="seed-analytics-trends"),
+    seed_path("analytics/portfolio", portfolio, name="seed-analytics-portfolio"),
+]
+page_patterns: list = [
+    path("analytics/", views.portfolio_page, name="analytics-page"),
+    path("analytics/campaign/", views.pick_campaign, name="analytics-pick-campaign"),
+    path("analytics/campaign/<str:campaign_id>/", views.campaign_page, name="analytics-campaign-page"),
+    path("analytics/refresh", views.refresh, name="analytics-refresh"),
+]

@@ -1,0 +1,111 @@
+"""Aggregate tables the analytics API and dashboard read (never the raw events).
+
+All three are written only by ``analytics.services.aggregate_days`` (the ``daily_analytics`` job),
+which upserts on each table's unique key and stamps ``computed_at`` with the run's time so that
+rows for a (campaign, day) that no longer has events are removed on re-run.
+Days are UTC calendar days of ``Event.occurred_at``.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from campaigns.models import MONEY, Campaign, Segment
+
+
+class CampaignAnalyticsDaily(models.Model):
+    """One campaign's counts and money for one UTC day."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="analytics_daily")
+    date = models.DateField()
+    sends = models.BigIntegerField(default=0, help_text="notification_sent events")
+    opens = models.BigIntegerField(default=0, help_text="notification_opened events")
+    views = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+    conversions = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(**MONEY, default=0, help_text="sum of conversion amounts")
+    cost = models.DecimalField(**MONEY, default=0, help_text="sum of spend amounts")
+    created_at = models.DateTimeField(auto_now_add=True)
+    computed_at = models.DateTimeField(help_text="when the job last (re)computed this row")
+
+    class Meta:
+        db_table = "campaign_analytics_daily"
+        ordering = ["campaign_id", "date"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "date"], name="analytics_daily_campaign_date")]
+        indexes = [models.Index(fields=["date"], name="analytics_daily_date")]
+        verbose_name_plural = "campaign analytics (daily)"
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.date}"
+
+
+class CampaignSegmentAnalytics(models.Model):
+    """One campaign's figures among the customers of one segment, for one UTC day.
+
+    ``users`` counts distinct customers (of the segment) with any event that day. Events without a
+    customer, or whose customer has no segment, are in the daily table but in no segment row.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="segment_analytics")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="campaign_analytics")
+    date = models.DateField()
+    users = models.BigIntegerField(default=0)
+    views = models.BigIntegerField(default=0)
+    conversions = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(**MONEY, default=0)
+    cost = models.DecimalField(**MONEY, default=0, help_text="spend events attributed to a customer of the segment")
+    created_at = models.DateTimeField(auto_now_add=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "campaign_segment_analytics"
+        ordering = ["campaign_id", "date", "segment_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "segment", "date"], name="segment_analytics_campaign_segment_date")
+        ]
+        indexes = [models.Index(fields=["date"], name="segment_analytics_date")]
+        verbose_name_plural = "campaign segment analytics"
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.segment_id} {self.date}"
+
+
+class CampaignTrendData(models.Model):
+    """One metric of one campaign summed over one period (a day, an ISO week from Monday, a month)."""
+
+    class Interval(models.TextChoices):
+        HOURLY = "hourly"  # reserved: the job does not fill hourly rows (the daily table is its source)
+        DAILY = "daily"
+        WEEKLY = "weekly"
+        MONTHLY = "monthly"
+
+    class Metric(models.TextChoices):
+        SENDS = "sends"
+        OPENS = "opens"
+        VIEWS = "views"
+        CLICKS = "clicks"
+        CONVERSIONS = "conversions"
+        REVENUE = "revenue"
+        COST = "cost"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="trend_data")
+    period_start = models.DateField()
+    interval = models.CharField(max_length=8, choices=Interval.choices)
+    metric_type = models.CharField(max_length=16, choices=Metric.choices)
+    value = models.DecimalField(max_digits=18, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "campaign_trend_data"
+        ordering = ["campaign_id", "interval", "period_start", "metric_type"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "period_start", "interval", "metric_type"], name="trend_data_unique_point"
+            )
+        ]
+        indexes = [models.Index(fields=["interval", "period_start"], name="trend_data_interval_start")]
+        verbose_name_plural = "campaign trend data"
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.interval} {self.period_start} {self.metric_type}={self.value}"

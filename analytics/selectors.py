@@ -1,0 +1,250 @@
+"""Reads for the analytics API and pages. Only the aggregate tables are read, never raw events.
+
+Every function takes a ``Period`` (parsed once from the query string) and optionally one campaign;
+without a campaign the figures are the whole portfolio's. The page and the API call the same
+functions, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from analytics import metrics
+from analytics.models import CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
+from analytics.services import DAILY_METRICS, period_bounds
+from campaigns.models import Campaign, Segment
+from marketing_ai.api import BadRequest, NotFound
+
+ALLOWED_DAYS = (7, 30, 90)
+DEFAULT_DAYS = 30
+MAX_RANGE_DAYS = 1096  # three years: bounds the work of one request
+INTERVALS = (CampaignTrendData.Interval.DAILY, CampaignTrendData.Interval.WEEKLY, CampaignTrendData.Interval.MONTHLY)
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class Period:
+    """An inclusive range of UTC days; ``days`` is set when it came from ``?days=``."""
+
+    start: dt.date
+    end: dt.date
+    days: int | None = None
+
+    @property
+    def length(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def as_query(self) -> str:
+        return f"days={self.days}" if self.days else f"from={self.start.isoformat()}&to={self.end.isoformat()}"
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str], *, today: dt.date | None = None) -> Period:
+        """``?days=7|30|90`` (ending today, UTC) or ``?from=YYYY-MM-DD&to=YYYY-MM-DD``; 30 days by default.
+
+        Bad values raise ``BadRequest`` naming the field and what is allowed.
+        """
+        today = today or timezone.now().date()
+        days, start, end = params.get("days"), params.get("from"), params.get("to")
+        allowed = ", ".join(map(str, ALLOWED_DAYS))
+        if days not in (None, "") and (start or end):
+            raise BadRequest({"days": ["give either days or from/to, not both"]})
+        if start or end:
+            if not start:
+                raise BadRequest({"from": ["required when to is given (an ISO date, YYYY-MM-DD)"]})
+            first = _iso_date("from", start)
+            last = _iso_date("to", end) if end else today
+            if last < first:
+                raise BadRequest({"to": [f"must be on or after from ({first.isoformat()})"]})
+            if (last - first).days + 1 > MAX_RANGE_DAYS:
+                raise BadRequest({"from": [f"the range may span at most {MAX_RANGE_DAYS} days"]})
+            return cls(first, last)
+        if days in (None, ""):
+            n = DEFAULT_DAYS
+        elif days.strip().isdigit() and int(days) in ALLOWED_DAYS:
+            n = int(days)
+        else:
+            raise BadRequest({"days": [f"must be one of {allowed} (got {days!r})"]})
+        return cls(today - dt.timedelta(days=n - 1), today, n)
+
+
+def _iso_date(name: str, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise BadRequest({name: [f"must be an ISO date, YYYY-MM-DD (got {value!r})"]}) from None
+
+
+def parse_interval(value: str | None) -> str:
+    interval = (value or CampaignTrendData.Interval.DAILY).strip().lower()
+    if interval not in INTERVALS:
+        raise BadRequest({"interval": [f"must be one of {', '.join(INTERVALS)} (got {value!r})"]})
+    return interval
+
+
+def campaign_by_external_id(campaign_id: str) -> Campaign:
+    try:
+        return Campaign.objects.get(campaign_id=campaign_id)
+    except Campaign.DoesNotExist:
+        raise NotFound(f"No campaign with campaign_id {campaign_id!r}.") from None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Summed counts and money, with the derived metrics of ``analytics.metrics``."""
+
+    sends: int = 0
+    opens: int = 0
+    views: int = 0
+    clicks: int = 0
+    conversions: int = 0
+    revenue: Decimal = ZERO
+    cost: Decimal = ZERO
+
+    @classmethod
+    def from_row(cls, row: Mapping) -> Totals:
+        return cls(**{name: row.get(name) or (ZERO if name in ("revenue", "cost") else 0) for name in DAILY_METRICS})
+
+    @property
+    def conversion_rate(self) -> float:
+        return metrics.conversion_rate(self.conversions, self.views)
+
+    @property
+    def conversion_rate_ci(self) -> metrics.Interval:
+        return metrics.wilson_interval(self.conversions, self.views)
+
+    @property
+    def roi(self) -> metrics.Roi:
+        return metrics.roi(self.revenue, self.cost)
+
+    @property
+    def profit(self) -> Decimal:
+        return self.revenue - self.cost
+
+    def funnel(self) -> list[tuple[str, int]]:
+        return [("sent", self.sends), ("opened", self.opens), ("viewed", self.views),
+                ("clicked", self.clicks), ("converted", self.conversions)]
+
+
+SUMS = {name: Sum(name) for name in DAILY_METRICS}
+
+
+def _daily(period: Period, campaign: Campaign | None) -> QuerySet:
+    rows = CampaignAnalyticsDaily.objects.filter(date__gte=period.start, date__lte=period.end)
+    return rows.filter(campaign=campaign) if campaign is not None else rows
+
+
+def totals(period: Period, campaign: Campaign | None = None) -> Totals:
+    """One campaign's (or the portfolio's) totals over the period."""
+    return Totals.from_row(_daily(period, campaign).aggregate(**SUMS))
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    segment_name: str
+    users_count: int  # customer-days: distinct customers active each day, summed over the days
+    totals: Totals
+
+
+def segments(period: Period, campaign: Campaign | None = None) -> list[SegmentRow]:
+    """Every segment (zeros when it had no activity), from the segment table."""
+    rows = CampaignSegmentAnalytics.objects.filter(date__gte=period.start, date__lte=period.end)
+    if campaign is not None:
+        rows = rows.filter(campaign=campaign)
+    by_segment = {
+        r["segment_id"]: r
+        for r in rows.values("segment_id").annotate(
+            users=Sum("users"), views=Sum("views"), conversions=Sum("conversions"), revenue=Sum("revenue"), cost=Sum("cost")
+        ).order_by()
+    }
+    out = []
+    for seg in Segment.objects.order_by("name"):
+        r = by_segment.get(seg.pk, {})
+        out.append(SegmentRow(seg.name, int(r.get("users") or 0), Totals.from_row(r)))
+    return out
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    date: dt.date  # first day of the period
+    totals: Totals
+
+
+def _period_starts(interval: str, first: dt.date, last: dt.date) -> list[dt.date]:
+    starts, day = [], first
+    while day <= last:
+        starts.append(day)
+        if interval == CampaignTrendData.Interval.DAILY:
+            day += dt.timedelta(days=1)
+        elif interval == CampaignTrendData.Interval.WEEKLY:
+            day += dt.timedelta(days=7)
+        else:
+            day = (day + dt.timedelta(days=32)).replace(day=1)
+    return starts
+
+
+def trends(period: Period, interval: str, campaign: Campaign | None = None) -> list[TrendPoint]:
+    """One point per whole period of ``interval`` touching the range (weeks start on Monday), zero-filled."""
+    first, last = period_bounds(interval, period.start, period.end)
+    points = CampaignTrendData.objects.filter(interval=interval, period_start__gte=first, period_start__lte=last)
+    if campaign is not None:
+        points = points.filter(campaign=campaign)
+    values: dict[dt.date, dict[str, Decimal]] = {}
+    for p in points.values("period_start", "metric_type").annotate(total=Sum("value")).order_by():
+        values.setdefault(p["period_start"], {})[p["metric_type"]] = p["total"]
+    out = []
+    for start in _period_starts(interval, first, last):
+        v = values.get(start, {})
+        out.append(TrendPoint(start, Totals(
+            **{name: int(v.get(name) or 0) for name in DAILY_METRICS if name not in ("revenue", "cost")},
+            revenue=v.get("revenue") or ZERO, cost=v.get("cost") or ZERO,
+        )))
+    return out
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    campaign_id: str
+    name: str
+    status: str
+    totals: Totals
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    total_campaigns: int
+    active_campaigns: int
+    totals: Totals
+    campaigns: list[CampaignRow] = field(default_factory=list)
+
+
+def portfolio(period: Period) -> Portfolio:
+    """All campaigns (with their status) and the portfolio's totals over the period."""
+    counts = Campaign.objects.aggregate(total=Count("id"), active=Count("id", filter=Q(status=Campaign.Status.ACTIVE)))
+    per_campaign = {r["campaign_id"]: r for r in _daily(period, None).values("campaign_id").annotate(**SUMS).order_by()}
+    rows = [
+        CampaignRow(c.campaign_id, c.name, c.status, Totals.from_row(per_campaign.get(c.pk, {})))
+        for c in Campaign.objects.only("id", "campaign_id", "name", "status").order_by("campaign_id")
+    ]
+    overall = Totals(**{
+        name: sum((getattr(r.totals, name) for r in rows), ZERO if name in ("revenue", "cost") else 0)
+        for name in DAILY_METRICS
+    })
+    return Portfolio(counts["total"], counts["active"], overall, rows)
+
+
+def campaign_choices() -> list[tuple[str, str]]:
+    """(campaign_id, label) for the dashboard's campaign picker."""
+    return [(c.campaign_id, f"{c.name} ({c.campaign_id})") for c in Campaign.objects.only("campaign_id", "name").order_by("name")]
+
+
+def last_aggregation():
+    """The latest finished daily_analytics run (for the page's "data as of"), or None."""
+    from marketing_ai.models import JobRun
+
+    return JobRun.objects.filter(job="daily_analytics", finished_at__isnull=False).order_by("-finished_at").first()

@@ -1,0 +1,134 @@
+"""The analytics dashboard pages: the portfolio at /analytics/, one campaign at /analytics/campaign/<id>/."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError
+
+from analytics import charts, selectors
+from analytics.selectors import ALLOWED_DAYS, INTERVALS, Period
+from marketing_ai.api import NotFound, is_marketer
+
+
+def _period_and_interval(request: HttpRequest) -> tuple[Period, str]:
+    """The page's range and interval; bad values show a message and fall back to the defaults."""
+    try:
+        period = Period.from_query(request.GET)
+    except ValidationError as exc:
+        messages.error(request, f"Invalid range ({_reason(exc)}); showing the last {selectors.DEFAULT_DAYS} days.")
+        period = Period.from_query({})
+    try:
+        interval = selectors.parse_interval(request.GET.get("interval"))
+    except ValidationError as exc:
+        messages.error(request, f"Invalid interval ({_reason(exc)}); showing daily.")
+        interval = "daily"
+    return period, interval
+
+
+def _reason(exc: ValidationError) -> str:
+    return "; ".join(f"{field}: {' '.join(map(str, reasons))}" for field, reasons in exc.detail.items())
+
+
+def _links(request: HttpRequest, period: Period, interval: str, api_base: str, csv_paths: dict[str, str]) -> dict:
+    def with_params(**params) -> str:
+        return "?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+    range_query = {"days": period.days} if period.days else {"from": period.start.isoformat(), "to": period.end.isoformat()}
+    return {
+        "ranges": [(n, with_params(days=n, interval=interval), period.days == n) for n in ALLOWED_DAYS],
+        "intervals": [(i, with_params(**range_query, interval=i), i == interval) for i in INTERVALS],
+        "csv": [(label, f"{api_base}{p}{with_params(**range_query, format='csv', **extra)}")
+                for label, (p, extra) in csv_paths.items()],
+        "refresh": request.get_full_path(),
+    }
+
+
+def _common(request: HttpRequest, period: Period, interval: str, campaign=None) -> dict:
+    totals = selectors.totals(period, campaign)
+    segment_rows = selectors.segments(period, campaign)
+    return {
+        "period": period,
+        "interval": interval,
+        "totals": totals,
+        "roi": totals.roi,
+        "pct": {  # the conversion rate and its Wilson interval, in percent
+            "rate": totals.conversion_rate * 100,
+            "low": totals.conversion_rate_ci.low * 100,
+            "high": totals.conversion_rate_ci.high * 100,
+        },
+        "segments": segment_rows,
+        "trend_chart": charts.trend(selectors.trends(period, interval, campaign), interval),
+        "segment_chart": charts.segments(segment_rows),
+        "funnel_chart": charts.funnel(totals),
+        "choices": selectors.campaign_choices(),
+        "last_run": selectors.last_aggregation(),
+        "can_refresh": is_marketer(request.user),
+    }
+
+
+@login_required
+def portfolio_page(request: HttpRequest) -> HttpResponse:
+    period, interval = _period_and_interval(request)
+    context = _common(request, period, interval)
+    context["portfolio"] = selectors.portfolio(period)
+    context["links"] = _links(request, period, interval, "/api/analytics/", {"Portfolio CSV": ("portfolio", {})})
+    return render(request, "analytics/portfolio.html", context)
+
+
+@login_required
+def campaign_page(request: HttpRequest, campaign_id: str) -> HttpResponse:
+    try:
+        campaign = selectors.campaign_by_external_id(campaign_id)
+    except NotFound:
+        messages.error(request, f"No campaign with campaign_id {campaign_id!r}.")
+        return redirect("analytics-page")
+    period, interval = _period_and_interval(request)
+    context = _common(request, period, interval, campaign)
+    context["campaign"] = campaign
+    base = f"/api/analytics/campaign/{campaign.campaign_id}/"
+    context["links"] = _links(request, period, interval, base, {
+        "Metrics CSV": ("metrics", {}),
+        "Segments CSV": ("segments", {}),
+        "Trend CSV": ("trends", {"interval": interval}),
+    })
+    return render(request, "analytics/campaign.html", context)
+
+
+@login_required
+def pick_campaign(request: HttpRequest) -> HttpResponse:
+    """The campaign picker's GET form lands here: go to that campaign's page, keeping the range."""
+    campaign_id = request.GET.get("campaign_id", "").strip()
+    if not campaign_id:
+        return redirect("analytics-page")
+    keep = {k: request.GET[k] for k in ("days", "from", "to", "interval") if request.GET.get(k)}
+    url = reverse("analytics-campaign-page", args=[campaign_id])
+    return redirect(url + ("?" + urlencode(keep) if keep else ""))
+
+
+@login_required
+@require_POST
+def refresh(request: HttpRequest) -> HttpResponse:
+    """Marketers may re-run the aggregation of the recent days now (queued when a worker is configured)."""
+    if not is_marketer(request.user):
+        raise PermissionDenied("Re-aggregating needs the 'marketer' role.")
+    from marketing_ai.tasks import run_job
+
+    result = run_job.delay("daily_analytics")
+    if result.ready():  # eager (no broker): it already ran
+        outcome = result.get()
+        messages.success(request, f"Analytics re-aggregated: {outcome['status']}, {outcome['rows']} rows.")
+    else:
+        messages.success(request, "Re-aggregation queued; reload in a moment.")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = reverse("analytics-page")
+    return redirect(target)
