@@ -153,7 +153,8 @@ def test_status(*, test: ABTest) -> dict:
         o = by_name.get(a.name)
         variants.append({
             "name": a.name, "weight": a.weight, "control": a.position == 0, "users": a.users,
-            "conversions": a.conversions, "conversion_rate": a.rate, "revenue_per_user": a.revenue_mean,
+            "conversions": a.conversions, "conversion_rate": a.rate, "conversion_rate_pct": 100.0 * a.rate,
+            "revenue_per_user": a.revenue_mean,
             "lift": o.lift if o else None, "ci_low": o.ci_low if o else None, "ci_high": o.ci_high if o else None,
             "p_value": o.p_value_adjusted if o else None,
             "chance_to_beat_control": o.chance_to_beat_control if o else None,

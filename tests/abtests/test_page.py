@@ -1,0 +1,105 @@
+"""The /ab-tests/ page through Django's test client: lists, form validation, role checks, transitions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy.stats import norm
+
+from abtests.models import ABTest
+from tests.abtests.factories import ABTestFactory, populate
+from tests.factories import CampaignFactory
+
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "campaign_id": "camp_page", "test_name": "Push copy", "hypothesis": "Shorter copy converts better",
+    "variant_name_0": "A", "variant_weight_0": "0.5", "variant_name_1": "B", "variant_weight_1": "0.5",
+    "sample_size_target": "2000", "confidence_level": "0.95", "primary_metric": "conversion_rate",
+}
+
+
+@pytest.fixture
+def marketer_client(client, marketer):
+    client.force_login(marketer)
+    return client
+
+
+def test_page_needs_login(client):
+    response = client.get("/ab-tests/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_page_shows_active_tests_with_progress_chart_and_srm_warning(marketer_client):
+    test = ABTestFactory(test_name="Split broken", sample_size_target=1000)
+    populate(test, users=[300, 200], conversions=[30, 20])
+    done = ABTestFactory(test_name="Old test", status=ABTest.Status.COMPLETED, winner="B")
+    html = marketer_client.get("/ab-tests/").content.decode()
+    assert "Split broken" in html and "Sample ratio mismatch" in html
+    assert 'style="width:50.0%"' in html  # 500 of 1000 users
+    assert f'id="rates-{test.test_id}"' in html  # the Plotly chart
+    assert "Old test" in html and done.test_id in html
+    assert "End test" in html and "Create test" in html
+
+
+def test_viewer_sees_the_page_without_write_controls_and_cannot_post(client, viewer):
+    ABTestFactory(test_name="Visible")
+    client.force_login(viewer)
+    html = client.get("/ab-tests/").content.decode()
+    assert "Visible" in html and "End test" not in html and "Create test" not in html
+    assert client.post("/ab-tests/", VALID).status_code == 403
+
+
+def test_creating_through_the_form_makes_a_draft(marketer_client):
+    CampaignFactory(campaign_id="camp_page")
+    response = marketer_client.post("/ab-tests/", VALID)
+    assert response.status_code == 302
+    test = ABTest.objects.get(test_name="Push copy")
+    assert test.status == "draft" and [v.name for v in test.ordered_variants] == ["A", "B"]
+
+
+def test_form_errors_are_shown_by_field_with_a_400(marketer_client):
+    CampaignFactory(campaign_id="camp_page")
+    bad = {**VALID, "variant_weight_1": "0.3", "confidence_level": "0.5", "sample_size_target": "lots"}
+    response = marketer_client.post("/ab-tests/", bad)
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'data-error-for="variants"' in html and "sum to 1" in html
+    assert 'data-error-for="confidence_level"' in html
+    assert 'data-error-for="sample_size_target"' in html
+    assert 'value="Push copy"' in html  # the form keeps what was typed
+    assert not ABTest.objects.exists()
+
+
+def test_start_and_end_buttons_change_the_state_and_illegal_ones_show_a_message(marketer_client):
+    test = ABTestFactory(status=ABTest.Status.DRAFT, started_at=None)
+    marketer_client.post(f"/ab-tests/{test.test_id}/start")
+    test.refresh_from_db()
+    assert test.status == "running"
+    response = marketer_client.post(f"/ab-tests/{test.test_id}/start", follow=True)
+    assert "already running" in response.content.decode()
+    marketer_client.post(f"/ab-tests/{test.test_id}/end")
+    test.refresh_from_db()
+    assert test.status == "completed"
+
+
+def test_detail_page_lists_stored_analyses(marketer_client):
+    test = ABTestFactory()
+    populate(test, users=[50, 50], conversions=[5, 7])
+    marketer_client.post(f"/ab-tests/{test.test_id}/analyze")
+    html = marketer_client.get(f"/ab-tests/{test.test_id}/").content.decode()
+    assert "planned sample not reached" in html
+
+
+def test_calculator_endpoint_matches_the_formula(viewer_api):
+    p1, mde = 0.05, 0.1
+    p2 = p1 * (1 + mde)
+    pbar = (p1 + p2) / 2
+    n = (norm.ppf(0.975) * (2 * pbar * (1 - pbar)) ** 0.5 + norm.ppf(0.8) * (p1 * (1 - p1) + p2 * (1 - p2)) ** 0.5) ** 2 / (p2 - p1) ** 2
+    client = viewer_api
+    body = client.get("/api/v1/ab-tests/sample-size", {"baseline_rate": p1, "mde": mde, "daily_traffic": 1000}).json()
+    assert body["users_per_arm"] == math.ceil(n)
+    assert body["days_needed"] == math.ceil(2 * math.ceil(n) / 1000)
+    bad = client.get("/api/v1/ab-tests/sample-size", {"baseline_rate": 1.5, "mde": 0.1})
+    assert bad.status_code == 400 and "baseline_rate" in bad.json()["error"]["fields"]
