@@ -34,7 +34,7 @@ NEIGHBOURS = 50
 NEIGHBOUR_WEIGHT = 0.3
 POPULARITY_WEIGHT = 0.02
 TOP_K = 10
-CHUNK = 20_000  # customers scored per dense block
+BLOCK_CELLS = 8_000_000  # customers x merchants scored per dense block (64 MB of float64)
 
 
 def _row_normalise(m: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -78,8 +78,9 @@ def top_k(artifact: dict[str, Any], weights: sparse.csr_matrix, k: int = TOP_K) 
     k = min(k, n_items)
     out_idx = np.zeros((n, k), dtype=np.int32)
     out_score = np.zeros((n, k), dtype=np.float64)
-    for start in range(0, n, CHUNK):
-        block = raw_scores(artifact, weights[start : start + CHUNK])
+    chunk = max(1, BLOCK_CELLS // max(n_items, 1))
+    for start in range(0, n, chunk):
+        block = raw_scores(artifact, weights[start : start + chunk])
         part = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (len(block), 1))
         part_scores = np.take_along_axis(block, part, axis=1)
         order = np.lexsort((part, -part_scores), axis=1)  # best first; ties by merchant index (deterministic)

@@ -8,9 +8,15 @@ quadratic curve in the offer value per segment:
 
     logit P(convert | segment s, offer v) = a_s + b_s * v + c_s * v^2      (v scaled to [0, 1])
 
-The quadratic lets each segment's response rise and saturate at its own pace; the offer that
-maximises expected profit per segment is the argmax of ``expected_profit`` over the offers
-actually available. ``expected_profit`` is the one profit formula both this module's quality
+The quadratic lets each segment's response rise and saturate at its own pace. A second
+candidate is the saturated model, one rate per (segment, offer) (a Beta(1, 1)-smoothed table,
+interpolated on the logit scale between offer values). The fit keeps whichever has the lower BIC
+on the training rows (the saturated model wins when data is plentiful and the response curve is
+not quadratic; the quadratic when data is thin). The offer that maximises expected profit per
+segment is the argmax of ``expected_profit`` over the offers actually available.
+
+Conversion amounts are what the customer paid, after the discount, so the undiscounted order
+value of a conversion under a percent offer ``v`` is ``amount / (1 - v / 100)``. ``expected_profit`` is the one profit formula both this module's quality
 report and the recommendation service use.
 """
 
@@ -72,6 +78,31 @@ def _weighted_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.nd
     return rows, rows["_y"].to_numpy(int), rows["_w"].to_numpy(float)
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def _loglik(y: np.ndarray, w: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return float(np.sum(w * (y * np.log(p) + (1 - y) * np.log(1 - p))))
+
+
+def counts_grid(frame: pd.DataFrame, segments: list[str], offer_values: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Sends and conversions per (segment, offer value), each (n_segments, n_offers)."""
+    grid = frame.groupby(["segment", "offer_value"])[["sends", "conversions"]].sum()
+    full = pd.MultiIndex.from_product([segments, offer_values], names=["segment", "offer_value"])
+    grid = grid.reindex(full, fill_value=0)
+    shape = (len(segments), len(offer_values))
+    return grid["sends"].to_numpy(float).reshape(shape), grid["conversions"].to_numpy(float).reshape(shape)
+
+
+def _fit_table(train: pd.DataFrame, segments: list[str], offer_values: list[float]) -> np.ndarray:
+    """Beta(1, 1)-smoothed conversion rate per (segment, offer value): (n_segments, n_offers)."""
+    sends, conversions = counts_grid(train, segments, offer_values)
+    return (conversions + 1.0) / (sends + 2.0)
+
+
 def fit(train: pd.DataFrame, holdout: pd.DataFrame | None = None, *, random_state: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """``train``/``holdout``: columns segment, offer_value, sends, conversions, revenue.
 
@@ -82,43 +113,74 @@ def fit(train: pd.DataFrame, holdout: pd.DataFrame | None = None, *, random_stat
     if not segments:
         raise ValueError("no offer exposures to learn from")
     codes = {s: i for i, s in enumerate(segments)}
+    offer_values = sorted(float(v) for v in train["offer_value"].unique())
     scaler = MinMaxScaler().fit(train[["offer_value"]].to_numpy(float))
     rows, y, w = _weighted_rows(train)
     if len(np.unique(y)) < 2:
         raise ValueError("offer exposures have a single outcome: need conversions and non-conversions")
     x = _design(rows["segment"].map(codes).to_numpy(int), scaler.transform(rows[["offer_value"]].to_numpy(float)).ravel(), len(segments))
-    estimator = LogisticRegression(C=REGULARISATION_C, fit_intercept=False, max_iter=2000, random_state=random_state)
+    estimator = LogisticRegression(C=REGULARISATION_C, fit_intercept=False, max_iter=5000, random_state=random_state)
     estimator.fit(x, y, sample_weight=w)
+    table = _fit_table(train, segments, offer_values)
 
-    by_segment = train.groupby("segment")[["conversions", "revenue", "sends"]].sum()
-    order_value = {s: float(by_segment.loc[s, "revenue"] / by_segment.loc[s, "conversions"]) if by_segment.loc[s, "conversions"] > 0 else 0.0 for s in segments}
+    # Choose the curve by BIC on the training rows (never on the holdout).
+    n_obs = float(w.sum())
+    quad_p = estimator.predict_proba(x)[:, 1]
+    cell = rows["segment"].map(codes).to_numpy(int), np.searchsorted(offer_values, rows["offer_value"].to_numpy(float))
+    table_p = table[cell]
+    bic = {
+        "quadratic": -2 * _loglik(y, w, quad_p) + 3 * len(segments) * np.log(n_obs),
+        "table": -2 * _loglik(y, w, table_p) + len(segments) * len(offer_values) * np.log(n_obs),
+    }
+    curve = "table" if bic["table"] < bic["quadratic"] else "quadratic"
+
+    discount = np.where(train["offer_kind"].eq(AMOUNT), 0.0, train["offer_value"].to_numpy(float) / 100.0) if "offer_kind" in train else train["offer_value"].to_numpy(float) / 100.0
+    gross = train["revenue"].to_numpy(float) / np.maximum(1.0 - discount, 1e-6)
+    by_segment = train.assign(gross=gross).groupby("segment")[["conversions", "gross", "sends"]].sum()
+    order_value = {
+        s: float(by_segment.loc[s, "gross"] / by_segment.loc[s, "conversions"]) if by_segment.loc[s, "conversions"] > 0 else 0.0
+        for s in segments
+    }
     artifact = {
+        "curve": curve,
         "estimator": estimator,
         "scaler": scaler,
+        "table": table,
         "segments": segments,
         "order_value": order_value,
-        "offer_values": sorted(float(v) for v in train["offer_value"].unique()),
+        "offer_values": offer_values,
         "sends_by_segment": {s: int(by_segment.loc[s, "sends"]) for s in segments},
+        # Training counts per (segment, offer value), for "enough data" rules and confidence.
+        "sends": counts_grid(train, segments, offer_values)[0],
+        "conversions": counts_grid(train, segments, offer_values)[1],
     }
-    metrics: dict[str, Any] = {"algorithm": "logistic_regression_quadratic_per_segment", "train_sends": int(train["sends"].sum())}
+    metrics: dict[str, Any] = {
+        "algorithm": f"offer_response_{curve}",
+        "bic": {k: round(float(v), 2) for k, v in bic.items()},
+        "train_sends": int(train["sends"].sum()),
+    }
     if holdout is not None and len(holdout):
         metrics.update(evaluate(artifact, holdout))
     return artifact, metrics
 
 
 def predict_conversion(model: dict[str, Any], segment: str, offer_values: list[float] | np.ndarray) -> np.ndarray:
-    """P(convert | segment, offer value) for each of ``offer_values``.
+    """P(convert per send | segment, offer value) for each of ``offer_values``.
 
     A segment the model never saw gets the mean prediction over the known segments.
     """
     values = np.asarray(offer_values, dtype=float).reshape(-1)
+    if segment not in model["segments"]:
+        return np.mean([predict_conversion(model, s, values) for s in model["segments"]], axis=0)
+    code = model["segments"].index(segment)
+    if model.get("curve") == "table":
+        known = np.asarray(model["offer_values"], dtype=float)
+        row = _logit(np.asarray(model["table"][code], dtype=float))
+        logits = np.interp(values, known, row) if len(known) > 1 else np.full(len(values), row[0])
+        return 1.0 / (1.0 + np.exp(-logits))
     v = model["scaler"].transform(values[:, None]).ravel()
-    n = len(model["segments"])
-    if segment in model["segments"]:
-        codes = np.full(len(values), model["segments"].index(segment))
-        return model["estimator"].predict_proba(_design(codes, v, n))[:, 1]
-    per_segment = [model["estimator"].predict_proba(_design(np.full(len(values), c), v, n))[:, 1] for c in range(n)]
-    return np.mean(per_segment, axis=0)
+    codes = np.full(len(values), code)
+    return model["estimator"].predict_proba(_design(codes, v, len(model["segments"])))[:, 1]
 
 
 def best_offer(
@@ -138,6 +200,13 @@ def best_offer(
     p = predict_conversion(model, segment, values)
     profit = expected_profit(p, order_value, values, offer_kind, cost_per_send)
     return float(values[int(np.argmax(profit))]), p, profit
+
+
+def min_conversions_per_offer(model: dict[str, Any], segment: str) -> int:
+    """The fewest training conversions at any offer level of ``segment`` (0 for an unknown segment)."""
+    if segment not in model["segments"]:
+        return 0
+    return int(np.min(model["conversions"][model["segments"].index(segment)]))
 
 
 def evaluate(artifact: dict[str, Any], holdout: pd.DataFrame) -> dict[str, Any]:

@@ -1,0 +1,276 @@
+"""Feature engineering for the optimiser's models, in one place.
+
+Every function here is set-based: one grouped query per feature family (database aggregates
+through the ORM), loaded into pandas; no Python loop over events. Pure model code in
+``optimizer.ml`` takes the frames and arrays returned here.
+
+Feature families
+----------------
+``customer_frame(as_of, label_until)`` - one row per customer, history strictly before ``as_of``:
+
+- recency: ``recency_days`` (days since the last event of any kind), ``recency_conversion_days``,
+  ``recency_open_days`` (NaN when never; the models fill "never" with the largest observed value);
+- frequency: ``sent``, ``opens``, ``views``, ``clicks``, ``conversions``, ``active_days``
+  (distinct days with an event), and the rates ``open_rate`` (opens / sent), ``click_rate``
+  (clicks / (views or opens)), ``conversion_rate`` (conversions / sent);
+- monetary: ``revenue`` (sum of conversion amounts) and ``avg_order_value``;
+- tenure: ``tenure_days`` (days from signup, or first seen, to ``as_of``);
+- segment: one-hot ``segment_new_users``, ``segment_returning_users``, ``segment_high_value_users``;
+- open behaviour: ``open_hour_concentration``, the largest share of the customer's opens within
+  +-1 hour of one local hour (1 = always the same time; 3/24 = no pattern);
+- labels, when ``label_until`` is given: ``converted_next`` / ``opened_next`` (1 if the customer
+  converted / opened in ``[as_of, label_until)``).
+
+``open_hour_counts(start, end)`` - opens by *local* hour (24 columns per customer). Opens are
+counted per customer and UTC hour in the database, then converted to each customer's IANA time
+zone in pandas, vectorised per time-zone group (daylight saving time is handled by the zone).
+
+``customer_merchant_interactions(start, end, half_life_days)`` - per customer and merchant:
+time-decayed interaction weight (conversion 5, click 2, view 1, open 0.5; halves every
+``half_life_days``), raw counts, conversions and revenue.
+
+``offer_exposures(start, end)`` - per segment and offer value: sends, conversions, revenue.
+
+``campaign_frame(start, end)`` - per campaign: offer (kind, value), send hour (UTC), sends,
+opens, clicks, conversions, revenue, spend, and the rates.
+
+Time-based split
+----------------
+``time_split(end, holdout_days)`` gives the cut-off ``T = end - holdout_days``: models train on
+what happened before ``T`` and are measured on what happened from ``T`` to ``end``. The
+customer-level propensity models need a label window for training too, so their training rows
+use the cut-off ``T - holdout_days`` (labels in ``[T - H, T)``) and their holdout rows ``T``.
+Normalisation to [0, 1] (MinMaxScaler) happens in ``optimizer.ml`` and is fitted on training
+rows only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models.functions import TruncDate, TruncHour
+
+from campaigns.models import Campaign, Customer, Event, Segment
+from optimizer.ml.metrics import HOURS, window_mass
+
+T = Event.Type
+SEGMENTS = [Segment.NEW_USERS, Segment.RETURNING_USERS, Segment.HIGH_VALUE_USERS]
+INTERACTION_WEIGHTS = {T.CONVERSION: 5.0, T.CLICK: 2.0, T.VIEW: 1.0, T.NOTIFICATION_OPENED: 0.5}
+HALF_LIFE_DAYS = 30.0
+DEFAULT_HOLDOUT_DAYS = 14
+
+
+@dataclass(frozen=True)
+class Split:
+    """A time-based split. Train on ``[.., cutoff)``, measure on ``[cutoff, end]``."""
+
+    train_cutoff: dt.datetime  # propensity training rows: history before this, labels in [train_cutoff, cutoff)
+    cutoff: dt.datetime
+    end: dt.datetime
+
+    @property
+    def horizon(self) -> dt.timedelta:
+        return self.end - self.cutoff
+
+
+def data_span() -> tuple[dt.datetime | None, dt.datetime | None]:
+    span = Event.objects.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
+    return span["first"], span["last"]
+
+
+def time_split(end: dt.datetime | None = None, holdout_days: int = DEFAULT_HOLDOUT_DAYS) -> Split:
+    """The split ending at ``end`` (default: just after the latest event)."""
+    if end is None:
+        _, last = data_span()
+        if last is None:
+            raise ValueError("no events: nothing to train on")
+        end = last + dt.timedelta(seconds=1)
+    horizon = dt.timedelta(days=holdout_days)
+    return Split(train_cutoff=end - 2 * horizon, cutoff=end - horizon, end=end)
+
+
+def _window(qs, start: dt.datetime | None, end: dt.datetime | None):
+    if start is not None:
+        qs = qs.filter(occurred_at__gte=start)
+    if end is not None:
+        qs = qs.filter(occurred_at__lt=end)
+    return qs
+
+
+def customers() -> pd.DataFrame:
+    """Every customer: pk (index), external id, time zone, segment name, signup date."""
+    rows = Customer.objects.values_list("id", "customer_id", "timezone", "segment__name", "signup_date", "created_at")
+    frame = pd.DataFrame.from_records(
+        list(rows), columns=["pk", "customer_id", "timezone", "segment", "signup_date", "created_at"]
+    )
+    return frame.set_index("pk").sort_index()
+
+
+def _days_before(as_of: dt.datetime, moments: pd.Series) -> pd.Series:
+    moments = pd.to_datetime(moments, utc=True)
+    return (pd.Timestamp(as_of) - moments).dt.total_seconds() / 86400.0
+
+
+def customer_frame(as_of: dt.datetime, label_until: dt.datetime | None = None) -> pd.DataFrame:
+    """One row per customer (index: customer pk) with the features described in the module docstring."""
+    base = customers()
+    history = (
+        Event.objects.filter(occurred_at__lt=as_of, customer__isnull=False)
+        .values("customer_id")
+        .annotate(
+            sent=Count("id", filter=Q(type=T.NOTIFICATION_SENT)),
+            opens=Count("id", filter=Q(type=T.NOTIFICATION_OPENED)),
+            views=Count("id", filter=Q(type=T.VIEW)),
+            clicks=Count("id", filter=Q(type=T.CLICK)),
+            conversions=Count("id", filter=Q(type=T.CONVERSION)),
+            revenue=Sum("amount", filter=Q(type=T.CONVERSION)),
+            last_event=Max("occurred_at"),
+            last_conversion=Max("occurred_at", filter=Q(type=T.CONVERSION)),
+            last_open=Max("occurred_at", filter=Q(type=T.NOTIFICATION_OPENED)),
+            first_event=Min("occurred_at"),
+            active_days=Count(TruncDate("occurred_at"), distinct=True),
+        )
+    )
+    hist = pd.DataFrame.from_records(list(history))
+    counts = ["sent", "opens", "views", "clicks", "conversions", "active_days"]
+    if hist.empty:
+        hist = pd.DataFrame(columns=["customer_id", *counts, "revenue", "last_event", "last_conversion", "last_open", "first_event"])
+    hist = hist.set_index("customer_id")
+    frame = base.join(hist, how="left")
+    frame[counts] = frame[counts].fillna(0).astype(np.int64)
+    frame["revenue"] = frame["revenue"].astype(float).fillna(0.0)  # ML features are floats; money stays Decimal in the DB
+    frame["avg_order_value"] = np.where(frame["conversions"] > 0, frame["revenue"] / frame["conversions"].clip(lower=1), 0.0)
+    frame["recency_days"] = _days_before(as_of, frame["last_event"])
+    frame["recency_conversion_days"] = _days_before(as_of, frame["last_conversion"])
+    frame["recency_open_days"] = _days_before(as_of, frame["last_open"])
+    signup = pd.to_datetime(frame["signup_date"]).dt.tz_localize("UTC")
+    first_seen = pd.to_datetime(frame["first_event"], utc=True).fillna(pd.to_datetime(frame["created_at"], utc=True))
+    frame["tenure_days"] = _days_before(as_of, signup.fillna(first_seen)).clip(lower=0).fillna(0.0)
+    frame["open_rate"] = frame["opens"] / frame["sent"].where(frame["sent"] > 0)
+    frame["click_rate"] = frame["clicks"] / np.maximum(frame["views"], frame["opens"]).where(lambda s: s > 0)
+    frame["conversion_rate"] = frame["conversions"] / frame["sent"].where(frame["sent"] > 0)
+    frame[["open_rate", "click_rate", "conversion_rate"]] = frame[["open_rate", "click_rate", "conversion_rate"]].fillna(0.0).clip(upper=1.0)
+    for name in SEGMENTS:
+        frame[f"segment_{name}"] = (frame["segment"] == name).astype(np.int8)
+
+    hours = open_hour_counts(None, as_of, frame=base)
+    share = window_mass(hours.to_numpy(float), 1).max(axis=1) / np.maximum(hours.to_numpy(float).sum(axis=1), 1)
+    frame["open_hour_concentration"] = pd.Series(share, index=hours.index).reindex(frame.index).fillna(0.0)
+
+    if label_until is not None:
+        labels = (
+            Event.objects.filter(occurred_at__gte=as_of, occurred_at__lt=label_until, customer__isnull=False,
+                                 type__in=[T.CONVERSION, T.NOTIFICATION_OPENED])
+            .values("customer_id")
+            .annotate(c=Count("id", filter=Q(type=T.CONVERSION)), o=Count("id", filter=Q(type=T.NOTIFICATION_OPENED)))
+        )
+        lab = pd.DataFrame.from_records(list(labels), columns=["customer_id", "c", "o"]).set_index("customer_id")
+        frame["converted_next"] = (lab["c"].reindex(frame.index).fillna(0) > 0).astype(np.int8)
+        frame["opened_next"] = (lab["o"].reindex(frame.index).fillna(0) > 0).astype(np.int8)
+    return frame.drop(columns=["last_event", "last_conversion", "last_open", "first_event", "created_at"])
+
+
+def open_hour_counts(
+    start: dt.datetime | None, end: dt.datetime | None, *, frame: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Opens per customer by local hour: index customer pk (every customer), columns 0..23.
+
+    Counted per customer and UTC hour in the database; each group of customers sharing a time
+    zone is converted in one vectorised ``tz_convert``.
+    """
+    base = frame if frame is not None else customers()
+    rows = (
+        _window(Event.objects.filter(type=T.NOTIFICATION_OPENED, customer__isnull=False), start, end)
+        .annotate(hour=TruncHour("occurred_at"))
+        .values("customer_id", "hour")
+        .annotate(n=Count("id"))
+    )
+    opens = pd.DataFrame.from_records(list(rows), columns=["customer_id", "hour", "n"])
+    out = np.zeros((len(base), HOURS), dtype=np.int64)
+    if not opens.empty:
+        opens["hour"] = pd.to_datetime(opens["hour"], utc=True)
+        opens["tz"] = base["timezone"].reindex(opens["customer_id"]).fillna("UTC").to_numpy()
+        local = np.empty(len(opens), dtype=np.int64)
+        for tz, idx in opens.groupby("tz").indices.items():  # one vectorised conversion per zone
+            local[idx] = opens["hour"].iloc[idx].dt.tz_convert(tz).dt.hour.to_numpy()
+        position = base.index.get_indexer(opens["customer_id"])
+        keep = position >= 0
+        np.add.at(out, (position[keep], local[keep]), opens["n"].to_numpy(np.int64)[keep])
+    return pd.DataFrame(out, index=base.index, columns=range(HOURS))
+
+
+def customer_merchant_interactions(
+    start: dt.datetime | None, end: dt.datetime, *, half_life_days: float = HALF_LIFE_DAYS
+) -> pd.DataFrame:
+    """Per (customer pk, merchant pk): decayed ``weight``, ``interactions``, ``conversions``, ``revenue``.
+
+    Events are counted per customer, merchant, type and day in the database; the decay
+    ``0.5 ** (age_days / half_life_days)`` (age from the day to ``end``) is applied in pandas.
+    """
+    rows = (
+        _window(Event.objects.filter(customer__isnull=False, merchant__isnull=False, type__in=list(INTERACTION_WEIGHTS)), start, end)
+        .annotate(day=TruncDate("occurred_at"))
+        .values("customer_id", "merchant_id", "type", "day")
+        .annotate(n=Count("id"), revenue=Sum("amount"))
+    )
+    cols = ["customer_id", "merchant_id", "type", "day", "n", "revenue"]
+    frame = pd.DataFrame.from_records(list(rows), columns=cols)
+    out_cols = ["customer_id", "merchant_id", "weight", "interactions", "conversions", "revenue"]
+    if frame.empty:
+        return pd.DataFrame(columns=out_cols)
+    age = (pd.Timestamp(end).tz_convert(None).normalize() - pd.to_datetime(frame["day"])).dt.days.clip(lower=0)
+    frame["weight"] = frame["type"].map(INTERACTION_WEIGHTS).astype(float) * frame["n"] * np.power(0.5, age / half_life_days)
+    is_conversion = frame["type"] == T.CONVERSION
+    frame["conversions"] = np.where(is_conversion, frame["n"], 0)
+    frame["revenue"] = np.where(is_conversion, frame["revenue"].astype(float).fillna(0.0), 0.0)
+    grouped = frame.groupby(["customer_id", "merchant_id"], sort=True).agg(
+        weight=("weight", "sum"), interactions=("n", "sum"), conversions=("conversions", "sum"), revenue=("revenue", "sum")
+    )
+    return grouped.reset_index()[out_cols]
+
+
+def offer_exposures(start: dt.datetime | None, end: dt.datetime | None) -> pd.DataFrame:
+    """Per (segment, offer kind, offer value): ``sends``, ``conversions``, ``revenue`` (conversion amounts)."""
+    keys = ["customer__segment__name", "offer__kind", "offer__value"]
+    qs = _window(Event.objects.filter(offer__isnull=False, customer__segment__isnull=False,
+                                      type__in=[T.NOTIFICATION_SENT, T.CONVERSION]), start, end)
+    rows = qs.values(*keys).annotate(
+        sends=Count("id", filter=Q(type=T.NOTIFICATION_SENT)),
+        conversions=Count("id", filter=Q(type=T.CONVERSION)),
+        revenue=Sum("amount", filter=Q(type=T.CONVERSION)),
+    )
+    frame = pd.DataFrame.from_records(list(rows), columns=[*keys, "sends", "conversions", "revenue"])
+    frame = frame.rename(columns={"customer__segment__name": "segment", "offer__kind": "offer_kind", "offer__value": "offer_value"})
+    frame["offer_value"] = frame["offer_value"].astype(float)
+    frame["revenue"] = frame["revenue"].astype(float).fillna(0.0)
+    return frame.sort_values(["segment", "offer_kind", "offer_value"]).reset_index(drop=True)
+
+
+def campaign_frame(start: dt.datetime | None, end: dt.datetime | None) -> pd.DataFrame:
+    """Per campaign: current offer and send hour, and its outcome counts in the window."""
+    campaigns = pd.DataFrame.from_records(
+        list(Campaign.objects.values("id", "campaign_id", "current_offer__kind", "current_offer__value", "send_time")),
+        columns=["id", "campaign_id", "current_offer__kind", "current_offer__value", "send_time"],
+    ).rename(columns={"id": "pk", "current_offer__kind": "offer_kind", "current_offer__value": "offer_value"})
+    campaigns["offer_value"] = campaigns["offer_value"].astype(float)
+    campaigns["send_hour_utc"] = campaigns["send_time"].map(lambda t: t.hour if t is not None else np.nan)
+    outcomes = _window(Event.objects.all(), start, end).values(pk=F("campaign_id")).annotate(
+        sends=Count("id", filter=Q(type=T.NOTIFICATION_SENT)),
+        opens=Count("id", filter=Q(type=T.NOTIFICATION_OPENED)),
+        clicks=Count("id", filter=Q(type=T.CLICK)),
+        conversions=Count("id", filter=Q(type=T.CONVERSION)),
+        revenue=Sum("amount", filter=Q(type=T.CONVERSION)),
+        spend=Sum("amount", filter=Q(type=T.SPEND)),
+    )
+    out = pd.DataFrame.from_records(list(outcomes), columns=["pk", "sends", "opens", "clicks", "conversions", "revenue", "spend"])
+    frame = campaigns.merge(out, on="pk", how="left").drop(columns=["send_time"])
+    counts = ["sends", "opens", "clicks", "conversions"]
+    frame[counts] = frame[counts].fillna(0).astype(np.int64)
+    frame[["revenue", "spend"]] = frame[["revenue", "spend"]].astype(float).fillna(0.0)
+    frame["open_rate"] = (frame["opens"] / frame["sends"].where(frame["sends"] > 0)).fillna(0.0)
+    frame["conversion_rate"] = (frame["conversions"] / frame["sends"].where(frame["sends"] > 0)).fillna(0.0)
+    return frame.set_index("pk").sort_index()
