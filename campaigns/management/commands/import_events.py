@@ -135,7 +135,7 @@ class Command(BaseCommand):
         bar.update(max(bar.total - done_line, 0))
         bar.close()
 
-        rejects.sort()
+        rejects.sort(key=lambda r: r[0])  # by line; a row keeps its fields in the validator's order
         rejected_lines = len({line for line, _, _ in rejects})
         self.stdout.write(
             f"{path.name}: stored {total.stored}, duplicates {total.duplicates}, rejected {rejected_lines} "
