@@ -1,5 +1,43 @@
-"""URL lists included by marketing_ai/urls.py (see its docstring)."""
+"""URL lists included by marketing_ai/urls.py (see its docstring).
 
-api_v1_patterns: list = []
-seed_patterns: list = []
-page_patterns: list = []
+v1: /api/v1/optimize/{recommendations,send-times,affinities,models}/ plus per-campaign and per-customer
+answers; the seed's /api/optimize/... paths are aliases of the same views.
+"""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from marketing_ai.api import seed_path
+from optimizer import api, views
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("optimize/recommendations", api.OptimizationViewSet, basename="optimization")
+router.register("optimize/send-times", api.SendTimeViewSet, basename="send-time")
+router.register("optimize/affinities", api.AffinityViewSet, basename="affinity")
+router.register("optimize/models", api.ModelRegistryViewSet, basename="ml-model")
+
+api_v1_patterns: list = [
+    path("optimize/campaigns/<str:campaign_id>/offer", api.CampaignOfferView.as_view(), name="optimize-campaign-offer"),
+    path("optimize/campaigns/<str:campaign_id>/segments", api.CampaignSegmentsView.as_view(), name="optimize-campaign-segments"),
+    path(
+        "optimize/campaigns/<str:campaign_id>/recommendations",
+        api.CampaignRecommendationsView.as_view(),
+        name="optimize-campaign-recommendations",
+    ),
+    path("optimize/customers/<str:user_id>/send-time", api.CustomerSendTimeView.as_view(), name="optimize-customer-send-time"),
+    path("optimize/customers/<str:user_id>/affinity", api.CustomerAffinityView.as_view(), name="optimize-customer-affinity"),
+    *router.urls,
+]
+
+seed_patterns: list = [
+    seed_path("optimize/offer/<campaign_id>", api.CampaignOfferView.as_view(), name="seed-optimize-offer"),
+    seed_path("optimize/send-time/<user_id>", api.CustomerSendTimeView.as_view(), name="seed-optimize-send-time"),
+    seed_path("optimize/affinity/<user_id>", api.CustomerAffinityView.as_view(), name="seed-optimize-affinity"),
+    seed_path("optimize/recommendations/<campaign_id>", api.CampaignRecommendationsView.as_view(), name="seed-optimize-recommendations"),
+    seed_path("optimize/segments/<campaign_id>", api.CampaignSegmentsView.as_view(), name="seed-optimize-segments"),
+]
+
+page_patterns: list = [
+    path("optimize/", views.optimize_page, name="optimize-page"),
+    path("optimize/recommendations/<int:pk>/<str:verb>", views.optimization_action, name="optimize-action"),
+]

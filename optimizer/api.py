@@ -1,0 +1,163 @@
+"""Optimisation API: v1 viewsets and the per-campaign / per-customer answers the seed's paths alias.
+
+Reads need a login; apply and dismiss (POST) need the marketer role (``RolePermission``).
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketing_ai.api import BadRequest
+from optimizer import selectors, serializers
+from optimizer.models import CampaignOptimization, MLModel, ModelType, UserMerchantAffinity, UserSendTime
+from optimizer.services import recommendations as services
+
+Opt = CampaignOptimization
+
+
+def _choice(request, name: str, choices) -> str | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    allowed = [c for c, _ in choices]
+    if value not in allowed:
+        raise BadRequest({name: [f"must be one of {', '.join(allowed)}"]})
+    return value
+
+
+class OptimizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Campaign optimisation proposals, best first (priority, then expected impact)."""
+
+    serializer_class = serializers.OptimizationSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.optimization_list(
+            campaign_id=params.get("campaign_id") or None,
+            kind=_choice(self.request, "type", Opt.Type.choices),
+            status=_choice(self.request, "status", Opt.Status.choices),
+            target=params.get("target"),
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("campaign_id", str),
+            OpenApiParameter("type", str, enum=Opt.Type.values),
+            OpenApiParameter("status", str, enum=Opt.Status.values),
+            OpenApiParameter("target", str, description="e.g. a segment name for offer proposals"),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses=serializers.OptimizationSerializer)
+    @action(detail=True, methods=["post"])
+    def apply(self, request, pk=None):
+        """One-click apply: the campaign takes the recommended offer, send time or segments. Idempotent; 409 if superseded or dismissed."""
+        opt = services.apply_optimization(self.get_object(), request.user)
+        return Response(serializers.OptimizationSerializer(opt).data)
+
+    @extend_schema(request=None, responses=serializers.OptimizationSerializer)
+    @action(detail=True, methods=["post"])
+    def dismiss(self, request, pk=None):
+        opt = services.dismiss_optimization(self.get_object(), request.user)
+        return Response(serializers.OptimizationSerializer(opt).data)
+
+
+class SendTimeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Precomputed send times; ``retrieve`` by customer_id answers with the fallback when none is computed."""
+
+    serializer_class = serializers.SendTimeRowSerializer
+    lookup_field = "customer_id"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self):
+        qs = UserSendTime.objects.select_related("customer").order_by("customer__customer_id")
+        method = _choice(self.request, "method", UserSendTime.Method.choices)
+        return qs.filter(method=method) if method else qs
+
+    @extend_schema(parameters=[OpenApiParameter("method", str, enum=UserSendTime.Method.values)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses=serializers.SendTimeAnswerSerializer)
+    def retrieve(self, request, customer_id=None):
+        answer = selectors.send_time_answer(selectors.customer_by_id(customer_id))
+        return Response(serializers.SendTimeAnswerSerializer(answer).data)
+
+
+class AffinityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = serializers.AffinityRowSerializer
+
+    def get_queryset(self):
+        qs = UserMerchantAffinity.objects.select_related("customer", "merchant").order_by("customer__customer_id", "rank")
+        customer_id = self.request.query_params.get("customer_id")
+        return qs.filter(customer__customer_id=customer_id) if customer_id else qs
+
+    @extend_schema(parameters=[OpenApiParameter("customer_id", str)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+class ModelRegistryViewSet(viewsets.ReadOnlyModelViewSet):
+    """The model registry: every trained version with its holdout metrics; the active one is the champion."""
+
+    serializer_class = serializers.MLModelSerializer
+
+    def get_queryset(self):
+        qs = MLModel.objects.order_by("model_type", "-version")
+        model_type = _choice(self.request, "model_type", ModelType.choices)
+        if model_type:
+            qs = qs.filter(model_type=model_type)
+        if self.request.query_params.get("active") in ("1", "true", "yes"):
+            qs = qs.filter(is_active=True)
+        return qs
+
+    @extend_schema(parameters=[OpenApiParameter("model_type", str, enum=ModelType.values), OpenApiParameter("active", bool)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+# --- Per-campaign and per-customer answers (v1 and the seed's paths) ------------------------------
+class CampaignOfferView(APIView):
+    @extend_schema(responses=serializers.OfferAnswerSerializer(many=True))
+    def get(self, request, campaign_id: str):
+        """Offer per segment: segment, current_offer, recommended_offer, expected_lift, affected_users, confidence."""
+        rows = selectors.offer_answer(selectors.campaign_by_id(campaign_id))
+        return Response(serializers.OfferAnswerSerializer(rows, many=True).data)
+
+
+class CampaignSegmentsView(APIView):
+    @extend_schema(responses=serializers.SegmentAnswerSerializer(many=True))
+    def get(self, request, campaign_id: str):
+        """Segments ranked by expected ROI and conversion rate for this campaign."""
+        rows = selectors.segment_answer(selectors.campaign_by_id(campaign_id))
+        return Response(serializers.SegmentAnswerSerializer(rows, many=True).data)
+
+
+class CampaignRecommendationsView(APIView):
+    @extend_schema(responses=serializers.OptimizationSerializer(many=True))
+    def get(self, request, campaign_id: str):
+        """The campaign's proposals (proposed, applied, dismissed), best first."""
+        rows = selectors.campaign_recommendations(selectors.campaign_by_id(campaign_id))
+        return Response(serializers.OptimizationSerializer(rows, many=True).data)
+
+
+class CustomerSendTimeView(APIView):
+    @extend_schema(responses=serializers.SendTimeAnswerSerializer)
+    def get(self, request, user_id: str):
+        """optimal_send_time (local HH:MM), expected_improvement, method (personal|fallback), events_used."""
+        answer = selectors.send_time_answer(selectors.customer_by_id(user_id))
+        return Response(serializers.SendTimeAnswerSerializer(answer).data)
+
+
+class CustomerAffinityView(APIView):
+    @extend_schema(responses=serializers.AffinityAnswerSerializer(many=True))
+    def get(self, request, user_id: str):
+        """Top merchants: merchant_id, merchant_name, affinity_score, engagement_level, avg_purchase_value, confidence."""
+        rows = selectors.affinity_answer(selectors.customer_by_id(user_id))
+        return Response(serializers.AffinityAnswerSerializer(rows, many=True).data)

@@ -1,0 +1,81 @@
+"""Plotly figures for the optimisation page, built from selector output."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import plotly.graph_objects as go
+from django.utils.safestring import SafeString
+from plotly.subplots import make_subplots
+
+from marketing_ai.charts import embed
+from optimizer import recommend
+from optimizer.selectors import WEEKDAYS, Heatmap
+
+
+def open_heatmap(heatmap: Heatmap) -> SafeString:
+    """Opens by weekday x local hour, the recommended (population) hour outlined."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=heatmap.counts.tolist(),
+            x=[f"{h:02d}" for h in range(24)],
+            y=list(WEEKDAYS),
+            colorscale="Blues",
+            colorbar=dict(title="opens"),
+            hovertemplate="%{y} %{x}:00 local: %{z} opens<extra></extra>",
+        )
+    )
+    h = heatmap.recommended_hour
+    fig.add_shape(type="rect", x0=h - 0.5, x1=h + 0.5, y0=-0.5, y1=6.5, line=dict(color="#e03131", width=3))
+    fig.add_annotation(x=h, y=6.5, yshift=12, text=f"recommended {h:02d}:00", showarrow=False, font=dict(color="#e03131"))
+    fig.update_layout(title="Opens by weekday and local hour", xaxis_title="local hour", yaxis=dict(autorange="reversed"))
+    return embed(fig, div_id="open-heatmap")
+
+
+def offer_response(curves: dict[str, recommend.OfferRecommendation]) -> SafeString:
+    """Per segment: observed conversion rate (bars) and expected profit per send (line); best offer starred."""
+    segments = list(curves)
+    fig = make_subplots(rows=1, cols=max(len(segments), 1), subplot_titles=segments or ["no offer data yet"], specs=[[{"secondary_y": True}] * max(len(segments), 1)])
+    for i, segment in enumerate(segments, start=1):
+        rec = curves[segment]
+        x = [f"{s.offer_value:g}%" for s in rec.scores]
+        fig.add_trace(
+            go.Bar(x=x, y=[(s.observed_rate or 0) * 100 for s in rec.scores], name="conversion rate (%)", marker_color="#91a7ff", showlegend=i == 1),
+            row=1, col=i, secondary_y=False,
+        )
+        fig.add_trace(
+            go.Scatter(x=x, y=[s.expected_profit for s in rec.scores], name="expected profit / send", mode="lines+markers", line=dict(color="#2f9e44"), showlegend=i == 1),
+            row=1, col=i, secondary_y=True,
+        )
+        best = next(s for s in rec.scores if s.offer_value == rec.recommended_offer)
+        fig.add_trace(
+            go.Scatter(
+                x=[f"{best.offer_value:g}%"], y=[best.expected_profit], mode="markers", name="recommended",
+                marker=dict(symbol="star", size=16, color="#e03131"), showlegend=i == 1,
+            ),
+            row=1, col=i, secondary_y=True,
+        )
+    fig.update_layout(title="Offer response by segment", legend=dict(orientation="h", y=-0.2), height=360)
+    return embed(fig, div_id="offer-response")
+
+
+def model_metrics(models) -> SafeString:
+    """Primary holdout metric of every version, one line per model type; active versions ringed."""
+    by_type = defaultdict(list)
+    for m in models:
+        if m.accuracy is not None:
+            by_type[m.model_type].append(m)
+    fig = go.Figure()
+    for model_type, versions in sorted(by_type.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=[v.version for v in versions],
+                y=[v.accuracy for v in versions],
+                mode="lines+markers",
+                name=f"{model_type} ({versions[-1].primary_metric or 'metric'})",
+                marker=dict(size=[14 if v.is_active else 7 for v in versions], line=dict(width=[2 if v.is_active else 0 for v in versions], color="#111")),
+                hovertemplate="v%{x}: %{y:.4f}<extra>" + model_type + "</extra>",
+            )
+        )
+    fig.update_layout(title="Holdout metric by model version (ringed: active)", xaxis=dict(title="version", dtick=1), yaxis_title="primary metric")
+    return embed(fig, div_id="model-metrics")

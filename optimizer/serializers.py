@@ -1,0 +1,116 @@
+"""Output shapes of the optimisation API (the seed's fields first, then ours)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
+
+
+class OptimizationSerializer(serializers.ModelSerializer):
+    optimization_id = serializers.IntegerField(source="pk", read_only=True)
+    campaign_id = serializers.CharField(source="campaign.campaign_id", read_only=True)
+    applied_by = serializers.CharField(source="applied_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = CampaignOptimization
+        fields = [
+            "optimization_id",
+            "campaign_id",
+            "recommendation_type",
+            "target",
+            "current_value",
+            "recommended_value",
+            "expected_impact",
+            "confidence",
+            "affected_users",
+            "priority",
+            "status",
+            "rationale",
+            "details",
+            "applied_by",
+            "applied_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class OfferAnswerSerializer(serializers.Serializer):
+    segment = serializers.CharField()
+    current_offer = serializers.FloatField(allow_null=True)
+    recommended_offer = serializers.FloatField(allow_null=True)
+    expected_lift = serializers.FloatField(help_text="Relative change of expected profit per send, percent")
+    affected_users = serializers.IntegerField()
+    confidence = serializers.FloatField(allow_null=True, help_text="P(recommended offer beats the current one)")
+    status = serializers.CharField(help_text="proposed, applied, dismissed, or keep (no change proposed)")
+    recommendation_id = serializers.IntegerField(allow_null=True)
+
+
+class SegmentAnswerSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    segment = serializers.CharField()
+    users_count = serializers.IntegerField()
+    expected_conversion_rate = serializers.FloatField()
+    expected_roi = serializers.FloatField(help_text="(revenue - cost) / cost, as a ratio")
+    probability_profitable = serializers.FloatField()
+    sends = serializers.IntegerField()
+    conversions = serializers.IntegerField()
+
+
+class SendTimeAnswerSerializer(serializers.Serializer):
+    customer_id = serializers.CharField()
+    optimal_send_time = serializers.CharField(help_text="HH:MM in the customer's time zone")
+    expected_improvement = serializers.FloatField(help_text="Expected relative open-rate improvement, percent")
+    method = serializers.ChoiceField(choices=UserSendTime.Method.choices)
+    events_used = serializers.IntegerField()
+    timezone = serializers.CharField()
+    optimal_send_time_utc = serializers.CharField()
+    confidence = serializers.FloatField()
+    last_updated = serializers.DateTimeField(allow_null=True)
+
+
+class AffinityAnswerSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    merchant_id = serializers.CharField()
+    merchant_name = serializers.CharField()
+    affinity_score = serializers.FloatField()
+    engagement_level = serializers.CharField()
+    avg_purchase_value = serializers.DecimalField(max_digits=14, decimal_places=2)
+    confidence = serializers.FloatField()
+    method = serializers.CharField(help_text="personal, or fallback (popular merchants) without data")
+
+
+class SendTimeRowSerializer(serializers.ModelSerializer):
+    customer_id = serializers.CharField(source="customer.customer_id")
+    optimal_send_time = serializers.TimeField(source="local_send_time", format="%H:%M")
+    optimal_send_time_utc = serializers.TimeField(source="utc_send_time", format="%H:%M")
+
+    class Meta:
+        model = UserSendTime
+        fields = [
+            "customer_id", "optimal_send_time", "optimal_send_time_utc", "expected_improvement",
+            "confidence", "events_used", "method", "last_updated",
+        ]
+
+
+class AffinityRowSerializer(serializers.ModelSerializer):
+    customer_id = serializers.CharField(source="customer.customer_id")
+    merchant_id = serializers.CharField(source="merchant.merchant_id")
+    merchant_name = serializers.CharField(source="merchant.name")
+
+    class Meta:
+        model = UserMerchantAffinity
+        fields = [
+            "customer_id", "rank", "merchant_id", "merchant_name", "affinity_score",
+            "engagement_level", "avg_purchase_value", "confidence", "last_updated",
+        ]
+
+
+class MLModelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MLModel
+        fields = [
+            "id", "model_type", "version", "algorithm", "primary_metric", "accuracy", "metrics",
+            "train_start", "train_end", "train_rows", "holdout_rows", "features", "artifact_sha256",
+            "is_active", "promotion_note", "last_trained", "created_at",
+        ]
