@@ -230,3 +230,17 @@ def test_unknown_external_id_is_404_in_the_error_shape(api):
     response = api.get("/api/v1/campaigns/camp_nope/")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("model", ["segment", "merchant", "customer", "offer", "campaign", "event"])
+def test_admin_pages_load_with_search_and_filters(client, make_user, model):
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    event = EventFactory(merchant=MerchantFactory(), offer=OfferFactory(), amount=Decimal("3.50"), type="conversion")
+    obj = {"segment": event.customer.segment, "merchant": event.merchant, "customer": event.customer,
+           "offer": event.offer, "campaign": event.campaign, "event": event}[model]
+
+    assert client.get(f"/admin/campaigns/{model}/").status_code == 200
+    assert client.get(f"/admin/campaigns/{model}/?q=x").status_code == 200
+    assert client.get(f"/admin/campaigns/{model}/{obj.pk}/change/").status_code == 200
+    assert client.get(f"/admin/campaigns/{model}/add/").status_code == 200

@@ -149,7 +149,7 @@ def test_rejected_rows_are_reported_by_file_line_and_the_rest_is_stored(tmp_path
     good = [e for i, e in enumerate(events) if i not in (2, 6, 7)]
     assert_stored_equals(good)
     rejects = pd.read_csv(tmp_path / "rejects.csv")
-    assert list(zip(rejects["line"], rejects["field"])) == [(4, "occurred_at"), (8, "campaign_id"), (9, "amount")]
+    assert list(zip(rejects["line"], rejects["field"], strict=True)) == [(4, "occurred_at"), (8, "campaign_id"), (9, "amount")]
     assert "no UTC offset" in rejects["reason"][0] and "camp_nope" in rejects["reason"][1]
 
 
@@ -219,4 +219,4 @@ def test_import_and_api_apply_the_same_rules(tmp_path, api):
     with pytest.raises(CommandError):
         run(write_jsonl(tmp_path / "e.jsonl", [bad]), "--rejects-out", tmp_path / "r.csv")
     rejects = pd.read_csv(tmp_path / "r.csv")
-    assert list(zip(rejects["field"], rejects["reason"])) == api_reasons
+    assert list(zip(rejects["field"], rejects["reason"], strict=True)) == api_reasons

@@ -67,7 +67,7 @@ def read_csv(path: Path) -> Iterator[tuple[int, int, Any]]:
                 yield first, last, BadLine("event", f"has {len(values)} fields, the header has {width}")
                 continue
             # An empty CSV cell means "not given", like a missing JSON key.
-            yield first, last, {k: v for k, v in zip(header, values) if v != ""}
+            yield first, last, {k: v for k, v in zip(header, values, strict=False) if v != ""}
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
