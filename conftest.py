@@ -16,6 +16,11 @@ from django.conf import settings
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def pytest_configure(config) -> None:
+    # WhiteNoise serves from the finders in development; an uncollected STATIC_ROOT is expected here.
+    config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")
+
+
 def missing_service(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true but {reason}", pytrace=False)

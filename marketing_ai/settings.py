@@ -174,6 +174,14 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Only the health checks answer without authentication; the schema and its docs need a login too.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Choice sets shared by several serializers get one stable name each (and `check --deploy` stays clean).
+    "ENUM_NAME_OVERRIDES": {
+        "JobRunStatusEnum": "marketing_ai.models.JobRun.Status",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "ABTestStatusEnum": "abtests.models.ABTest.Status",
+        "ABTestMetricEnum": "abtests.models.ABTest.Metric",
+        "OptimizationStatusEnum": "optimizer.models.CampaignOptimization.Status",
+    },
 }
 
 # --- Celery ---
