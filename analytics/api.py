@@ -114,12 +114,16 @@ def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def answer(request: Request, data: Any, *, csv_rows: list[dict] | None = None, filename: str) -> Any:
-    """JSON by default; ``?format=csv`` gives the same rows as a CSV attachment."""
+def response_format(request: Request) -> str:
     fmt = (request.query_params.get("format") or "json").lower()
     if fmt not in FORMATS:
         raise BadRequest({"format": [f"must be one of {', '.join(FORMATS)} (got {fmt!r})"]})
-    if fmt == "json":
+    return fmt
+
+
+def answer(request: Request, data: Any, *, csv_rows: list[dict] | None = None, filename: str) -> Any:
+    """JSON by default; ``?format=csv`` gives the same rows as a CSV attachment."""
+    if response_format(request) == "json":
         return Response(data)
     rows = [flatten(r) for r in (csv_rows if csv_rows is not None else (data if isinstance(data, list) else [data]))]
     buffer = io.StringIO()
@@ -227,7 +231,15 @@ RANGE_PARAMS = [
 
 # --- Views ---
 
-class CampaignAnalyticsViewSet(viewsets.ViewSet):
+class ValidatesFormat:
+    """Reject a bad ``?format=`` before any lookup, like the range parameters."""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        response_format(request)
+
+
+class CampaignAnalyticsViewSet(ValidatesFormat, viewsets.ViewSet):
     """One campaign's analytics over a time range, read from the aggregate tables."""
 
     lookup_field = "campaign_id"
@@ -261,7 +273,7 @@ class CampaignAnalyticsViewSet(viewsets.ViewSet):
         return answer(request, rows, filename=_filename(f"trends_{interval}", period, campaign_id))
 
 
-class PortfolioView(APIView):
+class PortfolioView(ValidatesFormat, APIView):
     """Every campaign with its status and the portfolio's totals over a time range."""
 
     @extend_schema(parameters=RANGE_PARAMS, responses=PortfolioOut)

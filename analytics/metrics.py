@@ -53,7 +53,10 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> In
     denom = 1 + z2 / trials
     centre = (p + z2 / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / denom
-    return Interval(max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 or all successes the bound is exactly 0 or 1; rounding would leave a 1e-21 residue.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return Interval(low, high)
 
 
 def roi(revenue: Decimal, cost: Decimal) -> Roi:
