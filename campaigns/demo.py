@@ -54,11 +54,11 @@ HOUR_WEIGHTS = np.array(
 OFFER_LADDER = (0, 10, 20, 30, 40, 50)  # percent off
 # P(conversion | click, offer) per segment, in ladder order. High-value customers barely respond to a
 # discount, returning ones saturate at 20 %, new ones keep responding up to 40 %. Expected profit per
-# click is p * order value * (1 - discount); its argmax is the planted best offer (margin >= 9 %).
+# click is p * order value * (1 - discount); its argmax is the planted best offer (margin >= 11 %).
 CONVERSION_GIVEN_CLICK = {
-    "new_users": (0.04, 0.07, 0.10, 0.14, 0.19, 0.195),
-    "returning_users": (0.10, 0.16, 0.22, 0.225, 0.23, 0.235),
-    "high_value_users": (0.30, 0.305, 0.31, 0.315, 0.32, 0.325),
+    "new_users": (0.04, 0.07, 0.10, 0.14, 0.19, 0.19),
+    "returning_users": (0.10, 0.16, 0.22, 0.22, 0.225, 0.225),
+    "high_value_users": (0.30, 0.30, 0.305, 0.305, 0.31, 0.31),
 }
 ORDER_VALUE = {"new_users": 45.0, "returning_users": 70.0, "high_value_users": 150.0}  # mean, before discount
 SEGMENT_OPEN_FACTOR = {"new_users": 0.9, "returning_users": 1.0, "high_value_users": 1.2}

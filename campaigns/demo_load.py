@@ -37,7 +37,7 @@ DEMO_PREFIX = "demo_"
 # Apps whose ``<app>.demo.plant(ctx)`` runs after the base data is written, in this order.
 DEMO_EXTENSIONS = ("abtests",)
 RECEIVED_LAG = dt.timedelta(seconds=40)  # demo events "arrive" 40 s after they happen
-CHUNK = 100_000  # rows per COPY / bulk_create round
+CHUNK = 100_000  # rows per COPY / executemany round
 
 
 class DemoDataPresent(Exception):
@@ -275,7 +275,7 @@ def _write_customers(customers: pd.DataFrame, segment_pk: dict[str, int], progre
     rows = pd.DataFrame(
         {
             "customer_id": customers["customer_id"],
-            "signup_date": customers["signup_date"],
+            "signup_date": customers["signup_date"].astype(str),
             "timezone": customers["timezone"].astype(str),
             "segment_id": segment,
             "created_at": now,
@@ -286,12 +286,7 @@ def _write_customers(customers: pd.DataFrame, segment_pk: dict[str, int], progre
         return
     for lo in range(0, len(rows), CHUNK):
         chunk = rows.iloc[lo : lo + CHUNK]
-        Customer.objects.bulk_create(
-            (Customer(customer_id=c, signup_date=s, timezone=tz, segment_id=int(g), created_at=now)
-             for c, s, tz, g in zip(chunk["customer_id"], chunk["signup_date"], chunk["timezone"],
-                                    chunk["segment_id"], strict=True)),
-            batch_size=2000,
-        )
+        _insert(Customer._meta.db_table, chunk)
         progress.advance(len(chunk))
 
 
@@ -352,7 +347,7 @@ def _write_events(frame: pd.DataFrame, lookups: dict, progress: Progress) -> int
         if connection.vendor == "postgresql":
             _copy(Event._meta.db_table, rows, progress)
         else:
-            _bulk_create_events(rows)
+            _insert(Event._meta.db_table, rows)
             progress.advance(len(rows))
         written += len(rows)
     return written
@@ -364,25 +359,24 @@ def _optional_pks(part: pd.DataFrame, column: str, lookups: dict) -> pd.array:
     return _pks(part[column], lookups[column], column)
 
 
-def _bulk_create_events(rows: pd.DataFrame) -> None:
-    def nullable(values: pd.Series) -> list:
-        return [None if pd.isna(v) else int(v) for v in values]
+def _insert(table: str, rows: pd.DataFrame) -> None:
+    """One executemany INSERT (SQLite and other non-PostgreSQL databases), values adapted as Django would.
 
-    Event.objects.bulk_create(
-        (
-            Event(
-                event_id=e, type=t, occurred_at=o, received_at=r, customer_id=c, campaign_id=k,
-                merchant_id=m, offer_id=f, variant=v, amount=None if a is None or a is pd.NA else Decimal(a),
-            )
-            for e, t, o, r, c, k, m, f, v, a in zip(
-                rows["event_id"], rows["type"], rows["occurred_at"].dt.to_pydatetime(),
-                rows["received_at"].dt.to_pydatetime(), nullable(rows["customer_id"]),
-                rows["campaign_id"].astype(np.int64), nullable(rows["merchant_id"]), nullable(rows["offer_id"]),
-                rows["variant"], rows["amount"], strict=True,
-            )
-        ),
-        batch_size=5000,
+    Django stores datetimes on SQLite as naive UTC text and Decimals as their text, so those are
+    formatted here in one vectorised step instead of one model instance per row.
+    """
+    values = {}
+    for name, column in rows.items():
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            column = column.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        values[name] = column.astype(object).where(column.notna(), None)
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in rows.columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(rows.columns))})"
     )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, list(zip(*(v.tolist() for v in values.values()), strict=True)))
 
 
 def _copy(table: str, rows: pd.DataFrame, progress: Progress) -> None:
