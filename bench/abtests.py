@@ -1,0 +1,228 @@
+"""Benchmark: analysing a running A/B test with 1 million assignments on PostgreSQL, and the statistics alone.
+
+Two measurements, each beside a floor taken in the same run:
+
+1. The whole analysis through the service (``services.test_analyze``: the grouped attribution query over
+   assignments LEFT JOIN conversions, the statistics, the decision, the stored result row), beside a bare
+   ``SELECT COUNT(*)`` of the test's assignments. Goal: under 1 s.
+2. The statistics alone for a 5-arm table (``stats.proportions_test``: chi-squared, per-arm z-tests,
+   delta-method intervals, Holm), beside ``scipy.stats.chi2_contingency`` on the same table. Goal: within 2x.
+
+Usage (PostgreSQL only; the data is built with set-based SQL and removed afterwards unless --keep)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/mai_bench .venv/bin/python bench/abtests.py [--users 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import timeit
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from scipy.stats import chi2_contingency  # noqa: E402
+
+from abtests import analysis, selectors, services, stats  # noqa: E402
+from abtests.models import ABTest  # noqa: E402
+from bench.report import table, write_section  # noqa: E402
+from campaigns.models import Campaign, Customer, Event  # noqa: E402
+
+PREFIX = "bench_ab_"
+
+
+def build(users: int, arms: int, rate: float, lift: float, noise_events: int) -> ABTest:
+    """A running test with ``users`` assignments and conversions at ``rate`` (x (1 + lift) in the last arm)."""
+    cleanup()
+    campaign = Campaign.objects.create(campaign_id=f"{PREFIX}camp", name="A/B benchmark")
+    other = Campaign.objects.create(campaign_id=f"{PREFIX}other", name="A/B benchmark (other campaign)")
+    test = services.test_create(
+        campaign_id=campaign.campaign_id, test_name="bench", sample_size_target=users,
+        variants=[services.VariantSpec(name=f"v{i}", weight=1 / arms) for i in range(arms - 1)]
+        + [services.VariantSpec(name=f"v{arms - 1}", weight=1 - (arms - 1) / arms)],
+    )
+    services.test_start(test=test)
+    variant_pks = [v.pk for v in test.ordered_variants]
+    rates = [rate] * (arms - 1) + [rate * (1 + lift)]
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {Customer._meta.db_table} (customer_id, timezone, created_at) "
+            "SELECT %s || g, 'UTC', now() FROM generate_series(1, %s) g",
+            [PREFIX, users],
+        )
+        # Arms by a hash of the id (the same fair split the app's hashing gives; hashing is not what is timed).
+        cur.execute(
+            f"""
+            INSERT INTO {selectors.ABTestAssignment._meta.db_table} (test_id, customer_id, variant_id, assigned_at)
+            SELECT %s, c.id, (%s::bigint[])[1 + abs(hashtext(c.customer_id)) %% %s],
+                   now() - interval '10 days' + random() * interval '5 days'
+            FROM {Customer._meta.db_table} c WHERE c.customer_id LIKE %s
+            """,
+            [test.pk, variant_pks, arms, PREFIX + "%"],
+        )
+        # Conversions: counted ones after assignment, plus ones before assignment and in another campaign.
+        cur.execute(
+            f"""
+            INSERT INTO {Event._meta.db_table}
+                (event_id, type, occurred_at, received_at, customer_id, campaign_id, variant, amount)
+            SELECT %s || 'c' || a.id, 'conversion', a.assigned_at + t.d, a.assigned_at + t.d, a.customer_id,
+                   CASE WHEN random() < 0.05 THEN %s ELSE %s END, '', round((10 + random() * 90)::numeric, 2)
+            FROM {selectors.ABTestAssignment._meta.db_table} a
+            JOIN unnest(%s::bigint[], %s::float8[]) AS r(variant_id, rate) ON r.variant_id = a.variant_id
+            CROSS JOIN LATERAL (SELECT (random() * 4 - 0.5) * interval '1 day' AS d) t
+            WHERE a.test_id = %s AND random() < r.rate
+            """,
+            [PREFIX, other.pk, campaign.pk, variant_pks, rates, test.pk],
+        )
+        cur.execute(
+            f"""
+            INSERT INTO {Event._meta.db_table}
+                (event_id, type, occurred_at, received_at, customer_id, campaign_id, variant)
+            SELECT %s || 'v' || g, 'view', now() - random() * interval '10 days', now(), c.id, %s, ''
+            FROM generate_series(1, %s) g
+            JOIN {Customer._meta.db_table} c ON c.customer_id = %s || (1 + g %% %s)
+            """,
+            [PREFIX, campaign.pk, noise_events, PREFIX, users],
+        )
+    with connection.cursor() as cur:
+        for model in (Customer, Event, selectors.ABTestAssignment):
+            cur.execute(f"ANALYZE {model._meta.db_table}")
+    return selectors.test_get(test_id=test.test_id)
+
+
+def cleanup() -> None:
+    with transaction.atomic():
+        ABTest.objects.filter(campaign__campaign_id__startswith=PREFIX).delete()
+        with connection.cursor() as cur:
+            cur.execute(f"DELETE FROM {Event._meta.db_table} WHERE event_id LIKE %s", [PREFIX + "%"])
+            cur.execute(f"DELETE FROM {Customer._meta.db_table} WHERE customer_id LIKE %s", [PREFIX + "%"])
+        Campaign.objects.filter(campaign_id__startswith=PREFIX).delete()
+
+
+def timed(fn, repeat: int) -> tuple[float, list[float]]:
+    """(first call, the following ``repeat`` calls) in seconds."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return first, runs
+
+
+def per_call(fn, number: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=1_000_000, help="assignments in the test (default 1,000,000)")
+    parser.add_argument("--arms", type=int, default=2, help="arms of the database test (default 2)")
+    parser.add_argument("--rate", type=float, default=0.05, help="control conversion rate")
+    parser.add_argument("--lift", type=float, default=0.04, help="relative lift of the last arm")
+    parser.add_argument("--noise-events", type=int, default=500_000, help="unrelated view events in the campaign")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs after the first")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark rows afterwards")
+    parser.add_argument("--no-write", action="store_true", help="do not write docs/BENCHMARKS.md")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        sys.exit("bench/abtests.py needs PostgreSQL: set DATABASE_URL=postgres://...")
+    call_command("migrate", verbosity=0)
+
+    # --- 2. statistics alone, 5 arms ---------------------------------------------------------------
+    rng = np.random.default_rng(1)
+    users5 = rng.integers(150_000, 250_000, 5)
+    conv5 = rng.binomial(users5, [0.05, 0.051, 0.052, 0.05, 0.055])
+    table5 = np.vstack([conv5, users5 - conv5]).T
+    ours = stats.proportions_test(users5.tolist(), conv5.tolist())
+    ref = chi2_contingency(table5, correction=False)
+    assert abs(ours.chi2 - ref[0]) <= 1e-9 * ref[0] and abs(ours.p_value - ref[1]) <= 1e-9 * max(ref[1], 1e-300)
+    users5_l, conv5_l = users5.tolist(), conv5.tolist()
+    t_scipy = per_call(lambda: chi2_contingency(table5, correction=False), 2000)
+    t_ours = per_call(lambda: stats.proportions_test(users5_l, conv5_l), 2000)
+    arms5 = [analysis.Arm(name=f"v{i}", weight=0.2, users=u, conversions=c) for i, (u, c) in
+             enumerate(zip(users5_l, conv5_l, strict=True))]
+    config5 = analysis.Config(confidence_level=0.95, sample_size_target=int(users5.sum()))
+    t_decision = per_call(lambda: analysis.analyze(arms=arms5, config=config5), 200)
+    stats_rows = [
+        {"what": "scipy.stats.chi2_contingency (floor)", "per call": f"{t_scipy * 1e6:.0f} µs", "ratio": "1.00"},
+        {"what": "stats.proportions_test (chi2 + z-tests + CIs + Holm)", "per call": f"{t_ours * 1e6:.0f} µs",
+         "ratio": f"{t_ours / t_scipy:.2f}"},
+        {"what": "analysis.analyze (+ SRM, Bayes, decision)", "per call": f"{t_decision * 1e6:.0f} µs",
+         "ratio": f"{t_decision / t_scipy:.2f}"},
+    ]
+    print(table(stats_rows, ["what", "per call", "ratio"]))
+
+    # --- 1. whole analysis on PostgreSQL ---------------------------------------------------------------
+    t0 = time.perf_counter()
+    test = build(args.users, args.arms, args.rate, args.lift, args.noise_events)
+    build_s = time.perf_counter() - t0
+    assigned = selectors.users_assigned(test=test)
+    print(f"built {assigned:,} assignments in {build_s:.1f} s")
+    try:
+        def count_floor():
+            with connection.cursor() as cur:
+                cur.execute(f"SELECT COUNT(*) FROM {selectors.ABTestAssignment._meta.db_table} WHERE test_id = %s",
+                            [test.pk])
+                cur.fetchone()
+
+        floor_first, floor_runs = timed(count_floor, args.repeat)
+        totals_first, totals_runs = timed(lambda: selectors.arm_totals(test=test), args.repeat)
+        analyze_first, analyze_runs = timed(lambda: services.test_analyze(test=test), args.repeat)
+        status_first, status_runs = timed(lambda: selectors.test_status(test=test), args.repeat)
+        result = services.test_analyze(test=test)
+        med = statistics.median
+        floor = med(floor_runs)
+        db_rows = [
+            {"what": "SELECT COUNT(*) of the test's assignments (floor)", "first": f"{floor_first * 1e3:.0f} ms",
+             "median": f"{floor * 1e3:.0f} ms", "ratio": "1.00"},
+            {"what": "selectors.arm_totals (attribution query)", "first": f"{totals_first * 1e3:.0f} ms",
+             "median": f"{med(totals_runs) * 1e3:.0f} ms", "ratio": f"{med(totals_runs) / floor:.2f}"},
+            {"what": "services.test_analyze (query + stats + decision + stored row)",
+             "first": f"{analyze_first * 1e3:.0f} ms", "median": f"{med(analyze_runs) * 1e3:.0f} ms",
+             "ratio": f"{med(analyze_runs) / floor:.2f}"},
+            {"what": "selectors.test_status (GET .../status)", "first": f"{status_first * 1e3:.0f} ms",
+             "median": f"{med(status_runs) * 1e3:.0f} ms", "ratio": f"{med(status_runs) / floor:.2f}"},
+        ]
+        print(table(db_rows, ["what", "first", "median", "ratio"]))
+        whole = med(analyze_runs)
+        verdict = "meets" if whole < 1.0 else "misses"
+        stats_verdict = "meets" if t_ours <= 2 * t_scipy else "misses"
+        print(f"whole analysis {whole * 1e3:.0f} ms ({verdict} < 1 s); statistics {t_ours / t_scipy:.2f}x scipy "
+              f"({stats_verdict} <= 2x); decision: {result.decision} {result.reason}")
+        if not args.no_write:
+            body = (
+                f"Scale: {assigned:,} assignments in {args.arms} arms, "
+                f"{result.variants[0]['conversions'] + sum(v['conversions'] for v in result.variants[1:]):,} "
+                f"converters, {args.noise_events:,} unrelated events in the campaign; PostgreSQL "
+                f"{connection.pg_version // 10000}; data built by set-based SQL in {build_s:.0f} s.\n\n"
+                f"**Whole analysis** (median of {args.repeat} after a first run): {whole * 1e3:.0f} ms "
+                f"— goal < 1 s: {verdict}.\n\n"
+                + table(db_rows, ["what", "first", "median", "ratio"])
+                + f"\n\n**Statistics alone, 5 arms** (best of 5 x 2000 calls): {t_ours / t_scipy:.2f}x "
+                f"`scipy.stats.chi2_contingency` — goal <= 2x: {stats_verdict}. Same chi2 and p-value to 1e-9.\n\n"
+                + table(stats_rows, ["what", "per call", "ratio"])
+            )
+            print("wrote", write_section("abtests", "A/B testing: analysis of a 1M-assignment test", body))
+    finally:
+        if not args.keep:
+            cleanup()
+
+
+if __name__ == "__main__":
+    main()
