@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import MinMaxScaler
@@ -103,6 +104,22 @@ def _fit_table(train: pd.DataFrame, segments: list[str], offer_values: list[floa
     return (conversions + 1.0) / (sends + 2.0)
 
 
+def _fit_isotonic(train: pd.DataFrame, segments: list[str], offer_values: list[float]) -> tuple[np.ndarray, int]:
+    """Per segment, the send-weighted isotonic (non-decreasing in the discount) fit of the smoothed rates.
+
+    Returns the (n_segments, n_offers) rates and the degrees of freedom (number of distinct blocks).
+    """
+    sends, conversions = counts_grid(train, segments, offer_values)
+    rates = (conversions + 1.0) / (sends + 2.0)
+    out = np.empty_like(rates)
+    df = 0
+    for i in range(len(segments)):
+        iso = IsotonicRegression(increasing=True).fit(offer_values, rates[i], sample_weight=sends[i] + 2.0)
+        out[i] = iso.predict(offer_values)
+        df += len(np.unique(np.round(out[i], 12)))
+    return out, df
+
+
 def fit(train: pd.DataFrame, holdout: pd.DataFrame | None = None, *, random_state: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """``train``/``holdout``: columns segment, offer_value, sends, conversions, revenue.
 
@@ -122,17 +139,18 @@ def fit(train: pd.DataFrame, holdout: pd.DataFrame | None = None, *, random_stat
     estimator = LogisticRegression(C=REGULARISATION_C, fit_intercept=False, max_iter=5000, random_state=random_state)
     estimator.fit(x, y, sample_weight=w)
     table = _fit_table(train, segments, offer_values)
+    isotonic, isotonic_df = _fit_isotonic(train, segments, offer_values)
 
     # Choose the curve by BIC on the training rows (never on the holdout).
     n_obs = float(w.sum())
     quad_p = estimator.predict_proba(x)[:, 1]
     cell = rows["segment"].map(codes).to_numpy(int), np.searchsorted(offer_values, rows["offer_value"].to_numpy(float))
-    table_p = table[cell]
     bic = {
         "quadratic": -2 * _loglik(y, w, quad_p) + 3 * len(segments) * np.log(n_obs),
-        "table": -2 * _loglik(y, w, table_p) + len(segments) * len(offer_values) * np.log(n_obs),
+        "table": -2 * _loglik(y, w, table[cell]) + len(segments) * len(offer_values) * np.log(n_obs),
+        "isotonic": -2 * _loglik(y, w, isotonic[cell]) + isotonic_df * np.log(n_obs),
     }
-    curve = "table" if bic["table"] < bic["quadratic"] else "quadratic"
+    curve = min(sorted(bic), key=lambda k: bic[k])
 
     discount = np.where(train["offer_kind"].eq(AMOUNT), 0.0, train["offer_value"].to_numpy(float) / 100.0) if "offer_kind" in train else train["offer_value"].to_numpy(float) / 100.0
     gross = train["revenue"].to_numpy(float) / np.maximum(1.0 - discount, 1e-6)
@@ -145,7 +163,7 @@ def fit(train: pd.DataFrame, holdout: pd.DataFrame | None = None, *, random_stat
         "curve": curve,
         "estimator": estimator,
         "scaler": scaler,
-        "table": table,
+        "table": isotonic if curve == "isotonic" else table,
         "segments": segments,
         "order_value": order_value,
         "offer_values": offer_values,
@@ -173,7 +191,7 @@ def predict_conversion(model: dict[str, Any], segment: str, offer_values: list[f
     if segment not in model["segments"]:
         return np.mean([predict_conversion(model, s, values) for s in model["segments"]], axis=0)
     code = model["segments"].index(segment)
-    if model.get("curve") == "table":
+    if model.get("curve") in ("table", "isotonic"):
         known = np.asarray(model["offer_values"], dtype=float)
         row = _logit(np.asarray(model["table"][code], dtype=float))
         logits = np.interp(values, known, row) if len(known) > 1 else np.full(len(values), row[0])

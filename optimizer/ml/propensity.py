@@ -32,11 +32,11 @@ FOREST_MAX_SAMPLES = 100_000
 def candidates(random_state: int, n_rows: int) -> dict[str, Any]:
     return {
         "hist_gradient_boosting": HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.08, max_leaf_nodes=31, min_samples_leaf=40,
+            max_iter=120, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40,
             l2_regularization=1.0, early_stopping=False, random_state=random_state,
         ),
         "random_forest": RandomForestClassifier(
-            n_estimators=120, max_depth=12, min_samples_leaf=20, n_jobs=2, random_state=random_state,
+            n_estimators=80, max_depth=12, min_samples_leaf=20, n_jobs=1, random_state=random_state,
             max_samples=min(1.0, FOREST_MAX_SAMPLES / max(n_rows, 1)),
         ),
     }
