@@ -59,6 +59,15 @@ def chromium_path() -> str:
     return CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing():
+    """Tests create many users; the production hasher's deliberate slowness buys nothing here."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture
 def make_user(db):
     from django.contrib.auth.models import Group, User
@@ -133,6 +142,11 @@ def browser(chromium_path, tmp_path_factory):
 
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # The live server answers each keep-alive browser connection in its own thread; with persistent
+    # DB connections those threads would still hold the test database when pytest drops it.
+    db_settings = settings.DATABASES["default"]
+    previous_max_age = db_settings.get("CONN_MAX_AGE", 0)
+    db_settings["CONN_MAX_AGE"] = 0
     playwright = sync_playwright().start()
     context = playwright.chromium.launch_persistent_context(
         str(tmp_path_factory.mktemp("chromium-profile")),
@@ -145,6 +159,7 @@ def browser(chromium_path, tmp_path_factory):
     finally:
         context.close()
         playwright.stop()
+        db_settings["CONN_MAX_AGE"] = previous_max_age
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:

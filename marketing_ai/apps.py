@@ -2,12 +2,21 @@ from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 
 
+def say_logged_out(sender, request, user, **kwargs) -> None:
+    from django.contrib import messages
+
+    if request is not None:
+        messages.info(request, "You are logged out.")
+
+
 class MarketingAiConfig(AppConfig):
     name = "marketing_ai"
     verbose_name = "Platform"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
+
         # Jobs are declared with @job in each app's services module; importing registers them.
         autodiscover_modules("services")
         from marketing_ai import jobs
@@ -15,3 +24,4 @@ class MarketingAiConfig(AppConfig):
 
         # django-celery-beat's DatabaseScheduler copies this into its tables at start-up.
         app.conf.beat_schedule = jobs.beat_schedule()
+        user_logged_out.connect(say_logged_out, dispatch_uid="marketing_ai.say_logged_out")

@@ -10,34 +10,52 @@ from tests.factories import EventFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_overview_draws_the_events_chart_from_real_events(logged_in_page):
+def test_overview_draws_the_events_chart_and_lists_the_latest_job_runs(logged_in_page):
+    from marketing_ai.models import JobRun
+
     page, base = logged_in_page
     now = timezone.now()
     for days_ago in (0, 1, 1, 5):
         EventFactory(type="view", occurred_at=now - dt.timedelta(days=days_ago))
     EventFactory(type="conversion", occurred_at=now - dt.timedelta(days=2))
+    EventFactory(type="view", occurred_at=now - dt.timedelta(days=45))  # outside the 30-day window
+    JobRun.objects.create(job="daily_analytics", status="succeeded", rows_written=42)
+    JobRun.objects.create(job="send_times", status="failed", error="boom")
 
     page.goto(f"{base}/")
+
     assert page.locator("header .who").inner_text() == "browser-marketer"
+    assert page.locator(".mainnav a[aria-current=page]").inner_text() == "Overview"
+    assert page.locator(".mainnav a").all_inner_texts()[:4] == ["Overview", "Analytics", "A/B Tests", "Optimization"]
     assert page.locator("#events-total").inner_text() == "5"
     page.wait_for_selector("#events-per-day .main-svg")
     # One line per event type present, drawn by Plotly from the embedded figure.
     assert page.locator("#events-per-day .scatterlayer .trace").count() == 2
+    rows = page.locator("#job-runs tbody tr").all_inner_texts()
+    assert any("daily_analytics" in r and "42" in r and "succeeded" in r for r in rows)
+    assert any("send_times" in r and "failed" in r for r in rows)
 
 
-def test_login_is_required_and_logout_returns_to_the_login_form(logged_in_page):
+def test_logout_returns_to_the_login_form_and_pages_need_a_login_again(logged_in_page):
     page, base = logged_in_page
     page.goto(f"{base}/")
     page.click("form.logout button[type=submit]")
     page.wait_for_url(f"{base}/accounts/login/")
+    assert page.locator(".messages .msg").inner_text() == "You are logged out."
     page.goto(f"{base}/")
     assert page.url.startswith(f"{base}/accounts/login/?next=/")
 
-
-def test_wrong_password_shows_an_error_on_the_login_page(page, live_server, make_user):
-    make_user("someone", "viewer", password="right-password-123")
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "someone")
+    page.fill("input[name=username]", "browser-marketer")
     page.fill("input[name=password]", "wrong")
     page.click("form button[type=submit]")
     assert "didn't match" in page.locator(".error").inner_text()
+
+
+def test_the_layout_fits_a_phone_screen(logged_in_page):
+    page, base = logged_in_page
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto(f"{base}/")
+    page.wait_for_selector("#events-per-day .main-svg")
+    # Nothing is wider than the screen: no horizontal scrolling of the page itself.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.locator(".mainnav a", has_text="Optimization").is_visible()
