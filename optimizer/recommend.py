@@ -174,9 +174,12 @@ def recommend_offer(
         )
         for i, v in enumerate(values)
     ]
+    # Evidence counts the prior's pseudo-sends too: they are other campaigns' real sends when pooled.
+    evidence_sends = sends + strength
+    evidence_convs = convs + ref * strength
     enough = (
-        int(np.sum(sends >= min_sends)) >= 2
-        and convs.sum() >= min_conversions
+        int(np.sum(evidence_sends >= min_sends)) >= 2
+        and evidence_convs.sum() >= min_conversions
         and prob_best[best] >= DECISION_PROBABILITY
     )
     return OfferRecommendation(

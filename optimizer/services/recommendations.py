@@ -170,10 +170,12 @@ def offer_recommendations(
         else:
             prior = {v: (max(c, 0) + 0.5) / (max(n, 0) + 1.0) for v, (n, c) in others.items()}
             method = "bandit"
+        # Every offer of the ladder is a candidate, scored from the pooled prior when this campaign never sent it.
+        candidates = own.get(segment, []) + [recommend.OfferOutcome(v, 0, 0, 0.0) for v in ladder if v not in mine]
         out.append(
             recommend.recommend_offer(
                 segment,
-                own.get(segment, []),
+                candidates,
                 current_offer=current_value,
                 order_value=recommend.order_value_of(pop + own.get(segment, []), default=50.0),
                 prior_rates=prior,
