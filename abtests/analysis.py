@@ -40,6 +40,9 @@ class Config:
     metric: str = CONVERSION_RATE
     guardrails: tuple[str, ...] = ()
     sequential: bool = False
+    # Sequential tests: the always-valid p-values (one per treatment) of the previous look, so the
+    # reported p-value stays the running minimum.
+    previous_p_values: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -153,8 +156,11 @@ def analyze(*, arms: Sequence[Arm], config: Config) -> Outcome:
     if method == "sequential":
         # Always-valid p-values and confidence sequences replace the fixed-horizon ones.
         planned_pair = 2 * config.sample_size_target / len(arms) if config.sample_size_target else None
+        previous = config.previous_p_values
+        if previous is not None and len(previous) != len(arms) - 1:
+            previous = None
         seq = stats.sequential_test(users, conversions, confidence_level=config.confidence_level,
-                                    planned_users=planned_pair)
+                                    planned_users=planned_pair, previous_p_values=previous)
         for arm, r in zip(out_arms[1:], seq.arms, strict=True):
             arm.p_value, arm.p_value_adjusted = _finite(r.p_value), _finite(r.p_value_adjusted)
             arm.ci_low, arm.ci_high = _pct(r.lift_cs_low), _pct(r.lift_cs_high)
@@ -185,8 +191,10 @@ def analyze(*, arms: Sequence[Arm], config: Config) -> Outcome:
     if seq is not None:
         ready = seq.safe_to_stop
         not_ready_reason = seq.reason
+        outcome.safe_to_stop = ready
     else:
         ready = total >= config.sample_size_target
+        outcome.safe_to_stop = ready
         not_ready_reason = f"planned sample not reached: {total:,} of {config.sample_size_target:,} users"
 
     winner = None

@@ -177,7 +177,9 @@ def test_status(*, test: ABTest) -> dict:
         "srm_detected": outcome.srm_detected if outcome else False,
         "srm_p_value": outcome.srm_p_value if outcome else None,
         "decision": outcome.decision if outcome else None,
-        "safe_to_stop": outcome.decision == "winner" if outcome else False,
+        # Fixed tests: the planned sample is reached; sequential: the always-valid boundary says so.
+        "safe_to_stop": bool(outcome and outcome.decision != "srm" and outcome.safe_to_stop),
+        "reason": outcome.reason if outcome else "not started",
         "users_still_needed": outcome.users_still_needed if outcome else target,
         "recommended_action": outcome.recommended_action if outcome else "Start the test and assign customers.",
         "started_at": test.started_at,
@@ -186,9 +188,15 @@ def test_status(*, test: ABTest) -> dict:
 
 
 def analysis_config(test: ABTest) -> analysis.Config:
+    previous = None
+    if test.sequential:
+        last = latest_result(test=test)
+        if last is not None and last.method == "sequential":
+            p_values = [v.get("p_value") for v in last.variants[1:]]
+            previous = tuple(p_values) if all(p is not None for p in p_values) else None
     return analysis.Config(confidence_level=test.confidence_level, sample_size_target=test.sample_size_target,
                            metric=test.primary_metric, guardrails=tuple(test.guardrail_metrics or ()),
-                           sequential=test.sequential)
+                           sequential=test.sequential, previous_p_values=previous)
 
 
 def sample_size_plan(*, baseline_rate: float, mde: float, confidence_level: float = 0.95, power: float = 0.8,

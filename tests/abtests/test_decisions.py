@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import proportions_ztest
 
-from abtests import services
+from abtests import selectors, services, stats
 from abtests.models import ABTest, ABTestResult
 from marketing_ai import jobs
 from tests.abtests.factories import ABTestFactory, populate
@@ -165,3 +165,18 @@ def test_hourly_job_refreshes_running_tests_and_a_rerun_writes_nothing_new():
     assert jobs.run("abtest_results").rows_written == 1
     assert ABTestResult.objects.filter(test=running).count() == 2
     assert jobs.get("abtest_results").schedule_text().startswith("15 * ")
+
+
+def test_a_sequential_p_value_is_the_running_minimum_across_looks():
+    test = ABTestFactory(sample_size_target=100_000, sequential=True)
+    populate(test, users=[1000, 1000], conversions=[50, 75])
+    first = services.test_analyze(test=test)
+    # More users with no difference would raise a fixed-horizon p-value; the always-valid one keeps its minimum.
+    populate(test, users=[3000, 3000], conversions=[150, 150], prefix="second_look_")
+    second = services.test_analyze(test=test)
+    assert second.users_total == 8000
+    without_memory = stats.sequential_test([4000, 4000], [200, 225], planned_users=100_000).arms[0].p_value
+    assert without_memory > first.variants[1]["p_value"]
+    assert second.variants[1]["p_value"] == pytest.approx(first.variants[1]["p_value"])
+    status = selectors.test_status(test=test)
+    assert status["safe_to_stop"] is False and "keep running" in status["reason"]
