@@ -1,0 +1,138 @@
+"""The ML jobs: retraining registers five models; send times and affinities are written for every customer, idempotently."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.utils import timezone
+
+from campaigns.demo_load import seed_demo
+from campaigns.models import Customer, Event
+from marketing_ai import jobs
+from marketing_ai.models import JobRun
+from optimizer import registry
+from optimizer.ml.metrics import circular_hour_distance
+from optimizer.models import MLModel, ModelType, UserMerchantAffinity, UserSendTime
+from optimizer.services import training
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def artifacts_in_tmp(settings, tmp_path):
+    settings.MODEL_ARTIFACT_DIR = tmp_path / "models"
+    registry._CACHE.clear()
+
+
+@pytest.fixture
+def demo():
+    truth = seed_demo(customers=250, merchants=15, campaigns=4, days=35, seed=5, end_date=timezone.now().date() - dt.timedelta(days=1))
+    newcomer = CustomerFactory(customer_id="no_history_user", timezone="Asia/Kolkata", segment=None)
+    return truth, newcomer
+
+
+def rows(model) -> list[tuple]:
+    fields = [f.name for f in model._meta.fields if f.name not in ("id", "last_updated")]
+    return sorted(model.objects.values_list(*fields))
+
+
+def test_retraining_job_registers_five_active_models_and_records_its_run(demo):
+    run = jobs.run("model_retraining")
+    assert run.status == JobRun.Status.SUCCEEDED and run.rows_written == 5
+    active = {m.model_type: m for m in MLModel.objects.filter(is_active=True)}
+    assert set(active) == set(ModelType.values)
+    for record in active.values():
+        assert record.artifact_sha256 == registry.sha256_of(record.artifact_path)
+        assert record.train_end is not None and record.holdout_rows > 0
+    assert active[ModelType.CONVERSION].metrics["base_rate"] is not None
+
+
+def test_same_data_and_seed_give_the_same_metrics_for_all_five_models(demo):
+    first = training.train_all(random_state=1)
+    second = training.train_all(random_state=1)
+    for model_type in ModelType.values:
+        assert first[model_type].metrics == second[model_type].metrics, model_type
+
+
+def test_send_times_are_written_for_every_customer_and_a_rerun_changes_nothing(demo):
+    truth, newcomer = demo
+    jobs.run("model_retraining")
+    jobs.run("send_times")
+    first = rows(UserSendTime)
+    assert UserSendTime.objects.count() == Customer.objects.count()
+    jobs.run("send_times")
+    assert rows(UserSendTime) == first
+
+
+def test_customer_without_history_gets_the_population_hour_as_fallback_with_its_utc_equivalent(demo):
+    _, newcomer = demo
+    jobs.run("model_retraining")
+    jobs.run("send_times")
+    model = training.load_active(ModelType.SEND_TIME).artifact
+    row = UserSendTime.objects.get(customer=newcomer)
+    assert row.method == UserSendTime.Method.FALLBACK and row.events_used == 0
+    assert row.local_send_time == dt.time(model["population_hour"], 0)
+    today = timezone.now().date()
+    local = dt.datetime.combine(today, row.local_send_time, tzinfo=zoneinfo.ZoneInfo("Asia/Kolkata"))
+    assert row.utc_send_time == local.astimezone(dt.UTC).time().replace(second=0)
+    # Everyone below five opens is a fallback; everyone else personal.
+    for r in UserSendTime.objects.all():
+        assert (r.method == UserSendTime.Method.PERSONAL) == (r.events_used >= 5)
+
+
+def test_send_time_job_works_before_any_model_is_trained(demo):
+    truth, _ = demo
+    jobs.run("send_times")
+    personal = pd.DataFrame.from_records(
+        list(UserSendTime.objects.filter(events_used__gte=20).values("customer__customer_id", "local_send_time"))
+    )
+    assert len(personal) > 0
+    hours = personal["local_send_time"].map(lambda t: t.hour).to_numpy()
+    planted = personal["customer__customer_id"].map(truth["preferred_hour"]).to_numpy()
+    assert (circular_hour_distance(hours, planted) <= 1).mean() >= 0.8
+
+
+def test_affinity_rows_are_top_k_per_customer_in_range_and_idempotent(demo):
+    jobs.run("model_retraining")
+    jobs.run("merchant_affinity")
+    first = rows(UserMerchantAffinity)
+    frame = pd.DataFrame.from_records(list(UserMerchantAffinity.objects.values()))
+    assert frame.groupby("customer_id").size().eq(10).all()
+    assert frame["customer_id"].nunique() == Customer.objects.count()
+    assert frame["affinity_score"].between(0, 1).all() and frame["confidence"].between(0, 1).all()
+    # Scores fall with rank within each customer.
+    ordered = frame.sort_values(["customer_id", "rank"])
+    assert (ordered.groupby("customer_id")["affinity_score"].diff().dropna() <= 1e-9).all()
+    jobs.run("merchant_affinity")
+    assert rows(UserMerchantAffinity) == first
+
+
+def test_affinity_average_purchase_value_is_the_mean_conversion_amount_at_that_merchant(demo):
+    jobs.run("merchant_affinity")
+    conversions = pd.DataFrame.from_records(
+        list(Event.objects.filter(type=Event.Type.CONVERSION).values("customer_id", "merchant_id", "amount"))
+    )
+    conversions["amount"] = conversions["amount"].astype(float)
+    reference = conversions.groupby(["customer_id", "merchant_id"])["amount"].mean()
+    stored = pd.DataFrame.from_records(list(UserMerchantAffinity.objects.values("customer_id", "merchant_id", "avg_purchase_value", "engagement_level")))
+    stored = stored.set_index(["customer_id", "merchant_id"])
+    both = stored.join(reference.rename("reference"), how="inner")
+    assert len(both) > 50
+    np.testing.assert_allclose(both["avg_purchase_value"].astype(float), both["reference"], atol=0.006)
+    never_bought = stored.index.difference(reference.index)
+    assert (stored.loc[never_bought, "avg_purchase_value"].astype(float) == 0).all()
+
+
+def test_customer_without_history_gets_popular_merchants_with_zero_confidence(demo):
+    _, newcomer = demo
+    jobs.run("merchant_affinity")
+    mine = list(UserMerchantAffinity.objects.filter(customer=newcomer).order_by("rank"))
+    assert len(mine) == 10 and all(r.confidence == 0 for r in mine)
+    purchases = pd.Series(list(Event.objects.filter(type__in=["view", "click", "conversion"]).values_list("merchant_id", flat=True)))
+    most_visited = purchases.value_counts().index[0]
+    assert mine[0].merchant_id == most_visited
