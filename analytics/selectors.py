@@ -115,8 +115,17 @@ class Totals:
         return metrics.conversion_rate(self.conversions, self.views)
 
     @property
+    def conversion_rate_percent(self) -> float:
+        return self.conversion_rate * 100
+
+    @property
     def conversion_rate_ci(self) -> metrics.Interval:
         return metrics.wilson_interval(self.conversions, self.views)
+
+    @property
+    def conversion_rate_ci_percent(self) -> metrics.Interval:
+        ci = self.conversion_rate_ci
+        return metrics.Interval(ci.low * 100, ci.high * 100)
 
     @property
     def roi(self) -> metrics.Roi:
@@ -224,13 +233,14 @@ class Portfolio:
 
 
 def portfolio(period: Period) -> Portfolio:
-    """All campaigns (with their status) and the portfolio's totals over the period."""
+    """All campaigns (with their status), by revenue over the period, and the portfolio's totals."""
     counts = Campaign.objects.aggregate(total=Count("id"), active=Count("id", filter=Q(status=Campaign.Status.ACTIVE)))
     per_campaign = {r["campaign_id"]: r for r in _daily(period, None).values("campaign_id").annotate(**SUMS).order_by()}
     rows = [
         CampaignRow(c.campaign_id, c.name, c.status, Totals.from_row(per_campaign.get(c.pk, {})))
         for c in Campaign.objects.only("id", "campaign_id", "name", "status").order_by("campaign_id")
     ]
+    rows.sort(key=lambda r: r.totals.revenue, reverse=True)  # stable: ties stay in campaign_id order
     overall = Totals(**{
         name: sum((getattr(r.totals, name) for r in rows), ZERO if name in ("revenue", "cost") else 0)
         for name in DAILY_METRICS
