@@ -7,7 +7,7 @@ import re
 
 import pytest
 from django.contrib.staticfiles import finders
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -57,12 +57,34 @@ def test_a_viewer_reads_but_may_not_write(viewer_api, probe_job):
     assert not JobRun.objects.exists()
 
 
-def test_a_marketer_may_run_a_job_and_sees_the_recorded_run(api, probe_job):
+@override_settings(CELERY_TASK_ALWAYS_EAGER=True)
+def test_without_a_broker_a_marketer_runs_a_job_now_and_sees_the_recorded_run(api, probe_job):
     response = api.post("/api/v1/jobs/dated_probe/run", {"start": "2024-01-01", "end": "2024-01-03"}, format="json")
-    assert response.status_code == 200  # no broker in this test run: the job runs now
+    assert response.status_code == 200
     body = response.json()
     assert (body["job"], body["status"], body["rows_written"]) == ("dated_probe", "succeeded", 3)
     assert body["arguments"] == {"trigger": "api", "start": "2024-01-01", "end": "2024-01-03"}
+
+
+def test_with_a_broker_running_a_job_queues_it_for_the_workers(api, probe_job, redis_url):
+    import redis
+
+    from marketing_ai.celery import app
+
+    response = api.post("/api/v1/jobs/dated_probe/run", {"start": "2024-01-01"}, format="json")
+
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["job"], body["queued"]) == ("dated_probe", True)
+    # The message is on the broker's default queue; take it off again so no worker ever runs it.
+    client = redis.Redis.from_url(redis_url)
+    queue = app.conf.task_default_queue
+    ours = [m for m in client.lrange(queue, 0, -1) if json.loads(m)["headers"]["id"] == body["task_id"]]
+    assert len(ours) == 1
+    message = json.loads(ours[0])
+    assert message["headers"]["task"] == "marketing_ai.run_job"
+    client.lrem(queue, 1, ours[0])
+    assert not JobRun.objects.exists()  # nothing ran in the web process
 
 
 def test_an_ingest_service_account_may_not_read_other_endpoints(make_user):
@@ -170,6 +192,7 @@ def test_a_wrong_method_is_a_405_in_the_error_shape(api, probe_job):
     assert response["Allow"] == "GET"
 
 
+@override_settings(CELERY_TASK_ALWAYS_EAGER=True)
 def test_paths_answer_with_and_without_the_trailing_slash_even_for_posts(api, probe_job):
     assert api.get("/api/v1/jobs").status_code == 200
     assert api.get("/api/v1/jobs/probe").json()["name"] == "probe"

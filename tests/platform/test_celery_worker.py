@@ -77,16 +77,27 @@ def wait_for(condition, *, timeout: float, proc: subprocess.Popen, log: Path, wh
     pytest.fail(f"{what}: nothing after {timeout}s:\n{log.read_text()[-4000:]}")
 
 
-def test_a_real_worker_runs_sent_jobs_and_records_them(postgres, redis_url, tmp_path):
+def test_a_real_worker_runs_sent_jobs_and_beat_loads_the_schedules(postgres, redis_url, tmp_path):
+    """Both production processes, started side by side (their start-up is most of this test's time)."""
+    from django_celery_beat.models import PeriodicTask
+
     from marketing_ai.tasks import run_job
 
     queue = f"platform-test-{uuid.uuid4().hex[:10]}"
-    log = tmp_path / "worker.log"
-    args = [
+    worker_args = [
         *CELERY, "worker", "-Q", queue, "-n", f"{queue}@%h", "--pool=solo", "--loglevel=INFO",
         "--without-gossip", "--without-mingle", "--without-heartbeat", "-I", "tests.platform.jobs_for_tests",
     ]
-    with background(args, subprocess_env(redis_url), log) as worker:
+    beat_args = [*CELERY, "beat", "--loglevel=INFO", "-s", str(tmp_path / "beat-schedule"), "--max-interval", "1"]
+    # Beat would send a task that falls due to the broker; a private database number keeps it off shared queues.
+    beat_redis = redis_url.rsplit("/", 1)[0] + "/15"
+    scheduled = {name: j for name, j in jobs.REGISTRY.items() if j.schedule is not None}
+    worker_log, beat_log = tmp_path / "worker.log", tmp_path / "beat.log"
+
+    with (
+        background(worker_args, subprocess_env(redis_url), worker_log) as worker,
+        background(beat_args, subprocess_env(beat_redis), beat_log) as beat,
+    ):
         run_job.apply_async(kwargs={"name": "platform_probe"}, queue=queue)
         run_job.apply_async(kwargs={"name": "platform_probe_fails"}, queue=queue)
 
@@ -94,7 +105,11 @@ def test_a_real_worker_runs_sent_jobs_and_records_them(postgres, redis_url, tmp_
             runs = {r.job: r for r in JobRun.objects.filter(job__startswith="platform_probe")}
             return runs if len(runs) == 2 and all(r.finished_at for r in runs.values()) else None
 
-        runs = wait_for(both_finished, timeout=120, proc=worker, log=log, what="worker job_runs")
+        runs = wait_for(both_finished, timeout=120, proc=worker, log=worker_log, what="worker job_runs")
+        wait_for(
+            lambda: PeriodicTask.objects.filter(name__in=scheduled).count() == len(scheduled),
+            timeout=90, proc=beat, log=beat_log, what="beat's periodic tasks",
+        )
 
     assert runs["platform_probe"].status == JobRun.Status.SUCCEEDED
     assert runs["platform_probe"].rows_written == 7
@@ -107,22 +122,7 @@ def test_a_real_worker_runs_sent_jobs_and_records_them(postgres, redis_url, tmp_
 
     redis.Redis.from_url(redis_url).delete(queue)
 
-
-def test_beat_loads_every_registered_schedule_into_the_database(postgres, redis_url, tmp_path):
-    from django_celery_beat.models import PeriodicTask
-
-    scheduled = {name: j for name, j in jobs.REGISTRY.items() if j.schedule is not None}
-    if not scheduled:
-        pytest.skip("no job with a schedule is registered yet")
-    log = tmp_path / "beat.log"
-    args = [*CELERY, "beat", "--loglevel=INFO", "-s", str(tmp_path / "beat-schedule"), "--max-interval", "1"]
-    # Beat would send due tasks to the broker; a private database number keeps them off the shared queue.
-    with background(args, subprocess_env(redis_url.rsplit("/", 1)[0] + "/15"), log) as beat:
-        wait_for(
-            lambda: PeriodicTask.objects.filter(name__in=scheduled).count() == len(scheduled),
-            timeout=90, proc=beat, log=log, what="beat's periodic tasks",
-        )
-
+    # Every registered schedule is in django-celery-beat's tables, where operators see and pause it.
     for task in PeriodicTask.objects.filter(name__in=scheduled).select_related("crontab"):
         assert task.task == "marketing_ai.run_job"
         assert task.crontab.schedule == scheduled[task.name].schedule  # same minutes, hours, days, months
