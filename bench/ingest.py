@@ -1,0 +1,339 @@
+"""Ingestion throughput on PostgreSQL: the HTTP API and ``import_events`` against PostgreSQL's own COPY.
+
+    python bench/ingest.py --events 200000 [--workers 2] [--database mai_ingest_bench]
+
+One run generates N wire events (CSV file + JSON batches of 5,000), then measures, on the same
+database and rows:
+
+1. the floor: ``COPY bare_events FROM STDIN (FORMAT csv)`` of the CSV into a bare table with the
+   same columns and no index, key or constraint;
+2. ``manage.py import_events`` of the CSV (in-process, batches of 5,000);
+3. ``POST /api/v1/events/`` through real HTTP to gunicorn, batches of 5,000, as an ``ingest``
+   service account, ``--workers`` server processes and as many client threads;
+4. re-sending everything (all duplicates) through both doors.
+
+Events, customers and merchants are emptied between phases so each phase does the same work
+(validation, id resolution, customers/merchants created on first sight, the insert).
+Goals: import >= 25 % of the COPY floor, API >= 10 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import http.client
+import io
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COLUMNS = ["event_id", "type", "occurred_at", "customer_id", "campaign_id", "merchant_id", "offer_id", "variant", "amount"]
+TYPE_MIX = [("notification_sent", 40), ("notification_opened", 20), ("view", 18), ("click", 12),
+            ("conversion", 7), ("spend", 3)]
+
+
+def generate(n: int, seed: int) -> list[dict]:
+    """n wire events: a realistic type mix, ~n/20 customers, 50 merchants, 20 campaigns, 90 days."""
+    rng = random.Random(seed)
+    kinds = rng.choices([k for k, _ in TYPE_MIX], weights=[w for _, w in TYPE_MIX], k=n)
+    customers = max(n // 20, 1)
+    events = []
+    for i, kind in enumerate(kinds):
+        day, second = rng.randrange(90), rng.randrange(86400)
+        event = {
+            "event_id": f"bench_{seed}_{i}",
+            "type": kind,
+            "occurred_at": f"2025-{1 + day // 30:02d}-{1 + day % 28:02d}T{second // 3600:02d}:{second // 60 % 60:02d}:"
+                           f"{second % 60:02d}+00:00",
+            "customer_id": f"user_{rng.randrange(customers)}",
+            "campaign_id": f"camp_{rng.randrange(20)}",
+            "merchant_id": "",
+            "offer_id": "",
+            "variant": rng.choice(["A", "B"]),
+            "amount": "",
+        }
+        if kind == "conversion":
+            event.update(merchant_id=f"m_{rng.randrange(50)}", offer_id=f"off_{rng.choice([10, 20, 30])}pct",
+                         amount=f"{rng.randrange(500, 20000) / 100:.2f}")
+        elif kind == "spend":
+            event.update(customer_id="", amount=f"{rng.randrange(100, 5000) / 100:.2f}")
+        events.append(event)
+    return events
+
+
+def database_url(name: str) -> str:
+    return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
+def ensure_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reset_events() -> str:
+    """Empty events, customers, merchants (CASCADE also empties campaigns: recreate them); return the token."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE campaigns_event, campaigns_customer, campaigns_merchant RESTART IDENTITY CASCADE")
+    token = setup_domain()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return token
+
+
+def setup_domain() -> str:
+    """Campaigns and offers the events refer to, and an ingest service account; returns its token."""
+    from django.contrib.auth.models import Group, User
+    from rest_framework.authtoken.models import Token
+
+    from campaigns.models import Campaign, Offer
+
+    for pct in (10, 20, 30):
+        Offer.objects.get_or_create(offer_id=f"off_{pct}pct", defaults={"value": pct})
+    for c in range(20):
+        Campaign.objects.get_or_create(campaign_id=f"camp_{c}", defaults={"name": f"Bench {c}", "status": "active"})
+    user, _ = User.objects.get_or_create(username="bench-ingest")
+    user.groups.add(Group.objects.get_or_create(name="ingest")[0])
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def event_count() -> int:
+    from campaigns.models import Event
+
+    return Event.objects.count()
+
+
+def copy_floor(csv_path: Path, dsn: str) -> float:
+    """Seconds for PostgreSQL to COPY the CSV into a bare table (same columns, no index/FK)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_bare_events")
+        conn.execute(
+            "CREATE TABLE bench_bare_events (event_id varchar(64), type varchar(24), occurred_at timestamptz,"
+            " customer_id varchar(64), campaign_id varchar(64), merchant_id varchar(64), offer_id varchar(64),"
+            " variant varchar(64), amount numeric(14, 2))"
+        )
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY bench_bare_events ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv, HEADER true)") as cp:
+                with csv_path.open("rb") as f:
+                    while chunk := f.read(1 << 20):
+                        cp.write(chunk)
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_bare_events")
+        conn.commit()
+    return elapsed
+
+
+def indexed_reference() -> float:
+    """Seconds for PostgreSQL alone to write the stored events into a copy of the events table with its
+    indexes (no client, no parsing): what the real table's five indexes cost compared with the bare floor."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_indexed_events")
+        cursor.execute("CREATE TABLE bench_indexed_events (LIKE campaigns_event INCLUDING ALL)")
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bench_indexed_events SELECT * FROM campaigns_event")
+    elapsed = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_indexed_events")
+    return elapsed
+
+
+def run_import(csv_path: Path) -> tuple[float, str]:
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    started = time.perf_counter()
+    call_command("import_events", str(csv_path), "--no-progress", stdout=out)
+    return time.perf_counter() - started, out.getvalue().strip()
+
+
+def start_gunicorn(port: int, workers: int, env: dict) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "gunicorn"), "marketing_ai.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--timeout", "120", "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    for _ in range(300):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status < 500:
+                return server
+        except OSError:
+            pass
+        if server.poll() is not None:
+            raise SystemExit("gunicorn exited during start-up")
+        time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("gunicorn did not answer /healthz within 60 s")
+
+
+def post_batches(port: int, token: str, bodies: list[bytes], clients: int) -> tuple[float, int, int]:
+    """Send every body (clients threads, keep-alive); return (seconds, stored, duplicates)."""
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+    totals = {"stored": 0, "duplicates": 0}
+    failures: list[str] = []
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            conn.request("POST", "/api/v1/events/", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status not in (200, 201):
+                failures.append(f"{response.status}: {payload[:300]!r}")
+                break
+            result = json.loads(payload)
+            with lock:
+                totals["stored"] += result["stored"]
+                totals["duplicates"] += result["duplicates"]
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"the API refused a batch: {failures[0]}")
+    return elapsed, totals["stored"], totals["duplicates"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events per phase (default 200000)")
+    parser.add_argument("--batch", type=int, default=5000, help="events per API request / import batch")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers = client threads (default 2)")
+    parser.add_argument("--database", default="mai_ingest_bench", help="PostgreSQL database to use (created if missing)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-report", action="store_true", help="do not write docs/BENCHMARKS.md")
+    args = parser.parse_args()
+
+    url = database_url(args.database)
+    ensure_database(args.database)
+    server_env = {
+        **os.environ, "DATABASE_URL": url, "DEBUG": "False", "SECRET_KEY": "bench-only-secret-key-not-for-production",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "False", "LOG_LEVEL": "WARNING",
+    }
+    server_env.pop("REDIS_URL", None)
+    os.environ.update({k: server_env[k] for k in ("DATABASE_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS",
+                                                    "SECURE_SSL_REDIRECT", "LOG_LEVEL")})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from bench.report import table, write_section
+
+    call_command("migrate", verbosity=0)
+
+    print(f"generating {args.events:,} events ...", flush=True)
+    events = generate(args.events, args.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
+    csv_path = workdir / "events.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(events)
+    bodies = [
+        json.dumps([{k: v for k, v in e.items() if v != ""} for e in events[i : i + args.batch]]).encode()
+        for i in range(0, len(events), args.batch)
+    ]
+    n = len(events)
+    rows = []
+
+    def record(name: str, seconds: float, note: str = "") -> float:
+        rate = n / seconds
+        rows.append({"path": name, "seconds": f"{seconds:.2f}", "events/s": f"{rate:,.0f}", "note": note})
+        print(f"{name[:60]:<60} {seconds:8.2f} s {rate:12,.0f} events/s  {note}", flush=True)
+        return rate
+
+    reset_events()
+    floor = record("COPY into a bare table (floor)", copy_floor(csv_path, url.replace("postgres://", "postgresql://")))
+
+    reset_events()
+    seconds, summary = run_import(csv_path)
+    assert event_count() == n, summary
+    imported = record("import_events (CSV, batches of 5,000)", seconds, summary.split(": ", 1)[-1].split(" (")[0])
+    indexed = record("reference: INSERT ... SELECT into a copy of the events table with its indexes", indexed_reference(),
+           "server-side, no parsing or validation")
+    seconds, summary = run_import(csv_path)
+    assert event_count() == n, summary
+    record("import_events again (all duplicates)", seconds, summary.split(": ", 1)[-1].split(" (")[0])
+
+    token = reset_events()
+    port = free_port()
+    server = start_gunicorn(port, args.workers, server_env)
+    try:
+        seconds, stored, duplicates = post_batches(port, token, bodies, args.workers)
+        assert stored == n and event_count() == n, (stored, duplicates)
+        api = record(f"POST /api/v1/events/ ({args.workers} workers, HTTP)", seconds, f"stored {stored}")
+        seconds, stored, duplicates = post_batches(port, token, bodies, args.workers)
+        assert stored == 0 and duplicates == n
+        record("POST /api/v1/events/ again (all duplicates)", seconds, f"duplicates {duplicates}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    import_ratio, api_ratio = imported / floor, api / floor
+    verdict = (
+        f"- import_events / COPY floor = **{import_ratio:.1%}** (goal >= 25 %: "
+        f"{'met' if import_ratio >= 0.25 else 'NOT met'})\n"
+        f"- API / COPY floor = **{api_ratio:.1%}** (goal >= 10 %: {'met' if api_ratio >= 0.10 else 'NOT met'})\n"
+        f"- PostgreSQL's own write into the indexed events table runs at {indexed / floor:.1%} of the bare floor; "
+        f"against it, import_events reaches {imported / indexed:.0%} and the API {api / indexed:.0%}"
+    )
+    print(verdict.replace("**", ""))
+    if not args.no_report:
+        body = (
+            f"{n:,} events per phase ({len(bodies)} batches of {args.batch:,}), PostgreSQL database "
+            f"`{args.database}`; events, customers and merchants emptied between phases. The floor is "
+            "PostgreSQL's own `COPY` of the same CSV into a table with the same columns and no index or key.\n\n"
+            + table(rows, ["path", "seconds", "events/s", "note"]) + "\n\n" + verdict + "\n\n"
+            "The machine's 2 cores are shared with other work while this runs, so rates vary run to run; "
+            "the ratios are measured in the same run."
+        )
+        print(f"wrote {write_section('ingest', 'Ingestion: API and import_events vs PostgreSQL COPY', body)}")
+    for path in workdir.iterdir():
+        path.unlink()
+    workdir.rmdir()
+
+
+if __name__ == "__main__":
+    main()
