@@ -25,7 +25,7 @@ migrate: install
 demo: migrate
 	$(PY) manage.py seed_demo --customers $(DEMO_CUSTOMERS) --merchants $(DEMO_MERCHANTS) \
 		--campaigns $(DEMO_CAMPAIGNS) --days $(DEMO_DAYS) --seed 7 --truth-out var/demo_truth.json --replace
-	$(PY) manage.py run_job --all
+	-$(PY) manage.py run_job --all  # a failed job is shown on the overview page; the demo still starts
 	$(PY) manage.py demo_login
 	@echo "marketing_ai demo: http://127.0.0.1:$(PORT)/"
 	$(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
@@ -42,9 +42,11 @@ run: migrate
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 worker: install
+	@test -n "$$REDIS_URL" || { echo "make worker needs REDIS_URL (e.g. redis://127.0.0.1:6379/0)"; exit 1; }
 	$(VENV)/bin/celery -A marketing_ai worker --loglevel=INFO --concurrency=2
 
-beat: install
+beat: migrate
+	@test -n "$$REDIS_URL" || { echo "make beat needs REDIS_URL (e.g. redis://127.0.0.1:6379/0)"; exit 1; }
 	$(VENV)/bin/celery -A marketing_ai beat --loglevel=INFO
 
 clean:
