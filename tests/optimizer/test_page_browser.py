@@ -1,0 +1,72 @@
+"""The /optimize/ page in a real browser: apply a recommendation and see the campaign change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from campaigns.models import Campaign, Event
+from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
+from tests.factories import CampaignFactory, CustomerFactory, MerchantFactory, OfferFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_apply_on_the_page_changes_the_campaign_send_time(logged_in_page):
+    page, base = logged_in_page
+    campaign = CampaignFactory(campaign_id="camp_page", send_time=dt.time(3, 0))
+    timing = CampaignOptimization.objects.create(
+        campaign=campaign, recommendation_type="timing", current_value="03:00", recommended_value="19:00",
+        expected_impact=12.5, confidence=0.97, affected_users=120, priority=1,
+    )
+    offer = CampaignOptimization.objects.create(
+        campaign=campaign, recommendation_type="offer", target="new_users", current_value="0", recommended_value="20",
+        expected_impact=30, confidence=0.9, affected_users=50, priority=2,
+    )
+
+    page.goto(f"{base}/optimize/")
+    row = page.locator(f"tr[data-recommendation='{timing.pk}']")
+    assert "19:00" in row.locator("[data-recommended]").inner_text()
+    assert page.locator(f"#recommendations-offer tr[data-recommendation='{offer.pk}']").count() == 1
+    row.locator("button[data-apply]").click()
+    page.wait_for_selector(".messages .msg")  # the POST redirected back with a message
+
+    campaign.refresh_from_db()
+    timing.refresh_from_db()
+    assert campaign.send_time == dt.time(19, 0)
+    assert (timing.status, timing.applied_by.username) == ("applied", "browser-marketer")
+    assert "applied" in page.locator(".messages").inner_text()
+    # The default view lists proposed ones only; the applied one shows under "applied".
+    assert page.locator(f"tr[data-recommendation='{timing.pk}']").count() == 0
+    page.goto(f"{base}/optimize/?status=applied")
+    assert page.locator(f"tr[data-recommendation='{timing.pk}'] [data-status]").inner_text() == "applied"
+
+
+def test_page_draws_heatmap_offer_chart_registry_and_a_customer_top_merchants(logged_in_page):
+    page, base = logged_in_page
+    customer = CustomerFactory(customer_id="user_page", timezone="Europe/Berlin")
+    merchant = MerchantFactory(merchant_id="m_page", name="Corner Bakery")
+    UserMerchantAffinity.objects.create(customer=customer, merchant=merchant, affinity_score=0.8, engagement_level="high")
+    UserSendTime.objects.create(customer=customer, local_send_time=dt.time(19), utc_send_time=dt.time(18),
+                                expected_improvement=10, events_used=25, method="personal")
+    campaign = CampaignFactory()
+    twenty = OfferFactory(offer_id="off_20pct", value=Decimal(20))
+    now = timezone.now() - dt.timedelta(days=1)
+    for i in range(30):
+        Event.objects.create(event_id=f"p{i}", type="notification_sent", occurred_at=now, customer=customer, campaign=campaign, offer=twenty)
+    Event.objects.create(event_id="p-open", type="notification_opened", occurred_at=now, customer=customer, campaign=campaign)
+    Event.objects.create(event_id="p-conv", type="conversion", occurred_at=now, customer=customer, campaign=campaign, offer=twenty, amount=Decimal("32"))
+    MLModel.objects.create(model_type="conversion", version=1, accuracy=0.7, primary_metric="roc_auc")
+    MLModel.objects.create(model_type="conversion", version=2, accuracy=0.72, primary_metric="roc_auc", is_active=True)
+
+    page.goto(f"{base}/optimize/?customer_id=user_page")
+    page.wait_for_selector("#open-heatmap .main-svg")
+    page.wait_for_selector("#offer-response .main-svg")
+    page.wait_for_selector("#model-metrics .main-svg")
+    assert "recommended 19:00" in page.locator("#open-heatmap").inner_text()
+    assert "Corner Bakery" in page.locator("#top-merchants tr[data-merchant='m_page']").inner_text()
+    assert page.locator("#model-registry .badge.active").count() == 1
+    assert Campaign.objects.count() == 1
