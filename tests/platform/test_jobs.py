@@ -262,3 +262,51 @@ def test_beats_database_scheduler_writes_the_schedules_and_keeps_a_pause(registr
     load()
     assert PeriodicTask.objects.get(name="nightly").enabled is False
     assert PeriodicTask.objects.count() == 2
+
+
+# --- Celery configuration ---------------------------------------------------------------------
+
+
+def test_celery_uses_json_late_acks_and_time_limits():
+    from django.conf import settings
+
+    from marketing_ai.celery import app
+
+    conf = app.conf
+    assert (conf.task_serializer, conf.result_serializer, list(conf.accept_content)) == ("json", "json", ["json"])
+    assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
+    assert 0 < conf.task_soft_time_limit < conf.task_time_limit
+    assert conf.task_always_eager is (settings.REDIS_URL is None)  # no broker: run in-process
+    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert conf.timezone == "UTC"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transient_database_error_is_retried_and_each_attempt_recorded(registry, settings):
+    from django.db import OperationalError
+
+    from marketing_ai.tasks import run_job
+
+    attempts = []
+
+    @jobs.job("flaky", schedule=None)
+    def flaky(*, progress):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return 5
+
+    # apply() runs the task here with its retry policy; the retry runs at once (no back-off wait in-process).
+    run_job.apply(kwargs={"name": "flaky"}, throw=False)
+
+    runs = list(JobRun.objects.filter(job="flaky").order_by("started_at", "id").values_list("status", "rows_written"))
+    assert runs == [("failed", 0), ("succeeded", 5)]
+
+
+def test_a_permanent_error_is_not_retried(db, registry):
+    from marketing_ai.tasks import run_job
+
+    jobs.job("broken", schedule=None)(lambda *, progress: 1 / 0)
+    result = run_job.apply(kwargs={"name": "broken"}, throw=False)
+    assert result.failed()
+    assert JobRun.objects.filter(job="broken").count() == 1
