@@ -85,6 +85,7 @@ P_VIEW_GIVEN_OPEN = 0.70
 P_CLICK_GIVEN_VIEW = 0.60
 MERCHANT_EXPLORE = 0.10  # share of views going to a merchant by popularity only
 TOP_K = 20  # preference candidates kept per customer
+CONSIDERATION = 256  # merchants a customer knows of, when there are more
 FACTORS = 8
 MAX_OPEN_PROBABILITY = 0.95
 
@@ -162,7 +163,9 @@ def generate(config: DemoConfig) -> DemoData:
             "value": list(OFFER_LADDER),
         }
     )
-    candidates, cumprob, top10 = _preferences(customer_factors, merchant_factors, merchants["popularity"].to_numpy())
+    candidates, cumprob, top10 = _preferences(
+        customer_factors, merchant_factors, merchants["popularity"].to_numpy(), streams[7]
+    )
     popularity_cumprob = np.cumsum(_softmax(merchants["popularity"].to_numpy()))
     campaigns = _campaigns(config, merchants, streams[2])
 
@@ -255,20 +258,34 @@ def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def _preferences(
-    customer_factors: np.ndarray, merchant_factors: np.ndarray, popularity: np.ndarray
+    customer_factors: np.ndarray, merchant_factors: np.ndarray, popularity: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top candidates per customer of score = 2 * <u, v> / sqrt(k) + popularity, in chunks of customers."""
+    """Top candidates per customer of score = 2 * <u, v> / sqrt(k) + popularity, in chunks of customers.
+
+    With many merchants, a customer only knows a consideration set of CONSIDERATION merchants drawn at
+    random (scoring every customer against 5,000 merchants would dominate the run time); the
+    preference is the same low-rank score, within that set.
+    """
     n, m = len(customer_factors), len(merchant_factors)
     k = min(TOP_K, m)
+    width = min(m, CONSIDERATION)
     candidates = np.empty((n, k), dtype=np.int32)
     cumprob = np.empty((n, k), dtype=np.float64)
-    chunk = max(1, 4_000_000 // m)
+    scale = 2.0 / math.sqrt(FACTORS)
+    chunk = max(1, 1_000_000 // width)
     for lo in range(0, n, chunk):
-        scores = 2.0 * customer_factors[lo : lo + chunk] @ merchant_factors.T / math.sqrt(FACTORS) + popularity
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < m else np.tile(np.arange(m), (len(scores), 1))
+        u = customer_factors[lo : lo + chunk]
+        if m <= CONSIDERATION:
+            pool = np.broadcast_to(np.arange(m), (len(u), m))
+            scores = scale * u @ merchant_factors.T + popularity
+        else:
+            pool = np.sort(rng.integers(0, m, size=(len(u), width)), axis=1)
+            scores = scale * np.einsum("nf,nkf->nk", u, merchant_factors[pool]) + popularity[pool]
+            scores[:, 1:][pool[:, 1:] == pool[:, :-1]] = -np.inf  # a merchant drawn twice counts once
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < width else np.broadcast_to(np.arange(width), scores.shape)
         top_scores = np.take_along_axis(scores, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
-        candidates[lo : lo + chunk] = np.take_along_axis(top, order, axis=1)
+        candidates[lo : lo + chunk] = np.take_along_axis(np.take_along_axis(pool, top, axis=1), order, axis=1)
         cumprob[lo : lo + chunk] = np.cumsum(_softmax(np.take_along_axis(top_scores, order, axis=1)), axis=1)
     cumprob[:, -1] = 1.0
     return candidates, cumprob, candidates[:, : min(10, k)]
