@@ -6,7 +6,9 @@ Arm 0 is always the control. The methods, formulas, edge cases and references ar
 
 Contract used by the rest of the app (see docs/statistics.md for the full list):
 ``proportions_test``, ``welch_test``, ``srm_p_value`` + ``SRM_THRESHOLD``, ``chance_to_beat_control``,
-``sample_size``, ``days_needed``, ``sequential_test``, ``hash_bucket``, ``choose_variant``, ``analyze``.
+``sample_size`` (+ ``sample_size_unrounded``), ``days_needed``, ``sequential_test`` (+ ``sequential_means_test``),
+``hash_bucket`` (+ vectorised ``hash_buckets``), ``choose_variant``, ``analyze``.
+No result holds NaN or infinity: undefined quantities are ``None`` with a ``note`` saying why.
 """
 
 from __future__ import annotations
@@ -79,6 +81,14 @@ def _holm(p_values: np.ndarray) -> np.ndarray:
     adjusted_sorted = np.maximum.accumulate(stepped)
     adjusted = np.empty(m)
     adjusted[order] = adjusted_sorted
+    return adjusted
+
+
+def _holm_over(p_values: np.ndarray, in_family: np.ndarray) -> np.ndarray:
+    """Holm over the comparisons that exist (arms with users); the others keep p = 1."""
+    adjusted = np.ones_like(p_values)
+    if in_family.any():
+        adjusted[in_family] = _holm(p_values[in_family])
     return adjusted
 
 
@@ -193,7 +203,7 @@ def proportions_test(
     z = np.where(has_users, z, 0.0)
     p = np.where(has_users, p, 1.0)
     diff = np.where(has_users, diff, 0.0)
-    p_adj = _holm(p) if k > 2 else p.copy()
+    p_adj = _holm_over(p, has_users) if k > 2 else p.copy()
     alpha = 1.0 - level
 
     arms = [
@@ -274,8 +284,8 @@ def welch_test(
 
     ``variance`` is the sample variance (ddof=1) of the per-user metric. Equal to
     ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``. Holm-adjusted when k > 2.
-    Edge case: both variances 0 gives t = 0 and p = 1 when the means are equal, else p = 0 and t = +-1e308
-    is avoided by reporting t = 0.0 with a note (the difference is exact, not estimated).
+    Edge case: both variances 0 (no spread at all): p = 1 when the means are equal, else p = 0; t is then
+    undefined and reported as 0.0 with a note (the difference is exact, not estimated).
     """
     level = _check_confidence(confidence_level)
     m = np.asarray(mean, dtype=np.float64)
@@ -619,7 +629,7 @@ def _sequential(
         if np.any(~np.isfinite(prev)) or np.any(prev < 0) or np.any(prev > 1):
             raise ValueError("previous_p_values must be probabilities between 0 and 1")
         p_current = np.minimum(p_current, prev)  # always-valid p-values are running minima
-    p_adj = _holm(p_current) if k > 2 else p_current.copy()
+    p_adj = _holm_over(p_current, n[1:] > 0) if k > 2 else p_current.copy()
     arms = [
         SequentialArm(
             index=j + 1, abs_lift=float(d), cs_low=None if lo is None else float(lo),

@@ -687,3 +687,25 @@ def test_vectorised_hash_buckets_equal_the_scalar_hash():
         vectorised = stats.hash_buckets(seed, ids)
         assert vectorised.tolist() == [stats.hash_bucket(seed, i) for i in ids]
     assert stats.hash_buckets("seed", []).size == 0
+
+
+def test_an_arm_without_users_is_not_counted_in_the_holm_family():
+    result = stats.proportions_test([10_000, 0, 10_000, 10_000], [1_000, 0, 1_090, 1_010])
+    raw = [result.arms[2].p_value, result.arms[3].p_value]
+    expected = multipletests(raw, method="holm")[1]
+    assert [result.arms[2].p_value_adjusted, result.arms[3].p_value_adjusted] == pytest.approx(expected, rel=RTOL)
+    assert result.arms[1].p_value_adjusted == 1.0
+
+
+def test_the_engine_is_pure_and_imports_neither_django_nor_statsmodels():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, abtests.stats; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('django', 'statsmodels', 'pandas')]; "
+        "assert not bad, bad"
+    )
+    root = Path(stats.__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, env={"PYTHONPATH": str(root)})
