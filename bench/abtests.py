@@ -144,6 +144,7 @@ def main() -> None:
         sys.exit("bench/abtests.py needs PostgreSQL: set DATABASE_URL=postgres://...")
     call_command("migrate", verbosity=0)
 
+    load_before = os.getloadavg()[0]
     # --- 2. statistics alone, 5 arms ---------------------------------------------------------------
     rng = np.random.default_rng(1)
     users5 = rng.integers(150_000, 250_000, 5)
@@ -210,7 +211,9 @@ def main() -> None:
                 f"Scale: {assigned:,} assignments in {args.arms} arms, "
                 f"{result.variants[0]['conversions'] + sum(v['conversions'] for v in result.variants[1:]):,} "
                 f"converters, {args.noise_events:,} unrelated events in the campaign; PostgreSQL "
-                f"{connection.pg_version // 10000}; data built by set-based SQL in {build_s:.0f} s.\n\n"
+                f"{connection.pg_version // 10000}; data built by set-based SQL in {build_s:.0f} s; "
+                f"load average during the run {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+                f"(the machine is shared).\n\n"
                 f"**Whole analysis** (median of {args.repeat} after a first run): {whole * 1e3:.0f} ms "
                 f"— goal < 1 s: {verdict}.\n\n"
                 + table(db_rows, ["what", "first", "median", "ratio"])
