@@ -13,6 +13,8 @@ import timeit
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import special
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
@@ -709,3 +711,34 @@ def test_the_engine_is_pure_and_imports_neither_django_nor_statsmodels():
     )
     root = Path(stats.__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, env={"PYTHONPATH": str(root)})
+
+
+@st.composite
+def arm_tables(draw):
+    k = draw(st.integers(2, 5))
+    users = draw(st.lists(st.integers(1, 10_000_000), min_size=k, max_size=k))
+    conversions = [draw(st.integers(0, n)) for n in users]
+    return users, conversions
+
+
+@settings(max_examples=100, deadline=None)
+@given(table=arm_tables(), level=st.floats(0.80, 0.999))
+def test_any_valid_table_gives_finite_probabilities_and_intervals_around_the_estimate(table, level):
+    users, conversions = table
+    result = stats.proportions_test(users, conversions, level)
+    assert 0.0 <= result.p_value <= 1.0 and result.chi2 >= 0.0
+    for arm in result.treatments:
+        assert 0.0 <= arm.p_value <= arm.p_value_adjusted <= 1.0
+        assert arm.abs_ci_low <= arm.abs_lift <= arm.abs_ci_high
+        if arm.lift is not None:
+            assert arm.ci_low <= arm.lift <= arm.ci_high
+        _no_nan(result)
+    bayes = stats.chance_to_beat_control(users, conversions)
+    for arm in bayes.arms:
+        assert 0.0 <= arm.chance_to_beat_control <= 1.0
+        assert arm.expected_loss >= 0.0 and arm.control_expected_loss >= 0.0
+    seq = stats.sequential_test(users, conversions, level)
+    for arm in seq.arms:
+        assert 0.0 <= arm.p_value <= 1.0
+        if arm.cs_low is not None:
+            assert arm.cs_low <= arm.abs_lift <= arm.cs_high
