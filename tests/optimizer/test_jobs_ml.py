@@ -31,7 +31,7 @@ def artifacts_in_tmp(settings, tmp_path):
 
 @pytest.fixture
 def demo():
-    truth = seed_demo(customers=250, merchants=15, campaigns=4, days=35, seed=5, end_date=timezone.now().date() - dt.timedelta(days=1))
+    truth = seed_demo(customers=160, merchants=12, campaigns=4, days=30, seed=5, end_date=timezone.now().date() - dt.timedelta(days=1))
     newcomer = CustomerFactory(customer_id="no_history_user", timezone="Asia/Kolkata", segment=None)
     return truth, newcomer
 
