@@ -10,7 +10,7 @@ from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity
 from optimizer.services import recommendations as services
 
 
-def _run(modeladmin, request, queryset, service, verb: str) -> None:
+def _run(modeladmin, request, queryset, service, verb: str, done_text: str) -> None:
     if not is_marketer(request.user):
         modeladmin.message_user(request, f"Only marketers may {verb} recommendations.", messages.ERROR)
         return
@@ -22,19 +22,19 @@ def _run(modeladmin, request, queryset, service, verb: str) -> None:
         except APIException as exc:  # Conflict: superseded or dismissed
             refused.append(str(exc.detail))
     if done:
-        modeladmin.message_user(request, f"{done} recommendation(s) {verb}{'d' if verb.endswith('e') else 'ed'}.", messages.SUCCESS)
+        modeladmin.message_user(request, f"{done} recommendation(s) {done_text}.", messages.SUCCESS)
     for reason in refused:
         modeladmin.message_user(request, reason, messages.WARNING)
 
 
 @admin.action(description="Apply selected recommendations to their campaigns")
 def apply_selected(modeladmin, request, queryset):
-    _run(modeladmin, request, queryset, services.apply_optimization, "apply")
+    _run(modeladmin, request, queryset, services.apply_optimization, "apply", "applied")
 
 
 @admin.action(description="Dismiss selected recommendations")
 def dismiss_selected(modeladmin, request, queryset):
-    _run(modeladmin, request, queryset, services.dismiss_optimization, "dismiss")
+    _run(modeladmin, request, queryset, services.dismiss_optimization, "dismiss", "dismissed")
 
 
 @admin.register(CampaignOptimization)

@@ -394,7 +394,8 @@ def _save(proposals: list[Proposal], campaigns: list[Campaign], now: dt.datetime
         _fill(row, p)
         row.save()
         written += 1
-    Opt.objects.filter(pk__in=to_supersede).update(status=Opt.Status.SUPERSEDED)
+    # Only rows still proposed: one applied or dismissed meanwhile keeps its state.
+    Opt.objects.filter(pk__in=to_supersede, status=Opt.Status.PROPOSED).update(status=Opt.Status.SUPERSEDED)
     return written
 
 

@@ -214,3 +214,19 @@ def test_v1_send_time_and_affinity_lists(api):
     aff = api.get("/api/v1/optimize/affinities/?customer_id=user_9").json()["results"]
     assert [r["merchant_id"] for r in aff] == ["m_9"]
     assert api.get("/api/v1/optimize/campaigns/nope/offer").status_code == 404
+
+
+def test_admin_actions_apply_and_refuse_through_the_same_services(client, make_user, campaign, proposal):
+    boss = make_user("boss", "marketer", is_staff=True, is_superuser=True)
+    client.force_login(boss)
+    stale = Opt.objects.create(campaign=campaign, recommendation_type="timing", recommended_value="19:00",
+                               expected_impact=2, confidence=0.6, status="superseded")
+    url = "/admin/optimizer/campaignoptimization/"
+    resp = client.post(url, {"action": "apply_selected", "_selected_action": [proposal.pk, stale.pk]}, follow=True)
+    assert resp.status_code == 200
+    text = " ".join(str(m) for m in resp.context["messages"])
+    assert "1 recommendation(s) applied" in text and "superseded" in text
+    campaign.refresh_from_db()
+    assert campaign.current_offer.value == Decimal(25) and campaign.send_time == dt.time(8)
+    proposal.refresh_from_db()
+    assert (proposal.status, proposal.applied_by) == ("applied", boss)
