@@ -22,7 +22,17 @@ class JobRunOutput(serializers.ModelSerializer):
 
     class Meta:
         model = JobRun
-        fields = ("id", "job", "arguments", "status", "started_at", "finished_at", "duration_seconds", "rows_written", "error")
+        fields = (
+            "id",
+            "job",
+            "arguments",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "rows_written",
+            "error",
+        )
 
 
 class JobOutput(serializers.Serializer):

@@ -9,7 +9,13 @@ from django.urls import get_urlconf, is_valid_path
 from marketing_ai.api import json_error
 
 # Django-level 4xx (outside DRF's exception handler) get these codes in the error shape.
-CODES = {400: "bad_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found", 405: "method_not_allowed"}
+CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+}
 
 
 class ApiNotFoundMiddleware:
@@ -33,7 +39,9 @@ class ApiNotFoundMiddleware:
         if response.status_code != 404:
             status = response.status_code
             reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Client error"
-            shaped = json_error(status, CODES.get(status, "client_error"), f"{reason}: {request.method} {request.path}.")
+            shaped = json_error(
+                status, CODES.get(status, "client_error"), f"{reason}: {request.method} {request.path}."
+            )
             for header in ("Allow", "WWW-Authenticate"):
                 if header in response:
                     shaped[header] = response[header]

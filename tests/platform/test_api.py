@@ -157,7 +157,9 @@ def test_health_answers_without_authentication(anon_api):
 
 def test_validation_errors_name_the_field_and_the_reason(api, probe_job):
     error = assert_error_shape(
-        api.post("/api/v1/jobs/dated_probe/run", {"start": "2024-02-01", "end": "2024-01-01"}, format="json"), 400, "invalid"
+        api.post("/api/v1/jobs/dated_probe/run", {"start": "2024-02-01", "end": "2024-01-01"}, format="json"),
+        400,
+        "invalid",
     )
     assert error["fields"] == {"start": ["must not be after end"]}
     error = assert_error_shape(api.post("/api/v1/jobs/dated_probe/run", {"start": "soon"}, format="json"), 400)
@@ -213,7 +215,9 @@ def test_lists_are_paginated_with_page_and_page_size(api):
     assert first["count"] == 5 and len(first["results"]) == 2
     assert "page=2" in first["next"] and first["previous"] is None
     assert len(last["results"]) == 1 and last["next"] is None
-    seen = [r["job"] for page in (1, 2, 3) for r in api.get(f"/api/v1/job-runs/?page_size=2&page={page}").json()["results"]]
+    seen = [
+        r["job"] for page in (1, 2, 3) for r in api.get(f"/api/v1/job-runs/?page_size=2&page={page}").json()["results"]
+    ]
     assert sorted(seen) == [f"job{i}" for i in range(5)]
     assert_error_shape(api.get("/api/v1/job-runs/?page_size=2&page=9"), 404, "not_found")
 

@@ -85,8 +85,19 @@ def test_a_real_worker_runs_sent_jobs_and_beat_loads_the_schedules(postgres, red
 
     queue = f"platform-test-{uuid.uuid4().hex[:10]}"
     worker_args = [
-        *CELERY, "worker", "-Q", queue, "-n", f"{queue}@%h", "--pool=solo", "--loglevel=INFO",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "-I", "tests.platform.jobs_for_tests",
+        *CELERY,
+        "worker",
+        "-Q",
+        queue,
+        "-n",
+        f"{queue}@%h",
+        "--pool=solo",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-I",
+        "tests.platform.jobs_for_tests",
     ]
     beat_args = [*CELERY, "beat", "--loglevel=INFO", "-s", str(tmp_path / "beat-schedule"), "--max-interval", "1"]
     # Beat would send a task that falls due to the broker; a private database number keeps it off shared queues.
@@ -108,7 +119,10 @@ def test_a_real_worker_runs_sent_jobs_and_beat_loads_the_schedules(postgres, red
         runs = wait_for(both_finished, timeout=120, proc=worker, log=worker_log, what="worker job_runs")
         wait_for(
             lambda: PeriodicTask.objects.filter(name__in=scheduled).count() == len(scheduled),
-            timeout=90, proc=beat, log=beat_log, what="beat's periodic tasks",
+            timeout=90,
+            proc=beat,
+            log=beat_log,
+            what="beat's periodic tasks",
         )
 
     assert runs["platform_probe"].status == JobRun.Status.SUCCEEDED

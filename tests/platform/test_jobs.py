@@ -98,7 +98,12 @@ def test_a_later_run_marks_a_run_that_died_without_finishing_as_abandoned(db, re
 
 
 def test_dependency_order_puts_each_job_after_the_ones_it_names(registry):
-    for name, after in [("recommend", ("train", "aggregate")), ("train", ("aggregate",)), ("aggregate", ()), ("solo", ())]:
+    for name, after in [
+        ("recommend", ("train", "aggregate")),
+        ("train", ("aggregate",)),
+        ("aggregate", ()),
+        ("solo", ()),
+    ]:
         jobs.job(name, schedule=None, after=after)(lambda *, progress: 0)
 
     order = [j.name for j in jobs.in_dependency_order()]
@@ -164,8 +169,12 @@ def test_the_advisory_lock_is_freed_when_the_holding_session_dies(postgres):
     scope = jobs.lock_scope("crash_test")
     settings_dict = connection.settings_dict
     other = psycopg.connect(
-        host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432, user=settings_dict["USER"],
-        password=settings_dict["PASSWORD"] or None, dbname=settings_dict["NAME"], autocommit=True,
+        host=settings_dict["HOST"],
+        port=settings_dict["PORT"] or 5432,
+        user=settings_dict["USER"],
+        password=settings_dict["PASSWORD"] or None,
+        dbname=settings_dict["NAME"],
+        autocommit=True,
     )
     other.execute("SELECT pg_advisory_lock(%s)", [zlib.crc32(f"marketing_ai.job.{scope}".encode())])
     with jobs.postgres_lock(scope) as got:
@@ -207,7 +216,11 @@ def test_the_in_process_lock_admits_one_holder():
 def test_the_seed_schedules_are_the_specified_utc_times():
     s = jobs.SEED_SCHEDULES
     assert (s["daily_analytics"].hour, s["daily_analytics"].minute) == ({2}, {0})
-    assert (s["model_retraining"].day_of_week, s["model_retraining"].hour, s["model_retraining"].minute) == ({1}, {3}, {0})
+    assert (s["model_retraining"].day_of_week, s["model_retraining"].hour, s["model_retraining"].minute) == (
+        {1},
+        {3},
+        {0},
+    )
     assert (s["merchant_affinity"].hour, s["merchant_affinity"].minute) == ({0, 6, 12, 18}, {0})
     assert (s["send_times"].hour, s["send_times"].minute) == ({4}, {0})
     assert (s["campaign_optimizations"].hour, s["campaign_optimizations"].minute) == ({5}, {0})
@@ -218,7 +231,9 @@ def test_the_seed_schedules_are_the_specified_utc_times():
 def test_every_registered_seed_job_keeps_its_seed_schedule():
     for name, expected in jobs.SEED_SCHEDULES.items():
         if name in jobs.REGISTRY:
-            assert jobs.REGISTRY[name].schedule == expected, f"{name} is scheduled {jobs.REGISTRY[name].schedule_text()}"
+            assert jobs.REGISTRY[name].schedule == expected, (
+                f"{name} is scheduled {jobs.REGISTRY[name].schedule_text()}"
+            )
 
 
 def test_celery_beat_is_configured_with_every_scheduled_job():
@@ -228,7 +243,11 @@ def test_celery_beat_is_configured_with_every_scheduled_job():
     assert set(app.conf.beat_schedule) == scheduled
     for name in scheduled:
         entry = app.conf.beat_schedule[name]
-        assert entry == {"task": "marketing_ai.run_job", "schedule": jobs.REGISTRY[name].schedule, "kwargs": {"name": name}}
+        assert entry == {
+            "task": "marketing_ai.run_job",
+            "schedule": jobs.REGISTRY[name].schedule,
+            "kwargs": {"name": name},
+        }
 
 
 @pytest.mark.django_db(transaction=True)

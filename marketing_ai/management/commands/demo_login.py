@@ -27,5 +27,7 @@ class Command(BaseCommand):
         user.save()
         user.groups.add(Group.objects.get_or_create(name=MARKETER)[0])
         self.stdout.write(
-            self.style.SUCCESS(f"{'Created' if created else 'Updated'} demo login: user {username}  password {password}")
+            self.style.SUCCESS(
+                f"{'Created' if created else 'Updated'} demo login: user {username}  password {password}"
+            )
         )
