@@ -356,29 +356,32 @@ def recommend_send_hour(
     improvements: np.ndarray,
     *,
     current_hour: int | None,
-    bootstrap: int = 400,
-    seed: int = 0,
 ) -> SendHourRecommendation | None:
     """One UTC send hour for an audience, from each customer's best UTC hour and expected improvement.
 
     A send at hour h gives customer c ``improvement_c x kernel(distance(h, best_c))``; the hour with
-    the largest mean gain wins. Confidence is the bootstrap (over customers) probability that the
-    recommended hour's mean gain exceeds the current hour's. None for an empty audience.
+    the largest mean gain wins. Confidence is P(the recommended hour's mean gain exceeds the current
+    hour's) under the normal approximation of the per-customer differences (what a bootstrap over
+    customers converges to), computed in O(customers) memory. None for an empty audience.
     """
-    hours = np.asarray(best_hours_utc, dtype=int)
+    hours = np.asarray(best_hours_utc, dtype=int) % 24
     gains = np.asarray(improvements, dtype=float)
-    if hours.size == 0:
+    n = hours.size
+    if n == 0:
         return None
-    kernel = hour_kernel(circular_distance(np.arange(24)[None, :], hours[:, None]))  # customers x 24
-    per_customer = gains[:, None] * kernel
-    by_hour = per_customer.mean(axis=0)
+    kernel = hour_kernel(circular_distance(np.arange(24)[:, None], np.arange(24)[None, :]))  # send hour x best hour
+    by_hour = kernel @ np.bincount(hours, weights=gains, minlength=24) / n
     best = int(np.argmax(by_hour))
     if current_hour is None:
-        return SendHourRecommendation(None, best, float(by_hour[best]), 1.0, int(hours.size), by_hour.tolist())
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, hours.size, size=(bootstrap, hours.size))
-    diff = per_customer[:, best][idx].mean(axis=1) - per_customer[:, current_hour][idx].mean(axis=1)
-    confidence = float(np.mean(diff > 0)) if best != current_hour else 0.0
+        return SendHourRecommendation(None, best, float(by_hour[best]), 1.0, int(np.sum(circular_distance(hours, best) <= 1)), by_hour.tolist())
+    diff = gains * (kernel[best][hours] - kernel[current_hour][hours])
+    mean, se = diff.mean(), diff.std() / np.sqrt(n)
+    if best == current_hour:
+        confidence = 0.0
+    elif se > 0:
+        confidence = float(stats.norm.cdf(mean / se))
+    else:
+        confidence = 1.0 if mean > 0 else 0.0
     return SendHourRecommendation(
         current_hour=int(current_hour),
         recommended_hour=best,
@@ -399,6 +402,43 @@ class PartnerRecommendation:
     confidence: float  # posterior P(P(partner | merchant) > P(partner))
 
 
+class CoAffinity:
+    """Which merchants share customers' top lists: a merchants x merchants count of shared customers.
+
+    Built once (one sparse product X^T X over the customer x merchant top-list matrix), then every
+    campaign's partner is a row lookup.
+    """
+
+    def __init__(self, customers: np.ndarray, merchants: np.ndarray) -> None:
+        from scipy import sparse
+
+        cust_codes, cust_index = np.unique(np.asarray(customers), return_inverse=True)
+        self.labels, merch_index = np.unique(np.asarray(merchants), return_inverse=True)
+        self.n_customers = int(cust_codes.size)
+        x = sparse.csr_matrix(
+            (np.ones(len(cust_index)), (cust_index, merch_index)), shape=(self.n_customers, self.labels.size)
+        )
+        x.data = np.minimum(x.data, 1.0)  # a merchant listed twice for one customer counts once
+        self.co = (x.T @ x).tocsr()
+        self.counts = np.asarray(x.sum(axis=0)).ravel()
+        self._position = {label: i for i, label in enumerate(self.labels.tolist())}
+
+    def partner(self, merchant, *, min_support: int = 5) -> PartnerRecommendation | None:
+        m = self._position.get(merchant)
+        if m is None or self.n_customers == 0:
+            return None
+        row = self.co.getrow(m)
+        fans = self.counts[m]
+        candidates = [(j, int(v)) for j, v in zip(row.indices, row.data) if j != m and v >= min_support]
+        if not candidates or fans == 0:
+            return None
+        base = self.counts / self.n_customers
+        lifts = {j: relative_lift(v / fans, base[j]) for j, v in candidates}
+        j, support = max(candidates, key=lambda c: (lifts[c[0]], c[1]))
+        confidence = float(stats.beta.sf(base[j], support + 1, fans - support + 1))
+        return PartnerRecommendation(str(merchant), str(self.labels[j]), support, lifts[j], confidence)
+
+
 def recommend_partner(
     customers: np.ndarray, merchants: np.ndarray, *, merchant: str, min_support: int = 5
 ) -> PartnerRecommendation | None:
@@ -406,28 +446,9 @@ def recommend_partner(
 
     ``customers``/``merchants`` are parallel arrays: customer c has merchant m in its top list.
     """
-    customers = np.asarray(customers)
-    merchants = np.asarray(merchants)
-    everyone = np.unique(customers)
-    fans = np.unique(customers[merchants == merchant])
-    if everyone.size == 0 or fans.size == 0:
+    if len(customers) == 0:
         return None
-    is_fan = np.isin(customers, fans)
-    names, base_counts = np.unique(merchants, return_counts=True)
-    fan_counts = dict(zip(*np.unique(merchants[is_fan], return_counts=True)))
-    best: PartnerRecommendation | None = None
-    for name, base_count in zip(names.tolist(), base_counts.tolist()):
-        support = int(fan_counts.get(name, 0))
-        if name == merchant or support < min_support:
-            continue
-        base = base_count / everyone.size
-        cond = support / fans.size
-        lift = relative_lift(cond, base)
-        confidence = float(stats.beta.sf(base, support + 1, fans.size - support + 1))
-        candidate = PartnerRecommendation(merchant, name, support, lift, confidence)
-        if best is None or (lift, support) > (best.lift, best.support):
-            best = candidate
-    return best
+    return CoAffinity(customers, merchants).partner(merchant, min_support=min_support)
 
 
 # --- Priority --------------------------------------------------------------------------------------

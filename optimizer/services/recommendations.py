@@ -49,7 +49,7 @@ LOOKBACK_DAYS = 90  # outcomes older than this do not inform today's proposals
 # offer (the response to an offer is mostly a property of the segment), up to this many pseudo-sends.
 POPULATION_PRIOR_SENDS = 20_000
 DISMISS_MEMORY_DAYS = 30
-SEED = 20240605  # Thompson draws and bootstraps are seeded: a re-run gives the same numbers
+SEED = 20240605  # Thompson draws are seeded: a re-run gives the same numbers
 ACTIVE_STATUSES = (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Status.DRAFT)
 
 Opt = CampaignOptimization
@@ -279,9 +279,7 @@ def _timing_proposal(campaign, send_times: pd.DataFrame) -> Proposal | None:
     segments = {s.name for s in campaign.target_segments.all()}
     audience = send_times[send_times["segment"].isin(segments)] if segments else send_times
     current = campaign.send_time.hour if campaign.send_time is not None else None
-    rec = recommend.recommend_send_hour(
-        audience["utc_hour"].to_numpy(), audience["improvement"].to_numpy(), current_hour=current, seed=SEED + campaign.pk
-    )
+    rec = recommend.recommend_send_hour(audience["utc_hour"].to_numpy(), audience["improvement"].to_numpy(), current_hour=current)
     if rec is None or rec.recommended_hour == current or rec.expected_impact <= 0:
         return None
     return Proposal(
@@ -326,12 +324,10 @@ def _segment_proposal(campaign, frame, cost, users) -> Proposal | None:
     )
 
 
-def _merchant_proposal(campaign, affinity: pd.DataFrame, merchant_names: dict[str, str]) -> Proposal | None:
-    if campaign.merchant is None or affinity.empty:
+def _merchant_proposal(campaign, co_affinity: recommend.CoAffinity | None, merchant_names: dict[str, str]) -> Proposal | None:
+    if campaign.merchant is None or co_affinity is None:
         return None
-    rec = recommend.recommend_partner(
-        affinity["customer"].to_numpy(), affinity["merchant"].to_numpy(), merchant=campaign.merchant.merchant_id
-    )
+    rec = co_affinity.partner(campaign.merchant.merchant_id)
     if rec is None or rec.lift <= 0:
         return None
     return Proposal(
@@ -430,9 +426,10 @@ def generate_optimizations(*, progress: Progress | None = None, now: dt.datetime
     population = offer_outcomes(frame)
     send_times = _send_time_frame()
     affinity = _affinity_frame()
+    co_affinity = recommend.CoAffinity(affinity["customer"].to_numpy(), affinity["merchant"].to_numpy()) if len(affinity) else None
     merchant_names = dict(
         UserMerchantAffinity.objects.values_list("merchant__merchant_id", "merchant__name").distinct()
-    ) if not affinity.empty else {}
+    ) if co_affinity is not None else {}
     model = _offer_model()
     by_campaign = {pk: g for pk, g in frame.groupby("campaign")}
     empty = frame.iloc[0:0]
@@ -445,7 +442,7 @@ def generate_optimizations(*, progress: Progress | None = None, now: dt.datetime
         proposals += filter(None, [
             _timing_proposal(campaign, send_times),
             _segment_proposal(campaign, own, spend.get(campaign.pk, 0.0), users),
-            _merchant_proposal(campaign, affinity, merchant_names),
+            _merchant_proposal(campaign, co_affinity, merchant_names),
         ])
         progress.advance()
     with transaction.atomic():

@@ -129,7 +129,7 @@ def test_send_hour_is_the_hour_with_the_largest_brute_force_gain():
     rng = np.random.default_rng(5)
     hours = np.concatenate([rng.normal(14, 1.2, 300).round() % 24, rng.integers(0, 24, 100)]).astype(int)
     gains = rng.uniform(5, 30, hours.size)
-    rec = recommend.recommend_send_hour(hours, gains, current_hour=3, seed=1)
+    rec = recommend.recommend_send_hour(hours, gains, current_hour=3)
     brute = []
     for h in range(24):
         total = 0.0
@@ -139,8 +139,22 @@ def test_send_hour_is_the_hour_with_the_largest_brute_force_gain():
         brute.append(total / hours.size)
     assert rec.recommended_hour == int(np.argmax(brute))
     assert rec.expected_impact == pytest.approx(brute[rec.recommended_hour] - brute[3])
-    assert rec.confidence == 1.0
+    assert rec.confidence > 0.999
+    assert rec.affected_users == sum(1 for b in hours if min(abs(b - rec.recommended_hour), 24 - abs(b - rec.recommended_hour)) <= 1)
     assert recommend.circular_distance(23, 1) == 2
+
+
+def test_send_hour_confidence_agrees_with_a_bootstrap_over_customers_in_a_close_race():
+    rng = np.random.default_rng(9)
+    hours = np.concatenate([np.full(130, 10), np.full(120, 18), rng.integers(0, 24, 200)])
+    gains = rng.uniform(0, 20, hours.size)
+    rec = recommend.recommend_send_hour(hours, gains, current_hour=18)
+    k = lambda h: np.clip(1 - recommend.circular_distance(h, hours) / 2, 0, 1)  # noqa: E731
+    per_customer = gains * (k(rec.recommended_hour) - k(18))
+    idx = rng.integers(0, hours.size, size=(4000, hours.size))
+    bootstrap = float(np.mean(per_customer[idx].mean(axis=1) > 0))
+    assert 0.05 < bootstrap < 0.999  # a genuinely uncertain case
+    assert rec.confidence == pytest.approx(bootstrap, abs=0.03)
 
 
 def test_cross_promotion_partner_has_the_largest_conditional_lift():
