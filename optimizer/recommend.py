@@ -200,7 +200,7 @@ def recommend_offer(
 def model_prior(predict: Callable[[np.ndarray], np.ndarray], offer_values: Sequence[float]) -> dict[float, float]:
     """Reference rates from a conversion model: ``predict(offer_values) -> probabilities``."""
     values = np.asarray(sorted(float(v) for v in offer_values))
-    return dict(zip(values.tolist(), np.asarray(predict(values), dtype=float).tolist()))
+    return dict(zip(values.tolist(), np.asarray(predict(values), dtype=float).tolist(), strict=True))
 
 
 # --- Segments --------------------------------------------------------------------------------------
@@ -429,7 +429,7 @@ class CoAffinity:
             return None
         row = self.co.getrow(m)
         fans = self.counts[m]
-        candidates = [(j, int(v)) for j, v in zip(row.indices, row.data) if j != m and v >= min_support]
+        candidates = [(j, int(v)) for j, v in zip(row.indices, row.data, strict=True) if j != m and v >= min_support]
         if not candidates or fans == 0:
             return None
         base = self.counts / self.n_customers

@@ -64,7 +64,7 @@ def test_seed_send_time_path_answers_the_stored_send_time(api, slash):
 
 
 def test_customer_without_a_send_time_gets_the_population_hour_marked_fallback(api):
-    for i in range(3):
+    for _ in range(3):
         UserSendTime.objects.create(customer=CustomerFactory(), local_send_time=dt.time(20), utc_send_time=dt.time(20),
                                     expected_improvement=10, events_used=30, method="personal")
     UserSendTime.objects.create(customer=CustomerFactory(), local_send_time=dt.time(9), utc_send_time=dt.time(9),
@@ -91,7 +91,7 @@ def test_seed_affinity_path_lists_top_merchants_best_first(api, slash):
 
 def test_customer_without_affinities_gets_popular_merchants_marked_fallback(api):
     popular, rare = MerchantFactory(merchant_id="m_pop"), MerchantFactory(merchant_id="m_rare")
-    for i in range(3):
+    for _ in range(3):
         UserMerchantAffinity.objects.create(customer=CustomerFactory(), merchant=popular, affinity_score=0.5)
     UserMerchantAffinity.objects.create(customer=CustomerFactory(), merchant=rare, affinity_score=0.9)
     CustomerFactory(customer_id="user_cold")
@@ -120,10 +120,10 @@ def test_seed_segments_path_ranks_segments_by_expected_roi(api, campaign, slash)
     a, b = CustomerFactory(segment=good), CustomerFactory(segment=poor)
     n = 0
     for customer, sends, conversions in ((a, 200, 30), (b, 200, 2)):
-        for i in range(sends):
+        for _ in range(sends):
             Event.objects.create(event_id=f"s{n}", type="notification_sent", occurred_at=now, customer=customer, campaign=campaign)
             n += 1
-        for i in range(conversions):
+        for _ in range(conversions):
             Event.objects.create(event_id=f"s{n}", type="conversion", occurred_at=now, customer=customer, campaign=campaign, amount=Decimal("40"))
             n += 1
     Event.objects.create(event_id="spend", type="spend", occurred_at=now, campaign=campaign, amount=Decimal("400"))

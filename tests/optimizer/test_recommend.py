@@ -133,7 +133,7 @@ def test_send_hour_is_the_hour_with_the_largest_brute_force_gain():
     brute = []
     for h in range(24):
         total = 0.0
-        for best, g in zip(hours, gains):
+        for best, g in zip(hours, gains, strict=True):
             d = min(abs(h - best), 24 - abs(h - best))
             total += g * (1.0 if d == 0 else 0.5 if d == 1 else 0.0)
         brute.append(total / hours.size)
