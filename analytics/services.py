@@ -5,6 +5,11 @@ and the customer's segment) feeds both the daily table (its segment groups summe
 table; then one grouped query per interval over the daily table feeds the trend table. Every write
 is an upsert on the table's unique key; rows in the recomputed days/periods that were not written by
 this run (their events are gone) are deleted, so a re-run gives the same rows and never duplicates.
+
+The grouped queries are written once, with the ORM. On PostgreSQL their compiled SQL runs inside
+``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` statements, so no row travels through Python (one
+statement fills both the daily and the segment table from a single scan of the events); on other
+databases (SQLite: demo, bare tests) the rows are fetched and upserted with ``bulk_create``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from decimal import Decimal
 
 from celery.schedules import crontab
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
@@ -72,9 +77,23 @@ def _upsert(model, rows: list, unique_fields: list[str], update_fields: list[str
     return len(rows)
 
 
+def native_sql() -> bool:
+    """Whether to run the upserts as INSERT ... SELECT in the database (PostgreSQL) rather than via Python."""
+    return connection.vendor == "postgresql"
+
+
 @transaction.atomic
-def aggregate_chunk(start: dt.date, end: dt.date, *, computed_at: dt.datetime) -> int:
+def aggregate_chunk(start: dt.date, end: dt.date, *, computed_at: dt.datetime, native: bool | None = None) -> int:
     """Recompute the daily and segment rows of the days [start, end]; returns rows written."""
+    native = native_sql() if native is None else native
+    written = _aggregate_chunk_sql(start, end, computed_at) if native else _aggregate_chunk_orm(start, end, computed_at)
+    # Days that lost their events (or a campaign/segment that did): rows this run did not write.
+    for model in (CampaignAnalyticsDaily, CampaignSegmentAnalytics):
+        model.objects.filter(date__gte=start, date__lte=end).exclude(computed_at=computed_at).delete()
+    return written
+
+
+def _aggregate_chunk_orm(start: dt.date, end: dt.date, computed_at: dt.datetime) -> int:
     daily: dict[tuple[int, dt.date], dict] = defaultdict(lambda: dict.fromkeys(DAILY_METRICS, 0))
     segment_rows: list[CampaignSegmentAnalytics] = []
     for g in grouped_events(start, end).iterator(chunk_size=BULK_BATCH):
@@ -101,10 +120,42 @@ def aggregate_chunk(start: dt.date, end: dt.date, *, computed_at: dt.datetime) -
         CampaignSegmentAnalytics, segment_rows, ["campaign", "segment", "date"],
         ["users", "views", "conversions", "revenue", "cost", "computed_at"],
     )
-    # Days that lost their events (or a campaign/segment that did): rows this run did not write.
-    for model in (CampaignAnalyticsDaily, CampaignSegmentAnalytics):
-        model.objects.filter(date__gte=start, date__lte=end).exclude(computed_at=computed_at).delete()
     return written
+
+
+SEGMENT_COLUMNS = ("users", "views", "conversions", "revenue", "cost")
+
+
+def _aggregate_chunk_sql(start: dt.date, end: dt.date, computed_at: dt.datetime) -> int:
+    """Both tables from one scan: the ORM's grouped query as a CTE feeding two INSERT ... ON CONFLICT."""
+    grouped_sql, grouped_params = grouped_events(start, end).query.sql_with_params()
+    daily_t, segment_t = CampaignAnalyticsDaily._meta.db_table, CampaignSegmentAnalytics._meta.db_table
+    zero_money = lambda name: f"COALESCE(SUM(g.{name}), 0)"  # noqa: E731 - NULL when no such events
+    sql = f"""
+        WITH g AS MATERIALIZED ({grouped_sql}),
+        segment_rows AS (
+            INSERT INTO {segment_t} (campaign_id, segment_id, date, {", ".join(SEGMENT_COLUMNS)}, created_at, computed_at)
+            SELECT g.campaign_id, g.customer__segment_id, g.day, g.users, g.views, g.conversions,
+                   COALESCE(g.revenue, 0), COALESCE(g.cost, 0), %s, %s
+            FROM g WHERE g.customer__segment_id IS NOT NULL
+            ON CONFLICT (campaign_id, segment_id, date) DO UPDATE SET
+                {", ".join(f"{c} = EXCLUDED.{c}" for c in SEGMENT_COLUMNS)}, computed_at = EXCLUDED.computed_at
+            RETURNING 1
+        ),
+        daily_rows AS (
+            INSERT INTO {daily_t} (campaign_id, date, {", ".join(DAILY_METRICS)}, created_at, computed_at)
+            SELECT g.campaign_id, g.day, {", ".join(f"SUM(g.{c})" for c in COUNTS)},
+                   {zero_money("revenue")}, {zero_money("cost")}, %s, %s
+            FROM g GROUP BY g.campaign_id, g.day
+            ON CONFLICT (campaign_id, date) DO UPDATE SET
+                {", ".join(f"{c} = EXCLUDED.{c}" for c in DAILY_METRICS)}, computed_at = EXCLUDED.computed_at
+            RETURNING 1
+        )
+        SELECT (SELECT COUNT(*) FROM segment_rows) + (SELECT COUNT(*) FROM daily_rows)
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*grouped_params, computed_at, computed_at, computed_at, computed_at])
+        return int(cursor.fetchone()[0])
 
 
 def period_bounds(interval: str, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
@@ -139,26 +190,51 @@ def grouped_daily(interval: str, first: dt.date, last: dt.date) -> Iterable[dict
 
 
 @transaction.atomic
-def refresh_trends(start: dt.date, end: dt.date, *, computed_at: dt.datetime) -> int:
+def refresh_trends(start: dt.date, end: dt.date, *, computed_at: dt.datetime, native: bool | None = None) -> int:
     """Recompute the trend points of every daily/weekly/monthly period touching [start, end]."""
+    native = native_sql() if native is None else native
     written = 0
     for interval in (CampaignTrendData.Interval.DAILY, CampaignTrendData.Interval.WEEKLY, CampaignTrendData.Interval.MONTHLY):
         first, last = period_bounds(interval, start, end)
-        points = [
-            CampaignTrendData(
-                campaign_id=g["campaign_id"], period_start=_as_date(g["period"]), interval=interval,
-                metric_type=name, value=g[name] or 0, computed_at=computed_at,
+        if native:
+            written += _trend_points_sql(interval, first, last, computed_at)
+        else:
+            points = [
+                CampaignTrendData(
+                    campaign_id=g["campaign_id"], period_start=_as_date(g["period"]), interval=interval,
+                    metric_type=name, value=g[name] or 0, computed_at=computed_at,
+                )
+                for g in grouped_daily(interval, first, last).iterator(chunk_size=BULK_BATCH)
+                for name in DAILY_METRICS
+            ]
+            written += _upsert(
+                CampaignTrendData, points, ["campaign", "period_start", "interval", "metric_type"], ["value", "computed_at"]
             )
-            for g in grouped_daily(interval, first, last).iterator(chunk_size=BULK_BATCH)
-            for name in DAILY_METRICS
-        ]
-        written += _upsert(
-            CampaignTrendData, points, ["campaign", "period_start", "interval", "metric_type"], ["value", "computed_at"]
-        )
         CampaignTrendData.objects.filter(
             interval=interval, period_start__gte=first, period_start__lte=last
         ).exclude(computed_at=computed_at).delete()
     return written
+
+
+def _trend_points_sql(interval: str, first: dt.date, last: dt.date, computed_at: dt.datetime) -> int:
+    """The ORM's per-period sums, unpivoted to one row per metric (LATERAL VALUES) and upserted in the database."""
+    grouped_sql, grouped_params = grouped_daily(interval, first, last).query.sql_with_params()
+    metric_values = ", ".join(f"('{name}', g.{name}::numeric)" for name in DAILY_METRICS)
+    sql = f"""
+        WITH points AS (
+            INSERT INTO {CampaignTrendData._meta.db_table}
+                (campaign_id, period_start, interval, metric_type, value, created_at, computed_at)
+            SELECT g.campaign_id, g.period::date, %s, m.metric, COALESCE(m.value, 0), %s, %s
+            FROM ({grouped_sql}) g CROSS JOIN LATERAL (VALUES {metric_values}) AS m(metric, value)
+            ON CONFLICT (campaign_id, period_start, interval, metric_type) DO UPDATE SET
+                value = EXCLUDED.value, computed_at = EXCLUDED.computed_at
+            RETURNING 1
+        )
+        SELECT COUNT(*) FROM points
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [interval, computed_at, computed_at, *grouped_params])
+        return int(cursor.fetchone()[0])
 
 
 def _as_date(value) -> dt.date:
@@ -172,7 +248,12 @@ def _as_date(value) -> dt.date:
     description="Aggregate events into campaign_analytics_daily, campaign_segment_analytics and campaign_trend_data",
 )
 def aggregate_days(
-    *, start: dt.date, end: dt.date, progress: Progress | None = None, chunk_days: int = DEFAULT_CHUNK_DAYS
+    *,
+    start: dt.date,
+    end: dt.date,
+    progress: Progress | None = None,
+    chunk_days: int = DEFAULT_CHUNK_DAYS,
+    native: bool | None = None,
 ) -> int:
     """Aggregate the UTC days [start, end] into the three analytics tables; returns rows written."""
     if start > end:
@@ -186,8 +267,8 @@ def aggregate_days(
     written = 0
     for i in range(0, len(days), chunk_days):
         chunk = days[i : i + chunk_days]
-        written += aggregate_chunk(chunk[0], chunk[-1], computed_at=computed_at)
+        written += aggregate_chunk(chunk[0], chunk[-1], computed_at=computed_at, native=native)
         progress.advance(len(chunk))
-    written += refresh_trends(start, end, computed_at=computed_at)
+    written += refresh_trends(start, end, computed_at=computed_at, native=native)
     progress.advance(1)
     return written

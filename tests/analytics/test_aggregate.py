@@ -105,7 +105,7 @@ class AggregationMatchesPandas(TestCase):
             }
             assert stored == trend_reference(ref_daily, interval), interval
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(first=event_rows, late=event_rows, drop_every=st.integers(2, 5))
     def test_tables_equal_pandas_after_late_events_and_deletions(self, first, late, drop_every):
         self._insert(first, "a")
@@ -204,3 +204,35 @@ def test_job_runs_through_the_registry_with_its_default_window_and_progress(camp
 def test_job_is_scheduled_at_two_utc():
     j = jobs.get("daily_analytics")
     assert j.schedule_text().startswith("0 2 * * *") and j.window_days == 3
+
+
+def _snapshot() -> dict[str, list[tuple]]:
+    return {
+        model.__name__: sorted(model.objects.values_list(*fields))
+        for model, fields in (
+            (CampaignAnalyticsDaily, ("campaign_id", "date", "sends", "opens", "views", "clicks", "conversions", "revenue", "cost")),
+            (CampaignSegmentAnalytics, ("campaign_id", "segment_id", "date", "users", "views", "conversions", "revenue", "cost")),
+            (CampaignTrendData, ("campaign_id", "interval", "period_start", "metric_type", "value")),
+        )
+    }
+
+
+def test_postgres_insert_select_and_python_upsert_write_the_same_rows(postgres):
+    import random
+
+    rng = random.Random(5)
+    campaigns = [CampaignFactory() for _ in range(3)]
+    customers = [CustomerFactory(segment=seg) for seg in [*Segment.objects.all(), None]]
+    Event.objects.bulk_create([
+        Event(event_id=f"r{i}", type=rng.choice(list(Event.Type)), occurred_at=occurred(rng.randrange(40), rng.randrange(86400)),
+              campaign=rng.choice(campaigns), customer=rng.choice([*customers, None]),
+              amount=Decimal(rng.randrange(10000)) / 100)
+        for i in range(400)
+    ])
+    services.aggregate_days(start=FIRST_DAY, end=LAST_DAY, native=True)
+    in_database = _snapshot()
+    for model in (CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData):
+        model.objects.all().delete()
+    services.aggregate_days(start=FIRST_DAY, end=LAST_DAY, native=False)
+    assert _snapshot() == in_database
+    assert all(in_database.values())
