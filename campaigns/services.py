@@ -273,7 +273,8 @@ def ingest_events(raws: Sequence[Any], *, skip_invalid: bool = False, received_a
     unique: dict[str, EventRow] = {}
     for _, row in valid:
         unique.setdefault(row.event_id, row)
-    rows = list(unique.values())
+    # Sorted ids: concurrent batches take their unique-index locks in the same order (no deadlock).
+    rows = sorted(unique.values(), key=lambda r: r.event_id)
     if not rows:
         result.duplicates = len(valid)
         return result

@@ -220,3 +220,19 @@ def test_import_and_api_apply_the_same_rules(tmp_path, api):
         run(write_jsonl(tmp_path / "e.jsonl", [bad]), "--rejects-out", tmp_path / "r.csv")
     rejects = pd.read_csv(tmp_path / "r.csv")
     assert list(zip(rejects["field"], rejects["reason"], strict=True)) == api_reasons
+
+
+@pytest.mark.django_db(transaction=True)  # worker threads use their own connections: data must be committed
+def test_parallel_jobs_store_the_same_rows_and_report_the_same_lines(tmp_path):
+    events = make_events(90)
+    events[40]["amount"] = "abc"  # row 40 is a conversion: file line 42
+    path = write_csv(tmp_path / "e.csv", events)
+
+    with pytest.raises(CommandError, match="1 row"):
+        run(path, "--batch-size", 8, "--jobs", 3, "--rejects-out", tmp_path / "r.csv")
+
+    assert_stored_equals([e for i, e in enumerate(events) if i != 40])
+    assert list(pd.read_csv(tmp_path / "r.csv")["line"]) == [42]
+    with pytest.raises(CommandError, match="1 row"):
+        run(path, "--batch-size", 8, "--jobs", 3)
+    assert Event.objects.count() == 89

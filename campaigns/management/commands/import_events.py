@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, connections
 from tqdm import tqdm
 
 from campaigns.services import WIRE_FIELDS, IngestResult, ingest_events
@@ -81,6 +84,13 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
                 yield number, number, BadLine("event", f"is not valid JSON: {exc.msg} at column {exc.colno}")
 
 
+def _ingest_in_thread(batch: list[Any], lines: list[int]) -> tuple[list[int], IngestResult]:
+    try:
+        return lines, ingest_events(batch, skip_invalid=True)
+    finally:
+        connections.close_all()  # this thread's connections only (they are thread-local)
+
+
 class Command(BaseCommand):
     help = "Import events from a CSV (with header) or JSON Lines file; safe to re-run (event_id is the idempotency key)."
 
@@ -89,10 +99,12 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["csv", "jsonl"], help="Default: from the extension (.csv, .jsonl/.ndjson)")
         parser.add_argument("--batch-size", type=int, default=5000, help="Rows per transaction (default 5000)")
         parser.add_argument("--rejects-out", type=Path, help="Write every rejected row (line, field, reason) to this CSV")
+        parser.add_argument("--jobs", type=int, default=1,
+                            help="Batches written in parallel, each on its own connection (default 1)")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
 
     def handle(self, *args, path: Path, format: str | None, batch_size: int, rejects_out: Path | None,
-               no_progress: bool, **options) -> None:
+               no_progress: bool, jobs: int = 1, **options) -> None:
         if not path.is_file():
             raise CommandError(f"{path} is not a file")
         fmt = format or FORMATS.get(path.suffix.lower())
@@ -100,6 +112,11 @@ class Command(BaseCommand):
             raise CommandError(f"cannot tell the format of {path.name}; pass --format csv or --format jsonl")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
+        if jobs < 1:
+            raise CommandError("--jobs must be at least 1")
+        if jobs > 1 and connection.vendor != "postgresql":
+            self.stderr.write(f"--jobs {jobs} ignored: {connection.vendor} takes one writer at a time")
+            jobs = 1
         records = read_csv(path) if fmt == "csv" else read_jsonl(path)
 
         total = IngestResult()
@@ -108,30 +125,47 @@ class Command(BaseCommand):
         batch: list[Any] = []
         lines: list[int] = []
         done_line = 0
+        # With --jobs > 1, batches go to worker threads (one database connection each), so Python
+        # validates the next batch while PostgreSQL writes the previous one.
+        pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
+        in_flight: deque[Future] = deque()
 
-        def flush() -> None:
-            result = ingest_events(batch, skip_invalid=True)
+        def collect(lines_of_batch: list[int], result: IngestResult) -> None:
             total.stored += result.stored
             total.duplicates += result.duplicates
             total.customers_created += result.customers_created
             total.merchants_created += result.merchants_created
-            rejects.extend((lines[e.index], e.field, e.reason) for e in result.rejected)
+            rejects.extend((lines_of_batch[e.index], e.field, e.reason) for e in result.rejected)
             bar.set_postfix(stored=total.stored, duplicates=total.duplicates, rejected=len(rejects), refresh=False)
-            batch.clear()
-            lines.clear()
 
-        for first, last, row in records:
-            if isinstance(row, BadLine):
-                rejects.append((first, row.field, row.reason))
+        def flush() -> None:
+            nonlocal batch, lines
+            if pool is None:
+                collect(lines, ingest_events(batch, skip_invalid=True))
             else:
-                batch.append(row)
-                lines.append(first)
-                if len(batch) >= batch_size:
-                    flush()
-            bar.update(last - done_line)
-            done_line = last
-        if batch:
-            flush()
+                in_flight.append(pool.submit(_ingest_in_thread, batch, lines))
+                while len(in_flight) > jobs:
+                    collect(*in_flight.popleft().result())
+            batch, lines = [], []
+
+        try:
+            for first, last, row in records:
+                if isinstance(row, BadLine):
+                    rejects.append((first, row.field, row.reason))
+                else:
+                    batch.append(row)
+                    lines.append(first)
+                    if len(batch) >= batch_size:
+                        flush()
+                bar.update(last - done_line)
+                done_line = last
+            if batch:
+                flush()
+            while in_flight:
+                collect(*in_flight.popleft().result())
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         bar.update(max(bar.total - done_line, 0))
         bar.close()
 
