@@ -19,22 +19,22 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_real_lift_at_the_planned_sample_is_declared_with_scipy_equal_p_value():
-    test = ABTestFactory(sample_size_target=8000)
-    populate(test, users=[4000, 4000], conversions=[320, 416])  # 8.0 % vs 10.4 %: +30 %
+    test = ABTestFactory(sample_size_target=4000)
+    populate(test, users=[2000, 2000], conversions=[160, 224])  # 8.0 % vs 11.2 %: +40 %
     result = services.test_analyze(test=test)
-    _, p_ref = proportions_ztest([416, 320], [4000, 4000])
+    _, p_ref = proportions_ztest([224, 160], [2000, 2000])
     assert result.decision == "winner" and result.winner == "B"
     assert result.p_value == pytest.approx(p_ref, rel=1e-9)
-    assert result.lift == pytest.approx(30.0)
-    assert result.lift_ci_low < 30.0 < result.lift_ci_high
+    assert result.lift == pytest.approx(40.0)
+    assert result.lift_ci_low < 40.0 < result.lift_ci_high
     assert result.statistical_significance == pytest.approx((1 - p_ref) * 100, rel=1e-6)
     assert result.recommended_action.startswith("Ship B")
     assert result.users_still_needed == 0
 
 
 def test_an_aa_test_is_not_declared():
-    test = ABTestFactory(sample_size_target=8000)
-    populate(test, users=[4000, 4000], conversions=[320, 322])
+    test = ABTestFactory(sample_size_target=4000)
+    populate(test, users=[2000, 2000], conversions=[160, 161])
     result = services.test_analyze(test=test)
     assert result.decision == "inconclusive" and result.winner == ""
     assert "no significant difference" in result.reason
@@ -42,20 +42,20 @@ def test_an_aa_test_is_not_declared():
 
 
 def test_before_the_planned_sample_no_winner_and_the_users_still_needed():
-    test = ABTestFactory(sample_size_target=20000)
-    populate(test, users=[4000, 4000], conversions=[320, 416])
+    test = ABTestFactory(sample_size_target=10000)
+    populate(test, users=[2000, 2000], conversions=[160, 224])
     result = services.test_analyze(test=test)
     assert result.significant  # it looks significant ...
     assert result.decision == "inconclusive" and result.winner == ""  # ... but peeking is not deciding
-    assert result.users_still_needed == 12000
+    assert result.users_still_needed == 6000
     assert "planned sample not reached" in result.reason
-    assert "about 12,000 more users" in result.recommended_action
+    assert "about 6,000 more users" in result.recommended_action
 
 
 def test_a_sample_ratio_mismatch_blocks_the_winner():
-    test = ABTestFactory(sample_size_target=8000)
-    populate(test, users=[4400, 3600], conversions=[352, 468])
-    srm_ref = scipy_stats.chisquare([4400, 3600], [4000, 4000]).pvalue
+    test = ABTestFactory(sample_size_target=4000)
+    populate(test, users=[2200, 1800], conversions=[176, 252])
+    srm_ref = scipy_stats.chisquare([2200, 1800], [2000, 2000]).pvalue
     result = services.test_analyze(test=test)
     assert result.srm_detected and result.srm_p_value == pytest.approx(srm_ref, rel=1e-9)
     assert result.decision == "srm" and result.winner == ""
@@ -63,8 +63,8 @@ def test_a_sample_ratio_mismatch_blocks_the_winner():
 
 
 def test_control_wins_when_the_treatment_is_significantly_worse():
-    test = ABTestFactory(sample_size_target=8000)
-    populate(test, users=[4000, 4000], conversions=[416, 320])
+    test = ABTestFactory(sample_size_target=4000)
+    populate(test, users=[2000, 2000], conversions=[224, 160])
     result = services.test_analyze(test=test)
     assert result.decision == "winner" and result.winner == "A"
     assert result.recommended_action.startswith("Keep A")
@@ -73,16 +73,16 @@ def test_control_wins_when_the_treatment_is_significantly_worse():
 def test_three_arms_use_holm_adjusted_p_values():
     from statsmodels.stats.multitest import multipletests
 
-    test = ABTestFactory(sample_size_target=9000, variants=[("A", 1 / 3), ("B", 1 / 3), ("C", 1 / 3)])
-    populate(test, users=[3000, 3000, 3000], conversions=[240, 300, 255])
+    test = ABTestFactory(sample_size_target=4500, variants=[("A", 1 / 3), ("B", 1 / 3), ("C", 1 / 3)])
+    populate(test, users=[1500, 1500, 1500], conversions=[120, 160, 128])
     result = services.test_analyze(test=test)
-    raw = [proportions_ztest([300, 240], [3000, 3000])[1], proportions_ztest([255, 240], [3000, 3000])[1]]
+    raw = [proportions_ztest([160, 120], [1500, 1500])[1], proportions_ztest([128, 120], [1500, 1500])[1]]
     holm = multipletests(raw, method="holm")[1]
     by_name = {v["name"]: v for v in result.variants}
     assert by_name["B"]["p_value_adjusted"] == pytest.approx(holm[0], rel=1e-9)
     assert by_name["C"]["p_value_adjusted"] == pytest.approx(holm[1], rel=1e-9)
     assert result.p_value == pytest.approx(holm[0], rel=1e-9)
-    chi2_ref = scipy_stats.chi2_contingency([[240, 2760], [300, 2700], [255, 2745]], correction=False)[0]
+    chi2_ref = scipy_stats.chi2_contingency([[120, 1380], [160, 1340], [128, 1372]], correction=False)[0]
     assert result.chi2 == pytest.approx(chi2_ref, rel=1e-9)
 
 
@@ -105,9 +105,9 @@ def test_revenue_per_user_uses_welch_on_the_per_user_revenue():
 
 def test_a_guardrail_that_gets_significantly_worse_blocks_the_winner():
     rng = np.random.default_rng(5)
-    test = ABTestFactory(sample_size_target=8000, guardrail_metrics=[ABTest.Metric.REVENUE_PER_USER])
-    populate(test, users=[4000, 4000], conversions=[320, 416],
-             revenue=[list(rng.uniform(80, 120, 320)), list(rng.uniform(20, 40, 416))])
+    test = ABTestFactory(sample_size_target=4000, guardrail_metrics=[ABTest.Metric.REVENUE_PER_USER])
+    populate(test, users=[2000, 2000], conversions=[160, 224],
+             revenue=[list(rng.uniform(80, 120, 160)), list(rng.uniform(20, 40, 224))])
     result = services.test_analyze(test=test)
     assert result.significant and result.winner == ""
     assert "revenue per user got significantly worse" in result.reason
@@ -123,13 +123,13 @@ def test_a_sequential_test_may_stop_early_when_the_boundary_is_crossed():
 
 def test_end_records_the_winner_and_applies_its_offer_and_send_time():
     old, new = OfferFactory(value=10), OfferFactory(value=25)
-    test = ABTestFactory(sample_size_target=8000)
+    test = ABTestFactory(sample_size_target=4000)
     test.campaign.current_offer = old
     test.campaign.save()
     b = test.ordered_variants[1]
     b.offer, b.send_time = new, dt.time(18, 30)
     b.save()
-    populate(test, users=[4000, 4000], conversions=[320, 416])
+    populate(test, users=[2000, 2000], conversions=[160, 224])
     ended = services.test_end(test=test, apply_winner=True)
     test.refresh_from_db()
     test.campaign.refresh_from_db()
@@ -140,13 +140,13 @@ def test_end_records_the_winner_and_applies_its_offer_and_send_time():
 
 def test_end_without_a_winner_leaves_the_campaign_alone():
     old, new = OfferFactory(value=10), OfferFactory(value=25)
-    test = ABTestFactory(sample_size_target=8000)
+    test = ABTestFactory(sample_size_target=4000)
     test.campaign.current_offer = old
     test.campaign.save()
     b = test.ordered_variants[1]
     b.offer = new
     b.save()
-    populate(test, users=[4000, 4000], conversions=[320, 321])
+    populate(test, users=[2000, 2000], conversions=[160, 161])
     ended = services.test_end(test=test, apply_winner=True)
     test.campaign.refresh_from_db()
     assert ended.test.winner == "" and ended.applied == {}
