@@ -16,6 +16,9 @@ def events_chart(daily: selectors.DailyEventCounts) -> go.Figure:
     fig = go.Figure()
     for event_type, per_day in daily.counts.items():
         fig.add_trace(go.Scatter(x=daily.days, y=per_day, mode="lines", name=event_type.replace("_", " ")))
+    if not daily.counts:  # keep the dated axis so an empty period reads as "zero", not as a broken chart
+        fig.add_trace(go.Scatter(x=daily.days, y=[0] * len(daily.days), mode="lines", name="no events"))
+        fig.update_yaxes(range=[0, 1])
     fig.update_layout(
         title=f"Events per day, last {len(daily.days)} days (UTC)",
         yaxis_title="events",
