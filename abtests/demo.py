@@ -72,7 +72,7 @@ def plant(ctx) -> dict:
         rng = np.random.default_rng([ctx.seed, 5, k])
         if spec.completed:
             start = window_start + dt.timedelta(days=min(2, days // 10))
-            end = start + dt.timedelta(days=max(1, min(21, days // 2)))
+            end = min(start + dt.timedelta(days=max(1, min(21, days // 2))), window_end)
         else:
             start = max(window_start, window_end - dt.timedelta(days=min(14, days)))
             end = window_end
