@@ -254,8 +254,15 @@ def test_null_optional_fields_are_treated_as_absent(api, campaign):
     assert event.merchant is None and event.offer is None and event.variant == "" and event.amount is None
 
 
-def test_5000_rows_are_accepted_and_5001_rejected(api, campaign):
-    batch = [wire(n, customer_id=f"user_{n % 50}") for n in range(5001)]
+def test_5000_rows_with_longest_values_are_accepted_and_5001_rejected(api, campaign, offer):
+    long_campaign = CampaignFactory(campaign_id="c" * 64)
+    OfferFactory(offer_id="o" * 64, value=Decimal("5"))
+    batch = [
+        wire(n, event_id=f"{n:064d}", type="conversion", occurred_at="2025-03-01T09:15:00.123456+01:00",
+             customer_id=f"{n % 50:x>64}", campaign_id=long_campaign.campaign_id, merchant_id="m" * 64,
+             offer_id="o" * 64, variant="v" * 64, amount="999999999999.99")
+        for n in range(5001)
+    ]
     too_big = api.post(URL, batch, format="json")
     assert too_big.status_code == 400
     assert "5000" in too_big.json()["error"]["message"]
