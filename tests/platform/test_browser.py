@@ -59,3 +59,14 @@ def test_the_layout_fits_a_phone_screen(logged_in_page):
     # Nothing is wider than the screen: no horizontal scrolling of the page itself.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert page.locator(".mainnav a", has_text="Optimization").is_visible()
+
+
+def test_swagger_ui_renders_the_schema_from_local_assets(logged_in_page):
+    page, base = logged_in_page
+    external = []
+    page.on("request", lambda request: external.append(request.url) if not request.url.startswith(base) else None)
+    page.goto(f"{base}/api/docs/")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
+    assert "marketing_ai API" in page.locator(".swagger-ui .info .title").inner_text()
+    page.wait_for_selector(".opblock-tag-section", timeout=60_000)  # the schema was fetched with the session
+    assert [url for url in external if not url.startswith("data:")] == []
