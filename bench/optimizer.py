@@ -108,8 +108,6 @@ def main() -> None:
     from optimizer.ml import affinity, conversion, engagement, offer_response, propensity, send_time
     from optimizer.ml.metrics import window_mass
     from optimizer.models import ModelType
-    from optimizer.services import affinity as affinity_job
-    from optimizer.services import send_times as send_times_job
     from optimizer.services import training
 
     split = features.time_split()
@@ -133,7 +131,7 @@ def main() -> None:
         y = prop.train[artifact["label"]].to_numpy(int)
         bare_est = propensity.candidates(0, len(x))[metrics["algorithm"]]
         with threadpool_limits(propensity.THREADS):
-            t_bare, _ = timed(lambda e=bare_est: e.fit(x, y))
+            t_bare, _ = timed(lambda e=bare_est, x=x, y=y: e.fit(x, y))
         record(f"train {model_type}", t_prep / 2, t_fit, t_bare, t_reg,
                f"{metrics['algorithm']}, {len(x):,} rows, AUC {metrics['roc_auc']:.3f} (heuristic {metrics['heuristic_roc_auc']:.3f})")
         training_total += t_prep / 2 + t_fit + t_reg

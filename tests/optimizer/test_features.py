@@ -13,7 +13,14 @@ import pytest
 from campaigns.models import Event
 from optimizer import features
 from optimizer.ml import propensity
-from tests.factories import CampaignFactory, CustomerFactory, EventFactory, MerchantFactory, OfferFactory, SegmentFactory
+from tests.factories import (
+    CampaignFactory,
+    CustomerFactory,
+    EventFactory,
+    MerchantFactory,
+    OfferFactory,
+    SegmentFactory,
+)
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC
