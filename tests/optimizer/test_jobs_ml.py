@@ -8,9 +8,10 @@ import zoneinfo
 import numpy as np
 import pandas as pd
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
-from campaigns.demo_load import seed_demo
+from campaigns.demo_load import delete_demo_data, seed_demo
 from campaigns.models import Customer, Event
 from marketing_ai import jobs
 from marketing_ai.models import JobRun
@@ -20,20 +21,35 @@ from optimizer.models import MLModel, ModelType, UserMerchantAffinity, UserSendT
 from optimizer.services import training
 from tests.factories import CustomerFactory
 
-pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def artifacts_in_tmp(settings, tmp_path):
-    settings.MODEL_ARTIFACT_DIR = tmp_path / "models"
-    registry._CACHE.clear()
+@pytest.fixture(scope="module")
+def seeded(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Demo data plus one customer without history, and one trained set of models: built once for the module.
+
+    Committed outside the per-test transactions (each test's own writes are rolled back), and
+    deleted when the module ends so other tests never see it.
+    """
+    folder = tmp_path_factory.mktemp("models")
+    with django_db_blocker.unblock(), override_settings(MODEL_ARTIFACT_DIR=folder):
+        registry._CACHE.clear()
+        truth = seed_demo(customers=160, merchants=12, campaigns=4, days=30, seed=5,
+                          end_date=timezone.now().date() - dt.timedelta(days=1))
+        newcomer = CustomerFactory(customer_id="no_history_user", timezone="Asia/Kolkata", segment=None)
+        try:
+            training.train_all()
+            yield truth, newcomer
+        finally:
+            MLModel.objects.all().delete()
+            newcomer.delete()
+            delete_demo_data()
+            registry._CACHE.clear()
 
 
 @pytest.fixture
-def demo():
-    truth = seed_demo(customers=160, merchants=12, campaigns=4, days=30, seed=5, end_date=timezone.now().date() - dt.timedelta(days=1))
-    newcomer = CustomerFactory(customer_id="no_history_user", timezone="Asia/Kolkata", segment=None)
-    return truth, newcomer
+def demo(seeded, db, settings, tmp_path):
+    settings.MODEL_ARTIFACT_DIR = tmp_path / "models"  # versions registered by a test go to its own folder
+    return seeded
 
 
 def rows(model) -> list[tuple]:
@@ -53,15 +69,14 @@ def test_retraining_job_registers_five_active_models_and_records_its_run(demo):
 
 
 def test_same_data_and_seed_give_the_same_metrics_for_all_five_models(demo):
-    first = training.train_all(random_state=1)
-    second = training.train_all(random_state=1)
+    first = {m.model_type: m for m in MLModel.objects.filter(version=1)}  # trained by the module fixture, seed 0
+    second = training.train_all(random_state=training.RANDOM_STATE)
     for model_type in ModelType.values:
+        assert second[model_type].version == 2
         assert first[model_type].metrics == second[model_type].metrics, model_type
 
 
 def test_send_times_are_written_for_every_customer_and_a_rerun_changes_nothing(demo):
-    truth, newcomer = demo
-    jobs.run("model_retraining")
     jobs.run("send_times")
     first = rows(UserSendTime)
     assert UserSendTime.objects.count() == Customer.objects.count()
@@ -71,7 +86,6 @@ def test_send_times_are_written_for_every_customer_and_a_rerun_changes_nothing(d
 
 def test_customer_without_history_gets_the_population_hour_as_fallback_with_its_utc_equivalent(demo):
     _, newcomer = demo
-    jobs.run("model_retraining")
     jobs.run("send_times")
     model = training.load_active(ModelType.SEND_TIME).artifact
     row = UserSendTime.objects.get(customer=newcomer)
@@ -87,6 +101,9 @@ def test_customer_without_history_gets_the_population_hour_as_fallback_with_its_
 
 def test_send_time_job_works_before_any_model_is_trained(demo):
     truth, _ = demo
+    MLModel.objects.all().delete()  # rolled back after the test
+    registry._CACHE.clear()
+    assert training.load_active(ModelType.SEND_TIME) is None
     jobs.run("send_times")
     personal = pd.DataFrame.from_records(
         list(UserSendTime.objects.filter(events_used__gte=20).values("customer__customer_id", "local_send_time"))
@@ -98,7 +115,6 @@ def test_send_time_job_works_before_any_model_is_trained(demo):
 
 
 def test_affinity_rows_are_top_k_per_customer_in_range_and_idempotent(demo):
-    jobs.run("model_retraining")
     jobs.run("merchant_affinity")
     first = rows(UserMerchantAffinity)
     frame = pd.DataFrame.from_records(list(UserMerchantAffinity.objects.values()))
