@@ -32,6 +32,37 @@ def test_dashboard_pages_redirect_to_the_login_form(client):
     assert response["Location"] == "/accounts/login/?next=/"
 
 
+def test_every_dashboard_page_needs_a_login(client):
+    from django.urls import URLPattern, URLResolver, resolve
+
+    from marketing_ai import urls
+
+    def sample(pattern) -> str:
+        text = str(pattern.pattern).lstrip("^").rstrip("$")
+        text = re.sub(r"\(\?P<\w+>[^)]*\)", "1", text)
+        return re.sub(r"<(?:\w+:)?\w+>", "1", text).replace("/?", "/").replace("\\", "")
+
+    def walk(patterns, prefix: str):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, prefix + sample(p))
+            elif isinstance(p, URLPattern):
+                yield prefix + sample(p), p.callback
+
+    checked = []
+    for path, callback in walk(urls.pages, "/"):
+        try:
+            if resolve(path).func is not callback:
+                continue
+        except Exception:
+            continue
+        response = client.get(path)
+        assert response.status_code == 302, f"{path} answered {response.status_code} without a login"
+        assert response["Location"].startswith("/accounts/login/?next="), path
+        checked.append(path)
+    assert checked, "no app page was checked"
+
+
 def test_the_login_form_needs_its_csrf_token(make_user):
     make_user("someone", "viewer", password="a-long-password-1")
     client = Client(enforce_csrf_checks=True)
