@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db.models import Avg, Count, QuerySet
+from django.core.cache import cache
+from django.db.models import Avg, Count, Max, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -25,6 +26,10 @@ from optimizer.services import recommendations as reco
 Opt = CampaignOptimization
 DEFAULT_LOCAL_HOUR = 19  # the population hour before any send time is computed (evening peak)
 HEATMAP_DAYS = 90
+# The page's two event aggregates take seconds on millions of events: above this many events they are
+# cached for PAGE_CACHE_SECONDS, keyed by the newest event id (new events give a new key).
+PAGE_CACHE_MIN_EVENTS = 200_000
+PAGE_CACHE_SECONDS = 600
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -216,8 +221,25 @@ class Heatmap:
     total_opens: int
 
 
+def _cached(name: str, compute):
+    """``compute()``, cached while no new event arrives when the event table is big (see PAGE_CACHE_MIN_EVENTS)."""
+    newest = Event.objects.aggregate(newest=Max("id"))["newest"] or 0
+    if newest < PAGE_CACHE_MIN_EVENTS:
+        return compute()
+    key = f"optimizer:{name}:{newest}:{timezone.now().date()}"
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, PAGE_CACHE_SECONDS)
+    return value
+
+
 def open_heatmap(*, days: int = HEATMAP_DAYS) -> Heatmap:
     """Opens by weekday x hour in each customer's own time zone (grouped by zone and UTC hour in SQL)."""
+    return _cached(f"heatmap:{days}", lambda: _open_heatmap(days))
+
+
+def _open_heatmap(days: int) -> Heatmap:
     since = timezone.now() - dt.timedelta(days=days)
     rows = list(
         Event.objects.filter(type=Event.Type.NOTIFICATION_OPENED, occurred_at__gte=since, customer__isnull=False)
@@ -236,7 +258,7 @@ def open_heatmap(*, days: int = HEATMAP_DAYS) -> Heatmap:
 
 
 def offer_curves() -> dict[str, recommend.OfferRecommendation]:
-    return reco.offer_response_curves()
+    return _cached("offer_curves", reco.offer_response_curves)
 
 
 def top_merchants(customer_id: str | None) -> tuple[Customer | None, list[dict[str, Any]]]:
