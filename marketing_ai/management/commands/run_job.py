@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from marketing_ai import jobs, selectors
 from marketing_ai.models import JobRun
@@ -91,14 +92,15 @@ class Command(BaseCommand):
     def run_one(self, job: jobs.Job, start, end, *, progress: bool) -> JobRun:
         bar = TqdmProgress(job.name, self.stderr._out) if progress else None
         try:
-            record = jobs.run(
-                job.name,
-                start=start if job.takes_dates else None,
-                end=end if job.takes_dates else None,
-                progress=bar,
-                trigger="command",
-                raise_errors=False,
-            )
+            with logging_redirect_tqdm():  # log lines print above the bar instead of through it
+                record = jobs.run(
+                    job.name,
+                    start=start if job.takes_dates else None,
+                    end=end if job.takes_dates else None,
+                    progress=bar,
+                    trigger="command",
+                    raise_errors=False,
+                )
         finally:
             if bar:
                 bar.close()
