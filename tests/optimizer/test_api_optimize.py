@@ -230,3 +230,24 @@ def test_admin_actions_apply_and_refuse_through_the_same_services(client, make_u
     assert campaign.current_offer.value == Decimal(25) and campaign.send_time == dt.time(8)
     proposal.refresh_from_db()
     assert (proposal.status, proposal.applied_by) == ("applied", boss)
+
+
+def test_page_buttons_are_for_marketers_only(client, viewer, marketer, campaign, proposal):
+    client.force_login(viewer)
+    page = client.get("/optimize/")
+    assert page.status_code == 200 and f'data-recommendation="{proposal.pk}"' in page.content.decode()
+    assert "data-apply" not in page.content.decode()
+    assert client.post(f"/optimize/recommendations/{proposal.pk}/apply").status_code == 403
+    proposal.refresh_from_db()
+    assert proposal.status == "proposed"
+    client.force_login(marketer)
+    assert "data-apply" in client.get("/optimize/").content.decode()
+    resp = client.post(f"/optimize/recommendations/{proposal.pk}/dismiss", {"next": "https://evil.example/"})
+    assert resp.status_code == 302 and resp.url == "/optimize/"  # never redirects off-site
+    proposal.refresh_from_db()
+    assert proposal.status == "dismissed"
+    assert client.get("/optimize/").status_code == 200
+
+    from django.test import Client
+
+    assert Client().get("/optimize/").status_code == 302  # login required
