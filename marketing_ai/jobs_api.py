@@ -73,12 +73,12 @@ class JobViewSet(viewsets.GenericViewSet):
     def list(self, request):
         registered = jobs.in_dependency_order()
         page = self.paginate_queryset(registered)
-        context = {"last_runs": selectors.last_run_per_job()}
+        context = {"last_runs": selectors.last_run_per_job(j.name for j in page)}
         return self.get_paginated_response(JobOutput(page, many=True, context=context).data)
 
     @extend_schema(responses=JobOutput)
     def retrieve(self, request, name=None):
-        return Response(JobOutput(self._job(name), context={"last_runs": selectors.last_run_per_job()}).data)
+        return Response(JobOutput(self._job(name), context={"last_runs": selectors.last_run_per_job([name])}).data)
 
     @extend_schema(request=RunInput, responses={200: JobRunOutput, 202: dict})
     @action(detail=True, methods=["post"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Count
@@ -55,9 +56,14 @@ def latest_job_runs(*, limit: int = 10) -> list[JobRun]:
     return list(JobRun.objects.order_by("-started_at")[:limit])
 
 
-def last_run_per_job() -> dict[str, JobRun]:
-    """The most recent run of each job that has run at least once."""
+def last_run_per_job(names: Iterable[str]) -> dict[str, JobRun]:
+    """The most recent run of each named job that has run at least once.
+
+    One indexed lookup per job (``job_runs_job_started``): the table grows by every run, the job list does not.
+    """
     latest: dict[str, JobRun] = {}
-    for run in JobRun.objects.order_by("job", "-started_at").iterator():
-        latest.setdefault(run.job, run)
+    for name in names:
+        run = JobRun.objects.filter(job=name).order_by("-started_at", "-id").first()
+        if run is not None:
+            latest[name] = run
     return latest

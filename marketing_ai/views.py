@@ -32,7 +32,7 @@ def events_chart(daily: selectors.DailyEventCounts) -> go.Figure:
 @require_GET
 def home(request):
     daily = selectors.events_per_day_by_type(days=OVERVIEW_DAYS)
-    last_runs = selectors.last_run_per_job()
+    last_runs = selectors.last_run_per_job(jobs.REGISTRY)
     registered = [
         {"job": j, "last": last_runs.get(j.name)} for j in sorted(jobs.REGISTRY.values(), key=lambda j: j.name)
     ]

@@ -262,3 +262,20 @@ def test_swagger_ui_loads_only_local_assets(marketer):
         assert asset.startswith("/static/"), f"{asset} is not served by this app"
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not among the static files"
     assert '"/api/schema/"' in html
+
+
+def test_the_job_list_shows_each_jobs_schedule_and_latest_run(api, registry):
+    from celery.schedules import crontab
+
+    jobs.job("nightly", schedule=crontab(minute=0, hour=2), window_days=3)(lambda *, start, end, progress: 4)
+    jobs.job("after_nightly", schedule=None, after=("nightly",))(lambda *, progress: 0)
+    JobRun.objects.create(job="nightly", status="failed", error="old")
+    jobs.run("nightly")
+
+    body = api.get("/api/v1/jobs/").json()
+
+    by_name = {j["name"]: j for j in body["results"]}
+    assert [j["name"] for j in body["results"]] == ["nightly", "after_nightly"]
+    assert by_name["nightly"]["schedule"] == "0 2 * * * (UTC)" and by_name["nightly"]["window_days"] == 3
+    assert (by_name["nightly"]["last_run"]["status"], by_name["nightly"]["last_run"]["rows_written"]) == ("succeeded", 4)
+    assert by_name["after_nightly"]["after"] == ["nightly"] and by_name["after_nightly"]["last_run"] is None

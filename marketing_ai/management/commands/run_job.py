@@ -134,7 +134,7 @@ class Command(BaseCommand):
         if not registered:
             self.stdout.write("No jobs are registered.")
             return
-        last = selectors.last_run_per_job()
+        last = selectors.last_run_per_job(j.name for j in registered)
         rows = [("JOB", "SCHEDULE (UTC)", "AFTER", "DATES", "LAST RUN")]
         for job in registered:
             run = last.get(job.name)
