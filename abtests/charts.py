@@ -25,6 +25,6 @@ def variant_rates(status: dict, *, div_id: str | None = None) -> SafeString:
         error_y=dict(type="data", array=up, arrayminus=down, visible=True, color="#1d2330"),
         hovertemplate="%{x}: %{y:.2f}%<extra></extra>",
     ))
-    fig.update_layout(title=f"Conversion rate by variant ({level:.0%} interval)",
+    fig.update_layout(title=f"Conversion rate by variant ({status['confidence_percent']} interval)",
                       yaxis=dict(title="%", rangemode="tozero"), height=260, showlegend=False)
     return embed(fig, div_id=div_id)

@@ -179,6 +179,7 @@ def test_status(*, test: ABTest) -> dict:
         "p_value": outcome.p_value if outcome else None,
         "lift": outcome.lift if outcome else None,
         "confidence_level": test.confidence_level,
+        "confidence_percent": f"{test.confidence_level:.1%}".replace(".0%", "%"),
         "srm_detected": outcome.srm_detected if outcome else False,
         "srm_p_value": outcome.srm_p_value if outcome else None,
         "decision": outcome.decision if outcome else None,

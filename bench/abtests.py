@@ -16,6 +16,7 @@ Usage (PostgreSQL only; the data is built with set-based SQL and removed afterwa
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import statistics
 import sys
@@ -34,6 +35,7 @@ django.setup()
 import numpy as np  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
 from scipy.stats import chi2_contingency  # noqa: E402
 
 from abtests import analysis, selectors, services, stats  # noqa: E402
@@ -55,6 +57,7 @@ def build(users: int, arms: int, rate: float, lift: float, noise_events: int) ->
         + [services.VariantSpec(name=f"v{arms - 1}", weight=1 - (arms - 1) / arms)],
     )
     services.test_start(test=test)
+    ABTest.objects.filter(pk=test.pk).update(started_at=timezone.now() - dt.timedelta(days=10))
     variant_pks = [v.pk for v in test.ordered_variants]
     rates = [rate] * (arms - 1) + [rate * (1 + lift)]
     with transaction.atomic(), connection.cursor() as cur:
