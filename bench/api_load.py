@@ -1,0 +1,251 @@
+"""Load-test the analytics API under gunicorn on PostgreSQL, beside a bare Django view (the floor).
+
+    python bench/api_load.py                          # 100 concurrent clients, 20 requests each per phase
+    python bench/api_load.py --clients 100 --requests 10 --workers 3
+
+Serves the project with gunicorn (this module is also the WSGI entry: ``bench.api_load:application``
+adds one bare view, ``/bench/floor``, that reads one row, to the project's URLs). In the same run:
+
+1. floor, saturated: every client sends its requests back to back to the bare view;
+2. API, saturated: the same against ``/api/analytics/campaign/<id>/metrics`` and ``/api/analytics/portfolio``
+   (half each, random campaign and range, token-authenticated as a real client would be);
+3. API, 100 users: the same clients with a think time between requests (people at a dashboard).
+Reported: errors, p50/p95/max latency, throughput, and the API/floor throughput ratio.
+Goals (issue 4): zero errors, p95 < 100 ms, API throughput >= half the floor's. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# --- The WSGI side (imported by gunicorn) ---------------------------------------------------------
+if os.environ.get("BENCH_API_LOAD_SERVER") == "1":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.wsgi import get_wsgi_application
+    from django.http import JsonResponse
+    from django.urls import include, path
+
+    from campaigns.models import Campaign
+
+    def floor_view(request):
+        """The framework's floor: routing, middleware, one indexed row read, a JSON answer."""
+        row = Campaign.objects.values("campaign_id", "status").order_by("pk").first()
+        return JsonResponse(row or {})
+
+    urlpatterns = [path("bench/floor", floor_view), path("", include("marketing_ai.urls"))]
+    settings.ROOT_URLCONF = __name__
+    application = get_wsgi_application()
+
+
+# --- The client side --------------------------------------------------------------------------
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, default=100)
+    p.add_argument("--requests", type=int, default=20, help="requests per client per phase")
+    p.add_argument("--think", type=float, default=1.0, help="mean think time (s) between requests in phase 3")
+    p.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
+    p.add_argument("--database", default="mai_bench_aggregate", help="PostgreSQL database (bench/aggregate.py fills it)")
+    p.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    p.add_argument("--no-report", action="store_true")
+    return p.parse_args()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(env: dict) -> tuple[str, list[str]]:
+    """Migrate, make sure the aggregates exist, and return (API token, campaign ids)."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import Group, User
+    from django.core.management import call_command
+    from rest_framework.authtoken.models import Token
+
+    from analytics import services
+    from analytics.models import CampaignAnalyticsDaily
+    from campaigns.models import Campaign, Event
+
+    call_command("migrate", verbosity=0)
+    if not Campaign.objects.exists():
+        from campaigns.demo_load import seed_demo
+
+        print("empty database: loading a small demo data set")
+        seed_demo(customers=2000, merchants=40, campaigns=150, days=90, seed=11, replace=True)
+    if not CampaignAnalyticsDaily.objects.exists():
+        span = Event.objects.order_by("occurred_at")
+        services.aggregate_days(start=span.first().occurred_at.date(), end=span.last().occurred_at.date())
+    user, _ = User.objects.get_or_create(username="bench-api-load")
+    user.groups.add(Group.objects.get_or_create(name="viewer")[0])
+    token = Token.objects.get_or_create(user=user)[0].key
+    return token, list(Campaign.objects.values_list("campaign_id", flat=True))
+
+
+def run_phase(port: int, paths_for_client, clients: int, requests: int, headers: dict, think: float = 0.0) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    start_gate = threading.Barrier(clients)
+
+    def client(i: int) -> None:
+        rng = random.Random(i)
+        mine, bad = [], []
+        start_gate.wait()
+        for path in paths_for_client(rng, requests):
+            if think:
+                time.sleep(rng.expovariate(1 / think))
+            t0 = time.perf_counter()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                conn.close()
+                if resp.status != 200:
+                    bad.append(f"{resp.status} {path}")
+            except OSError as exc:
+                bad.append(f"{type(exc).__name__} {path}")
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+            errors.extend(bad)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    lat = sorted(latencies)
+    return {
+        "requests": len(lat), "errors": len(errors), "error_samples": errors[:3], "seconds": elapsed,
+        "rps": len(lat) / elapsed, "p50_ms": statistics.median(lat) * 1000,
+        "p95_ms": lat[int(0.95 * (len(lat) - 1))] * 1000, "max_ms": lat[-1] * 1000,
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    import psycopg
+
+    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone():
+            conn.execute(f'CREATE DATABASE "{args.database}"')
+    port = free_port()
+    env = {
+        "DATABASE_URL": f"{args.server}/{args.database}", "DJANGO_SETTINGS_MODULE": "marketing_ai.settings",
+        "DEBUG": "false", "SECRET_KEY": "bench-api-load-only-not-a-secret", "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING",
+    }
+    token, campaign_ids = prepare(env)
+    server_env = {**os.environ, **env, "BENCH_API_LOAD_SERVER": "1", "PYTHONPATH": str(ROOT)}
+    gunicorn = [sys.executable, "-m", "gunicorn", "bench.api_load:application", "--bind", f"127.0.0.1:{port}",
+                "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
+                "--backlog", "2048", "--log-level", "warning", "--chdir", str(ROOT)]
+    server = subprocess.Popen(gunicorn, env=server_env)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/bench/floor")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise SystemExit("gunicorn did not answer within 60 s")
+        headers = {"Authorization": f"Token {token}", "Host": "127.0.0.1"}
+
+        def floor_paths(rng, n):
+            return ["/bench/floor"] * n
+
+        def api_paths(rng, n):
+            out = []
+            for k in range(n):
+                days = rng.choice((7, 30, 90))
+                if k % 2:
+                    out.append(f"/api/analytics/portfolio?days={days}")
+                else:
+                    out.append(f"/api/analytics/campaign/{rng.choice(campaign_ids)}/metrics?days={days}")
+            return out
+
+        # Warm every worker (connections, imports) before measuring.
+        run_phase(port, api_paths, min(args.clients, 20), 5, headers)
+        run_phase(port, floor_paths, min(args.clients, 20), 5, headers)
+        phases = {
+            "floor: bare view, saturated": run_phase(port, floor_paths, args.clients, args.requests, headers),
+            "API: metrics + portfolio, saturated": run_phase(port, api_paths, args.clients, args.requests, headers),
+            f"API: {args.clients} users, think {args.think:g} s": run_phase(
+                port, api_paths, args.clients, args.requests, headers, think=args.think),
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    floor_rps = phases["floor: bare view, saturated"]["rps"]
+    api_sat = phases["API: metrics + portfolio, saturated"]
+    users = phases[f"API: {args.clients} users, think {args.think:g} s"]
+    rows = []
+    for name, r in phases.items():
+        rows.append({"phase": name, "requests": r["requests"], "errors": r["errors"], "throughput rps": f"{r['rps']:.0f}",
+                     "x floor rps": f"{r['rps'] / floor_rps:.2f}", "p50 ms": f"{r['p50_ms']:.0f}",
+                     "p95 ms": f"{r['p95_ms']:.0f}", "max ms": f"{r['max_ms']:.0f}"})
+        print(f"{name:40s} {r['requests']:6d} req  {r['errors']} errors  {r['rps']:7.0f} rps  "
+              f"p50 {r['p50_ms']:6.0f} ms  p95 {r['p95_ms']:6.0f} ms  max {r['max_ms']:6.0f} ms  {r['error_samples']}")
+    total_errors = sum(r["errors"] for r in phases.values())
+    verdict = [
+        f"- errors: **{total_errors}** (goal 0): " + ("met" if total_errors == 0 else "NOT met"),
+        f"- p95 with {args.clients} users: **{users['p95_ms']:.0f} ms**; saturated: {api_sat['p95_ms']:.0f} ms "
+        "(goal < 100 ms): " + ("met" if users["p95_ms"] < 100 else "NOT met") + " for the users phase",
+        f"- API throughput / floor (both saturated): **{api_sat['rps'] / floor_rps:.2f}** (goal >= 0.5): "
+        + ("met" if api_sat["rps"] >= 0.5 * floor_rps else "NOT met"),
+    ]
+    print("\n".join(verdict))
+    if args.no_report:
+        return
+    from django.db.models import Count
+
+    from analytics.models import CampaignAnalyticsDaily
+
+    daily_rows = CampaignAnalyticsDaily.objects.aggregate(n=Count("id"))["n"]
+    from bench.report import table, write_section
+
+    body = (
+        f"gunicorn ({args.workers} gthread workers x {args.threads} threads) on PostgreSQL database `{args.database}` "
+        f"({len(campaign_ids)} campaigns, {daily_rows:,} daily aggregate rows); {args.clients} client threads in one "
+        f"process (http.client, a new loopback connection per request), {args.requests} requests per client per phase. "
+        "The client runs on the same 2 shared cores as the server, so absolute figures are low; the ratio to the floor "
+        "is the comparable figure. Saturated phases send back to back (latency there is mostly queueing: Little's law "
+        "gives p95 ~ clients / throughput); the users phase adds an exponential think time between requests.\n\n"
+        + table(rows, ["phase", "requests", "errors", "throughput rps", "x floor rps", "p50 ms", "p95 ms", "max ms"])
+        + "\n\n" + "\n".join(verdict)
+    )
+    write_section("api_load", "Analytics API under load (bench/api_load.py)", body)
+
+
+if __name__ == "__main__":
+    main()
