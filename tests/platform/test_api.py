@@ -277,5 +277,33 @@ def test_the_job_list_shows_each_jobs_schedule_and_latest_run(api, registry):
     by_name = {j["name"]: j for j in body["results"]}
     assert [j["name"] for j in body["results"]] == ["nightly", "after_nightly"]
     assert by_name["nightly"]["schedule"] == "0 2 * * * (UTC)" and by_name["nightly"]["window_days"] == 3
-    assert (by_name["nightly"]["last_run"]["status"], by_name["nightly"]["last_run"]["rows_written"]) == ("succeeded", 4)
+    assert (by_name["nightly"]["last_run"]["status"], by_name["nightly"]["last_run"]["rows_written"]) == (
+        "succeeded",
+        4,
+    )
     assert by_name["after_nightly"]["after"] == ["nightly"] and by_name["after_nightly"]["last_run"] is None
+
+
+def test_a_disallowed_host_under_api_is_a_400_in_the_error_shape(api):
+    response = api.get("/api/v1/jobs/", HTTP_HOST="attacker.example")
+    assert_error_shape(response, 400, "bad_request")
+
+
+def test_pages_outside_the_api_keep_djangos_html_errors(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert not response["Content-Type"].startswith("application/json")
+
+
+def test_seed_path_answers_with_and_without_the_trailing_slash():
+    from marketing_ai.api import seed_path
+
+    def view(request, campaign_id):
+        return None
+
+    pattern = seed_path("analytics/campaign/<campaign_id>/metrics", view)
+    for path in ("analytics/campaign/camp_1/metrics", "analytics/campaign/camp_1/metrics/"):
+        match = pattern.resolve(path)
+        assert match.func is view and match.kwargs == {"campaign_id": "camp_1"}
+    for path in ("analytics/campaign/a/b/metrics", "analytics/campaign/camp_1/metrics/extra"):
+        assert pattern.resolve(path) is None
