@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import uuid
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 from django.db import connection
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from campaigns.models import Customer, Event, Merchant
 from tests.factories import CampaignFactory, CustomerFactory, EventFactory, OfferFactory
@@ -342,3 +347,39 @@ def test_concurrent_batches_with_the_same_ids_store_each_id_once(postgres, marke
     assert sum(r.stored for r in results) == 600
     assert sum(r.duplicates for r in results) == 200
     assert Customer.objects.count() == 7
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    instant=st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2026, 1, 1)),
+    offset_minutes=st.integers(min_value=-14 * 60, max_value=14 * 60),
+    cents=st.integers(min_value=0, max_value=99_999_999_999_999),
+    as_number=st.booleans(),
+)
+def test_any_valid_time_and_amount_is_stored_exactly(campaign, instant, offset_minutes, cents, as_number):
+    """Property: the stored instant and amount equal an independent parse (pandas, Decimal) of the wire text."""
+    from campaigns.services import ingest_events
+
+    zone = dt.timezone(dt.timedelta(minutes=offset_minutes))
+    text = instant.replace(tzinfo=zone).isoformat()
+    amount_text = f"{cents // 100}.{cents % 100:02d}"
+    amount = float(amount_text) if as_number else amount_text
+    event_id = f"evt_{uuid.uuid4().hex}"
+
+    result = ingest_events([wire(0, event_id=event_id, type="conversion", occurred_at=text, amount=amount)])
+
+    stored = Event.objects.get(event_id=event_id)
+    assert result.stored == 1
+    assert stored.occurred_at == pd.Timestamp(text).tz_convert("UTC").to_pydatetime()
+    assert stored.amount == Decimal(amount_text)
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(amount=st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=0, max_value=10**6)
+       .filter(lambda d: d != d.quantize(Decimal("0.01"))))
+def test_any_amount_with_a_third_decimal_is_refused(campaign, amount):
+    from campaigns.services import InvalidRows, ingest_events
+
+    with pytest.raises(InvalidRows) as refused:
+        ingest_events([wire(0, type="conversion", amount=str(amount))])
+    assert [(e.field, e.reason) for e in refused.value.errors] == [("amount", "has more than 2 decimal places")]
