@@ -567,12 +567,16 @@ def _assemble(
     seconds = seconds[order]
     n = len(seconds)
     start_ns = pd.Timestamp(config.start_date, tz="UTC").value
-    event_id = pd.Series(np.arange(n)).astype(str)
+    # Zero-padded numbers: ids sort in time order, so the unique index on event_id grows at its right edge.
+    digits = max(9, len(str(n)))
+    numbers = (np.arange(n, dtype=np.int64) + 10**digits).astype(f"U{digits + 1}")
+    padded = np.ascontiguousarray(numbers.view("U1").reshape(n, digits + 1)[:, 1:]).view(f"U{digits}").ravel()
+    event_id = np.strings.add(f"{config.id_prefix}evt_{config.seed}_", padded).astype(object)
     amount = pd.array(cat["amount_cents"], dtype="Int64")
     amount[cat["amount_cents"] < 0] = pd.NA
     return pd.DataFrame(
         {
-            "event_id": f"{config.id_prefix}evt_{config.seed}_" + event_id,
+            "event_id": event_id,
             "type": pd.Categorical.from_codes(cat["type"], EVENT_TYPES),
             "occurred_at": pd.to_datetime(start_ns + seconds * 1_000_000_000, utc=True),
             "customer_id": pd.Categorical.from_codes(cat["customer"], customers["customer_id"]),
