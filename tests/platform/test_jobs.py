@@ -295,6 +295,8 @@ def test_celery_uses_json_late_acks_and_time_limits():
     assert (conf.task_serializer, conf.result_serializer, list(conf.accept_content)) == ("json", "json", ["json"])
     assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
     assert 0 < conf.task_soft_time_limit < conf.task_time_limit
+    # A task still running when Redis's visibility timeout ends would be delivered a second time.
+    assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
     assert conf.task_always_eager is (settings.REDIS_URL is None)  # no broker: run in-process
     assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
     assert conf.timezone == "UTC"
