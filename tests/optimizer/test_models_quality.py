@@ -49,9 +49,12 @@ def test_full_path_recovers_send_times_and_beats_the_baselines(seed):
 def exposures(events: pd.DataFrame, customers: pd.DataFrame, offers: pd.DataFrame) -> pd.DataFrame:
     """Sends and conversions per (segment, offer value): the same aggregate as features.offer_exposures."""
     e = events[events["type"].isin(["notification_sent", "conversion"])]
+    # Ids are categoricals: look each category up once, then index by the codes.
+    segment_of = customers.set_index("customer_id")["segment"].astype(str).reindex(e["customer_id"].cat.categories).to_numpy()
+    value_of = offers.set_index("offer_id")["value"].astype(float).reindex(e["offer_id"].cat.categories).to_numpy()
     frame = pd.DataFrame({
-        "segment": e["customer_id"].astype(str).map(customers.set_index("customer_id")["segment"].astype(str)),
-        "offer_value": e["offer_id"].astype(str).map(offers.set_index("offer_id")["value"]).astype(float),
+        "segment": segment_of[e["customer_id"].cat.codes.to_numpy()],
+        "offer_value": value_of[e["offer_id"].cat.codes.to_numpy()],
         "sent": (e["type"] == "notification_sent").astype(int),
         "converted": (e["type"] == "conversion").astype(int),
         "revenue": e["amount_cents"].astype("float64").fillna(0.0) / 100.0,

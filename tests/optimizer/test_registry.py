@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import functools
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import skops.io as sio
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from optimizer import registry
 from optimizer.ml import conversion
@@ -26,11 +28,15 @@ def artifacts_in_tmp(settings, tmp_path):
     registry._CACHE.clear()
 
 
-def small_artifact(seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
+@functools.cache
+def small_artifact() -> dict:
+    """A fitted gradient-boosting model (its tree predictors are on the allow-list) and an array; fitted once."""
+    rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
     y = (x[:, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
-    return {"estimator": HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(x, y), "weights": np.arange(3.0)}
+    with threadpool_limits(1):
+        estimator = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(x, y)
+    return {"estimator": estimator, "weights": np.arange(3.0)}
 
 
 def register(model_type=ModelType.CONVERSION, **metrics) -> MLModel:
