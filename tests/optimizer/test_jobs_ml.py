@@ -22,7 +22,6 @@ from optimizer.services import training
 from tests.factories import CustomerFactory
 
 
-
 @pytest.fixture(scope="module")
 def seeded(django_db_setup, django_db_blocker, tmp_path_factory):
     """Demo data plus one customer without history, and one trained set of models: built once for the module.
