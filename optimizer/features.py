@@ -52,8 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import Count, F, Max, Min, Q, Sum, Value
-from django.db.models.functions import ExtractMinute, TruncDate, TruncHour
+from django.db.models import CharField, Count, F, Max, Min, Q, Sum, Value
+from django.db.models.functions import Cast, ExtractMinute, TruncDate, TruncHour
 
 from campaigns.models import Campaign, Customer, Event, Segment
 from optimizer.ml.metrics import HOURS, window_mass
@@ -116,6 +116,15 @@ def fetch(qs, columns: list[str] | None = None) -> pd.DataFrame:
         return pd.DataFrame.from_records(cursor.fetchall(), columns=names)
 
 
+def _text(expression) -> Cast:
+    """Moments as text: pandas parses millions of ISO strings in C, far faster than per-row datetime objects."""
+    return Cast(expression, output_field=CharField())
+
+
+def _moments(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, utc=True, format="ISO8601")
+
+
 def customers() -> pd.DataFrame:
     """Every customer: pk (index), external id, time zone, segment name, signup date."""
     rows = Customer.objects.values_list("id", "customer_id", "timezone", "segment__name", "signup_date", "created_at").order_by()
@@ -125,7 +134,7 @@ def customers() -> pd.DataFrame:
 
 
 def _days_before(as_of: dt.datetime, moments: pd.Series) -> pd.Series:
-    moments = pd.to_datetime(moments, utc=True)
+    moments = _moments(moments)
     return (pd.Timestamp(as_of) - moments).dt.total_seconds() / 86400.0
 
 
@@ -142,10 +151,10 @@ def customer_frame(as_of: dt.datetime, label_until: dt.datetime | None = None) -
             clicks=Count("id", filter=Q(type=T.CLICK)),
             conversions=Count("id", filter=Q(type=T.CONVERSION)),
             revenue=Sum("amount", filter=Q(type=T.CONVERSION)),
-            last_event=Max("occurred_at"),
-            last_conversion=Max("occurred_at", filter=Q(type=T.CONVERSION)),
-            last_open=Max("occurred_at", filter=Q(type=T.NOTIFICATION_OPENED)),
-            first_event=Min("occurred_at"),
+            last_event=_text(Max("occurred_at")),
+            last_conversion=_text(Max("occurred_at", filter=Q(type=T.CONVERSION))),
+            last_open=_text(Max("occurred_at", filter=Q(type=T.NOTIFICATION_OPENED))),
+            first_event=_text(Min("occurred_at")),
             active_days=Count(TruncDate("occurred_at"), distinct=True),
         )
     )
@@ -162,7 +171,7 @@ def customer_frame(as_of: dt.datetime, label_until: dt.datetime | None = None) -
     frame["recency_conversion_days"] = _days_before(as_of, frame["last_conversion"])
     frame["recency_open_days"] = _days_before(as_of, frame["last_open"])
     signup = pd.to_datetime(frame["signup_date"]).dt.tz_localize("UTC")
-    first_seen = pd.to_datetime(frame["first_event"], utc=True).fillna(pd.to_datetime(frame["created_at"], utc=True))
+    first_seen = _moments(frame["first_event"]).fillna(pd.to_datetime(frame["created_at"], utc=True))
     frame["tenure_days"] = _days_before(as_of, signup.fillna(first_seen)).clip(lower=0).fillna(0.0)
     frame["open_rate"] = frame["opens"] / frame["sent"].where(frame["sent"] > 0)
     frame["click_rate"] = frame["clicks"] / np.maximum(frame["views"], frame["opens"]).where(lambda s: s > 0)
@@ -200,14 +209,14 @@ def open_hour_counts(
     base = frame if frame is not None else customers()
     rows = (
         _window(Event.objects.filter(type=T.NOTIFICATION_OPENED, customer__isnull=False), start, end)
-        .annotate(hour=TruncHour("occurred_at"), quarter=ExtractMinute("occurred_at") / Value(15))
+        .annotate(hour=_text(TruncHour("occurred_at")), quarter=ExtractMinute("occurred_at") / Value(15))
         .values("customer_id", "hour", "quarter")
         .annotate(n=Count("id"))
     )
     opens = fetch(rows.order_by())
     out = np.zeros((len(base), HOURS), dtype=np.int64)
     if not opens.empty:
-        opens["hour"] = pd.to_datetime(opens["hour"], utc=True) + pd.to_timedelta(opens["quarter"].astype(int) * 15, unit="m")
+        opens["hour"] = _moments(opens["hour"]) + pd.to_timedelta(opens["quarter"].astype(int) * 15, unit="m")
         opens["tz"] = base["timezone"].reindex(opens["customer_id"]).fillna("UTC").to_numpy()
         local = np.empty(len(opens), dtype=np.int64)
         for tz, idx in opens.groupby("tz").indices.items():  # one vectorised conversion per zone
@@ -228,7 +237,7 @@ def customer_merchant_interactions(
     """
     rows = (
         _window(Event.objects.filter(customer__isnull=False, merchant__isnull=False, type__in=list(INTERACTION_WEIGHTS)), start, end)
-        .annotate(day=TruncDate("occurred_at"))
+        .annotate(day=_text(TruncDate("occurred_at")))
         .values("customer_id", "merchant_id", "type", "day")
         .annotate(n=Count("id"), revenue=Sum("amount"))
     )
