@@ -131,8 +131,8 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path, tmp_path_factory):
-    """One headless Chromium for the test session, with a new empty user data dir.
+def browser(chromium_path):
+    """One headless Chromium for the test session (Playwright gives it a new, empty user data dir).
 
     Playwright's sync API keeps an asyncio loop in this thread, which trips Django's
     async-safety check on every ORM call from the test; DJANGO_ALLOW_ASYNC_UNSAFE turns the
@@ -148,16 +148,11 @@ def browser(chromium_path, tmp_path_factory):
     previous_max_age = db_settings.get("CONN_MAX_AGE", 0)
     db_settings["CONN_MAX_AGE"] = 0
     playwright = sync_playwright().start()
-    context = playwright.chromium.launch_persistent_context(
-        str(tmp_path_factory.mktemp("chromium-profile")),
-        executable_path=chromium_path,
-        headless=True,
-        args=CHROMIUM_ARGS,
-    )
+    chromium = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
     try:
-        yield context
+        yield chromium
     finally:
-        context.close()
+        chromium.close()
         playwright.stop()
         db_settings["CONN_MAX_AGE"] = previous_max_age
         if previous is None:
@@ -168,13 +163,12 @@ def browser(chromium_path, tmp_path_factory):
 
 @pytest.fixture
 def page(browser):
-    """A fresh tab with no cookies; closed after the test."""
-    browser.clear_cookies()
-    tab = browser.new_page()
+    """A tab in a fresh browser context (no cookies, no cache), closed with its connections after the test."""
+    context = browser.new_context()
+    tab = context.new_page()
     tab.set_default_timeout(15_000)
     yield tab
-    tab.close()
-    browser.clear_cookies()
+    context.close()
 
 
 @pytest.fixture
