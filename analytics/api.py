@@ -8,9 +8,12 @@ aliases of the same views (see urls.py).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+from collections.abc import Callable
 from typing import Any
 
+from django.core.cache import cache
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -25,6 +28,22 @@ from analytics.selectors import Period, Totals
 from marketing_ai.api import BadRequest
 
 FORMATS = ("json", "csv")
+# Answers are cached under the aggregates' version (a new aggregation run is seen at once); the TTL
+# bounds how long a campaign's name or status change (which needs no run) may take to show.
+CACHE_SECONDS = 60
+
+
+def cached(kind: str, key: tuple, build: Callable[[], Any]) -> Any:
+    """``build()``'s result, cached per aggregate version, ``kind`` and ``key`` (the resolved period etc.)."""
+    version = selectors.data_version()
+    if version is None:  # nothing aggregated yet: nothing worth caching
+        return build()
+    cache_key = "analytics:" + hashlib.sha1(repr((version, kind, *key)).encode()).hexdigest()
+    data = cache.get(cache_key)
+    if data is None:
+        data = build()
+        cache.set(cache_key, data, CACHE_SECONDS)
+    return data
 
 
 # --- Output shapes (one function per shape; JSON and CSV share it) ---
@@ -249,15 +268,16 @@ class CampaignAnalyticsViewSet(ValidatesFormat, viewsets.ViewSet):
     @action(detail=True, methods=["get"])
     def metrics(self, request: Request, campaign_id: str) -> Any:
         period = Period.from_query(request.query_params)
-        campaign = selectors.campaign_by_external_id(campaign_id)
-        return answer(request, metrics_payload(campaign, period), filename=_filename("metrics", period, campaign_id))
+        data = cached("metrics", (campaign_id, period), lambda: metrics_payload(
+            selectors.campaign_by_external_id(campaign_id), period))
+        return answer(request, data, filename=_filename("metrics", period, campaign_id))
 
     @extend_schema(parameters=RANGE_PARAMS, responses=SegmentOut(many=True))
     @action(detail=True, methods=["get"])
     def segments(self, request: Request, campaign_id: str) -> Any:
         period = Period.from_query(request.query_params)
-        campaign = selectors.campaign_by_external_id(campaign_id)
-        rows = [segment_payload(r) for r in selectors.segments(period, campaign)]
+        rows = cached("segments", (campaign_id, period), lambda: [
+            segment_payload(r) for r in selectors.segments(period, selectors.campaign_by_external_id(campaign_id))])
         return answer(request, rows, filename=_filename("segments", period, campaign_id))
 
     @extend_schema(
@@ -268,8 +288,8 @@ class CampaignAnalyticsViewSet(ValidatesFormat, viewsets.ViewSet):
     def trends(self, request: Request, campaign_id: str) -> Any:
         period = Period.from_query(request.query_params)
         interval = selectors.parse_interval(request.query_params.get("interval"))
-        campaign = selectors.campaign_by_external_id(campaign_id)
-        rows = [trend_payload(p) for p in selectors.trends(period, interval, campaign)]
+        rows = cached("trends", (campaign_id, period, interval), lambda: [
+            trend_payload(p) for p in selectors.trends(period, interval, selectors.campaign_by_external_id(campaign_id))])
         return answer(request, rows, filename=_filename(f"trends_{interval}", period, campaign_id))
 
 
@@ -279,5 +299,5 @@ class PortfolioView(ValidatesFormat, APIView):
     @extend_schema(parameters=RANGE_PARAMS, responses=PortfolioOut)
     def get(self, request: Request) -> Any:
         period = Period.from_query(request.query_params)
-        data = portfolio_payload(selectors.portfolio(period), period)
+        data = cached("portfolio", (period,), lambda: portfolio_payload(selectors.portfolio(period), period))
         return answer(request, data, csv_rows=data["campaigns"], filename=_filename("portfolio", period))

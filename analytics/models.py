@@ -109,3 +109,20 @@ class CampaignTrendData(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} {self.interval} {self.period_start} {self.metric_type}={self.value}"
+
+
+class AggregateRefresh(models.Model):
+    """One completed run of the aggregation. The latest row versions the aggregate tables: the API
+    caches its answers under that version, so a new run (or re-aggregation) is seen at once."""
+
+    computed_at = models.DateTimeField()
+    start = models.DateField()
+    end = models.DateField()
+    rows_written = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "analytics_refresh"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"aggregated {self.start}..{self.end} at {self.computed_at:%Y-%m-%d %H:%M:%S}"

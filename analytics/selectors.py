@@ -16,7 +16,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from analytics import metrics
-from analytics.models import CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
+from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
 from analytics.services import DAILY_METRICS, period_bounds
 from campaigns.models import Campaign, Segment
 from marketing_ai.api import BadRequest, NotFound
@@ -258,3 +258,8 @@ def last_aggregation():
     from marketing_ai.models import JobRun
 
     return JobRun.objects.filter(job="daily_analytics", finished_at__isnull=False).order_by("-finished_at").first()
+
+
+def data_version() -> tuple | None:
+    """(id, computed_at) of the latest aggregation run, or None before the first: the API's cache version."""
+    return AggregateRefresh.objects.order_by("-id").values_list("id", "computed_at").first()

@@ -26,7 +26,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
-from analytics.models import CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
+from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
 from campaigns.models import Event
 from marketing_ai.jobs import NullProgress, Progress, job
 
@@ -270,5 +270,6 @@ def aggregate_days(
         written += aggregate_chunk(chunk[0], chunk[-1], computed_at=computed_at, native=native)
         progress.advance(len(chunk))
     written += refresh_trends(start, end, computed_at=computed_at, native=native)
+    AggregateRefresh.objects.create(computed_at=computed_at, start=start, end=end, rows_written=written)
     progress.advance(1)
     return written

@@ -180,3 +180,11 @@ def test_api_reads_only_the_aggregate_tables(api, data):
         api.get("/api/analytics/campaign/camp_a/segments?days=7")
         api.get("/api/analytics/campaign/camp_a/trends?days=7")
     assert not [q["sql"] for q in ctx.captured_queries if "campaigns_event" in q["sql"]]
+
+
+def test_a_new_aggregation_run_is_seen_at_once_despite_the_cache(api, data):
+    first = api.get("/api/analytics/campaign/camp_a/metrics?days=7").json()
+    assert api.get("/api/analytics/campaign/camp_a/metrics?days=7").json() == first  # served from the cache
+    EventFactory(campaign=data, type="view", occurred_at=at(0))
+    services.aggregate_days(start=TODAY, end=TODAY)
+    assert api.get("/api/analytics/campaign/camp_a/metrics?days=7").json()["views"] == first["views"] + 1
