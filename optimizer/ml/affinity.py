@@ -72,7 +72,55 @@ def raw_scores(artifact: dict[str, Any], weights: sparse.csr_matrix) -> np.ndarr
 
 
 def top_k(artifact: dict[str, Any], weights: sparse.csr_matrix, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` merchants per customer, in blocks: (indices, affinity scores in [0, 1]) each (n, k)."""
+    """Best ``k`` merchants per customer: (indices, affinity scores in [0, 1]) each (n, k).
+
+    Sparse throughout: a merchant can only beat the popularity prior if the customer interacted
+    with it or with one of its neighbours, so the candidates per customer are those merchants
+    plus the ``k`` most popular ones; every other merchant scores ``popularity_weight * pop`` at
+    most, below the ``k`` popular candidates. The result equals ranking every merchant (ties go
+    to the lower merchant index), at a cost proportional to the candidates, not to customers x merchants.
+    """
+    weights = sparse.csr_matrix(weights, dtype=np.float64)
+    n, n_items = weights.shape
+    k = min(k, n_items)
+    out_idx = np.zeros((n, k), dtype=np.int32)
+    out_score = np.zeros((n, k), dtype=np.float64)
+    if n == 0 or k == 0:
+        return out_idx, out_score
+    sim = _similarity_matrix(artifact)
+    neighbours = artifact["neighbour_index"].shape[1] if artifact["neighbour_index"].size else 0
+    # The tiny floor keeps a zero-popularity candidate as an explicit entry; it never changes an order.
+    prior = artifact["popularity_weight"] * artifact["popularity"] + 1e-300
+    popular = np.argsort(-artifact["popularity"], kind="stable")[:k]
+    per_row = max(weights.nnz / n, 1.0) * (neighbours + 1) + k
+    chunk = max(1, int(BLOCK_CELLS / per_row))
+    for start in range(0, n, chunk):
+        own = _row_normalise(weights[start : start + chunk])
+        rows = own.shape[0]
+        personal = (own + artifact["neighbour_weight"] * (own @ sim)).tocsr()
+        candidates = sparse.csr_matrix(
+            (np.ones(rows * k), (np.repeat(np.arange(rows), k), np.tile(popular, rows))), shape=(rows, n_items)
+        )
+        pattern = personal.copy()
+        pattern.data = np.ones_like(pattern.data)
+        union = (pattern + candidates).tocsr()
+        union.data = np.ones_like(union.data)
+        scores = (personal + union.multiply(prior[None, :])).tocsr()
+        scores.sum_duplicates()
+        counts = np.diff(scores.indptr)
+        row_of = np.repeat(np.arange(rows), counts)
+        order = np.lexsort((scores.indices, -scores.data, row_of))  # by row, best first, ties by merchant index
+        rank = np.arange(len(order)) - np.repeat(scores.indptr[:-1], counts)
+        keep = order[rank < k]
+        idx = scores.indices[keep].reshape(rows, k)
+        raw = scores.data[keep].reshape(rows, k)
+        out_idx[start : start + rows] = idx
+        out_score[start : start + rows] = raw / (raw + artifact["scale"])
+    return out_idx, out_score
+
+
+def top_k_dense(artifact: dict[str, Any], weights: sparse.csr_matrix, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """Reference implementation of ``top_k``: score every merchant densely, in blocks (used by the tests)."""
     weights = sparse.csr_matrix(weights)
     n, n_items = weights.shape
     k = min(k, n_items)
@@ -81,12 +129,9 @@ def top_k(artifact: dict[str, Any], weights: sparse.csr_matrix, k: int = TOP_K) 
     chunk = max(1, BLOCK_CELLS // max(n_items, 1))
     for start in range(0, n, chunk):
         block = raw_scores(artifact, weights[start : start + chunk])
-        part = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (len(block), 1))
-        part_scores = np.take_along_axis(block, part, axis=1)
-        order = np.lexsort((part, -part_scores), axis=1)  # best first; ties by merchant index (deterministic)
-        idx = np.take_along_axis(part, order, axis=1)
-        raw = np.take_along_axis(part_scores, order, axis=1)
-        out_idx[start : start + len(block)] = idx
+        order = np.lexsort((np.broadcast_to(np.arange(n_items), block.shape), -block), axis=1)[:, :k]
+        raw = np.take_along_axis(block, order, axis=1)
+        out_idx[start : start + len(block)] = order
         out_score[start : start + len(block)] = raw / (raw + artifact["scale"])
     return out_idx, out_score
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from campaigns.demo import DemoConfig, generate
 from campaigns.demo_load import seed_demo
 from optimizer import quality, registry
-from optimizer.ml import offer_response
+from optimizer.ml import affinity, offer_response
 from optimizer.services import training
 
 END = dt.date(2026, 6, 30)
@@ -88,3 +90,16 @@ def test_expected_profit_is_probability_times_discounted_margin_minus_cost():
     for segment, by_offer in planted["offer_response"].items():
         profits = {float(v): float(offer_response.expected_profit(d["conversion_given_click"], 1.0, float(v))) for v, d in by_offer.items()}
         assert max(profits, key=profits.get) == planted["best_offer"][segment]
+
+
+def test_sparse_affinity_ranking_equals_scoring_every_merchant():
+    rng = np.random.default_rng(4)
+    n, m = 3000, 400
+    popularity = rng.dirichlet(np.full(m, 0.5))
+    rows = np.repeat(np.arange(n), rng.poisson(3, n))
+    weights = sparse.csr_matrix((rng.exponential(1.0, len(rows)), (rows, rng.choice(m, len(rows), p=popularity))), shape=(n, m))
+    model, _ = affinity.fit(weights)
+    fast_idx, fast_score = affinity.top_k(model, weights)
+    dense_idx, dense_score = affinity.top_k_dense(model, weights)
+    np.testing.assert_array_equal(fast_idx, dense_idx)
+    np.testing.assert_allclose(fast_score, dense_score)
