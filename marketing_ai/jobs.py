@@ -102,9 +102,7 @@ def job(
             schedule=schedule,
             after=tuple(after),
             window_days=window_days,
-            description=description or (func.__doc__ or "").strip().splitlines()[0]
-            if (description or func.__doc__)
-            else "",
+            description=description or next(iter((func.__doc__ or "").strip().splitlines()), ""),
         )
         return func
 

@@ -337,3 +337,20 @@ def test_a_permanent_error_is_not_retried(db, registry):
     result = run_job.apply(kwargs={"name": "broken"}, throw=False)
     assert result.failed()
     assert JobRun.objects.filter(job="broken").count() == 1
+
+
+def test_a_jobs_description_is_the_first_line_of_its_docstring(registry):
+    def documented(*, progress):
+        """Refresh the thing.
+
+        Longer explanation."""
+        return 0
+
+    def blank_doc(*, progress):
+        """ """
+        return 0
+
+    jobs.job("documented", schedule=None)(documented)
+    jobs.job("blank_doc", schedule=None)(blank_doc)
+    jobs.job("explicit", schedule=None, description="Said so")(documented)
+    assert [jobs.get(n).description for n in ("documented", "blank_doc", "explicit")] == ["Refresh the thing.", "", "Said so"]
