@@ -8,7 +8,8 @@ An event on the wire is a JSON object (see docs/ingestion.md)::
 
 ``validate_event_row`` is the one row validator (the API and ``import_events`` both call it
 through ``ingest_events``). ``ingest_events`` resolves ids with one query per kind, creates
-customers and merchants on first sight, and writes the batch set-based in one transaction:
+customers and merchants on first sight (their own short transaction), and writes the events
+set-based in one transaction:
 on PostgreSQL COPY into a temporary table then ``INSERT ... ON CONFLICT (event_id) DO NOTHING``,
 elsewhere one ``executemany`` of the same INSERT. ``event_id`` is the idempotency key: a
 re-sent id (from an earlier batch or earlier in the same batch) is counted as a duplicate.
@@ -17,8 +18,10 @@ re-sent id (from an earlier batch or earlier in the same batch) is counted as a 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -259,13 +262,34 @@ def validate_batch(raws: Sequence[Any], *, now: dt.datetime | None = None) -> tu
 
 
 def ingest_events(raws: Sequence[Any], *, skip_invalid: bool = False, received_at: dt.datetime | None = None) -> IngestResult:
-    """Validate and store a batch of wire events in one transaction.
+    """Validate and store a batch of wire events: new customers and merchants in one short transaction,
+    then all the events in another.
 
     With ``skip_invalid=False`` (the API) a batch with any bad row raises ``InvalidRows`` and
     writes nothing. With ``skip_invalid=True`` (file import) the valid rows are stored and the
     bad ones come back in ``result.rejected``.
     """
-    received_at = received_at or timezone.now()
+    with _gc_paused():
+        return _ingest_events(raws, skip_invalid=skip_invalid, received_at=received_at or timezone.now())
+
+
+@contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector for one batch.
+
+    A batch allocates tens of thousands of small acyclic objects (freed by reference counting); left on,
+    the collector rescans them over and over and took a third of the batch's time in profiles.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.datetime) -> IngestResult:
     valid, errors = validate_batch(raws, now=received_at)
     if errors and not skip_invalid:
         raise InvalidRows(errors)
