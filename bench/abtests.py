@@ -129,6 +129,17 @@ def timed(fn, repeat: int) -> tuple[float, list[float]]:
     return first, runs
 
 
+def interleaved(fns: list, repeat: int) -> list[tuple[float, list[float]]]:
+    """(first call, the following ``repeat`` calls) per function, the calls of each round back to back."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat + 1):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - start)
+    return [(t[0], t[1:]) for t in times]
+
+
 def per_call(fn, number: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=5)) / number
 
@@ -186,10 +197,11 @@ def main() -> None:
                             [test.pk])
                 cur.fetchone()
 
-        floor_first, floor_runs = timed(count_floor, args.repeat)
-        totals_first, totals_runs = timed(lambda: selectors.arm_totals(test=test), args.repeat)
-        analyze_first, analyze_runs = timed(lambda: services.test_analyze(test=test), args.repeat)
-        status_first, status_runs = timed(lambda: selectors.test_status(test=test), args.repeat)
+        # Interleaved rounds, so drifting load on the shared machine hits every measurement alike.
+        (floor_first, floor_runs), (totals_first, totals_runs), (analyze_first, analyze_runs), \
+            (status_first, status_runs) = interleaved(
+                [count_floor, lambda: selectors.arm_totals(test=test), lambda: services.test_analyze(test=test),
+                 lambda: selectors.test_status(test=test)], args.repeat)
         result = services.test_analyze(test=test)
         med = statistics.median
         floor = med(floor_runs)
@@ -217,7 +229,8 @@ def main() -> None:
                 f"converters, {args.noise_events:,} unrelated events in the campaign; PostgreSQL "
                 f"{connection.pg_version // 10000}; data built by set-based SQL in {build_s:.0f} s; "
                 f"load average during the run {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-                f"(the machine is shared).\n\n"
+                f"(the machine is shared: absolute times move with its load, the ratios much less; "
+                f"the four measurements run interleaved, median of {args.repeat} rounds after a first).\n\n"
                 f"**Whole analysis** (median of {args.repeat} after a first run): {whole * 1e3:.0f} ms "
                 f"— goal < 1 s: {verdict}.\n\n"
                 + table(db_rows, ["what", "first", "median", "ratio"])
