@@ -26,6 +26,12 @@ DEFAULT_DAYS = 30
 MAX_RANGE_DAYS = 1096  # three years: bounds the work of one request
 INTERVALS = (CampaignTrendData.Interval.DAILY, CampaignTrendData.Interval.WEEKLY, CampaignTrendData.Interval.MONTHLY)
 ZERO = Decimal("0")
+CENT = Decimal("0.01")
+
+
+def money(value) -> Decimal:
+    """Money to the cent (SQLite's SUM of decimals comes back unscaled: 200 rather than 200.00)."""
+    return Decimal(value or 0).quantize(CENT)
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,8 @@ class Totals:
 
     @classmethod
     def from_row(cls, row: Mapping) -> Totals:
-        return cls(**{name: row.get(name) or (ZERO if name in ("revenue", "cost") else 0) for name in DAILY_METRICS})
+        return cls(**{name: money(row.get(name)) if name in ("revenue", "cost") else int(row.get(name) or 0)
+                      for name in DAILY_METRICS})
 
     @property
     def conversion_rate(self) -> float:
@@ -211,7 +218,7 @@ def trends(period: Period, interval: str, campaign: Campaign | None = None) -> l
         v = values.get(start, {})
         out.append(TrendPoint(start, Totals(
             **{name: int(v.get(name) or 0) for name in DAILY_METRICS if name not in ("revenue", "cost")},
-            revenue=v.get("revenue") or ZERO, cost=v.get("cost") or ZERO,
+            revenue=money(v.get("revenue")), cost=money(v.get("cost")),
         )))
     return out
 
@@ -242,7 +249,7 @@ def portfolio(period: Period) -> Portfolio:
     ]
     rows.sort(key=lambda r: r.totals.revenue, reverse=True)  # stable: ties stay in campaign_id order
     overall = Totals(**{
-        name: sum((getattr(r.totals, name) for r in rows), ZERO if name in ("revenue", "cost") else 0)
+        name: sum((getattr(r.totals, name) for r in rows), CENT * 0 if name in ("revenue", "cost") else 0)
         for name in DAILY_METRICS
     })
     return Portfolio(counts["total"], counts["active"], overall, rows)
