@@ -10,8 +10,8 @@ Feature families
 
 - recency: ``recency_days`` (days since the last event of any kind), ``recency_conversion_days``,
   ``recency_open_days`` (NaN when never; the models fill "never" with the largest observed value);
-- frequency: ``sent``, ``opens``, ``views``, ``clicks``, ``conversions``, ``active_days``
-  (distinct days with an event), and the rates ``open_rate`` (opens / sent), ``click_rate``
+- frequency: ``sent``, ``opens``, ``views``, ``clicks``, ``conversions``, ``active_span_days``
+  (days between the first and the last event), and the rates ``open_rate`` (opens / sent), ``click_rate``
   (clicks / (views or opens)), ``conversion_rate`` (conversions / sent);
 - monetary: ``revenue`` (sum of conversion amounts) and ``avg_order_value``;
 - tenure: ``tenure_days`` (days from signup, or first seen, to ``as_of``);
@@ -155,11 +155,10 @@ def customer_frame(as_of: dt.datetime, label_until: dt.datetime | None = None) -
             last_conversion=_text(Max("occurred_at", filter=Q(type=T.CONVERSION))),
             last_open=_text(Max("occurred_at", filter=Q(type=T.NOTIFICATION_OPENED))),
             first_event=_text(Min("occurred_at")),
-            active_days=Count(TruncDate("occurred_at"), distinct=True),
         )
     )
     hist = fetch(history.order_by())
-    counts = ["sent", "opens", "views", "clicks", "conversions", "active_days"]
+    counts = ["sent", "opens", "views", "clicks", "conversions"]
     if hist.empty:
         hist = pd.DataFrame(columns=["customer_id", *counts, "revenue", "last_event", "last_conversion", "last_open", "first_event"])
     hist = hist.set_index("customer_id")
@@ -170,6 +169,9 @@ def customer_frame(as_of: dt.datetime, label_until: dt.datetime | None = None) -
     frame["recency_days"] = _days_before(as_of, frame["last_event"])
     frame["recency_conversion_days"] = _days_before(as_of, frame["last_conversion"])
     frame["recency_open_days"] = _days_before(as_of, frame["last_open"])
+    # Days between first and last event (0 with one event or none): a cheap stand-in for distinct
+    # active days, whose COUNT(DISTINCT) cost four times the rest of this query on PostgreSQL.
+    frame["active_span_days"] = (_days_before(as_of, frame["first_event"]) - frame["recency_days"]).fillna(0.0)
     signup = pd.to_datetime(frame["signup_date"]).dt.tz_localize("UTC")
     first_seen = _moments(frame["first_event"]).fillna(pd.to_datetime(frame["created_at"], utc=True))
     frame["tenure_days"] = _days_before(as_of, signup.fillna(first_seen)).clip(lower=0).fillna(0.0)

@@ -79,7 +79,8 @@ def test_customer_frame_counts_recency_and_money_match_pandas_over_raw_events(wo
         assert row["conversions"] == (mine["type"] == T.CONVERSION).sum()
         assert row["revenue"] == pytest.approx(float(mine.loc[mine["type"] == T.CONVERSION, "amount"].sum()))
         assert row["recency_days"] == pytest.approx((as_of - mine["occurred_at"].max()).total_seconds() / 86400)
-        assert row["active_days"] == mine["occurred_at"].dt.date.nunique()
+        span = (mine["occurred_at"].max() - mine["occurred_at"].min()).total_seconds() / 86400 if len(mine) else 0.0
+        assert row["active_span_days"] == pytest.approx(span)
         later = events[(events["customer_id"] == pk) & (events["occurred_at"] >= as_of) & (events["occurred_at"] < at(30))]
         assert row["converted_next"] == int((later["type"] == T.CONVERSION).any())
         assert row["opened_next"] == int((later["type"] == T.NOTIFICATION_OPENED).any())
