@@ -338,6 +338,8 @@ def main() -> None:
             f"`{args.database}`; events, customers and merchants emptied between phases. The floor is "
             "PostgreSQL's own `COPY` of the same CSV into a table with the same columns and no index or key.\n\n"
             + table(rows, ["path", "seconds", "events/s", "note"]) + "\n\n" + verdict + "\n\n"
+            "The reference is one INSERT ... SELECT on one connection; the import and the API write with "
+            f"{args.workers} connections at once, so they can pass it. "
             "The machine's 2 cores are shared with other work while this runs, so rates vary run to run; "
             "the ratios are measured in the same run."
         )
