@@ -81,8 +81,12 @@ def metrics_payload(campaign, period: Period) -> dict[str, Any]:
     }
 
 
+NOT_PER_SEGMENT = ("sends", "opens", "clicks")  # the segment table does not keep them
+
+
 def segment_payload(row: selectors.SegmentRow) -> dict[str, Any]:
-    return {"segment_name": row.segment_name, "users_count": row.users_count, **totals_fields(row.totals)}
+    fields = {k: v for k, v in totals_fields(row.totals).items() if k not in NOT_PER_SEGMENT}
+    return {"segment_name": row.segment_name, "users_count": row.users_count, **fields}
 
 
 def trend_payload(point: selectors.TrendPoint) -> dict[str, Any]:
@@ -204,6 +208,7 @@ class MetricsOut(TotalsOut):
 class SegmentOut(TotalsOut):
     segment_name = serializers.CharField()
     users_count = serializers.IntegerField(help_text="distinct customers active each day, summed over the days")
+    sends = opens = clicks = None  # not kept per segment
 
 
 class TrendOut(serializers.Serializer):
