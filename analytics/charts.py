@@ -39,8 +39,8 @@ def segments(rows: list[SegmentRow]) -> SafeString:
     fig = go.Figure(go.Bar(
         x=names, y=rates, marker_color=BRAND, name="Conversion rate",
         error_y=dict(type="data", symmetric=False,
-                     array=[ci.high * 100 - rate for ci, rate in zip(cis, rates)],
-                     arrayminus=[rate - ci.low * 100 for ci, rate in zip(cis, rates)]),
+                     array=[ci.high * 100 - rate for ci, rate in zip(cis, rates, strict=True)],
+                     arrayminus=[rate - ci.low * 100 for ci, rate in zip(cis, rates, strict=True)]),
         customdata=[[r.users_count, float(r.totals.revenue), r.totals.views] for r in rows],
         hovertemplate="%{x}<br>conversion rate %{y:.2f}%<br>customer-days %{customdata[0]:,}"
                       "<br>views %{customdata[2]:,}<br>revenue %{customdata[1]:,.2f}<extra></extra>",

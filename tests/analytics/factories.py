@@ -55,8 +55,8 @@ def reference_frames(events: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for name, type_ in COUNT_TYPES.items():
         df[name] = (df["type"] == type_).astype(int)
     amount = df["amount"].map(lambda a: Decimal(0) if a is None else Decimal(a))
-    df["revenue"] = [a if t == Event.Type.CONVERSION else Decimal(0) for a, t in zip(amount, df["type"])]
-    df["cost"] = [a if t == Event.Type.SPEND else Decimal(0) for a, t in zip(amount, df["type"])]
+    df["revenue"] = [a if t == Event.Type.CONVERSION else Decimal(0) for a, t in zip(amount, df["type"], strict=True)]
+    df["cost"] = [a if t == Event.Type.SPEND else Decimal(0) for a, t in zip(amount, df["type"], strict=True)]
     sums = {name: "sum" for name in [*COUNT_TYPES, "revenue", "cost"]}
     daily = df.groupby(["campaign_id", "date"]).agg(sums).reset_index()
     seg = df[df["segment_id"].notna()].copy()
