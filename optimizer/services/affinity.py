@@ -19,7 +19,6 @@ is replaced in one transaction, so the job is idempotent.
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -98,8 +97,9 @@ def compute(now=None, *, artifact: dict | None = None) -> pd.DataFrame:
     rows["confidence"] = np.round(n / (n + CONFIDENCE_HALF) * np.where(direct, 1.0, 0.5), 4)
     rows["engagement_level"] = engagement_levels(rows["interactions"].to_numpy(), rows["conversions"].to_numpy())
     avg = np.where(rows["conversions"] > 0, rows["revenue"] / rows["conversions"].clip(lower=1), 0.0)
-    rows["avg_purchase_value"] = [Decimal(f"{v:.2f}") for v in avg]
-    rows["last_updated"] = now
+    # Money as exact two-decimal text (what the DecimalField stores), formatted in C rather than Decimal objects.
+    rows["avg_purchase_value"] = np.char.mod("%.2f", np.round(avg, 2))
+    rows["last_updated"] = pd.Timestamp(now)
     return rows.drop(columns=["interactions", "conversions", "revenue"])
 
 

@@ -69,7 +69,7 @@ def compute(now: dt.datetime | None = None, *, artifact: dict | None = None) -> 
             "confidence": np.round(rec["confidence"].astype(float), 4),
             "events_used": rec["events_used"],
             "method": np.where(rec["personal"], UserSendTime.Method.PERSONAL, UserSendTime.Method.FALLBACK),
-            "last_updated": now,
+            "last_updated": pd.Timestamp(now),
         }
     )
 
