@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 from abtests import assignment
@@ -128,3 +130,20 @@ def test_viewer_may_not_assign(viewer_api):
     customers(1)
     assert viewer_api.post(f"/api/ab-tests/{test.test_id}/assign", {"customer_id": "user_0"},
                            format="json").status_code == 403
+
+
+@given(customer_id=st.text(min_size=1, max_size=40), seed=st.text(max_size=20),
+       weights=st.lists(st.integers(min_value=0, max_value=10), min_size=2, max_size=5).filter(lambda w: sum(w) > 0))
+@settings(max_examples=300, deadline=None)
+def test_variant_for_any_id_seed_and_weights_matches_the_spec(customer_id, seed, weights):
+    # Weights that are exact in binary floating point sums, so the cumulative edges agree exactly.
+    total = sum(weights)
+    normalised = [w / total for w in weights]
+    if abs(sum(normalised) - 1.0) > 1e-12:
+        return
+    got = assignment.variant_index_for(seed, customer_id, normalised)
+    assert normalised[got] > 0
+    bucket = fnv1a32(str(fnv1a32(seed + customer_id))) % 10000 / 10000
+    edges = [sum(normalised[: i + 1]) for i in range(len(normalised))]
+    lower = edges[got] - normalised[got]
+    assert lower - 1e-12 <= bucket < edges[got] + 1e-12 or got == max(i for i, w in enumerate(normalised) if w > 0)

@@ -170,3 +170,12 @@ def test_detail_and_stored_results(api):
     test = ABTestFactory()
     assert api.get(f"/api/v1/ab-tests/{test.test_id}/").json()["test_id"] == test.test_id
     assert api.get(f"/api/v1/ab-tests/{test.test_id}/results").json()["count"] == 0
+
+
+def test_every_seed_path_answers_with_and_without_a_trailing_slash(api, campaign):
+    test_id = create(api)["test_id"]
+    assert api.post(f"/api/ab-tests/{test_id}/start/").status_code == 200
+    for path in (f"/api/ab-tests/{test_id}/status", f"/api/ab-tests/{test_id}/status/", "/api/ab-tests/history/",
+                 f"/api/v1/ab-tests/{test_id}/status/"):
+        assert api.get(path).status_code == 200, path
+    assert api.post(f"/api/ab-tests/{test_id}/end/").json()["status"] == "completed"
