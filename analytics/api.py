@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
@@ -19,8 +20,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import selectors
@@ -33,17 +34,27 @@ FORMATS = ("json", "csv")
 CACHE_SECONDS = 60
 
 
-def cached(kind: str, key: tuple, build: Callable[[], Any]) -> Any:
-    """``build()``'s result, cached per aggregate version, ``kind`` and ``key`` (the resolved period etc.)."""
+@dataclass(frozen=True)
+class Answer:
+    data: Any
+    json: bytes  # rendered once: a cache hit then costs no serialisation
+
+
+def _answer(data: Any) -> Answer:
+    return Answer(data, JSONRenderer().render(data))
+
+
+def cached(kind: str, key: tuple, build: Callable[[], Any]) -> Answer:
+    """``build()``'s result (and its JSON), cached per aggregate version, ``kind`` and ``key`` (resolved period etc.)."""
     version = selectors.data_version()
     if version is None:  # nothing aggregated yet: nothing worth caching
-        return build()
+        return _answer(build())
     cache_key = "analytics:" + hashlib.sha1(repr((version, kind, *key)).encode()).hexdigest()
-    data = cache.get(cache_key)
-    if data is None:
-        data = build()
-        cache.set(cache_key, data, CACHE_SECONDS)
-    return data
+    hit = cache.get(cache_key)
+    if hit is None:
+        hit = _answer(build())
+        cache.set(cache_key, hit, CACHE_SECONDS)
+    return hit
 
 
 # --- Output shapes (one function per shape; JSON and CSV share it) ---
@@ -144,10 +155,11 @@ def response_format(request: Request) -> str:
     return fmt
 
 
-def answer(request: Request, data: Any, *, csv_rows: list[dict] | None = None, filename: str) -> Any:
+def answer(request: Request, hit: Answer, *, csv_rows: list[dict] | None = None, filename: str) -> Any:
     """JSON by default; ``?format=csv`` gives the same rows as a CSV attachment."""
     if response_format(request) == "json":
-        return Response(data)
+        return HttpResponse(hit.json, content_type="application/json")
+    data = hit.data
     rows = [flatten(r) for r in (csv_rows if csv_rows is not None else (data if isinstance(data, list) else [data]))]
     buffer = io.StringIO()
     columns = list(rows[0]) if rows else []
@@ -305,4 +317,4 @@ class PortfolioView(ValidatesFormat, APIView):
     def get(self, request: Request) -> Any:
         period = Period.from_query(request.query_params)
         data = cached("portfolio", (period,), lambda: portfolio_payload(selectors.portfolio(period), period))
-        return answer(request, data, csv_rows=data["campaigns"], filename=_filename("portfolio", period))
+        return answer(request, data, csv_rows=data.data["campaigns"], filename=_filename("portfolio", period))
