@@ -11,7 +11,6 @@ import csv
 import hashlib
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
@@ -34,27 +33,39 @@ FORMATS = ("json", "csv")
 CACHE_SECONDS = 60
 
 
-@dataclass(frozen=True)
 class Answer:
-    data: Any
-    json: bytes  # rendered once: a cache hit then costs no serialisation
+    """A payload and its JSON, each computed (and cached) only when asked for."""
 
+    def __init__(self, build: Callable[[], Any], cache_key: str | None) -> None:
+        self._build, self._key = build, cache_key
 
-def _answer(data: Any) -> Answer:
-    return Answer(data, JSONRenderer().render(data))
+    def _cached(self, suffix: str, make: Callable[[], Any]) -> Any:
+        if self._key is None:
+            return make()
+        value = cache.get(self._key + suffix)
+        if value is None:
+            value = make()
+            cache.set(self._key + suffix, value, CACHE_SECONDS)
+        return value
+
+    @property
+    def data(self) -> Any:
+        if not hasattr(self, "_data"):
+            self._data = self._cached(":data", self._build)
+        return self._data
+
+    @property
+    def json(self) -> bytes:
+        # Rendered bytes cached apart from the data: a JSON hit unpickles bytes, not a dict of Decimals.
+        return self._cached(":json", lambda: JSONRenderer().render(self.data))
 
 
 def cached(kind: str, key: tuple, build: Callable[[], Any]) -> Answer:
     """``build()``'s result (and its JSON), cached per aggregate version, ``kind`` and ``key`` (resolved period etc.)."""
     version = selectors.data_version()
     if version is None:  # nothing aggregated yet: nothing worth caching
-        return _answer(build())
-    cache_key = "analytics:" + hashlib.sha1(repr((version, kind, *key)).encode()).hexdigest()
-    hit = cache.get(cache_key)
-    if hit is None:
-        hit = _answer(build())
-        cache.set(cache_key, hit, CACHE_SECONDS)
-    return hit
+        return Answer(build, None)
+    return Answer(build, "analytics:" + hashlib.sha1(repr((version, kind, *key)).encode()).hexdigest())
 
 
 # --- Output shapes (one function per shape; JSON and CSV share it) ---
@@ -155,12 +166,13 @@ def response_format(request: Request) -> str:
     return fmt
 
 
-def answer(request: Request, hit: Answer, *, csv_rows: list[dict] | None = None, filename: str) -> Any:
-    """JSON by default; ``?format=csv`` gives the same rows as a CSV attachment."""
+def answer(request: Request, hit: Answer, *, csv_list: str | None = None, filename: str) -> Any:
+    """JSON by default (an HttpResponse of the cached bytes); ``?format=csv``: the same rows as a CSV attachment."""
     if response_format(request) == "json":
         return HttpResponse(hit.json, content_type="application/json")
     data = hit.data
-    rows = [flatten(r) for r in (csv_rows if csv_rows is not None else (data if isinstance(data, list) else [data]))]
+    # CSV rows: the payload's list ``csv_list`` if named (the portfolio's campaigns), else the payload itself.
+    rows = [flatten(r) for r in (data[csv_list] if csv_list else (data if isinstance(data, list) else [data]))]
     buffer = io.StringIO()
     columns = list(rows[0]) if rows else []
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
@@ -317,4 +329,4 @@ class PortfolioView(ValidatesFormat, APIView):
     def get(self, request: Request) -> Any:
         period = Period.from_query(request.query_params)
         data = cached("portfolio", (period,), lambda: portfolio_payload(selectors.portfolio(period), period))
-        return answer(request, data, csv_rows=data.data["campaigns"], filename=_filename("portfolio", period))
+        return answer(request, data, csv_list="campaigns", filename=_filename("portfolio", period))
