@@ -143,7 +143,20 @@ def _assign_and_convert(ctx, test: ABTest, spec: PlantedTest, ids, idx, start, e
     merchant_idx = ctx.data.sample_merchants(np.asarray(idx)[converts], rng)
     merchants = ctx.data.merchants["merchant_id"].astype(str).to_numpy()[merchant_idx]
     cents = np.round(rng.lognormal(np.log(4000), 0.5, converts.sum())).astype(np.int64)
-    events = []
+    # Every assigned customer saw their variant once, so the campaign's analytics show views too.
+    events = [
+        Event(
+            event_id=f"{ctx.id_prefix}ab_{ctx.seed}_{event_n + k}",
+            type=Event.Type.VIEW,
+            occurred_at=t + dt.timedelta(seconds=1),
+            received_at=t + dt.timedelta(seconds=30),
+            customer_id=ctx.customer_pk[c],
+            campaign_id=test.campaign_id,
+            variant=variants[a].name,
+        )
+        for k, (c, a, t) in enumerate(zip(ids, arm, assigned_at, strict=True))
+    ]
+    event_n += len(events)
     for j, i in enumerate(np.flatnonzero(converts)):
         events.append(Event(
             event_id=f"{ctx.id_prefix}ab_{ctx.seed}_{event_n}",
