@@ -57,9 +57,9 @@ OFFER_LADDER = (0, 10, 20, 30, 40, 50)  # percent off
 # click is p * order value * (1 - discount); its argmax is the planted best offer (margin >= 11 %: with
 # conversion never falling as the discount grows, the next rung up costs at least 1 - 0.9 of the margin).
 CONVERSION_GIVEN_CLICK = {
-    "new_users": (0.08, 0.14, 0.20, 0.28, 0.38, 0.38),
+    "new_users": (0.04, 0.07, 0.10, 0.14, 0.19, 0.19),
     "returning_users": (0.10, 0.16, 0.22, 0.22, 0.225, 0.225),
-    "high_value_users": (0.40, 0.40, 0.405, 0.405, 0.41, 0.41),
+    "high_value_users": (0.30, 0.30, 0.305, 0.305, 0.31, 0.31),
 }
 ORDER_VALUE = {"new_users": 45.0, "returning_users": 70.0, "high_value_users": 150.0}  # mean, before discount
 SEGMENT_OPEN_FACTOR = {"new_users": 0.9, "returning_users": 1.0, "high_value_users": 1.2}
@@ -84,7 +84,6 @@ HOUR_SPREAD = 1.5  # hours: width of the open-probability bump around the prefer
 OPEN_AT_PREFERRED_HOUR = 0.4  # share of opens that wait for the preferred hour
 P_VIEW_GIVEN_OPEN = 0.70
 P_CLICK_GIVEN_VIEW = 0.60
-SEGMENT_SEND_FACTOR = {"new_users": 2.0, "returning_users": 1.0, "high_value_users": 1.5}
 MERCHANT_EXPLORE = 0.10  # share of views going to a merchant by popularity only
 TOP_K = 20  # preference candidates kept per customer
 CONSIDERATION = 256  # merchants a customer knows of, when there are more
@@ -379,9 +378,7 @@ class _Sends:
 
 def _sends(config: DemoConfig, customers: pd.DataFrame, campaigns: pd.DataFrame, rng: np.random.Generator) -> _Sends:
     segment = customers["segment"].cat.codes.to_numpy()
-    # New users get an onboarding series and high-value ones a VIP programme: more notifications.
-    send_factor = np.array([SEGMENT_SEND_FACTOR[s] for s in SEGMENTS])[segment]
-    rate = config.sends_per_day * customers["activity"].to_numpy() * send_factor
+    rate = config.sends_per_day * customers["activity"].to_numpy()
     signup_day = (pd.to_datetime(customers["signup_date"]) - pd.Timestamp(config.start_date)).dt.days.to_numpy()
     first, last = campaigns["first_day"].to_numpy(), campaigns["last_day"].to_numpy()
     targets = [set(t) for t in campaigns["target_segments"]]
@@ -484,7 +481,7 @@ def _funnel(
     x_mask = rng.random(len(c)) < conversion_table[segment[c], offer[c]]
     x = c[x_mask]
     t_conv = t_click[x_mask] + rng.exponential(15 * 60, size=len(x))
-    order_value = np.array([ORDER_VALUE[s] for s in SEGMENTS])[segment[x]] * rng.lognormal(-0.045, 0.3, size=len(x))
+    order_value = np.array([ORDER_VALUE[s] for s in SEGMENTS])[segment[x]] * rng.lognormal(-0.08, 0.4, size=len(x))
     discount = np.array(OFFER_LADDER, dtype=float)[offer[x]] / 100
     revenue_cents = np.maximum(np.round(order_value * 100 * (1 - discount)), 1).astype(np.int64)
 

@@ -107,7 +107,7 @@ def test_activity_is_heavy_tailed(big):
     opens = big.events[big.events["type"] == "notification_opened"].groupby("customer_id", observed=False).size()
     events = big.events.groupby("customer_id", observed=False).size()
     assert (opens >= 20).mean() > 0.10  # a good share of customers open 20+ notifications
-    assert (events < 5).mean() > 0.01  # and some barely appear
+    assert (events < 5).mean() > 0.02  # and some barely appear
 
 
 def test_planted_hour_is_the_modal_local_open_hour_for_customers_with_enough_opens(big):
