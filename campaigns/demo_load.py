@@ -90,10 +90,10 @@ def seed_demo(
 ) -> dict:
     """Generate and write the demo data set; return (and optionally write) its truth."""
     progress = progress or NullProgress()
-    not_after = None
-    if end_date is None:  # up to now, so "the last 7 days" on the dashboard are full of data
-        now = timezone.now()
-        end_date, not_after = now.date(), now
+    # Default: up to now, so "the last 7 days" on the dashboard are full of data. Never in the future.
+    now = timezone.now()
+    end_date = end_date or now.date()
+    not_after = now if end_date >= now.date() else None
     extra = {} if sends_per_day is None else {"sends_per_day": sends_per_day}
     config = DemoConfig(
         customers=customers, merchants=merchants, campaigns=campaigns, days=days, seed=seed,

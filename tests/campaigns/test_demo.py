@@ -304,3 +304,13 @@ def test_command_builds_the_demo_and_refuses_other_demo_data_without_replace(tmp
     assert Event.objects.filter(event_id__startswith="demo_evt_3_").exists()
     with pytest.raises(CommandError):
         call_command("seed_demo", "--customers", "0", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_default_window_ends_now_and_nothing_lies_in_the_future():
+    from django.utils import timezone
+
+    seed_demo(customers=40, merchants=4, campaigns=2, days=3, seed=8)
+    latest = Event.objects.order_by("-occurred_at").values_list("occurred_at", flat=True).first()
+    assert latest <= timezone.now()
+    assert latest.date() >= timezone.now().date() - dt.timedelta(days=1)
