@@ -277,7 +277,7 @@ def test_replace_swaps_the_old_demo_data_for_the_new_and_keeps_other_rows():
 
 
 @pytest.mark.django_db
-def test_seed_demo_on_postgres_uses_copy_and_matches_the_frames(postgres, tmp_path):
+def test_seed_demo_on_postgres_stores_exactly_the_generated_events(postgres, tmp_path):
     expected = generate(DemoConfig(seed=4, **SIZE))
     seed_demo(seed=4, truth_out=tmp_path / "t.json", **SIZE)
     stored = pd.DataFrame.from_records(
