@@ -8,11 +8,16 @@ functions, so they cannot disagree.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from analytics import metrics
@@ -267,6 +272,34 @@ def last_aggregation():
     return JobRun.objects.filter(job="daily_analytics", finished_at__isnull=False).order_by("-finished_at").first()
 
 
+# The version is read at most once per ANALYTICS_VERSION_CACHE_SECONDS per process: on a cached answer
+# that query was a third of the request's database work. A run in this process resets it at once.
+_version_memo: tuple[float, tuple | None] | None = None  # (monotonic time read, version)
+
+
 def data_version() -> tuple | None:
-    """(id, computed_at) of the latest aggregation run, or None before the first: the API's cache version."""
+    """(id, computed_at) of the latest aggregation run, or None before the first: the API's cache version.
+
+    Reused for ``ANALYTICS_VERSION_CACHE_SECONDS`` within a process, so a run made by another process (the
+    Celery worker) reaches the API within that bound. Inside a transaction (tests, a job) it is always read.
+    """
+    global _version_memo
+    seconds = settings.ANALYTICS_VERSION_CACHE_SECONDS
+    if seconds <= 0 or connection.in_atomic_block:
+        return _read_data_version()
+    memo, now = _version_memo, time.monotonic()
+    if memo is not None and now - memo[0] < seconds:
+        return memo[1]
+    version = _read_data_version()
+    _version_memo = (now, version)
+    return version
+
+
+def _read_data_version() -> tuple | None:
     return AggregateRefresh.objects.order_by("-id").values_list("id", "computed_at").first()
+
+
+@receiver(post_save, sender=AggregateRefresh, dispatch_uid="analytics-version-memo")
+def _forget_data_version(**_) -> None:
+    global _version_memo
+    _version_memo = None

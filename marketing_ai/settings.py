@@ -146,12 +146,29 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# --- Caches (local memory, per process) ---
+# "default": the analytics and optimizer answer caches (keys include the data version, so a new
+# aggregation is seen at once). Django's default cap of 300 entries is below one answer per
+# campaign x range on a real portfolio, and a full cache culls a third of itself at every set.
+# "auth": CachedTokenAuthentication's token -> user and roles, kept AUTH_TOKEN_CACHE_SECONDS.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default",
+                "OPTIONS": {"MAX_ENTRIES": env.int("CACHE_MAX_ENTRIES", default=20000)}},
+    "auth": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "auth",
+             "OPTIONS": {"MAX_ENTRIES": 10000}},
+}
+# How long a revoked token (or a changed role) may keep working in another process; 0: no cache.
+AUTH_TOKEN_CACHE_SECONDS: int = env.int("AUTH_TOKEN_CACHE_SECONDS", default=30)
+# How long a process reuses the analytics data version before asking the database again (a new
+# aggregation run reaches the API within this bound).
+ANALYTICS_VERSION_CACHE_SECONDS: float = env.float("ANALYTICS_VERSION_CACHE_SECONDS", default=1.0)
+
 # --- REST API ---
 # POST /api/v1/events/ takes 5,000 events; with 64-character ids that is ~3 MB of JSON (Django's default cap: 2.5 MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "marketing_ai.auth.CachedTokenAuthentication",  # DRF's, with a short per-process cache (marketing_ai/auth.py)
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["marketing_ai.api.RolePermission"],
