@@ -124,7 +124,14 @@ class Campaign(models.Model):
 
 
 class Event(models.Model):
-    """One thing that happened. ``event_id`` is the client's idempotency key."""
+    """One thing that happened. ``event_id`` is the client's idempotency key.
+
+    Built for a fast write path (docs/ingestion.md, "Throughput"): the references to campaign, customer,
+    merchant and offer are checked by ``campaigns.services.ingest_events`` once per batch, not by
+    per-row database foreign-key triggers (``db_constraint=False``: those triggers cost PostgreSQL more than
+    all the indexes together). Deleting a referenced row is still refused: ``on_delete=PROTECT`` in Django,
+    and on PostgreSQL a statement trigger on each referenced table (migration 0004).
+    """
 
     class Type(models.TextChoices):
         NOTIFICATION_SENT = "notification_sent"
@@ -134,27 +141,44 @@ class Event(models.Model):
         CONVERSION = "conversion"  # amount = revenue
         SPEND = "spend"  # amount = campaign cost
 
-    event_id = models.CharField(max_length=64, unique=True)
+    # Unique through the constraint below (one index that serves both = and prefix LIKE).
+    event_id = models.CharField(max_length=64)
     type = models.CharField(max_length=24, choices=Type.choices)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(default=now)
-    # No single-column indexes on customer/campaign: the composite (x, occurred_at) indexes below
-    # lead with them, and every extra index slows ingestion of the event stream.
+    # Indexes: only what the reads use (see Meta). No single-column customer/campaign indexes: the
+    # campaign one is covered by (campaign, occurred_at); no reader looks events up by customer.
     customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="events",
+        db_index=False, db_constraint=False,
     )
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="events", db_index=False)
-    merchant = models.ForeignKey(Merchant, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
-    offer = models.ForeignKey(Offer, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.PROTECT, related_name="events", db_index=False, db_constraint=False
+    )
+    merchant = models.ForeignKey(
+        Merchant, null=True, blank=True, on_delete=models.PROTECT, related_name="events",
+        db_index=False, db_constraint=False,
+    )
+    offer = models.ForeignKey(
+        Offer, null=True, blank=True, on_delete=models.PROTECT, related_name="events",
+        db_index=False, db_constraint=False,
+    )
     variant = models.CharField(max_length=64, blank=True, default="")
     amount = models.DecimalField(**MONEY, null=True, blank=True)
 
     class Meta:
+        constraints = [
+            # varchar_pattern_ops: the same index answers event_id = ... (idempotency, ON CONFLICT) and
+            # event_id LIKE 'prefix%' (demo clean-up), so PostgreSQL keeps one index on event_id, not two.
+            models.UniqueConstraint(fields=["event_id"], name="event_event_id_unique", opclasses=["varchar_pattern_ops"]),
+        ]
         indexes = [
             # The aggregation jobs read a time window, whole or per campaign.
             models.Index(fields=["occurred_at"], name="event_occurred"),
             models.Index(fields=["campaign", "occurred_at"], name="event_campaign_occurred"),
-            models.Index(fields=["customer", "occurred_at"], name="event_customer_occurred"),
+            # Only ~1 event in 10 has a merchant or offer: partial indexes, for the PROTECT check on delete.
+            models.Index(fields=["merchant"], name="event_merchant", condition=models.Q(merchant__isnull=False)),
+            models.Index(fields=["offer"], name="event_offer", condition=models.Q(offer__isnull=False)),
         ]
 
     def __str__(self) -> str:
