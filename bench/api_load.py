@@ -267,7 +267,8 @@ def main() -> None:
         print(f"{name:40s} {r['requests']:6d} req  {r['errors']} errors  {r['rps']:7.0f} rps  "
               f"p50 {r['p50_ms']:6.0f} ms  p95 {r['p95_ms']:6.0f} ms  max {r['max_ms']:6.0f} ms  {r['error_samples']}")
     total_errors = sum(r["errors"] for r in phases.values()) + warm["errors"]
-    ratios = [a / f for a, f in zip(api_sat["round_rps"], phases["floor: bare view, saturated"]["round_rps"])]
+    floor_rounds = phases["floor: bare view, saturated"]["round_rps"]
+    ratios = [a / f for a, f in zip(api_sat["round_rps"], floor_rounds, strict=True)]
     verdict = [
         f"- errors: **{total_errors}** (goal 0, warm-up included): " + ("met" if total_errors == 0 else "NOT met"),
         f"- p95 with {args.clients} users: **{users['p95_ms']:.0f} ms**; saturated: {api_sat['p95_ms']:.0f} ms "
