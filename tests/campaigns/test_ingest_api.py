@@ -383,3 +383,56 @@ def test_any_amount_with_a_third_decimal_is_refused(campaign, amount):
     with pytest.raises(InvalidRows) as refused:
         ingest_events([wire(0, type="conversion", amount=str(amount))])
     assert [(e.field, e.reason) for e in refused.value.errors] == [("amount", "has more than 2 decimal places")]
+
+
+# --- the fast path of the row validator, and references without database foreign keys ------------
+
+_ID_VALUES = st.one_of(
+    st.none(), st.just(""), st.just("camp_1"), st.just(" padded"), st.just("x" * 64), st.just("x" * 65),
+    st.integers(0, 9), st.text(max_size=3),
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    event_id=_ID_VALUES, customer_id=_ID_VALUES, campaign_id=_ID_VALUES, merchant_id=_ID_VALUES,
+    variant=_ID_VALUES,
+    event_type=st.one_of(st.sampled_from(Event.Type.values), st.just("nope"), st.none(), st.just(["view"])),
+    occurred_at=st.sampled_from(["2025-03-01T09:15:00+01:00", "2025-03-01T09:15:00Z", "2025-03-01T09:15:00",
+                                 "2025-03-01", "soon", "2999-01-01T00:00:00+00:00", None, 7]),
+    amount=st.one_of(st.none(), st.sampled_from(["", "19.90", "19.905", "-1", "1e3", "NaN", "abc"]),
+                     st.floats(allow_nan=True), st.integers(-5, 5)),
+    extra=st.booleans(),
+)
+def test_fast_row_check_accepts_exactly_what_the_detailed_checks_accept(
+    event_id, customer_id, campaign_id, merchant_id, variant, event_type, occurred_at, amount, extra
+):
+    from campaigns.services import _detailed_row, _fast_row
+
+    raw = {"event_id": event_id, "type": event_type, "occurred_at": occurred_at, "customer_id": customer_id,
+           "campaign_id": campaign_id, "merchant_id": merchant_id, "variant": variant, "amount": amount}
+    if extra:
+        raw["ammount"] = "1"
+    now = timezone.now()
+    fast = _fast_row(raw, now)
+    detailed, errors = _detailed_row(raw, now)
+    if fast is not None:  # the fast path may pass a row on, but never decide differently
+        assert errors == [] and detailed == fast
+
+
+def test_database_refuses_to_delete_a_campaign_customer_or_merchant_with_events(postgres, campaign):
+    from django.db import IntegrityError, transaction
+
+    from campaigns.services import ingest_events
+
+    ingest_events([wire(1, merchant_id="m_1")])
+    event = Event.objects.get()
+    for table, pk in [("campaigns_campaign", event.campaign_id), ("campaigns_customer", event.customer_id),
+                      ("campaigns_merchant", event.merchant_id)]:
+        with pytest.raises(IntegrityError, match="still referenced"), transaction.atomic(), connection.cursor() as cur:
+            cur.execute(f"DELETE FROM {table} WHERE id = %s", [pk])
+    # Without events the same delete goes through.
+    Event.objects.all().delete()
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM campaigns_merchant WHERE id = %s", [event.merchant_id])
+    assert not Merchant.objects.filter(pk=event.merchant_id).exists()
