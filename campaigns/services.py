@@ -393,15 +393,15 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
                 records.append(record)
         gone_ids = {r.event_id for r in gone}
         if records:
-            alive = _lock_references(records)
-            if alive is not None:
+            dead = _lock_references(records)  # {record position: pks deleted meanwhile}; usually empty
+            if dead:
                 kept = []
-                for record, r in zip(records, (unique[rec[0]] for rec in records), strict=True):
-                    if all(pk is None or pk in alive[i] for i, pk in zip(_REFERENCE_COLUMNS, record[4:8], strict=True)):
-                        kept.append(record)
+                for record in records:
+                    if any(record[i] in pks for i, pks in dead.items()):
+                        gone.append(unique[record[0]])
+                        gone_ids.add(record[0])
                     else:
-                        gone.append(r)
-                        gone_ids.add(r.event_id)
+                        kept.append(record)
                 records = kept
         if gone:
             # Only a delete racing this batch gets here (the database refuses deletes of referenced rows).
@@ -422,27 +422,28 @@ _REFERENCE_COLUMNS = (4, 5, 6, 7)
 _REFERENCED_MODELS = {4: Customer, 5: Campaign, 6: Merchant, 7: Offer}
 
 
-def _lock_references(records: list[tuple]) -> dict[int, set[int]] | None:
+def _lock_references(records: list[tuple]) -> dict[int, set[int]]:
     """On PostgreSQL, take FOR KEY SHARE locks on every row the batch refers to (one query per table,
-    what a foreign key does per event) and return the pks still there, by record position.
+    what a foreign key does per event) and return the pks that are gone, by record position.
 
     A concurrent delete of one of those rows then waits for this transaction, and the reference trigger
-    on that table refuses it once our events are committed. Elsewhere: ``None`` (no locks needed: SQLite
-    has one writer at a time).
+    on that table refuses it once our events are committed. Elsewhere nothing to do: SQLite has one
+    writer at a time.
     """
     if connection.vendor != "postgresql":
-        return None
-    alive: dict[int, set[int]] = {}
+        return {}
+    dead: dict[int, set[int]] = {}
     with connection.cursor() as cursor:
         for position in _REFERENCE_COLUMNS:
             pks = sorted({record[position] for record in records if record[position] is not None})
             if not pks:
-                alive[position] = set()
                 continue
             table = connection.ops.quote_name(_REFERENCED_MODELS[position]._meta.db_table)
             cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", [pks])
-            alive[position] = {pk for (pk,) in cursor.fetchall()}
-    return alive
+            missing = set(pks).difference(pk for (pk,) in cursor.fetchall())
+            if missing:
+                dead[position] = missing
+    return dead
 
 
 def _ensure(model, field_name: str, external_ids: set[str], lookup, build) -> tuple[dict[str, int], int]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +85,19 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
                 yield number, number, BadLine("event", f"is not valid JSON: {exc.msg} at column {exc.colno}")
 
 
-def _ingest_in_thread(batch: list[Any], lines: list[int]) -> tuple[list[int], IngestResult]:
-    try:
-        return lines, ingest_events(batch, skip_invalid=True)
-    finally:
-        connections.close_all()  # this thread's connections only (they are thread-local)
+def _ingest_in_worker(batch: list[Any]) -> IngestResult:
+    """A worker process's batch: it has its own database connection (opened on first use)."""
+    return ingest_events(batch, skip_invalid=True)
+
+
+def _worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` forked worker processes (they inherit the loaded Django; validation is CPU work that
+    threads could not share out under the GIL).
+
+    The parent closes its connections first: a forked child must never share the parent's socket.
+    """
+    connections.close_all()
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
 
 
 class Command(BaseCommand):
@@ -100,7 +109,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=5000, help="Rows per transaction (default 5000)")
         parser.add_argument("--rejects-out", type=Path, help="Write every rejected row (line, field, reason) to this CSV")
         parser.add_argument("--jobs", type=int, default=1,
-                            help="Batches written in parallel, each on its own connection (default 1)")
+                            help="Worker processes validating and writing batches in parallel, each with its own "
+                                 "connection (PostgreSQL; default 1)")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
 
     def handle(self, *args, path: Path, format: str | None, batch_size: int, rejects_out: Path | None,
@@ -125,10 +135,10 @@ class Command(BaseCommand):
         batch: list[Any] = []
         lines: list[int] = []
         done_line = 0
-        # With --jobs > 1, batches go to worker threads (one database connection each), so Python
-        # validates the next batch while PostgreSQL writes the previous one.
-        pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
-        in_flight: deque[Future] = deque()
+        # With --jobs > 1, batches go to worker processes (one database connection each): they validate
+        # and write in parallel while this process reads the file.
+        pool = _worker_pool(jobs) if jobs > 1 else None
+        in_flight: deque[tuple[list[int], Future]] = deque()
 
         def collect(lines_of_batch: list[int], result: IngestResult) -> None:
             total.stored += result.stored
@@ -143,9 +153,10 @@ class Command(BaseCommand):
             if pool is None:
                 collect(lines, ingest_events(batch, skip_invalid=True))
             else:
-                in_flight.append(pool.submit(_ingest_in_thread, batch, lines))
-                while len(in_flight) > jobs:
-                    collect(*in_flight.popleft().result())
+                in_flight.append((lines, pool.submit(_ingest_in_worker, batch)))
+                while len(in_flight) > 2 * jobs:  # keep every worker busy, bound the memory
+                    lines_of_batch, future = in_flight.popleft()
+                    collect(lines_of_batch, future.result())
             batch, lines = [], []
 
         try:
@@ -162,7 +173,8 @@ class Command(BaseCommand):
             if batch:
                 flush()
             while in_flight:
-                collect(*in_flight.popleft().result())
+                lines_of_batch, future = in_flight.popleft()
+                collect(lines_of_batch, future.result())
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
