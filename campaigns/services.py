@@ -392,6 +392,10 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
             else:
                 records.append(record)
         gone_ids = {r.event_id for r in gone}
+        # Ids we already have are duplicates: drop them first, so a re-sent batch locks and writes nothing.
+        known = _known_event_ids([record[0] for record in records]) if records else set()
+        if known:
+            records = [record for record in records if record[0] not in known]
         if records:
             dead = _lock_references(records)  # {record position: pks deleted meanwhile}; usually empty
             if dead:
@@ -487,9 +491,20 @@ def _insert_events(records: list[tuple]) -> int:
         return cursor.rowcount
 
 
+def _known_event_ids(event_ids: list[str]) -> set[str]:
+    """PostgreSQL: which of these event_ids are stored already (one indexed query). Elsewhere the
+    INSERT's ``ON CONFLICT`` sorts them out: an empty set."""
+    if connection.vendor != "postgresql":
+        return set()
+    table = connection.ops.quote_name(Event._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [event_ids])
+        return {event_id for (event_id,) in cursor.fetchall()}
+
+
 def _copy_events(records: list[tuple]) -> int:
-    """PostgreSQL: look up which event_ids we already have (one indexed query), then binary COPY the
-    others straight into the events table.
+    """PostgreSQL: binary COPY of rows whose event_ids were not stored a moment ago (``_known_event_ids``)
+    straight into the events table.
 
     COPY cannot skip conflicts, and ``INSERT ... ON CONFLICT`` from a staging table costs about a third
     more (a speculative insertion per row). If a concurrent batch stored one of our ids after the look-up,
@@ -497,18 +512,12 @@ def _copy_events(records: list[tuple]) -> int:
     staging way, whose row count is exact under any race.
     """
     table = connection.ops.quote_name(Event._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [[r[0] for r in records]])
-        known = {event_id for (event_id,) in cursor.fetchall()}
-    fresh = [r for r in records if r[0] not in known] if known else records
-    if not fresh:
-        return 0
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            _copy_binary(cursor, table, fresh)
-        return len(fresh)
+            _copy_binary(cursor, table, records)
+        return len(records)
     except UniqueViolation:
-        return _insert_staged(fresh)
+        return _insert_staged(records)
 
 
 def _copy_binary(cursor, table: str, records: list[tuple]) -> None:
