@@ -15,6 +15,8 @@ Feature families
   (clicks / (views or opens)), ``conversion_rate`` (conversions / sent);
 - monetary: ``revenue`` (sum of conversion amounts) and ``avg_order_value``;
 - tenure: ``tenure_days`` (days from signup, or first seen, to ``as_of``);
+- recency-frequency scores: ``open_recency_score`` = opens / (1 + recency_days) and
+  ``conversion_recency_score`` likewise (the baselines' heuristics, given to the models as features);
 - segment: one-hot ``segment_new_users``, ``segment_returning_users``, ``segment_high_value_users``;
 - open behaviour: ``open_hour_concentration``, the largest share of the customer's opens within
   +-1 hour of one local hour (1 = always the same time; 3/24 = no pattern);
@@ -179,6 +181,10 @@ def customer_frame(as_of: dt.datetime, label_until: dt.datetime | None = None) -
     frame["click_rate"] = frame["clicks"] / np.maximum(frame["views"], frame["opens"]).where(lambda s: s > 0)
     frame["conversion_rate"] = frame["conversions"] / frame["sent"].where(frame["sent"] > 0)
     frame[["open_rate", "click_rate", "conversion_rate"]] = frame[["open_rate", "click_rate", "conversion_rate"]].fillna(0.0).clip(upper=1.0)
+    # The recency-frequency heuristics as features, so a model starts from what the baseline knows.
+    recency = frame["recency_days"].fillna(np.inf)
+    frame["open_recency_score"] = frame["opens"] / (1.0 + recency)
+    frame["conversion_recency_score"] = frame["conversions"] / (1.0 + recency)
     for name in SEGMENTS:
         frame[f"segment_{name}"] = (frame["segment"] == name).astype(np.int8)
 

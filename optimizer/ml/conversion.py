@@ -14,7 +14,7 @@ LABEL = "converted_next"
 FEATURES = [
     "recency_days", "recency_conversion_days", "tenure_days",
     "sent", "opens", "views", "clicks", "conversions", "revenue", "avg_order_value",
-    "open_rate", "click_rate", "conversion_rate", "active_span_days",
+    "open_rate", "click_rate", "conversion_rate", "active_span_days", "open_recency_score", "conversion_recency_score",
     "segment_new_users", "segment_returning_users", "segment_high_value_users",
 ]
 HEURISTIC_FREQUENCY = "conversions"
