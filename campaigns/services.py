@@ -437,16 +437,15 @@ def _lock_references(records: list[tuple]) -> dict[int, set[int]]:
     if connection.vendor != "postgresql":
         return {}
     dead: dict[int, set[int]] = {}
-    with connection.cursor() as cursor:
-        for position in _REFERENCE_COLUMNS:
-            pks = sorted({record[position] for record in records if record[position] is not None})
-            if not pks:
-                continue
-            table = connection.ops.quote_name(_REFERENCED_MODELS[position]._meta.db_table)
-            cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", [pks])
-            missing = set(pks).difference(pk for (pk,) in cursor.fetchall())
-            if missing:
-                dead[position] = missing
+    for position in _REFERENCE_COLUMNS:
+        pks = sorted({record[position] for record in records if record[position] is not None})
+        if not pks:
+            continue
+        table = connection.ops.quote_name(_REFERENCED_MODELS[position]._meta.db_table)
+        rows = selectors.fetch_bound(f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", [pks])
+        missing = set(pks).difference(pk for (pk,) in rows)
+        if missing:
+            dead[position] = missing
     return dead
 
 
@@ -497,9 +496,7 @@ def _known_event_ids(event_ids: list[str]) -> set[str]:
     if connection.vendor != "postgresql":
         return set()
     table = connection.ops.quote_name(Event._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [event_ids])
-        return {event_id for (event_id,) in cursor.fetchall()}
+    return {event_id for (event_id,) in selectors.fetch_bound(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [event_ids])}
 
 
 def _copy_events(records: list[tuple]) -> int:
