@@ -182,11 +182,6 @@ def _amount(raw: Mapping, event_type: str | None, errors: list[tuple[str, str]])
     return None
 
 
-def _plain_id(value: Any) -> bool:
-    """An external id the detailed checks accept as is (the fast path's test)."""
-    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and value == value.strip()
-
-
 def _fast_row(raw: Any, now: dt.datetime) -> EventRow | None:
     """The common, valid row in one pass; ``None`` means "let the detailed checks decide".
 
@@ -197,33 +192,47 @@ def _fast_row(raw: Any, now: dt.datetime) -> EventRow | None:
     if type(raw) is not dict or not _WIRE_FIELD_SET.issuperset(raw):
         return None
     get = raw.get
-    event_id, event_type, campaign_id = get("event_id"), get("type"), get("campaign_id")
-    if type(event_type) is not str or event_type not in TYPES or not _plain_id(event_id) or not _plain_id(campaign_id):
-        return None
-    optional = []
-    for name in ("customer_id", "merchant_id", "offer_id", "variant"):
+    ids = []  # event_id, campaign_id, customer_id, merchant_id, offer_id, variant; None = not given
+    for name in _FAST_ID_FIELDS:  # the id checks of _external_id, inlined: six per event
         value = get(name)
         if value is None or value == "":
-            optional.append(None)
-        elif _plain_id(value):
-            optional.append(value)
-        else:
+            ids.append(None)
+        elif type(value) is not str or len(value) > MAX_ID_LENGTH or value != value.strip():
             return None
-    customer_id, merchant_id, offer_id, variant = optional
+        else:
+            ids.append(value)
+    event_id, campaign_id, customer_id, merchant_id, offer_id, variant = ids
+    event_type = get("type")
+    if event_id is None or campaign_id is None or type(event_type) is not str or event_type not in TYPES:
+        return None
     if customer_id is None and event_type != Event.Type.SPEND:
         return None
-    errors: list[tuple[str, str]] = []
-    occurred_at = _occurred_at(raw, errors, now)
+    occurred = get("occurred_at")
+    if type(occurred) is not str:
+        return None
+    try:
+        occurred_at = dt.datetime.fromisoformat(occurred)
+    except ValueError:
+        return None
+    if occurred_at.utcoffset() is None:
+        return None
+    occurred_at = occurred_at.astimezone(dt.UTC)
+    if occurred_at > now + MAX_FUTURE_SKEW:
+        return None
     amount = get("amount")
     if amount is not None and amount != "" or event_type in AMOUNT_REQUIRED:
         if type(amount) is not str:
             return None
+        errors: list[tuple[str, str]] = []
         amount = _amount(raw, event_type, errors)
+        if errors:
+            return None
     else:
         amount = None
-    if errors:
-        return None
     return EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "", amount)
+
+
+_FAST_ID_FIELDS = ("event_id", "campaign_id", "customer_id", "merchant_id", "offer_id", "variant")
 
 
 def validate_event_row(raw: Any, *, now: dt.datetime | None = None) -> tuple[EventRow | None, list[tuple[str, str]]]:
