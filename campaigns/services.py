@@ -9,9 +9,11 @@ An event on the wire is a JSON object (see docs/ingestion.md)::
 ``validate_event_row`` is the one row validator (the API and ``import_events`` both call it
 through ``ingest_events``). ``ingest_events`` resolves ids with one query per kind, creates
 customers and merchants on first sight (their own short transaction), and writes the events
-set-based in one transaction:
-on PostgreSQL COPY into a temporary table then ``INSERT ... ON CONFLICT (event_id) DO NOTHING``,
-elsewhere one ``executemany`` of the same INSERT. ``event_id`` is the idempotency key: a
+set-based in one transaction. On PostgreSQL: drop the ids already stored (one query), lock the
+referenced rows ``FOR KEY SHARE`` (one query per table: the events table has no per-row foreign-key
+triggers), then binary ``COPY`` straight into the events table; if a concurrent batch stored one of
+the ids meanwhile, fall back to COPY into a temporary table + ``INSERT ... ON CONFLICT (event_id) DO
+NOTHING``. Elsewhere one ``executemany`` of that INSERT. ``event_id`` is the idempotency key: a
 re-sent id (from an earlier batch or earlier in the same batch) is counted as a duplicate.
 """
 
