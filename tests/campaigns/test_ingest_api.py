@@ -436,3 +436,15 @@ def test_database_refuses_to_delete_a_campaign_customer_or_merchant_with_events(
     with connection.cursor() as cur:
         cur.execute("DELETE FROM campaigns_merchant WHERE id = %s", [event.merchant_id])
     assert not Merchant.objects.filter(pk=event.merchant_id).exists()
+
+
+@pytest.mark.parametrize("expect_duplicates", [False, True], ids=["copy-first", "look-up-first"])
+def test_partly_known_batch_counts_exactly_whichever_way_it_is_written(campaign, monkeypatch, expect_duplicates):
+    from campaigns import services
+
+    services.ingest_events([wire(n) for n in range(0, 10, 2)])  # evt_0, evt_2, ... evt_8
+    monkeypatch.setattr(services, "_expect_duplicates", expect_duplicates)
+    result = services.ingest_events([wire(n) for n in range(10)] + [wire(3)])
+
+    assert (result.stored, result.duplicates) == (5, 6)  # 5 known ids + evt_3 twice in the batch
+    assert sorted(Event.objects.values_list("event_id", flat=True)) == sorted(f"evt_{n}" for n in range(10))
