@@ -12,8 +12,9 @@ per customer are written to ``user_merchant_affinity`` with:
 - ``confidence``: ``n / (n + 10)`` for the customer's ``n`` interactions overall, halved for a
   merchant the customer has not interacted with (an inference, not an observed habit).
 
-Customers with no interactions at all get the most popular merchants (confidence 0). The table
-is replaced in one transaction, so the job is idempotent.
+Customers with no interactions at all get no rows: the read side (``optimizer.selectors.affinity_answer``)
+answers them with the popular merchants, ``method: "fallback"``. The table is replaced in one
+transaction (a customer who lost its history loses its stale rows), so the job is idempotent.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ def compute(now=None, *, artifact: dict | None = None) -> pd.DataFrame:
     inter = features.customer_merchant_interactions(None, now, half_life_days=half_life)
     weights = interaction_matrix(inter, customer_pks, merchant_pks, "weight")
     artifact = loaded.artifact if loaded is not None else model_artifact(weights, merchant_pks)
+    # Rows only for customers with interactions: the rest would all get the same popularity list,
+    # which the read side serves as its fallback (about half the rows at 1M customers, and half the write).
+    with_history = np.diff(weights.indptr) > 0
+    customer_pks, weights = customer_pks[with_history], weights[with_history]
     if len(merchant_pks) == 0 or len(customer_pks) == 0:
         return pd.DataFrame()
     top_idx, top_score = affinity.top_k(artifact, weights, TOP_K)

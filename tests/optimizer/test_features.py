@@ -159,3 +159,18 @@ def test_normalisation_is_fitted_on_training_rows_only():
     np.testing.assert_allclose(scaler.data_min_, train[cols].min().to_numpy(float))
     scaled = scaler.transform(holdout[cols].to_numpy(float))
     assert scaled.min() >= 0.0 and scaled.max() <= 1.0  # later, larger values are clipped, not refitted
+
+
+def test_customer_frame_pair_from_one_pass_equals_the_two_separate_frames(world):
+    first, second, end = at(10), at(20, 7), at(40)
+    one_pass = features.customer_frame_pair(first, second, end)
+    for frame, (as_of, until) in zip(one_pass, ((first, second), (second, end))):
+        separate = features.customer_frame(as_of, label_until=until)
+        pd.testing.assert_frame_equal(frame.sort_index(axis=1), separate.sort_index(axis=1), check_dtype=False)
+    # And against the raw events: labels of the first frame are what happened in [first, second).
+    events = raw_events()
+    for key in ("a", "b", "c"):
+        pk = world[key].pk
+        window = events[(events["customer_id"] == pk) & (events["occurred_at"] >= first) & (events["occurred_at"] < second)]
+        assert one_pass[0].loc[pk, "converted_next"] == int((window["type"] == T.CONVERSION).any())
+        assert one_pass[0].loc[pk, "opened_next"] == int((window["type"] == T.NOTIFICATION_OPENED).any())
