@@ -245,7 +245,7 @@ def customer_frame_pair(first: dt.datetime, second: dt.datetime, end: dt.datetim
     hours_1, hours_2 = _open_hour_counts_at(None, [first, second], base)
     frames = []
     for suffix, as_of, hours in (("_1", first, hours_1), ("_2", second, hours_2)):
-        part = both[[c for c in both.columns if c.endswith(suffix)]].rename(columns=lambda c: c[: -len(suffix)])
+        part = both[[c for c in both.columns if c.endswith(suffix)]].rename(columns=lambda c, s=suffix: c[: -len(s)])
         hist = part[part["first_event"].notna()]  # customers with history before this cut-off
         frames.append(_finish_frame(base, hist, hours, as_of, part[["c", "o"]]))
     return frames[0], frames[1]

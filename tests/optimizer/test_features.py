@@ -164,7 +164,7 @@ def test_normalisation_is_fitted_on_training_rows_only():
 def test_customer_frame_pair_from_one_pass_equals_the_two_separate_frames(world):
     first, second, end = at(10), at(20, 7), at(40)
     one_pass = features.customer_frame_pair(first, second, end)
-    for frame, (as_of, until) in zip(one_pass, ((first, second), (second, end))):
+    for frame, (as_of, until) in zip(one_pass, ((first, second), (second, end)), strict=True):
         separate = features.customer_frame(as_of, label_until=until)
         pd.testing.assert_frame_equal(frame.sort_index(axis=1), separate.sort_index(axis=1), check_dtype=False)
     # And against the raw events: labels of the first frame are what happened in [first, second).
