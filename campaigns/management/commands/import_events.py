@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, connections
+from django.db import connection
 from tqdm import tqdm
 
+from campaigns import import_worker
 from campaigns.services import WIRE_FIELDS, IngestResult, ingest_events
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -85,21 +85,6 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
                 yield number, number, BadLine("event", f"is not valid JSON: {exc.msg} at column {exc.colno}")
 
 
-def _ingest_in_worker(batch: list[Any]) -> IngestResult:
-    """A worker process's batch: it has its own database connection (opened on first use)."""
-    return ingest_events(batch, skip_invalid=True)
-
-
-def _worker_pool(jobs: int) -> ProcessPoolExecutor:
-    """``jobs`` forked worker processes (they inherit the loaded Django; validation is CPU work that
-    threads could not share out under the GIL).
-
-    The parent closes its connections first: a forked child must never share the parent's socket.
-    """
-    connections.close_all()
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
-
-
 class Command(BaseCommand):
     help = "Import events from a CSV (with header) or JSON Lines file; safe to re-run (event_id is the idempotency key)."
 
@@ -137,7 +122,7 @@ class Command(BaseCommand):
         done_line = 0
         # With --jobs > 1, batches go to worker processes (one database connection each): they validate
         # and write in parallel while this process reads the file.
-        pool = _worker_pool(jobs) if jobs > 1 else None
+        pool = import_worker.pool(jobs) if jobs > 1 else None
         in_flight: deque[tuple[list[int], Future]] = deque()
 
         def collect(lines_of_batch: list[int], result: IngestResult) -> None:
@@ -153,7 +138,7 @@ class Command(BaseCommand):
             if pool is None:
                 collect(lines, ingest_events(batch, skip_invalid=True))
             else:
-                in_flight.append((lines, pool.submit(_ingest_in_worker, batch)))
+                in_flight.append((lines, pool.submit(import_worker.ingest_batch, batch)))
                 while len(in_flight) > 2 * jobs:  # keep every worker busy, bound the memory
                     lines_of_batch, future = in_flight.popleft()
                     collect(lines_of_batch, future.result())
