@@ -63,7 +63,8 @@ def test_get(*, test_id: str) -> ABTest:
 
 
 def test_list(*, status: str | None = None, campaign_id: str | None = None, search: str | None = None) -> QuerySet[ABTest]:
-    qs = _tests().annotate(users_assigned=Count("assignments", distinct=True))
+    # Meta.ordering does not apply to a GROUP BY query: order explicitly so pages are stable.
+    qs = _tests().annotate(users_assigned=Count("assignments", distinct=True)).order_by("-created_at", "-id")
     if status:
         qs = qs.filter(status=status)
     if campaign_id:

@@ -12,6 +12,7 @@ from tests.factories import CampaignFactory
 class ABTestFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ABTest
+        skip_postgeneration_save = True  # the variants hook writes child rows, not the test
 
     campaign = factory.SubFactory(CampaignFactory)
     test_name = factory.Sequence(lambda n: f"Test {n}")
