@@ -42,15 +42,25 @@ HIGH_CONVERSIONS, HIGH_INTERACTIONS, MEDIUM_INTERACTIONS = 2, 10, 3
 CONFIDENCE_HALF = 10.0
 
 
-def model_artifact(weights, merchant_pks: np.ndarray) -> dict:
-    """The champion's artifact; before the first training, a model fitted now on the same matrix."""
-    loaded = load_active(ModelType.AFFINITY)
-    if loaded is not None:
-        return loaded.artifact
-    log.warning("merchant_affinity: no trained affinity model yet; fitting one on the current history")
+# Below this share of current interaction weight on merchants the champion knows, the champion is
+# stale (e.g. the merchants were replaced since it was trained): fit on current history instead.
+MIN_KNOWN_MERCHANT_SHARE = 0.5
+
+
+def fit_now(weights, merchant_pks: np.ndarray) -> dict:
+    """An affinity model fitted on the current interaction matrix (no usable champion)."""
     artifact, _ = affinity.fit(weights)
     artifact["merchant_pks"] = merchant_pks
     return artifact
+
+
+def known_merchant_share(inter: pd.DataFrame, merchant_pks: np.ndarray) -> float:
+    """Share of the interaction weight that falls on merchants in ``merchant_pks`` (1.0 with no interactions)."""
+    total = float(inter["weight"].sum()) if len(inter) else 0.0
+    if total <= 0:
+        return 1.0
+    known = np.isin(inter["merchant_id"].to_numpy(), merchant_pks)
+    return float(inter["weight"].to_numpy()[known].sum()) / total
 
 
 def engagement_levels(interactions: np.ndarray, conversions: np.ndarray) -> np.ndarray:
@@ -73,10 +83,17 @@ def compute(now=None, *, artifact: dict | None = None) -> pd.DataFrame:
         np.asarray(loaded.artifact["merchant_pks"], dtype=np.int64) if loaded is not None
         else np.array(sorted(Merchant.objects.values_list("id", flat=True)), dtype=np.int64)
     )
+    if loaded is None:
+        log.warning("merchant_affinity: no trained affinity model yet; fitting one on the current history")
     half_life = loaded.artifact.get("half_life_days", features.HALF_LIFE_DAYS) if loaded is not None else features.HALF_LIFE_DAYS
     inter = features.customer_merchant_interactions(None, now, half_life_days=half_life)
+    if loaded is not None and artifact is None and known_merchant_share(inter, merchant_pks) < MIN_KNOWN_MERCHANT_SHARE:
+        log.warning("merchant_affinity: the active affinity model knows too few of today's merchants; "
+                    "fitting one on the current history until the next retraining")
+        loaded = None
+        merchant_pks = np.array(sorted(Merchant.objects.values_list("id", flat=True)), dtype=np.int64)
     weights = interaction_matrix(inter, customer_pks, merchant_pks, "weight")
-    artifact = loaded.artifact if loaded is not None else model_artifact(weights, merchant_pks)
+    artifact = loaded.artifact if loaded is not None else fit_now(weights, merchant_pks)
     # Rows only for customers with interactions: the rest would all get the same popularity list,
     # which the read side serves as its fallback (about half the rows at 1M customers, and half the write).
     with_history = np.diff(weights.indptr) > 0

@@ -169,3 +169,19 @@ def test_affinity_job_writes_rows_exactly_for_customers_with_interactions_and_dr
     jobs.run("merchant_affinity")
     assert not UserMerchantAffinity.objects.filter(customer_id=lost).exists()
     assert UserMerchantAffinity.objects.values("customer_id").distinct().count() == len(interacted) - 1
+
+
+def test_affinity_job_still_ranks_merchants_when_the_active_model_predates_them(demo):
+    """Merchants replaced since training (a demo rebuilt with --replace): the stale champion knows none
+    of them, so the job fits on current history instead of silently writing no rows."""
+    from campaigns.models import Merchant
+
+    replacements = {}
+    for old in Merchant.objects.filter(events__isnull=False).distinct():
+        replacements[old.pk] = Merchant.objects.create(merchant_id=f"new_{old.merchant_id}", name=f"New {old.name}").pk
+    for old_pk, new_pk in replacements.items():
+        Event.objects.filter(merchant_id=old_pk).update(merchant_id=new_pk)
+
+    jobs.run("merchant_affinity")
+    written = set(UserMerchantAffinity.objects.values_list("merchant_id", flat=True))
+    assert written and written <= set(replacements.values())
