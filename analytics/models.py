@@ -9,51 +9,8 @@ Days are UTC calendar days of ``Event.occurred_at``.
 from __future__ import annotations
 
 from django.db import models
-from django.db.models.functions import Coalesce
 
-from campaigns.models import MONEY, Campaign, Customer, Segment
-
-
-class CampaignCustomerDay(models.Model):
-    """The events of one campaign, one customer and one UTC day, counted: the job's source.
-
-    Kept current by database triggers on the events table (migration 0003: statement-level with
-    transition tables on PostgreSQL, row-level on SQLite), in the same transaction as every insert,
-    delete, update or truncate of events, whatever wrote them (ingest, import, demo COPY, admin, SQL).
-    One row per customer and campaign-day makes the segment table's distinct ``users`` a plain
-    ``COUNT(*)``; sorting the raw events for ``COUNT(DISTINCT customer)`` cost the backfill 1.5-3x a
-    whole grouped scan by itself (docs/analytics.md). ``customer`` is null for events without a customer
-    (spend); the unique key treats those as one customer. ``rebuild_event_rollup`` recomputes the table.
-    """
-
-    campaign = models.ForeignKey(
-        Campaign, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
-    customer = models.ForeignKey(
-        Customer, null=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
-    date = models.DateField()
-    sends = models.IntegerField(default=0)
-    opens = models.IntegerField(default=0)
-    views = models.IntegerField(default=0)
-    clicks = models.IntegerField(default=0)
-    conversions = models.IntegerField(default=0)
-    # Wider than one amount (MONEY): a sum of many maximal amounts must never fail an ingest.
-    revenue = models.DecimalField(max_digits=24, decimal_places=2, default=0)
-    cost = models.DecimalField(max_digits=24, decimal_places=2, default=0)
-    events = models.IntegerField(default=0, help_text="all events; the row goes when it reaches 0")
-
-    class Meta:
-        db_table = "analytics_campaign_customer_day"
-        constraints = [
-            # The triggers' ON CONFLICT target: COALESCE makes the events without a customer one key.
-            # Date first: the job reads day ranges, and new events land at the index's recent end.
-            models.UniqueConstraint("date", "campaign", Coalesce("customer", 0), name="campaign_customer_day_key"),
-        ]
-        verbose_name = "campaign customer day"
-
-    def __str__(self) -> str:
-        return f"{self.campaign_id} {self.customer_id} {self.date}"
+from campaigns.models import MONEY, Campaign, Segment
 
 
 class CampaignAnalyticsDaily(models.Model):

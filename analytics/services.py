@@ -1,11 +1,6 @@
-"""The daily analytics aggregation: events -> the three aggregate tables.
+"""The daily analytics aggregation: raw events -> the three aggregate tables.
 
-The source is ``analytics_campaign_customer_day``: the events counted per campaign, customer and UTC
-day, kept current by triggers on the events table in every writer's transaction (migration 0004).
-Reading it instead of the raw events makes the segment table's distinct users a row count (no sort of
-the events) and the scan several times smaller.
-
-Set-based: for each chunk of days, ONE grouped query over that rollup (grouped by campaign, UTC day
+Set-based: for each chunk of days, ONE grouped query over the events (grouped by campaign, UTC day
 and the customer's segment) feeds both the daily table (its segment groups summed) and the segment
 table; then one grouped query per interval over the daily table feeds the trend table. Every write
 is an upsert on the table's unique key; rows in the recomputed days/periods that were not written by
@@ -13,7 +8,7 @@ this run (their events are gone) are deleted, so a re-run gives the same rows an
 
 The grouped queries are written once, with the ORM. On PostgreSQL their compiled SQL runs inside
 ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` statements, so no row travels through Python (one
-statement fills both the daily and the segment table from a single scan of the rollup); on other
+statement fills both the daily and the segment table from a single scan of the events); on other
 databases (SQLite: demo, bare tests) the rows are fetched and upserted with ``bulk_create``.
 """
 
@@ -27,18 +22,12 @@ from decimal import Decimal
 from celery.schedules import crontab
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate, TruncMonth, TruncWeek
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
-from analytics.models import (
-    AggregateRefresh,
-    CampaignAnalyticsDaily,
-    CampaignCustomerDay,
-    CampaignSegmentAnalytics,
-    CampaignTrendData,
-)
-from campaigns.models import MONEY, Event
+from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
+from campaigns.models import Event
 from marketing_ai.jobs import NullProgress, Progress, job
 
 ZERO = Decimal("0")
@@ -54,7 +43,6 @@ DEFAULT_CHUNK_DAYS = 92
 BULK_BATCH = 5000
 
 T = Event.Type
-MONEY_FIELD = DecimalField(**MONEY)
 
 
 def utc_midnight(day: dt.date) -> dt.datetime:
@@ -66,62 +54,23 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def grouped_events(start: dt.date, end: dt.date) -> QuerySet:
-    """Events of the UTC days [start, end] grouped by campaign, day and customer segment (one query).
-
-    Read from the per campaign, customer and day rollup the events' triggers keep current (one row per
-    distinct customer, so ``users`` is a count of rows), not from the raw events.
-    """
+    """Events of the UTC days [start, end] grouped by campaign, day and customer segment (one query)."""
     return (
-        CampaignCustomerDay.objects.filter(date__gte=start, date__lte=end)
-        .values("campaign_id", "customer__segment_id", day=F("date"))
+        Event.objects.filter(occurred_at__gte=utc_midnight(start), occurred_at__lt=utc_midnight(end + dt.timedelta(days=1)))
+        .annotate(day=TruncDate("occurred_at", tzinfo=dt.UTC))
+        .values("campaign_id", "day", "customer__segment_id")
         .annotate(
-            users=Count("customer_id"),
-            **{name: Sum(name) for name in DAILY_METRICS},
-        )
-        .order_by()
-    )
-
-
-ROLLUP_COLUMNS = ("campaign_id", "customer_id", "date", *DAILY_METRICS, "events")
-
-
-def rollup_from_events() -> QuerySet:
-    """What ``analytics_campaign_customer_day`` holds, computed from the raw events (one grouped query)."""
-    return (
-        Event.objects.annotate(date=TruncDate("occurred_at", tzinfo=dt.UTC))
-        .values("campaign_id", "customer_id", "date")
-        .annotate(
+            users=Count("customer_id", distinct=True),
             sends=Count("id", filter=Q(type=T.NOTIFICATION_SENT)),
             opens=Count("id", filter=Q(type=T.NOTIFICATION_OPENED)),
             views=Count("id", filter=Q(type=T.VIEW)),
             clicks=Count("id", filter=Q(type=T.CLICK)),
             conversions=Count("id", filter=Q(type=T.CONVERSION)),
-            revenue=Coalesce(Sum("amount", filter=Q(type=T.CONVERSION)), ZERO, output_field=MONEY_FIELD),
-            cost=Coalesce(Sum("amount", filter=Q(type=T.SPEND)), ZERO, output_field=MONEY_FIELD),
-            events=Count("id"),
+            revenue=Sum("amount", filter=Q(type=T.CONVERSION)),
+            cost=Sum("amount", filter=Q(type=T.SPEND)),
         )
         .order_by()
     )
-
-
-@transaction.atomic
-def rebuild_rollup() -> int:
-    """Recompute the rollup from the events (after a restore with triggers off, say); returns its rows.
-
-    The triggers keep it current on their own; this is the operators' repair (``rebuild_event_rollup``).
-    Locks the events against writes meanwhile so that no batch lands between the delete and the insert.
-    """
-    table = CampaignCustomerDay._meta.db_table
-    sql, params = rollup_from_events().query.sql_with_params()
-    columns = ", ".join(ROLLUP_COLUMNS)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"LOCK TABLE {Event._meta.db_table} IN SHARE MODE")
-        cursor.execute(f"DELETE FROM {table}")
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {', '.join(f'g.{c}' for c in ROLLUP_COLUMNS)} FROM ({sql}) g", params
-        )
-    return CampaignCustomerDay.objects.count()
 
 
 def _upsert(model, rows: list, unique_fields: list[str], update_fields: list[str]) -> int:
