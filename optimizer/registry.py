@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -145,6 +144,8 @@ def register(
                 last = MLModel.objects.filter(model_type=model_type).aggregate(v=Max("version"))["v"]
                 version = (last or 0) + 1
                 path = folder / f"v{version}.skops"
+                import skops.io as sio  # on use (see the module docstring)
+
                 sio.dump(artifact, path)
                 active = MLModel.objects.select_for_update().filter(model_type=model_type, is_active=True).first()
                 promote, note = promotion_decision(model_type, metrics, active)
@@ -182,6 +183,8 @@ def load(record: MLModel) -> dict[str, Any]:
     actual = sha256_of(path)
     if actual != record.artifact_sha256:
         raise ArtifactError(f"{record}: artifact {path} has sha256 {actual}, expected {record.artifact_sha256}; refusing to load")
+    import skops.io as sio
+
     untrusted = sio.get_untrusted_types(file=path)
     refused = sorted(set(untrusted) - ALLOWED_TYPES)
     if refused:

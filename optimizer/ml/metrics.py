@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
-from sklearn.metrics import roc_auc_score
 
 HOURS = 24
 
@@ -32,6 +31,8 @@ def auc(y_true: np.ndarray, score: np.ndarray, sample_weight: np.ndarray | None 
     y_true = np.asarray(y_true)
     if len(np.unique(y_true)) < 2:
         return None
+    from sklearn.metrics import roc_auc_score  # on use: Django's start-up imports this module (see registry)
+
     return float(roc_auc_score(y_true, score, sample_weight=sample_weight))
 
 

@@ -26,10 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
-from sklearn.preprocessing import MinMaxScaler
 
 from optimizer.ml.metrics import auc
 
@@ -109,6 +105,7 @@ def _fit_isotonic(train: pd.DataFrame, segments: list[str], offer_values: list[f
 
     Returns the (n_segments, n_offers) rates and the degrees of freedom (number of distinct blocks).
     """
+    from sklearn.isotonic import IsotonicRegression
     sends, conversions = counts_grid(train, segments, offer_values)
     rates = (conversions + 1.0) / (sends + 2.0)
     out = np.empty_like(rates)
@@ -125,6 +122,8 @@ def fit(train: pd.DataFrame, holdout: pd.DataFrame | None = None, *, random_stat
 
     Returns ``(artifact, metrics)``; the holdout is only used for the metrics.
     """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import MinMaxScaler
     train = train[train["sends"] > 0]
     segments = sorted(train["segment"].astype(str).unique())
     if not segments:
@@ -228,6 +227,7 @@ def min_conversions_per_offer(model: dict[str, Any], segment: str) -> int:
 
 
 def evaluate(artifact: dict[str, Any], holdout: pd.DataFrame) -> dict[str, Any]:
+    from sklearn.metrics import log_loss
     holdout = holdout[(holdout["sends"] > 0) & holdout["segment"].isin(artifact["segments"])]
     rows, y, w = _weighted_rows(holdout)
     if len(rows) == 0:

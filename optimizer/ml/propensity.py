@@ -17,10 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
 from optimizer.ml.metrics import auc
@@ -36,6 +32,8 @@ THREADS = 1
 
 
 def candidates(random_state: int, n_rows: int) -> dict[str, Any]:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
     return {
         "hist_gradient_boosting": HistGradientBoostingClassifier(
             max_iter=120, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40,
@@ -83,6 +81,8 @@ def fit(
 
 def _fit(train: pd.DataFrame, holdout: pd.DataFrame, *, features: list[str], label: str,
          heuristic_frequency: str, random_state: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import MinMaxScaler
     y_train = train[label].to_numpy(int)
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"training rows have a single class for {label!r}: need both outcomes to fit")
