@@ -473,10 +473,18 @@ def _ensure(model, field_name: str, external_ids: set[str], lookup, build) -> tu
         return {}, 0
     pks = lookup(external_ids)
     missing = external_ids - pks.keys()
-    if missing:
-        model.objects.bulk_create([build(ext) for ext in sorted(missing)], ignore_conflicts=True, batch_size=1000)
-        pks.update(lookup(missing))
-    return pks, len(missing)
+    if not missing:
+        return pks, 0
+    # A concurrent batch may create some of the same rows first (ignore_conflicts skips them, and says
+    # nothing): ours carry this batch's own created_at, so the count below is of rows we created.
+    stamp = timezone.now()
+    rows = [build(ext) for ext in sorted(missing)]
+    for row in rows:
+        row.created_at = stamp
+    model.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    created = lookup(missing)
+    pks.update(created)
+    return pks, model.objects.filter(pk__in=list(created.values()), created_at=stamp).count()
 
 
 EVENT_COLUMNS = (
