@@ -316,7 +316,7 @@ class CampaignAnalyticsViewSet(ValidatesFormat, viewsets.ViewSet):
     @action(detail=True, methods=["get"])
     def trends(self, request: Request, campaign_id: str) -> Any:
         period = Period.from_query(request.query_params)
-        interval = selectors.parse_interval(request.query_params.get("interval"))
+        interval = selectors.parse_interval(request.query_params.get("interval"), period)
         rows = cached("trends", (campaign_id, period, interval), lambda: [
             trend_payload(p) for p in selectors.trends(period, interval, selectors.campaign_by_external_id(campaign_id))])
         return answer(request, rows, filename=_filename(f"trends_{interval}", period, campaign_id))

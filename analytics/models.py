@@ -8,6 +8,7 @@ Days are UTC calendar days of ``Event.occurred_at``.
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 from campaigns.models import MONEY, Campaign, Segment
@@ -71,10 +72,16 @@ class CampaignSegmentAnalytics(models.Model):
 
 
 class CampaignTrendData(models.Model):
-    """One metric of one campaign summed over one period (a day, an ISO week from Monday, a month)."""
+    """One metric of one campaign summed over one period: an hour, a UTC day, an ISO week from Monday, a month.
+
+    ``period_start`` is the period's first UTC day and ``hour`` its first UTC hour (0 but for hourly points).
+    Hourly points come from the events themselves and are kept for the last ``ANALYTICS_HOURLY_DAYS``
+    days only, and only where the value is not 0 (readers fill the gaps with zeros); the other
+    intervals are summed from the daily table, with every metric stored.
+    """
 
     class Interval(models.TextChoices):
-        HOURLY = "hourly"  # reserved: the job does not fill hourly rows (the daily table is its source)
+        HOURLY = "hourly"
         DAILY = "daily"
         WEEKLY = "weekly"
         MONTHLY = "monthly"
@@ -90,6 +97,7 @@ class CampaignTrendData(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="trend_data")
     period_start = models.DateField()
+    hour = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(23)], help_text="UTC hour (hourly)")
     interval = models.CharField(max_length=8, choices=Interval.choices)
     metric_type = models.CharField(max_length=16, choices=Metric.choices)
     value = models.DecimalField(max_digits=18, decimal_places=2)
@@ -98,17 +106,18 @@ class CampaignTrendData(models.Model):
 
     class Meta:
         db_table = "campaign_trend_data"
-        ordering = ["campaign_id", "interval", "period_start", "metric_type"]
+        ordering = ["campaign_id", "interval", "period_start", "hour", "metric_type"]
         constraints = [
             models.UniqueConstraint(
-                fields=["campaign", "period_start", "interval", "metric_type"], name="trend_data_unique_point"
+                fields=["campaign", "period_start", "hour", "interval", "metric_type"], name="trend_data_unique_point"
             )
         ]
         indexes = [models.Index(fields=["interval", "period_start"], name="trend_data_interval_start")]
         verbose_name_plural = "campaign trend data"
 
     def __str__(self) -> str:
-        return f"{self.campaign_id} {self.interval} {self.period_start} {self.metric_type}={self.value}"
+        hour = f" {self.hour:02d}h" if self.interval == self.Interval.HOURLY else ""
+        return f"{self.campaign_id} {self.interval} {self.period_start}{hour} {self.metric_type}={self.value}"
 
 
 class AggregateRefresh(models.Model):

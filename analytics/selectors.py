@@ -22,14 +22,19 @@ from django.utils import timezone
 
 from analytics import metrics
 from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
-from analytics.services import DAILY_METRICS, period_bounds
+from analytics.services import DAILY_METRICS, hourly_first_day, period_bounds
 from campaigns.models import Campaign, Segment
 from marketing_ai.api import BadRequest, NotFound
 
 ALLOWED_DAYS = (7, 30, 90)
 DEFAULT_DAYS = 30
 MAX_RANGE_DAYS = 1096  # three years: bounds the work of one request
-INTERVALS = (CampaignTrendData.Interval.DAILY, CampaignTrendData.Interval.WEEKLY, CampaignTrendData.Interval.MONTHLY)
+INTERVALS = (
+    CampaignTrendData.Interval.HOURLY,
+    CampaignTrendData.Interval.DAILY,
+    CampaignTrendData.Interval.WEEKLY,
+    CampaignTrendData.Interval.MONTHLY,
+)
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
 
@@ -91,10 +96,18 @@ def _iso_date(name: str, value: str) -> dt.date:
         raise BadRequest({name: [f"must be an ISO date, YYYY-MM-DD (got {value!r})"]}) from None
 
 
-def parse_interval(value: str | None) -> str:
+def parse_interval(value: str | None, period: Period | None = None) -> str:
+    """The trend interval (daily by default); with a ``period``, also check that hourly points cover it."""
     interval = (value or CampaignTrendData.Interval.DAILY).strip().lower()
     if interval not in INTERVALS:
         raise BadRequest({"interval": [f"must be one of {', '.join(INTERVALS)} (got {value!r})"]})
+    if interval == CampaignTrendData.Interval.HOURLY and period is not None:
+        first = hourly_first_day()
+        if period.start < first:
+            raise BadRequest({"interval": [
+                f"hourly points are kept for the last {settings.ANALYTICS_HOURLY_DAYS} days (from {first.isoformat()}); "
+                f"ask ?days={min(ALLOWED_DAYS)} or a from/to within them, or another interval"
+            ]})
     return interval
 
 
@@ -192,7 +205,7 @@ def segments(period: Period, campaign: Campaign | None = None) -> list[SegmentRo
 
 @dataclass(frozen=True)
 class TrendPoint:
-    date: dt.date  # first day of the period
+    date: dt.date | dt.datetime  # start of the period: its first day, or its first instant (UTC) for hourly
     totals: Totals
 
 
@@ -209,23 +222,30 @@ def _period_starts(interval: str, first: dt.date, last: dt.date) -> list[dt.date
     return starts
 
 
+def _point(start: dt.date | dt.datetime, v: Mapping[str, Decimal]) -> TrendPoint:
+    return TrendPoint(start, Totals(
+        **{name: int(v.get(name) or 0) for name in DAILY_METRICS if name not in ("revenue", "cost")},
+        revenue=money(v.get("revenue")), cost=money(v.get("cost")),
+    ))
+
+
 def trends(period: Period, interval: str, campaign: Campaign | None = None) -> list[TrendPoint]:
-    """One point per whole period of ``interval`` touching the range (weeks start on Monday), zero-filled."""
-    first, last = period_bounds(interval, period.start, period.end)
+    """One point per whole period of ``interval`` touching the range (weeks start on Monday), zero-filled;
+    hourly: one per UTC hour of the range's days."""
+    hourly = interval == CampaignTrendData.Interval.HOURLY
+    first, last = (period.start, period.end) if hourly else period_bounds(interval, period.start, period.end)
     points = CampaignTrendData.objects.filter(interval=interval, period_start__gte=first, period_start__lte=last)
     if campaign is not None:
         points = points.filter(campaign=campaign)
-    values: dict[dt.date, dict[str, Decimal]] = {}
-    for p in points.values("period_start", "metric_type").annotate(total=Sum("value")).order_by():
-        values.setdefault(p["period_start"], {})[p["metric_type"]] = p["total"]
-    out = []
-    for start in _period_starts(interval, first, last):
-        v = values.get(start, {})
-        out.append(TrendPoint(start, Totals(
-            **{name: int(v.get(name) or 0) for name in DAILY_METRICS if name not in ("revenue", "cost")},
-            revenue=money(v.get("revenue")), cost=money(v.get("cost")),
-        )))
-    return out
+    values: dict[tuple[dt.date, int], dict[str, Decimal]] = {}
+    for p in points.values("period_start", "hour", "metric_type").annotate(total=Sum("value")).order_by():
+        values.setdefault((p["period_start"], p["hour"]), {})[p["metric_type"]] = p["total"]
+    if hourly:
+        return [
+            _point(dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC), values.get((day, hour), {}))
+            for day in _period_starts(CampaignTrendData.Interval.DAILY, first, last) for hour in range(24)
+        ]
+    return [_point(start, values.get((start, 0), {})) for start in _period_starts(interval, first, last)]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Set-based: for each chunk of days, ONE grouped query over the events (grouped by campaign, UTC day
 and the customer's segment) feeds both the daily table (its segment groups summed) and the segment
-table; then one grouped query per interval over the daily table feeds the trend table. Every write
+table; then one grouped query per interval over the daily table feeds the trend table's daily, weekly
+and monthly points, and one grouped query per campaign and UTC hour over the events of the recent days
+(``ANALYTICS_HOURLY_DAYS``) its hourly points. Every write
 is an upsert on the table's unique key; rows in the recomputed days/periods that were not written by
 this run (their events are gone) are deleted, so a re-run gives the same rows and never duplicates.
 
@@ -23,7 +25,7 @@ from celery.schedules import crontab
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
+from django.db.models.functions import ExtractHour, TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
 from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
@@ -53,22 +55,41 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+def _event_counts() -> dict:
+    """The daily table's metrics as aggregates over events (one definition for every grouping)."""
+    return {
+        "sends": Count("id", filter=Q(type=T.NOTIFICATION_SENT)),
+        "opens": Count("id", filter=Q(type=T.NOTIFICATION_OPENED)),
+        "views": Count("id", filter=Q(type=T.VIEW)),
+        "clicks": Count("id", filter=Q(type=T.CLICK)),
+        "conversions": Count("id", filter=Q(type=T.CONVERSION)),
+        "revenue": Sum("amount", filter=Q(type=T.CONVERSION)),
+        "cost": Sum("amount", filter=Q(type=T.SPEND)),
+    }
+
+
+def _events_of_days(start: dt.date, end: dt.date) -> QuerySet:
+    return Event.objects.filter(occurred_at__gte=utc_midnight(start), occurred_at__lt=utc_midnight(end + dt.timedelta(days=1)))
+
+
 def grouped_events(start: dt.date, end: dt.date) -> QuerySet:
     """Events of the UTC days [start, end] grouped by campaign, day and customer segment (one query)."""
     return (
-        Event.objects.filter(occurred_at__gte=utc_midnight(start), occurred_at__lt=utc_midnight(end + dt.timedelta(days=1)))
+        _events_of_days(start, end)
         .annotate(day=TruncDate("occurred_at", tzinfo=dt.UTC))
         .values("campaign_id", "day", "customer__segment_id")
-        .annotate(
-            users=Count("customer_id", distinct=True),
-            sends=Count("id", filter=Q(type=T.NOTIFICATION_SENT)),
-            opens=Count("id", filter=Q(type=T.NOTIFICATION_OPENED)),
-            views=Count("id", filter=Q(type=T.VIEW)),
-            clicks=Count("id", filter=Q(type=T.CLICK)),
-            conversions=Count("id", filter=Q(type=T.CONVERSION)),
-            revenue=Sum("amount", filter=Q(type=T.CONVERSION)),
-            cost=Sum("amount", filter=Q(type=T.SPEND)),
-        )
+        .annotate(users=Count("customer_id", distinct=True), **_event_counts())
+        .order_by()
+    )
+
+
+def grouped_hours(start: dt.date, end: dt.date) -> QuerySet:
+    """Events of the UTC days [start, end] grouped by campaign and UTC hour (one query)."""
+    return (
+        _events_of_days(start, end)
+        .annotate(day=TruncDate("occurred_at", tzinfo=dt.UTC), hour=ExtractHour("occurred_at", tzinfo=dt.UTC))
+        .values("campaign_id", "day", "hour")
+        .annotate(**_event_counts())
         .order_by()
     )
 
@@ -192,11 +213,21 @@ def grouped_daily(interval: str, first: dt.date, last: dt.date) -> Iterable[dict
     )
 
 
+TREND_KEY = ["campaign", "period_start", "hour", "interval", "metric_type"]
+
+
+def hourly_first_day(today: dt.date | None = None) -> dt.date:
+    """The first UTC day whose hourly trend points are kept (``ANALYTICS_HOURLY_DAYS`` days up to today)."""
+    today = today or timezone.now().date()
+    return today - dt.timedelta(days=settings.ANALYTICS_HOURLY_DAYS - 1)
+
+
 @transaction.atomic
 def refresh_trends(start: dt.date, end: dt.date, *, computed_at: dt.datetime, native: bool | None = None) -> int:
-    """Recompute the trend points of every daily/weekly/monthly period touching [start, end]."""
+    """Recompute the trend points of every daily/weekly/monthly period touching [start, end], and the
+    hourly points of its days within the hourly retention (dropping hourly points older than that)."""
     native = native_sql() if native is None else native
-    written = 0
+    written = _refresh_hours(start, end, computed_at=computed_at, native=native)
     for interval in (CampaignTrendData.Interval.DAILY, CampaignTrendData.Interval.WEEKLY, CampaignTrendData.Interval.MONTHLY):
         first, last = period_bounds(interval, start, end)
         if native:
@@ -210,9 +241,7 @@ def refresh_trends(start: dt.date, end: dt.date, *, computed_at: dt.datetime, na
                 for g in grouped_daily(interval, first, last).iterator(chunk_size=BULK_BATCH)
                 for name in DAILY_METRICS
             ]
-            written += _upsert(
-                CampaignTrendData, points, ["campaign", "period_start", "interval", "metric_type"], ["value", "computed_at"]
-            )
+            written += _upsert(CampaignTrendData, points, TREND_KEY, ["value", "computed_at"])
         CampaignTrendData.objects.filter(
             interval=interval, period_start__gte=first, period_start__lte=last
         ).exclude(computed_at=computed_at).delete()
@@ -226,10 +255,10 @@ def _trend_points_sql(interval: str, first: dt.date, last: dt.date, computed_at:
     sql = f"""
         WITH points AS (
             INSERT INTO {CampaignTrendData._meta.db_table}
-                (campaign_id, period_start, interval, metric_type, value, created_at, computed_at)
-            SELECT g.campaign_id, g.period::date, %s, m.metric, COALESCE(m.value, 0), %s, %s
+                (campaign_id, period_start, hour, interval, metric_type, value, created_at, computed_at)
+            SELECT g.campaign_id, g.period::date, 0, %s, m.metric, COALESCE(m.value, 0), %s, %s
             FROM ({grouped_sql}) g CROSS JOIN LATERAL (VALUES {metric_values}) AS m(metric, value)
-            ON CONFLICT (campaign_id, period_start, interval, metric_type) DO UPDATE SET
+            ON CONFLICT (campaign_id, period_start, hour, interval, metric_type) DO UPDATE SET
                 value = EXCLUDED.value, computed_at = EXCLUDED.computed_at
             RETURNING 1
         )
@@ -237,6 +266,54 @@ def _trend_points_sql(interval: str, first: dt.date, last: dt.date, computed_at:
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [interval, computed_at, computed_at, *grouped_params])
+        return int(cursor.fetchone()[0])
+
+
+def _refresh_hours(start: dt.date, end: dt.date, *, computed_at: dt.datetime, native: bool) -> int:
+    hourly = CampaignTrendData.Interval.HOURLY
+    first_kept = hourly_first_day()
+    CampaignTrendData.objects.filter(interval=hourly, period_start__lt=first_kept).delete()
+    first = max(start, first_kept)
+    if first > end:
+        return 0
+    if native:
+        written = _hourly_points_sql(first, end, computed_at)
+    else:
+        points = [
+            CampaignTrendData(
+                campaign_id=g["campaign_id"], period_start=g["day"], hour=g["hour"], interval=hourly,
+                metric_type=name, value=g[name], computed_at=computed_at,
+            )
+            for g in grouped_hours(first, end).iterator(chunk_size=BULK_BATCH)
+            for name in DAILY_METRICS
+            if g[name]  # zeros are not stored (readers fill them in)
+        ]
+        written = _upsert(CampaignTrendData, points, TREND_KEY, ["value", "computed_at"])
+    CampaignTrendData.objects.filter(
+        interval=hourly, period_start__gte=first, period_start__lte=end
+    ).exclude(computed_at=computed_at).delete()
+    return written
+
+
+def _hourly_points_sql(first: dt.date, last: dt.date, computed_at: dt.datetime) -> int:
+    """The ORM's per-hour sums, unpivoted to one row per non-zero metric and upserted in the database."""
+    grouped_sql, grouped_params = grouped_hours(first, last).query.sql_with_params()
+    metric_values = ", ".join(f"('{name}', g.{name}::numeric)" for name in DAILY_METRICS)
+    sql = f"""
+        WITH points AS (
+            INSERT INTO {CampaignTrendData._meta.db_table}
+                (campaign_id, period_start, hour, interval, metric_type, value, created_at, computed_at)
+            SELECT g.campaign_id, g.day, g.hour, %s, m.metric, m.value, %s, %s
+            FROM ({grouped_sql}) g CROSS JOIN LATERAL (VALUES {metric_values}) AS m(metric, value)
+            WHERE m.value <> 0
+            ON CONFLICT (campaign_id, period_start, hour, interval, metric_type) DO UPDATE SET
+                value = EXCLUDED.value, computed_at = EXCLUDED.computed_at
+            RETURNING 1
+        )
+        SELECT COUNT(*) FROM points
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [CampaignTrendData.Interval.HOURLY, computed_at, computed_at, *grouped_params])
         return int(cursor.fetchone()[0])
 
 

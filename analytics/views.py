@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -15,7 +16,9 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from analytics import charts, selectors
+from analytics.models import CampaignTrendData
 from analytics.selectors import ALLOWED_DAYS, INTERVALS, Period
+from analytics.services import hourly_first_day
 from marketing_ai.api import NotFound, is_marketer
 
 
@@ -27,7 +30,7 @@ def _period_and_interval(request: HttpRequest) -> tuple[Period, str]:
         messages.error(request, f"Invalid range ({_reason(exc)}); showing the last {selectors.DEFAULT_DAYS} days.")
         period = Period.from_query({})
     try:
-        interval = selectors.parse_interval(request.GET.get("interval"))
+        interval = selectors.parse_interval(request.GET.get("interval"), period)
     except ValidationError as exc:
         messages.error(request, f"Invalid interval ({_reason(exc)}); showing daily.")
         interval = "daily"
@@ -43,9 +46,17 @@ def _links(request: HttpRequest, period: Period, interval: str, api_base: str, c
         return "?" + urlencode({k: v for k, v in params.items() if v is not None})
 
     range_query = {"days": period.days} if period.days else {"from": period.start.isoformat(), "to": period.end.isoformat()}
+    # Hourly points cover only the last ANALYTICS_HOURLY_DAYS days: the links never ask for more.
+    hourly = CampaignTrendData.Interval.HOURLY
+    hourly_range = range_query if period.start >= hourly_first_day() else {"days": min(ALLOWED_DAYS)}
     return {
-        "ranges": [(n, with_params(days=n, interval=interval), period.days == n) for n in ALLOWED_DAYS],
-        "intervals": [(i, with_params(**range_query, interval=i), i == interval) for i in INTERVALS],
+        "ranges": [
+            (n, with_params(days=n, interval="daily" if interval == hourly and n > settings.ANALYTICS_HOURLY_DAYS else interval),
+             period.days == n)
+            for n in ALLOWED_DAYS
+        ],
+        "intervals": [(i, with_params(**(hourly_range if i == hourly else range_query), interval=i), i == interval)
+                      for i in INTERVALS],
         "csv": [(label, f"{api_base}{p}{with_params(**range_query, format='csv', **extra)}")
                 for label, (p, extra) in csv_paths.items()],
         "refresh": request.get_full_path(),

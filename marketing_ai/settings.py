@@ -130,6 +130,10 @@ MODEL_ARTIFACT_DIR = Path(env("MODEL_ARTIFACT_DIR", default=str(BASE_DIR / "var"
 
 # The daily_analytics job re-aggregates this many most recent days, so late events are counted.
 ANALYTICS_WINDOW_DAYS: int = env.int("ANALYTICS_WINDOW_DAYS", default=3)
+# Hourly trend points are kept for this many most recent UTC days (today included).
+ANALYTICS_HOURLY_DAYS: int = env.int("ANALYTICS_HOURLY_DAYS", default=7)
+if ANALYTICS_HOURLY_DAYS < 1:
+    raise ImproperlyConfigured(f"ANALYTICS_HOURLY_DAYS must be at least 1, got {ANALYTICS_HOURLY_DAYS}")
 
 # --- Security (on when DEBUG is off; `manage.py check --deploy` stays clean) ---
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -148,6 +148,25 @@ def test_bad_ranges_answer_400_naming_the_field(api, query, field):  # checked b
     assert body["code"] == "invalid" and field in body["fields"]
 
 
+def test_trends_hourly_give_every_utc_hour_of_the_range_zero_filled(api, data):
+    rows = api.get("/api/analytics/campaign/camp_a/trends?days=7&interval=hourly").json()
+    first = dt.datetime.combine(TODAY - dt.timedelta(days=6), dt.time.min, tzinfo=dt.UTC)
+    assert [dt.datetime.fromisoformat(r["date"].replace("Z", "+00:00")) for r in rows] == [
+        first + dt.timedelta(hours=h) for h in range(7 * 24)]
+    busy = {r["date"][:13]: r for r in rows if r["views"] or r["conversions"] or r["cost"]}
+    # The fixture's events all happen at 12:00 UTC: 20 views over 5 days, 4 conversions and the spend.
+    assert {key[11:13] for key in busy} == {"12"}
+    assert sum(r["views"] for r in rows) == 20 and sum(r["revenue"] for r in rows) == 200.0
+    assert sum(r["cost"] for r in rows) == 40.0
+
+
+def test_hourly_trends_beyond_the_retention_are_400_saying_why(api, data):
+    response = api.get("/api/analytics/campaign/camp_a/trends?days=30&interval=hourly")
+    assert response.status_code == 400
+    reason = response.json()["error"]["fields"]["interval"][0]
+    assert "last 7 days" in reason and "days=7" in reason
+
+
 def test_bad_days_says_what_is_allowed(api):
     body = api.get("/api/analytics/portfolio?days=14").json()["error"]
     assert "7, 30, 90" in body["fields"]["days"][0]
