@@ -69,6 +69,7 @@ def _common(request: HttpRequest, period: Period, interval: str, campaign=None) 
     return {
         "period": period,
         "interval": interval,
+        "hourly_days": settings.ANALYTICS_HOURLY_DAYS,
         "totals": totals,
         "roi": totals.roi,
         "pct": {  # the conversion rate and its Wilson interval, in percent

@@ -223,7 +223,7 @@ def main() -> None:
         + f"). Machine shared with other work: {load_text}.\n\n"
         "Floor: one hand-written `SELECT campaign_id, day, COUNT(*) FILTER ..., SUM(amount) FILTER ... GROUP BY 1, 2` over all "
         "events (one table's worth of output). The backfill writes all three tables (daily, segment with distinct "
-        "users per segment and day, trends daily/weekly/monthly) into empty tables; the one-day run is the nightly "
+        "users per segment and day, trends daily/weekly/monthly, and hourly for the last ANALYTICS_HOURLY_DAYS days) into empty tables; the one-day run is the nightly "
         "case with the tables already filled.\n\n"
         + table(table_rows, ["step", "best s", "runs s", "x floor", "rows written"])
         + "\n\n" + "\n".join(verdict)
