@@ -174,3 +174,16 @@ def test_customer_frame_pair_from_one_pass_equals_the_two_separate_frames(world)
         window = events[(events["customer_id"] == pk) & (events["occurred_at"] >= first) & (events["occurred_at"] < second)]
         assert one_pass[0].loc[pk, "converted_next"] == int((window["type"] == T.CONVERSION).any())
         assert one_pass[0].loc[pk, "opened_next"] == int((window["type"] == T.NOTIFICATION_OPENED).any())
+
+
+def test_fetch_keeps_text_as_text_and_numbers_as_numbers_on_postgres(postgres):
+    """The COPY-and-read_csv path: ids that look like numbers or like NA stay text, NULL is missing."""
+    from campaigns.models import Customer
+    from optimizer.features import fetch
+
+    Customer.objects.bulk_create([Customer(customer_id=ext, timezone="UTC") for ext in ("0042", "NA", "null", "a,b \"c\"")])
+    frame = fetch(Customer.objects.order_by("customer_id").values("id", "customer_id", "signup_date", "segment_id"))
+    assert sorted(frame["customer_id"]) == sorted(["0042", "NA", "null", "a,b \"c\""])
+    assert frame["id"].dtype.kind == "i" and frame["signup_date"].isna().all() and frame["segment_id"].isna().all()
+    empty = fetch(Customer.objects.filter(customer_id="nobody").values("id", "customer_id"))
+    assert list(empty.columns) == ["id", "customer_id"] and empty.empty
