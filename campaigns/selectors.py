@@ -21,11 +21,9 @@ def _pk_by_external_id(model, field: str, external_ids: Iterable[str]) -> dict[s
     if not ids:
         return {}
     if connection.vendor == "postgresql":
-        # One array parameter: an ORM ``__in`` of 5,000 values builds and parses 5,000 placeholders,
-        # which cost more than the query itself.
         table = connection.ops.quote_name(model._meta.db_table)
-        column = model._meta.get_field(field).column
-        return dict(fetch_bound(f"SELECT {column}, id FROM {table} WHERE {column} = ANY(%s)", [ids]))
+        column = connection.ops.quote_name(model._meta.get_field(field).column)
+        return dict(fetch_by_keys(table, column, f"{column}, id", ids))
     found: dict[str, int] = {}
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
@@ -33,17 +31,34 @@ def _pk_by_external_id(model, field: str, external_ids: Iterable[str]) -> dict[s
     return found
 
 
-def fetch_bound(sql: str, params: list) -> list[tuple]:
-    """PostgreSQL: run a query with server-side parameter binding and return its rows.
+def prefer_index_lookups() -> None:
+    """PostgreSQL: price index probes as cached pages for the rest of the current transaction.
 
-    Django's psycopg cursor binds on the client, quoting a 5,000-id array into the SQL text; sent as a
-    parameter it costs nothing to build and PostgreSQL parses a short statement.
+    The default random_page_cost (4.0) prices an index probe like a disk seek, so with 5,000 keys the
+    planner prefers reading the whole table once it is large: measured on 1M events, a batch's duplicate
+    check became a parallel sequential scan (56 ms, growing with the table) even with fresh statistics.
+    At 1.1, the usual setting for SSDs and cached data, it is a bitmap index scan (20 ms), while small
+    tables still get the sequential scan that suits them. Ingestion calls this at the start of its
+    transactions (SET LOCAL: nothing outlives them).
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL random_page_cost = 1.1")
+
+
+def fetch_by_keys(table: str, key: str, columns: str, keys: list, *, lock: bool = False) -> list[tuple]:
+    """PostgreSQL: ``columns`` of the rows whose ``key`` is one of ``keys`` (one query, one array parameter).
+
+    The array is bound server-side: Django's cursor would quote 5,000 ids into the SQL text, and
+    PostgreSQL would parse them all. ``lock`` takes ``FOR KEY SHARE`` on each row found (what a foreign
+    key check does), in key order.
     """
     import psycopg
 
+    lock_clause = f" ORDER BY {key} FOR KEY SHARE" if lock else ""
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"SELECT {columns} FROM {table} WHERE {key} = ANY(%s){lock_clause}", [keys])
         return cursor.fetchall()
 
 

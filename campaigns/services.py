@@ -375,6 +375,7 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
     # the same new customer would otherwise wait for this whole batch's uncommitted insert to end.
     # A batch with a bad row never gets here, so it still writes nothing.
     with transaction.atomic():
+        selectors.prefer_index_lookups()
         customers, result.customers_created = _ensure(
             Customer, "customer_id", {r.customer_id for r in rows if r.customer_id}, selectors.customer_pks,
             lambda ext: Customer(customer_id=ext, timezone="UTC"),
@@ -385,6 +386,7 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
             lambda ext: Merchant(merchant_id=ext, name=ext),
         )
     with transaction.atomic():
+        selectors.prefer_index_lookups()
         records: list[tuple] = []
         gone: list[EventRow] = []
         for r in rows:
@@ -460,7 +462,7 @@ def _lock_references(records: list[tuple]) -> dict[int, set[int]]:
         if not pks:
             continue
         table = connection.ops.quote_name(_REFERENCED_MODELS[position]._meta.db_table)
-        rows = selectors.fetch_bound(f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", [pks])
+        rows = selectors.fetch_by_keys(table, "id", "id", pks, lock=True)
         missing = set(pks).difference(pk for (pk,) in rows)
         if missing:
             dead[position] = missing
@@ -522,7 +524,7 @@ def _known_event_ids(event_ids: list[str]) -> set[str]:
     if connection.vendor != "postgresql":
         return set()
     table = connection.ops.quote_name(Event._meta.db_table)
-    return {event_id for (event_id,) in selectors.fetch_bound(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [event_ids])}
+    return {event_id for (event_id,) in selectors.fetch_by_keys(table, "event_id", "event_id", event_ids)}
 
 
 def _copy_events(records: list[tuple]) -> int:
