@@ -231,7 +231,7 @@ def _point(start: dt.date | dt.datetime, v: Mapping[str, Decimal]) -> TrendPoint
 
 def trends(period: Period, interval: str, campaign: Campaign | None = None) -> list[TrendPoint]:
     """One point per whole period of ``interval`` touching the range (weeks start on Monday), zero-filled;
-    hourly: one per UTC hour of the range's days."""
+    hourly: one per UTC hour of the range's days, up to the current hour."""
     hourly = interval == CampaignTrendData.Interval.HOURLY
     first, last = (period.start, period.end) if hourly else period_bounds(interval, period.start, period.end)
     points = CampaignTrendData.objects.filter(interval=interval, period_start__gte=first, period_start__lte=last)
@@ -241,10 +241,12 @@ def trends(period: Period, interval: str, campaign: Campaign | None = None) -> l
     for p in points.values("period_start", "hour", "metric_type").annotate(total=Sum("value")).order_by():
         values.setdefault((p["period_start"], p["hour"]), {})[p["metric_type"]] = p["total"]
     if hourly:
-        return [
-            _point(dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC), values.get((day, hour), {}))
-            for day in _period_starts(CampaignTrendData.Interval.DAILY, first, last) for hour in range(24)
-        ]
+        # Hours still to come are not zeros: the series stops at the current hour (or a later one with
+        # events: ingestion accepts times up to a day ahead).
+        stop = max([timezone.now(), *(dt.datetime.combine(d, dt.time(h), tzinfo=dt.UTC) for d, h in values)])
+        starts = (dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)
+                  for day in _period_starts(CampaignTrendData.Interval.DAILY, first, last) for hour in range(24))
+        return [_point(start, values.get((start.date(), start.hour), {})) for start in starts if start <= stop]
     return [_point(start, values.get((start, 0), {})) for start in _period_starts(interval, first, last)]
 
 
