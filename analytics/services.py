@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
 from decimal import Decimal
 
 from celery.schedules import crontab
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import ExtractHour, TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
@@ -87,8 +86,8 @@ def grouped_hours(start: dt.date, end: dt.date) -> QuerySet:
     """Events of the UTC days [start, end] grouped by campaign and UTC hour (one query)."""
     return (
         _events_of_days(start, end)
-        .annotate(day=TruncDate("occurred_at", tzinfo=dt.UTC), hour=ExtractHour("occurred_at", tzinfo=dt.UTC))
-        .values("campaign_id", "day", "hour")
+        .annotate(period=TruncDate("occurred_at", tzinfo=dt.UTC), hour=ExtractHour("occurred_at", tzinfo=dt.UTC))
+        .values("campaign_id", "period", "hour")
         .annotate(**_event_counts())
         .order_by()
     )
@@ -200,14 +199,14 @@ TRUNC = {
 }
 
 
-def grouped_daily(interval: str, first: dt.date, last: dt.date) -> Iterable[dict]:
+def grouped_daily(interval: str, first: dt.date, last: dt.date) -> QuerySet:
     """Daily-table rows of [first, last] summed per campaign and period of ``interval`` (one query)."""
     rows = CampaignAnalyticsDaily.objects.filter(date__gte=first, date__lte=last)
     if interval == CampaignTrendData.Interval.DAILY:
-        return rows.values("campaign_id", *DAILY_METRICS, period=F("date"))
+        return rows.values("campaign_id", *DAILY_METRICS, period=F("date"), hour=Value(0))
     return (
-        rows.annotate(period=TRUNC[interval]("date"))
-        .values("campaign_id", "period")
+        rows.annotate(period=TRUNC[interval]("date"), hour=Value(0))
+        .values("campaign_id", "period", "hour")
         .annotate(**{name: Sum(name) for name in DAILY_METRICS})
         .order_by()
     )
@@ -227,37 +226,56 @@ def refresh_trends(start: dt.date, end: dt.date, *, computed_at: dt.datetime, na
     """Recompute the trend points of every daily/weekly/monthly period touching [start, end], and the
     hourly points of its days within the hourly retention (dropping hourly points older than that)."""
     native = native_sql() if native is None else native
-    written = _refresh_hours(start, end, computed_at=computed_at, native=native)
+    hourly = CampaignTrendData.Interval.HOURLY
+    first_kept = hourly_first_day()
+    CampaignTrendData.objects.filter(interval=hourly, period_start__lt=first_kept).delete()
+    written = 0
+    first_hour_day = max(start, first_kept)
+    if first_hour_day <= end:
+        # Zeros are not stored for hours (most of a campaign's 24 x 7 points a day): readers fill them in.
+        written += _write_points(hourly, grouped_hours(first_hour_day, end), first_hour_day, end, computed_at,
+                                 native=native, zeros=False)
     for interval in (CampaignTrendData.Interval.DAILY, CampaignTrendData.Interval.WEEKLY, CampaignTrendData.Interval.MONTHLY):
         first, last = period_bounds(interval, start, end)
-        if native:
-            written += _trend_points_sql(interval, first, last, computed_at)
-        else:
-            points = [
-                CampaignTrendData(
-                    campaign_id=g["campaign_id"], period_start=_as_date(g["period"]), interval=interval,
-                    metric_type=name, value=g[name] or 0, computed_at=computed_at,
-                )
-                for g in grouped_daily(interval, first, last).iterator(chunk_size=BULK_BATCH)
-                for name in DAILY_METRICS
-            ]
-            written += _upsert(CampaignTrendData, points, TREND_KEY, ["value", "computed_at"])
-        CampaignTrendData.objects.filter(
-            interval=interval, period_start__gte=first, period_start__lte=last
-        ).exclude(computed_at=computed_at).delete()
+        written += _write_points(interval, grouped_daily(interval, first, last), first, last, computed_at,
+                                 native=native, zeros=True)
     return written
 
 
-def _trend_points_sql(interval: str, first: dt.date, last: dt.date, computed_at: dt.datetime) -> int:
-    """The ORM's per-period sums, unpivoted to one row per metric (LATERAL VALUES) and upserted in the database."""
-    grouped_sql, grouped_params = grouped_daily(interval, first, last).query.sql_with_params()
+def _write_points(interval: str, grouped: QuerySet, first: dt.date, last: dt.date, computed_at: dt.datetime, *,
+                  native: bool, zeros: bool) -> int:
+    """Upsert one trend row per metric of each ``grouped`` row (campaign_id, period, hour, the metrics), then
+    drop the points of [first, last] of this interval that this run did not write; returns rows written."""
+    if native:
+        written = _write_points_sql(interval, grouped, computed_at, zeros=zeros)
+    else:
+        points = [
+            CampaignTrendData(
+                campaign_id=g["campaign_id"], period_start=_as_date(g["period"]), hour=g["hour"], interval=interval,
+                metric_type=name, value=g[name] or 0, computed_at=computed_at,
+            )
+            for g in grouped.iterator(chunk_size=BULK_BATCH)
+            for name in DAILY_METRICS
+            if zeros or g[name]
+        ]
+        written = _upsert(CampaignTrendData, points, TREND_KEY, ["value", "computed_at"])
+    CampaignTrendData.objects.filter(
+        interval=interval, period_start__gte=first, period_start__lte=last
+    ).exclude(computed_at=computed_at).delete()
+    return written
+
+
+def _write_points_sql(interval: str, grouped: QuerySet, computed_at: dt.datetime, *, zeros: bool) -> int:
+    """The ORM's grouped sums, unpivoted to one row per metric (LATERAL VALUES) and upserted in the database."""
+    grouped_sql, grouped_params = grouped.query.sql_with_params()
     metric_values = ", ".join(f"('{name}', g.{name}::numeric)" for name in DAILY_METRICS)
     sql = f"""
         WITH points AS (
             INSERT INTO {CampaignTrendData._meta.db_table}
                 (campaign_id, period_start, hour, interval, metric_type, value, created_at, computed_at)
-            SELECT g.campaign_id, g.period::date, 0, %s, m.metric, COALESCE(m.value, 0), %s, %s
+            SELECT g.campaign_id, g.period::date, g.hour, %s, m.metric, COALESCE(m.value, 0), %s, %s
             FROM ({grouped_sql}) g CROSS JOIN LATERAL (VALUES {metric_values}) AS m(metric, value)
+            {"" if zeros else "WHERE m.value <> 0"}
             ON CONFLICT (campaign_id, period_start, hour, interval, metric_type) DO UPDATE SET
                 value = EXCLUDED.value, computed_at = EXCLUDED.computed_at
             RETURNING 1
@@ -266,54 +284,6 @@ def _trend_points_sql(interval: str, first: dt.date, last: dt.date, computed_at:
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [interval, computed_at, computed_at, *grouped_params])
-        return int(cursor.fetchone()[0])
-
-
-def _refresh_hours(start: dt.date, end: dt.date, *, computed_at: dt.datetime, native: bool) -> int:
-    hourly = CampaignTrendData.Interval.HOURLY
-    first_kept = hourly_first_day()
-    CampaignTrendData.objects.filter(interval=hourly, period_start__lt=first_kept).delete()
-    first = max(start, first_kept)
-    if first > end:
-        return 0
-    if native:
-        written = _hourly_points_sql(first, end, computed_at)
-    else:
-        points = [
-            CampaignTrendData(
-                campaign_id=g["campaign_id"], period_start=g["day"], hour=g["hour"], interval=hourly,
-                metric_type=name, value=g[name], computed_at=computed_at,
-            )
-            for g in grouped_hours(first, end).iterator(chunk_size=BULK_BATCH)
-            for name in DAILY_METRICS
-            if g[name]  # zeros are not stored (readers fill them in)
-        ]
-        written = _upsert(CampaignTrendData, points, TREND_KEY, ["value", "computed_at"])
-    CampaignTrendData.objects.filter(
-        interval=hourly, period_start__gte=first, period_start__lte=end
-    ).exclude(computed_at=computed_at).delete()
-    return written
-
-
-def _hourly_points_sql(first: dt.date, last: dt.date, computed_at: dt.datetime) -> int:
-    """The ORM's per-hour sums, unpivoted to one row per non-zero metric and upserted in the database."""
-    grouped_sql, grouped_params = grouped_hours(first, last).query.sql_with_params()
-    metric_values = ", ".join(f"('{name}', g.{name}::numeric)" for name in DAILY_METRICS)
-    sql = f"""
-        WITH points AS (
-            INSERT INTO {CampaignTrendData._meta.db_table}
-                (campaign_id, period_start, hour, interval, metric_type, value, created_at, computed_at)
-            SELECT g.campaign_id, g.day, g.hour, %s, m.metric, m.value, %s, %s
-            FROM ({grouped_sql}) g CROSS JOIN LATERAL (VALUES {metric_values}) AS m(metric, value)
-            WHERE m.value <> 0
-            ON CONFLICT (campaign_id, period_start, hour, interval, metric_type) DO UPDATE SET
-                value = EXCLUDED.value, computed_at = EXCLUDED.computed_at
-            RETURNING 1
-        )
-        SELECT COUNT(*) FROM points
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [CampaignTrendData.Interval.HOURLY, computed_at, computed_at, *grouped_params])
         return int(cursor.fetchone()[0])
 
 
