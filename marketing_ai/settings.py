@@ -177,6 +177,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["marketing_ai.api.RolePermission"],
     "DEFAULT_PAGINATION_CLASS": "marketing_ai.api.Pagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "marketing_ai.api.WholeBodyJSONParser",  # DRF's JSON parser without its per-chunk decoding
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "marketing_ai.api.exception_handler",

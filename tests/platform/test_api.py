@@ -173,6 +173,28 @@ def test_malformed_json_is_a_400_parse_error(api, probe_job):
     assert_error_shape(response, 400, "parse_error")
 
 
+@pytest.mark.parametrize("body, content_type", [
+    (b'{"start": NaN}', "application/json"),  # strict JSON, as DRF's own parser
+    (b'{"start": "\xff\xfe"}', "application/json"),  # not UTF-8
+    (b'{"start": "2025-01-01"}', "application/json; charset=bz2_codec"),  # not a text encoding
+])
+def test_bodies_the_json_parser_refuses_are_400_parse_errors(api, probe_job, body, content_type):
+    response = api.generic("POST", "/api/v1/jobs/probe/run", body, content_type=content_type)
+    assert_error_shape(response, 400, "parse_error")
+
+
+def test_the_json_parser_reads_what_drfs_own_parser_reads():
+    import io
+
+    from rest_framework.parsers import JSONParser
+
+    from marketing_ai.api import WholeBodyJSONParser
+
+    body = '[{"event_id": "é\\u00e9", "amount": 19.9, "n": [1, 2.5, null, true]}, "x"]'.encode("utf-8")
+    context = {"encoding": "utf-8"}
+    assert WholeBodyJSONParser().parse(io.BytesIO(body), None, context) == JSONParser().parse(io.BytesIO(body), None, context)
+
+
 def test_an_unknown_object_is_a_404_naming_it(api, probe_job):
     error = assert_error_shape(api.get("/api/v1/jobs/nope/"), 404, "not_found")
     assert "nope" in error["message"]
