@@ -190,7 +190,7 @@ def test_the_json_parser_reads_what_drfs_own_parser_reads():
 
     from marketing_ai.api import WholeBodyJSONParser
 
-    body = '[{"event_id": "é\\u00e9", "amount": 19.9, "n": [1, 2.5, null, true]}, "x"]'.encode("utf-8")
+    body = '[{"event_id": "é\\u00e9", "amount": 19.9, "n": [1, 2.5, null, true]}, "x"]'.encode()
     context = {"encoding": "utf-8"}
     assert WholeBodyJSONParser().parse(io.BytesIO(body), None, context) == JSONParser().parse(io.BytesIO(body), None, context)
 
