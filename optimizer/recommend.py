@@ -26,6 +26,9 @@ import numpy as np
 from optimizer.ml.offer_response import PERCENT
 from optimizer.ml.offer_response import expected_profit as shared_expected_profit
 
+# scipy.stats is imported inside the functions that use it: Django's start-up imports this module (the job
+# registry), and loading it there cost every process ~0.4 s (tests/platform/test_startup.py).
+
 DEFAULT_DRAWS = 4000
 MIN_SENDS_PER_OFFER = 100  # an offer with fewer sends is still scored, but does not count as "enough data"
 MIN_CONVERSIONS = 20
@@ -249,7 +252,7 @@ def rank_segments(outcomes: Sequence[SegmentOutcome], *, prior_strength: float =
         if cost_per_send > 0:
             roi = rate * rev_per_conv / cost_per_send - 1.0
             breakeven = cost_per_send / rev_per_conv if rev_per_conv > 0 else 1.0
-            from scipy import stats  # on use: scipy.stats costs every process start ~0.4 s
+            from scipy import stats
 
             prob_profitable = float(stats.beta.sf(min(breakeven, 1.0), alpha, beta))
         else:  # nothing spent: any revenue is profit
@@ -380,7 +383,7 @@ def recommend_send_hour(
     if best == current_hour:
         confidence = 0.0
     elif se > 0:
-        from scipy import stats  # on use: scipy.stats costs every process start ~0.4 s
+        from scipy import stats
 
         confidence = float(stats.norm.cdf(mean / se))
     else:
@@ -438,7 +441,7 @@ class CoAffinity:
         base = self.counts / self.n_customers
         lifts = {j: relative_lift(v / fans, base[j]) for j, v in candidates}
         j, support = max(candidates, key=lambda c: (lifts[c[0]], c[1]))
-        from scipy import stats  # on use: scipy.stats costs every process start ~0.4 s
+        from scipy import stats
 
         confidence = float(stats.beta.sf(base[j], support + 1, fans - support + 1))
         return PartnerRecommendation(str(merchant), str(self.labels[j]), support, lifts[j], confidence)

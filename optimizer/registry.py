@@ -26,6 +26,9 @@ from django.utils import timezone
 
 from optimizer.models import MLModel, ModelType
 
+# skops is imported inside the functions that use it: Django's start-up imports this module (the job
+# registry), and loading it there cost every process ~0.5 s (tests/platform/test_startup.py).
+
 # Primary holdout metric per model type, and whether larger is better.
 PRIMARY_METRIC: dict[str, tuple[str, bool]] = {
     ModelType.CONVERSION: ("roc_auc", True),
@@ -144,7 +147,7 @@ def register(
                 last = MLModel.objects.filter(model_type=model_type).aggregate(v=Max("version"))["v"]
                 version = (last or 0) + 1
                 path = folder / f"v{version}.skops"
-                import skops.io as sio  # on use (see the module docstring)
+                import skops.io as sio
 
                 sio.dump(artifact, path)
                 active = MLModel.objects.select_for_update().filter(model_type=model_type, is_active=True).first()

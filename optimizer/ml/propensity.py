@@ -21,6 +21,9 @@ from threadpoolctl import threadpool_limits
 
 from optimizer.ml.metrics import auc
 
+# scikit-learn is imported inside the functions that use it: Django's start-up imports this module (the job
+# registry), and loading it there cost every process ~0.6 s (tests/platform/test_startup.py).
+
 # Rows used when comparing the learners (a random sample; the chosen one is refit on every training
 # row), so choosing costs a fraction of the final fit at scale.
 SELECTION_ROWS = 30_000
