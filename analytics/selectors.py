@@ -29,12 +29,7 @@ from marketing_ai.api import BadRequest, NotFound
 ALLOWED_DAYS = (7, 30, 90)
 DEFAULT_DAYS = 30
 MAX_RANGE_DAYS = 1096  # three years: bounds the work of one request
-INTERVALS = (
-    CampaignTrendData.Interval.HOURLY,
-    CampaignTrendData.Interval.DAILY,
-    CampaignTrendData.Interval.WEEKLY,
-    CampaignTrendData.Interval.MONTHLY,
-)
+INTERVALS = tuple(CampaignTrendData.Interval.values)  # hourly, daily, weekly, monthly
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
 
@@ -101,14 +96,18 @@ def parse_interval(value: str | None, period: Period | None = None) -> str:
     interval = (value or CampaignTrendData.Interval.DAILY).strip().lower()
     if interval not in INTERVALS:
         raise BadRequest({"interval": [f"must be one of {', '.join(INTERVALS)} (got {value!r})"]})
-    if interval == CampaignTrendData.Interval.HOURLY and period is not None:
-        first = hourly_first_day()
-        if period.start < first:
-            raise BadRequest({"interval": [
-                f"hourly points are kept for the last {settings.ANALYTICS_HOURLY_DAYS} days (from {first.isoformat()}); "
-                f"ask ?days={min(ALLOWED_DAYS)} or a from/to within them, or another interval"
-            ]})
+    if interval == CampaignTrendData.Interval.HOURLY and period is not None and not hourly_covers(period):
+        raise BadRequest({"interval": [
+            f"hourly points are kept for the last {settings.ANALYTICS_HOURLY_DAYS} days "
+            f"(from {hourly_first_day().isoformat()}); ask ?days={min(ALLOWED_DAYS)} or a from/to within them, "
+            "or another interval"
+        ]})
     return interval
+
+
+def hourly_covers(period: Period) -> bool:
+    """Whether the hourly points kept (the last ``ANALYTICS_HOURLY_DAYS`` days) cover the whole range."""
+    return period.start >= hourly_first_day()
 
 
 def campaign_by_external_id(campaign_id: str) -> Campaign:

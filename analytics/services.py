@@ -4,9 +4,9 @@ Set-based: for each chunk of days, ONE grouped query over the events (grouped by
 and the customer's segment) feeds both the daily table (its segment groups summed) and the segment
 table; then one grouped query per interval over the daily table feeds the trend table's daily, weekly
 and monthly points, and one grouped query per campaign and UTC hour over the events of the recent days
-(``ANALYTICS_HOURLY_DAYS``) its hourly points. Every write
-is an upsert on the table's unique key; rows in the recomputed days/periods that were not written by
-this run (their events are gone) are deleted, so a re-run gives the same rows and never duplicates.
+(``ANALYTICS_HOURLY_DAYS``) its hourly points. Every write is an upsert on the table's unique key;
+rows in the recomputed days/periods that were not written by this run (their events are gone) are
+deleted, so a re-run gives the same rows and never duplicates.
 
 The grouped queries are written once, with the ORM. On PostgreSQL their compiled SQL runs inside
 ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` statements, so no row travels through Python (one
@@ -35,6 +35,7 @@ ZERO = Decimal("0")
 COUNTS = ("sends", "opens", "views", "clicks", "conversions")
 MONEY_FIELDS = ("revenue", "cost")
 DAILY_METRICS = COUNTS + MONEY_FIELDS
+SEGMENT_COLUMNS = ("users", "views", "conversions", "revenue", "cost")
 # How many days one grouped query covers in a backfill. Measured at 10M events / 90 days
 # (docs/BENCHMARKS.md, aggregate): one statement over the whole range 20.6-27.7 s, 31-day chunks
 # 24-28 s, 1-day chunks 32 s, 7-day chunks 49 s. Larger statements get a parallel scan and sort,
@@ -140,13 +141,9 @@ def _aggregate_chunk_orm(start: dt.date, end: dt.date, computed_at: dt.datetime)
     ]
     written = _upsert(CampaignAnalyticsDaily, daily_rows, ["campaign", "date"], [*DAILY_METRICS, "computed_at"])
     written += _upsert(
-        CampaignSegmentAnalytics, segment_rows, ["campaign", "segment", "date"],
-        ["users", "views", "conversions", "revenue", "cost", "computed_at"],
+        CampaignSegmentAnalytics, segment_rows, ["campaign", "segment", "date"], [*SEGMENT_COLUMNS, "computed_at"],
     )
     return written
-
-
-SEGMENT_COLUMNS = ("users", "views", "conversions", "revenue", "cost")
 
 
 def _aggregate_chunk_sql(start: dt.date, end: dt.date, computed_at: dt.datetime) -> int:

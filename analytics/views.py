@@ -18,7 +18,6 @@ from rest_framework.exceptions import ValidationError
 from analytics import charts, selectors
 from analytics.models import CampaignTrendData
 from analytics.selectors import ALLOWED_DAYS, INTERVALS, Period
-from analytics.services import hourly_first_day
 from marketing_ai.api import NotFound, is_marketer
 
 
@@ -48,13 +47,14 @@ def _links(request: HttpRequest, period: Period, interval: str, api_base: str, c
     range_query = {"days": period.days} if period.days else {"from": period.start.isoformat(), "to": period.end.isoformat()}
     # Hourly points cover only the last ANALYTICS_HOURLY_DAYS days: the links never ask for more.
     hourly = CampaignTrendData.Interval.HOURLY
-    hourly_range = range_query if period.start >= hourly_first_day() else {"days": min(ALLOWED_DAYS)}
+    hourly_range = range_query if selectors.hourly_covers(period) else {"days": min(ALLOWED_DAYS)}
+
+    def interval_for(days: int) -> str:
+        covered = selectors.hourly_covers(Period.from_query({"days": str(days)}))
+        return "daily" if interval == hourly and not covered else interval
+
     return {
-        "ranges": [
-            (n, with_params(days=n, interval="daily" if interval == hourly and n > settings.ANALYTICS_HOURLY_DAYS else interval),
-             period.days == n)
-            for n in ALLOWED_DAYS
-        ],
+        "ranges": [(n, with_params(days=n, interval=interval_for(n)), period.days == n) for n in ALLOWED_DAYS],
         "intervals": [(i, with_params(**(hourly_range if i == hourly else range_query), interval=i), i == interval)
                       for i in INTERVALS],
         "csv": [(label, f"{api_base}{p}{with_params(**range_query, format='csv', **extra)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import psycopg
 from django.db import connection
 from django.db.models import Q, QuerySet
 
@@ -53,8 +54,6 @@ def fetch_by_keys(table: str, key: str, columns: str, keys: list, *, lock: bool 
     PostgreSQL would parse them all. ``lock`` takes ``FOR KEY SHARE`` on each row found (what a foreign
     key check does), in key order.
     """
-    import psycopg
-
     lock_clause = f" ORDER BY {key} FOR KEY SHARE" if lock else ""
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from decimal import Decimal
 
 import pandas as pd
@@ -38,6 +39,17 @@ def occurred(day_offset: int, second: int) -> dt.datetime:
     return dt.datetime.combine(FIRST_DAY + dt.timedelta(days=day_offset), dt.time.min, tzinfo=dt.UTC) + dt.timedelta(
         seconds=second
     )
+
+
+def create_random_events(n: int, *, seed: int, days: int, campaigns: list, customers: list, prefix: str) -> None:
+    """``n`` events of every type at random moments of the first ``days`` days, random campaigns and
+    customers (``None`` among them: no customer), with amounts from 0 to 99.99."""
+    rng = random.Random(seed)
+    Event.objects.bulk_create([
+        Event(event_id=f"{prefix}{i}", type=rng.choice(list(Event.Type)), occurred_at=occurred(rng.randrange(days), rng.randrange(86400)),
+              campaign=rng.choice(campaigns), customer=rng.choice(customers), amount=Decimal(rng.randrange(10000)) / 100)
+        for i in range(n)
+    ])
 
 
 def reference_frames(events: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:

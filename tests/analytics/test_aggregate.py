@@ -15,7 +15,7 @@ from analytics import services
 from analytics.models import CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
 from campaigns.models import Event, Segment
 from marketing_ai import jobs
-from tests.analytics.factories import FIRST_DAY, event_rows, occurred, reference_frames
+from tests.analytics.factories import FIRST_DAY, create_random_events, event_rows, occurred, reference_frames
 from tests.factories import CampaignFactory, CustomerFactory, EventFactory
 
 LAST_DAY = FIRST_DAY + dt.timedelta(days=40)
@@ -218,17 +218,9 @@ def _snapshot() -> dict[str, list[tuple]]:
 
 
 def test_postgres_insert_select_and_python_upsert_write_the_same_rows(postgres):
-    import random
-
-    rng = random.Random(5)
-    campaigns = [CampaignFactory() for _ in range(3)]
     customers = [CustomerFactory(segment=seg) for seg in [*Segment.objects.all(), None]]
-    Event.objects.bulk_create([
-        Event(event_id=f"r{i}", type=rng.choice(list(Event.Type)), occurred_at=occurred(rng.randrange(40), rng.randrange(86400)),
-              campaign=rng.choice(campaigns), customer=rng.choice([*customers, None]),
-              amount=Decimal(rng.randrange(10000)) / 100)
-        for i in range(400)
-    ])
+    create_random_events(400, seed=5, days=40, campaigns=[CampaignFactory() for _ in range(3)],
+                         customers=[*customers, None], prefix="r")
     services.aggregate_days(start=FIRST_DAY, end=LAST_DAY, native=True)
     in_database = _snapshot()
     for model in (CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData):
@@ -242,17 +234,9 @@ def test_postgres_insert_select_and_python_upsert_write_the_same_rows(postgres):
 def test_chunk_size_of_a_backfill_does_not_change_the_rows():
     """A backfill in one-day chunks, week chunks or one whole-range statement writes the same rows
     (chunking is a speed choice only: a customer seen on two days counts once per day either way)."""
-    import random
-
-    rng = random.Random(9)
-    campaigns = [CampaignFactory() for _ in range(2)]
     customers = [CustomerFactory(segment=seg) for seg in [*Segment.objects.all(), None]]
-    Event.objects.bulk_create([
-        Event(event_id=f"k{i}", type=rng.choice(list(Event.Type)), occurred_at=occurred(rng.randrange(41), rng.randrange(86400)),
-              campaign=rng.choice(campaigns), customer=rng.choice([*customers, None]),
-              amount=Decimal(rng.randrange(10000)) / 100)
-        for i in range(300)
-    ])
+    create_random_events(300, seed=9, days=41, campaigns=[CampaignFactory() for _ in range(2)],
+                         customers=[*customers, None], prefix="k")
     snapshots = []
     for chunk_days in (1, 7, 41):
         for model in (CampaignTrendData, CampaignSegmentAnalytics, CampaignAnalyticsDaily):
