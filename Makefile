@@ -11,10 +11,20 @@ PYTEST_ARGS    ?=
 
 .PHONY: install demo test lint run worker beat migrate clean
 
+# uv installs the pinned requirements in seconds; plain pip is the fallback where uv cannot be had.
+UV_VERSION := 0.13.8
+define pip_install
+	if $(PY) -m pip install -q uv==$(UV_VERSION) 2>/dev/null; then \
+		$(VENV)/bin/uv pip install --python $(PY) -q -r $(1); \
+	else \
+		echo "uv unavailable: installing with pip (slower)"; \
+		$(PY) -m pip install -q -r $(1); \
+	fi
+endef
+
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	@$(call pip_install,requirements-dev.txt)
 	touch $@
 
 install: $(VENV)/.installed
