@@ -10,8 +10,9 @@ The generative model (docs/demo-data.md has the long form):
 * each customer has a **preferred local hour**; a notification sent near it is more likely to be
   opened, and opens happen at or right after it, so it is the modal local open hour;
 * each notification carries an offer drawn uniformly from the ladder; the chance that a click turns
-  into a conversion depends on the offer **per segment** (``CONVERSION_GIVEN_CLICK``), so one offer
-  maximises expected profit per segment (``best_offer``);
+  into a conversion depends on the offer **per segment**, along a response curve drawn per seed
+  (``offer_curves``), so one offer maximises expected profit per segment (``best_offer``), and which
+  one differs between seeds (from no discount to the largest);
 * views, clicks and conversions go to a merchant drawn from a **latent customer-merchant
   preference** (low-rank factors plus merchant popularity);
 * each campaign has a **planted ROI**: its daily ``spend`` events are scaled so that
@@ -52,15 +53,14 @@ HOUR_WEIGHTS = np.array(
 )
 
 OFFER_LADDER = (0, 10, 20, 30, 40, 50)  # percent off
-# P(conversion | click, offer) per segment, in ladder order. High-value customers barely respond to a
-# discount, returning ones saturate at 20 %, new ones keep responding up to 40 %. Expected profit per
-# click is p * order value * (1 - discount); its argmax is the planted best offer (margin >= 11 %: with
-# conversion never falling as the discount grows, the next rung up costs at least 1 - 0.9 of the margin).
-CONVERSION_GIVEN_CLICK = {
-    "new_users": (0.04, 0.07, 0.10, 0.14, 0.19, 0.19),
-    "returning_users": (0.10, 0.16, 0.22, 0.22, 0.225, 0.225),
-    "high_value_users": (0.30, 0.30, 0.305, 0.305, 0.31, 0.31),
-}
+# P(conversion | click, offer) per segment is drawn per seed (``offer_curves``): each segment gets its
+# own best offer (three different rungs per seed, so across seeds every rung wins, 0 % and 50 %
+# included). Conversion never falls as the discount grows; it rises up to the best offer (each rung
+# below it earns at most OFFER_LEFT_RATIO of the next rung's expected profit per click) and stays flat
+# after it, so the next rung up loses exactly its discount's share of the margin (10-20 %: with a
+# conversion that never falls, no curve can lose more there).
+OFFER_PLATEAU = (0.15, 0.35)  # P(conversion | click) at and above the best offer, drawn uniformly
+OFFER_LEFT_RATIO = (0.6, 0.8)  # profit of a rung / profit of the next rung up, below the best offer
 ORDER_VALUE = {"new_users": 45.0, "returning_users": 70.0, "high_value_users": 150.0}  # mean, before discount
 SEGMENT_OPEN_FACTOR = {"new_users": 0.9, "returning_users": 1.0, "high_value_users": 1.2}
 
@@ -154,7 +154,9 @@ EVENT_COLUMNS = (
 
 
 def generate(config: DemoConfig) -> DemoData:
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(8)]
+    # Stream 8 was added after the others: spawn(9)[:8] are the same streams as spawn(8) was.
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(9)]
+    conversion_given_click = offer_curves(streams[8])
     merchants, merchant_factors = _merchants(config, streams[0])
     customers, customer_factors = _customers(config, streams[1])
     offers = pd.DataFrame(
@@ -171,10 +173,12 @@ def generate(config: DemoConfig) -> DemoData:
     campaigns = _campaigns(config, merchants, streams[2])
 
     sends = _sends(config, customers, campaigns, streams[3])
-    funnel = _funnel(config, customers, campaigns, sends, candidates, cumprob, popularity_cumprob, streams[4])
+    funnel = _funnel(
+        config, customers, campaigns, sends, candidates, cumprob, popularity_cumprob, conversion_given_click, streams[4]
+    )
     spend, campaigns = _spend(config, campaigns, sends, funnel, streams[5])
     events = _assemble(config, customers, merchants, offers, campaigns, funnel, spend, streams[6])
-    truth = _truth(config, customers, merchants, campaigns, events, top10)
+    truth = _truth(config, customers, merchants, campaigns, events, top10, conversion_given_click)
     return DemoData(
         config=config,
         merchants=merchants,
@@ -189,18 +193,41 @@ def generate(config: DemoConfig) -> DemoData:
     )
 
 
-def expected_profit_per_click() -> dict[str, dict[int, float]]:
+def offer_curves(rng: np.random.Generator) -> dict[str, tuple[float, ...]]:
+    """P(conversion | click) per segment over ``OFFER_LADDER``, with a different best offer per segment.
+
+    Built from the expected profit per click (proportional to p x (1 - discount)): 1 at the best
+    rung, a ratio drawn from ``OFFER_LEFT_RATIO`` per rung below it; above it the conversion stays
+    at the best rung's (a discount past saturation only gives margin away).
+    """
+    keep = 1 - np.asarray(OFFER_LADDER, dtype=float) / 100
+    best = rng.choice(len(OFFER_LADDER), size=len(SEGMENTS), replace=False)
+    curves = {}
+    for segment, b in zip(SEGMENTS, best, strict=True):
+        plateau = rng.uniform(*OFFER_PLATEAU)
+        profit = np.ones(len(OFFER_LADDER))
+        for i in range(b - 1, -1, -1):
+            profit[i] = profit[i + 1] * rng.uniform(*OFFER_LEFT_RATIO)
+        p = profit / keep
+        p = p / p[b] * plateau
+        p[b:] = plateau
+        curves[segment] = tuple(round(float(v), 4) for v in p)
+    return curves
+
+
+def expected_profit_per_click(conversion_given_click: dict[str, tuple[float, ...]]) -> dict[str, dict[int, float]]:
     """Planted expected profit of one click, per segment and offer (before the per-send cost)."""
     return {
         segment: {
             offer: p * ORDER_VALUE[segment] * (1 - offer / 100) for offer, p in zip(OFFER_LADDER, probs, strict=True)
         }
-        for segment, probs in CONVERSION_GIVEN_CLICK.items()
+        for segment, probs in conversion_given_click.items()
     }
 
 
-def best_offers() -> dict[str, int]:
-    return {segment: max(profits, key=profits.get) for segment, profits in expected_profit_per_click().items()}
+def best_offers(conversion_given_click: dict[str, tuple[float, ...]]) -> dict[str, int]:
+    profits = expected_profit_per_click(conversion_given_click)
+    return {segment: max(by_offer, key=by_offer.get) for segment, by_offer in profits.items()}
 
 
 # --- entities -------------------------------------------------------------------------------------
@@ -439,6 +466,7 @@ def _funnel(
     candidates: np.ndarray,
     cumprob: np.ndarray,
     popularity_cumprob: np.ndarray,
+    conversion_given_click: dict[str, tuple[float, ...]],
     rng: np.random.Generator,
 ) -> _Funnel:
     cust, camp, t, offer = sends.customer, sends.campaign, sends.t, sends.offer
@@ -477,7 +505,7 @@ def _funnel(
     t_click = t_view[c_mask] + rng.exponential(2 * 60, size=len(c))
     merchant_click = merchant_view[c_mask]
 
-    conversion_table = np.array([CONVERSION_GIVEN_CLICK[s] for s in SEGMENTS])
+    conversion_table = np.array([conversion_given_click[s] for s in SEGMENTS])
     x_mask = rng.random(len(c)) < conversion_table[segment[c], offer[c]]
     x = c[x_mask]
     t_conv = t_click[x_mask] + rng.exponential(15 * 60, size=len(x))
@@ -597,6 +625,7 @@ def _truth(
     campaigns: pd.DataFrame,
     events: pd.DataFrame,
     top10: np.ndarray,
+    conversion_given_click: dict[str, tuple[float, ...]],
 ) -> dict:
     money = events.dropna(subset=["amount_cents"])
     by_type = money.groupby(["campaign_id", "type"], observed=True)["amount_cents"].sum()
@@ -606,6 +635,7 @@ def _truth(
         cost = by_type.get((campaign_id, "spend"), 0)
         roi[campaign_id] = round(float((revenue - cost) / cost), 4) if cost else None
     merchant_ids = merchants["merchant_id"].to_numpy()
+    profits = expected_profit_per_click(conversion_given_click)
     config_dict = asdict(config)
     config_dict["end_date"] = config.end_date.isoformat()
     config_dict["not_after"] = config.not_after.isoformat() if config.not_after else None
@@ -614,14 +644,14 @@ def _truth(
         "config": config_dict,
         "window": {"start": config.start_date.isoformat(), "end": config.end_date.isoformat()},
         "preferred_hour": dict(zip(customers["customer_id"], customers["preferred_hour"].astype(int).tolist(), strict=True)),
-        "best_offer": best_offers(),
+        "best_offer": best_offers(conversion_given_click),
         "merchant_preference": dict(zip(customers["customer_id"], merchant_ids[top10].tolist(), strict=True)),
         "campaign_roi": roi,
         "offer_response": {
             segment: {
                 str(offer): {"conversion_given_click": p, "expected_profit_per_click": round(profit, 4)}
                 for offer, p, profit in zip(
-                    OFFER_LADDER, CONVERSION_GIVEN_CLICK[segment], expected_profit_per_click()[segment].values(), strict=True
+                    OFFER_LADDER, conversion_given_click[segment], profits[segment].values(), strict=True
                 )
             }
             for segment in SEGMENTS

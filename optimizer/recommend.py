@@ -7,34 +7,40 @@ Offer choice (per segment). For each offer ``d`` (percent off) the expected prof
 
     profit(d) = p(convert | d) * order_value * (1 - d / 100) - cost_per_send
 
-``p`` has a Beta posterior per (segment, offer): the prior is centred on a reference rate (the
-population's rate for that segment and offer, or the offer-response model's prediction) with a
-strength of ``prior_strength`` pseudo-sends, updated with the observed sends and conversions.
-Thompson sampling draws ``p`` for every offer from its posterior ``draws`` times (seeded): the share
-of draws in which an offer has the highest profit is its probability of being best (the traffic a
-Thompson bandit would give it); the recommendation is the offer with the highest posterior-mean
-profit; the confidence is the posterior probability that it beats the current offer.
+``p`` has a Beta posterior per (segment, offer): a weak prior (``prior_strength`` pseudo-sends,
+centred on a reference rate, by default the segment's pooled rate) updated with the observed sends
+and conversions. Joint draws of every offer's ``p`` (seeded) give each offer's probability of being
+best (the share of draws in which it has the highest profit). The recommendation is the offer with
+the highest posterior-mean profit; the confidence is the posterior probability that it beats the
+current offer. It is *decided* only when that probability reaches ``DECISION_PROBABILITY``; otherwise
+the answer is "keep, not enough evidence" with ``sends_needed``: how many more sends of the two
+offers would make it reach that probability if the posterior means are the truth (normal
+approximation: the standard deviation of the profit difference shrinks as 1/sqrt(sends)).
+docs/optimizer-recommendations.md has the calibration study behind these numbers.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from optimizer.ml.offer_response import PERCENT
+from optimizer.ml.offer_response import PERCENT, beta_posterior
 from optimizer.ml.offer_response import expected_profit as shared_expected_profit
 
 # scipy.stats is imported inside the functions that use it: Django's start-up imports this module (the job
 # registry), and loading it there cost every process ~0.4 s (tests/platform/test_startup.py).
 
 DEFAULT_DRAWS = 4000
-MIN_SENDS_PER_OFFER = 100  # an offer with fewer sends is still scored, but does not count as "enough data"
+MIN_SENDS_PER_OFFER = 100  # an offer with fewer sends is still scored, but never decides a comparison
 MIN_CONVERSIONS = 20
-# "Enough data" means the data decide: the recommended offer is the most profitable in at least this
-# share of the posterior draws (besides the minimum sample sizes above).
-DECISION_PROBABILITY = 0.8
+# A change of offer is proposed only when the posterior probability that it beats the current offer is at
+# least this (and a "keep" is confident when the current offer beats every challenger this often). Chosen
+# by the calibration study (bench/offer_calibration.py): at the demo size no wrong proposal reached it.
+DECISION_PROBABILITY = 0.95
+MAX_SENDS_NEEDED = 10**9  # above this, "more data" is no answer: the offers are practically equal
 LIFT_CAP = 1000.0  # percent; relative lifts over a near-zero base are capped rather than exploding
 
 
@@ -84,16 +90,40 @@ class OfferRecommendation:
     recommended_offer: float
     expected_lift: float  # relative change in expected profit per send vs the current offer, percent
     expected_conversion_lift: float  # relative change in conversion rate vs the current offer, percent
-    confidence: float  # P(recommended beats current); P(best) when there is no current offer
+    confidence: float  # P(recommended beats current); P(best) when there is no current offer or it is the best
     order_value: float
     cost_per_send: float
-    enough_data: bool  # minimum sample sizes met and P(best) >= DECISION_PROBABILITY
-    method: str  # "bandit" (population prior) or "model" (offer-response model prior)
+    enough_data: bool  # the same as ``decided`` (kept for callers of the first version)
+    method: str  # where the posterior's data come from, e.g. "population" (every campaign of the segment)
     scores: list[OfferScore] = field(default_factory=list)
+    # The comparison that decides: the recommended offer against the current one (or, when they are the
+    # same, against the best other offer), its posterior probability, and whether it reaches DECISION_PROBABILITY.
+    challenger: float | None = None
+    prob_beats_challenger: float | None = None
+    decided: bool = False
+    sends_needed: int | None = None  # more sends of the two offers to decide; 0 when decided, None when no amount would
 
     @property
     def changes_offer(self) -> bool:
         return self.current_offer is None or not np.isclose(self.current_offer, self.recommended_offer)
+
+
+def sends_to_decide(mean_difference: float, sd_difference: float, sends: float, *, probability: float = DECISION_PROBABILITY) -> int | None:
+    """More sends (split like today's ``sends``) until P(difference > 0) would reach ``probability``.
+
+    If the posterior mean difference is the truth, the posterior sd shrinks as 1/sqrt(sends): with
+    k times the sends, P = Phi(sqrt(k) * mean / sd); k = (z * sd / mean)^2. None when the mean does
+    not favour the recommendation, when nothing was sent yet, or when the answer exceeds MAX_SENDS_NEEDED.
+    """
+    from scipy import stats
+
+    if mean_difference <= 0 or sends <= 0:
+        return None
+    if sd_difference <= 0:
+        return 0
+    k = (stats.norm.ppf(probability) * sd_difference / mean_difference) ** 2
+    extra = max(k - 1.0, 0.0) * sends
+    return int(np.ceil(extra)) if extra <= MAX_SENDS_NEEDED else None
 
 
 def order_value_of(outcomes: Sequence[OfferOutcome], default: float) -> float:
@@ -113,7 +143,7 @@ def recommend_offer(
     default_order_value: float = 50.0,
     prior_rates: Mapping[float, float] | None = None,
     prior_strength: float | Mapping[float, float] = 20.0,
-    method: str = "bandit",
+    method: str = "population",
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     min_sends: int = MIN_SENDS_PER_OFFER,
@@ -142,8 +172,7 @@ def recommend_offer(
         strength = np.array([max(float(prior_strength.get(v, 1.0)), 1e-6) for v in values])
     else:
         strength = np.full(len(values), float(prior_strength))
-    alpha = ref * strength + convs
-    beta = (1 - ref) * strength + (sends - convs)
+    alpha, beta = beta_posterior(sends, convs, ref, strength)
 
     value = order_value if order_value is not None else order_value_of(list(by_value.values()), default_order_value)
     discounts = np.array(values)
@@ -156,13 +185,22 @@ def recommend_offer(
     prob_best = np.bincount(sampled_profit.argmax(axis=1), minlength=len(values)) / draws
 
     best = int(np.argmax(mean_profit))
-    if current_offer is not None:
-        cur = values.index(float(current_offer))
-        confidence = float(np.mean(sampled_profit[:, best] > sampled_profit[:, cur])) if cur != best else float(prob_best[best])
+    cur = values.index(float(current_offer)) if current_offer is not None else None
+    if cur is not None and cur != best:
+        challenger = cur
         lift = relative_lift(mean_profit[best], mean_profit[cur])
         conv_lift = relative_lift(mean_rate[best], mean_rate[cur])
     else:
-        confidence, lift, conv_lift = float(prob_best[best]), 0.0, 0.0
+        # Keeping the current offer (or choosing a first one): the best other offer is the challenger.
+        others = [i for i in range(len(values)) if i != best]
+        challenger = max(others, key=lambda i: mean_profit[i]) if others else None
+        lift, conv_lift = 0.0, 0.0
+    if challenger is not None:
+        difference = sampled_profit[:, best] - sampled_profit[:, challenger]
+        prob_beats = float(np.mean(difference > 0))
+        confidence = prob_beats if cur is not None and cur != best else float(prob_best[best])
+    else:
+        difference, prob_beats, confidence = np.zeros(draws), 1.0, 1.0
 
     scores = [
         OfferScore(
@@ -176,14 +214,19 @@ def recommend_offer(
         )
         for i, v in enumerate(values)
     ]
-    # Evidence counts the prior's pseudo-sends too: they are other campaigns' real sends when pooled.
-    evidence_sends = sends + strength
+    # Evidence counts the prior's pseudo-sends too (they are other campaigns' real sends when a caller pools so).
     evidence_convs = convs + ref * strength
-    enough = (
-        int(np.sum(evidence_sends >= min_sends)) >= 2
-        and evidence_convs.sum() >= min_conversions
-        and prob_best[best] >= DECISION_PROBABILITY
-    )
+    # Never decided on a prior alone: both offers of the comparison must have been sent.
+    tried = challenger is None or min(sends[best], sends[challenger]) >= min_sends
+    decided = bool(tried and evidence_convs.sum() >= min_conversions and prob_beats >= DECISION_PROBABILITY)
+    if decided:
+        needed: int | None = 0
+    elif challenger is None:
+        needed = None
+    else:
+        needed = sends_to_decide(
+            float(mean_profit[best] - mean_profit[challenger]), float(difference.std()), float(sends[best] + sends[challenger])
+        )
     return OfferRecommendation(
         segment=segment,
         current_offer=float(current_offer) if current_offer is not None else None,
@@ -193,10 +236,60 @@ def recommend_offer(
         confidence=confidence,
         order_value=float(value),
         cost_per_send=float(cost_per_send),
-        enough_data=bool(enough),
+        enough_data=decided,
         method=method,
         scores=scores,
+        challenger=values[challenger] if challenger is not None else None,
+        prob_beats_challenger=prob_beats,
+        decided=decided,
+        sends_needed=needed,
     )
+
+
+# The prior of every (segment, offer) rate: this many pseudo-sends at the segment's pooled rate. Weak on
+# purpose (the demo's cells hold thousands of sends): it only keeps a never-sent offer finite.
+POPULATION_PRIOR_SENDS = 1.0
+
+
+def segment_seed(segment: str, seed: int) -> int:
+    """The draws' seed for a segment: the same for every campaign, so campaigns with the same current offer agree."""
+    return (seed + zlib.crc32(segment.encode())) % 2**32
+
+
+def campaign_offer_recommendations(
+    population: Mapping[str, Sequence[OfferOutcome]],
+    segments: Sequence[str],
+    current_offers: Mapping[str, float | None],
+    *,
+    seed: int = 0,
+    draws: int = DEFAULT_DRAWS,
+) -> list[OfferRecommendation]:
+    """The offer per segment of one campaign, from every campaign's outcomes of that segment (``population``).
+
+    The response to an offer is a property of the segment: campaigns differ in how many sends convert
+    (channel, creative), a factor common to every offer, which leaves the best offer unchanged. So the
+    posterior pools the segment's sends and conversions over all campaigns, each counted once; the
+    campaign only brings its current offer per segment (``current_offers``, None = none / not a percent).
+    Segments without any outcome are skipped.
+    """
+    out = []
+    for segment in segments:
+        outcomes = list(population.get(segment, []))
+        if not outcomes:
+            continue
+        out.append(
+            recommend_offer(
+                segment,
+                outcomes,
+                current_offer=current_offers.get(segment),
+                order_value=order_value_of(outcomes, default=50.0),
+                prior_strength=POPULATION_PRIOR_SENDS,
+                method="population",
+                draws=draws,
+                seed=segment_seed(segment, seed),
+            )
+        )
+    return out
 
 
 def model_prior(predict: Callable[[np.ndarray], np.ndarray], offer_values: Sequence[float]) -> dict[float, float]:

@@ -2,22 +2,23 @@
 
 Training data is aggregated, one row per (segment, offer value): how many customers of the
 segment were sent the offer and how many of those sends converted (``optimizer.features.offer_exposures``).
-The model is a binomial logistic regression, fitted on the aggregated rows with sample weights
-(so 10 million events cost no more than a few hundred rows), with one intercept and one
-quadratic curve in the offer value per segment:
 
-    logit P(convert | segment s, offer v) = a_s + b_s * v + c_s * v^2      (v scaled to [0, 1])
+The model is a **Beta posterior per (segment, offer value)**: a weak prior of ``PRIOR_SENDS``
+pseudo-sends at the segment's pooled conversion rate, updated with the sends and conversions of that
+offer. Its mean is the predicted conversion rate (interpolated on the logit scale between offer
+values); its draws are what ``optimizer.recommend`` uses for the probability that one offer beats
+another. The offer that maximises expected profit per segment is the argmax of ``expected_profit``
+at the posterior means, over the offers actually available.
 
-The quadratic lets each segment's response rise and saturate at its own pace. A second
-candidate is the saturated model, one rate per (segment, offer) (a Beta(1, 1)-smoothed table,
-interpolated on the logit scale between offer values). The fit keeps whichever has the lower BIC
-on the training rows (the saturated model wins when data is plentiful and the response curve is
-not quadratic; the quadratic when data is thin). The offer that maximises expected profit per
-segment is the argmax of ``expected_profit`` over the offers actually available.
+Why not a smooth curve: the first version fitted a quadratic logit per segment (kept when BIC
+preferred it, i.e. on thin data). A quadratic in the logit cannot bend into the plateau of a
+saturating response, so on thin data it was convex and extrapolated a steep rise at the top of the
+ladder, making the largest discount look best (docs/optimizer-recommendations.md, "Diagnosis").
+With six offers, one rate per offer is few parameters and cannot be wrong in shape.
 
 Conversion amounts are what the customer paid, after the discount, so the undiscounted order
-value of a conversion under a percent offer ``v`` is ``amount / (1 - v / 100)``. ``expected_profit`` is the one profit formula both this module's quality
-report and the recommendation service use.
+value of a conversion under a percent offer ``v`` is ``amount / (1 - v / 100)``. ``expected_profit``
+is the one profit formula both this module's quality report and the recommendation service use.
 """
 
 from __future__ import annotations
@@ -34,8 +35,24 @@ from optimizer.ml.metrics import auc
 
 PERCENT = "percent"
 AMOUNT = "amount"
-# Weak L2 penalty (inverse strength): enough to keep sparse segments finite, little bias elsewhere.
-REGULARISATION_C = 100.0
+# Prior of each (segment, offer) rate, in pseudo-sends at the segment's pooled rate: it only keeps a
+# never-converted cell finite (the demo's cells hold thousands of sends).
+PRIOR_SENDS = 1.0
+
+
+def beta_posterior(
+    sends: np.ndarray, conversions: np.ndarray, prior_rates: np.ndarray | None = None, prior_sends: float | np.ndarray = PRIOR_SENDS
+) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, beta) of each offer's conversion rate: Beta(ref x prior, (1 - ref) x prior) updated with the counts.
+
+    ``ref`` is ``prior_rates`` when given, else the pooled rate of all the offers in ``sends``.
+    """
+    sends = np.asarray(sends, dtype=float)
+    conversions = np.asarray(conversions, dtype=float)
+    pooled = (conversions.sum() + 0.5) / (sends.sum() + 1.0)
+    ref = np.clip(np.full(len(sends), pooled) if prior_rates is None else np.asarray(prior_rates, dtype=float), 1e-4, 1 - 1e-4)
+    strength = np.broadcast_to(np.asarray(prior_sends, dtype=float), ref.shape)
+    return ref * strength + conversions, (1 - ref) * strength + (sends - conversions)
 
 
 def discount_amount(order_value: float | np.ndarray, offer_value: float | np.ndarray, offer_kind: str = PERCENT) -> np.ndarray:
@@ -64,11 +81,6 @@ def expected_profit(
     return p * margin - cost_per_send
 
 
-def _design(segment_codes: np.ndarray, v_scaled: np.ndarray, n_segments: int) -> np.ndarray:
-    onehot = np.eye(n_segments)[segment_codes]
-    return np.hstack([onehot, onehot * v_scaled[:, None], onehot * (v_scaled**2)[:, None]])
-
-
 def _weighted_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Expand aggregated (sends, conversions) into positive and negative rows with weights."""
     pos = frame.assign(_y=1, _w=frame["conversions"].astype(float))
@@ -83,11 +95,6 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _loglik(y: np.ndarray, w: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-12, 1 - 1e-12)
-    return float(np.sum(w * (y * np.log(p) + (1 - y) * np.log(1 - p))))
-
-
 def counts_grid(frame: pd.DataFrame, segments: list[str], offer_values: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """Sends and conversions per (segment, offer value), each (n_segments, n_offers)."""
     grid = frame.groupby(["segment", "offer_value"])[["sends", "conversions"]].sum()
@@ -97,62 +104,25 @@ def counts_grid(frame: pd.DataFrame, segments: list[str], offer_values: list[flo
     return grid["sends"].to_numpy(float).reshape(shape), grid["conversions"].to_numpy(float).reshape(shape)
 
 
-def _fit_table(train: pd.DataFrame, segments: list[str], offer_values: list[float]) -> np.ndarray:
-    """Beta(1, 1)-smoothed conversion rate per (segment, offer value): (n_segments, n_offers)."""
-    sends, conversions = counts_grid(train, segments, offer_values)
-    return (conversions + 1.0) / (sends + 2.0)
-
-
-def _fit_isotonic(train: pd.DataFrame, segments: list[str], offer_values: list[float]) -> tuple[np.ndarray, int]:
-    """Per segment, the send-weighted isotonic (non-decreasing in the discount) fit of the smoothed rates.
-
-    Returns the (n_segments, n_offers) rates and the degrees of freedom (number of distinct blocks).
-    """
-    from sklearn.isotonic import IsotonicRegression
-    sends, conversions = counts_grid(train, segments, offer_values)
-    rates = (conversions + 1.0) / (sends + 2.0)
-    out = np.empty_like(rates)
-    df = 0
-    for i in range(len(segments)):
-        iso = IsotonicRegression(increasing=True).fit(offer_values, rates[i], sample_weight=sends[i] + 2.0)
-        out[i] = iso.predict(offer_values)
-        df += len(np.unique(np.round(out[i], 12)))
-    return out, df
-
-
 def fit(train: pd.DataFrame, holdout: pd.DataFrame | None = None, *, random_state: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """``train``/``holdout``: columns segment, offer_value, sends, conversions, revenue.
 
-    Returns ``(artifact, metrics)``; the holdout is only used for the metrics.
+    Returns ``(artifact, metrics)``; the holdout is only used for the metrics. ``random_state`` is
+    accepted for the training service's uniform call (the posterior is exact, nothing is random).
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import MinMaxScaler
     train = train[train["sends"] > 0]
     segments = sorted(train["segment"].astype(str).unique())
     if not segments:
         raise ValueError("no offer exposures to learn from")
-    codes = {s: i for i, s in enumerate(segments)}
     offer_values = sorted(float(v) for v in train["offer_value"].unique())
-    scaler = MinMaxScaler().fit(train[["offer_value"]].to_numpy(float))
-    rows, y, w = _weighted_rows(train)
-    if len(np.unique(y)) < 2:
+    sends, conversions = counts_grid(train, segments, offer_values)
+    conversions = np.minimum(conversions, sends)
+    if conversions.sum() == 0 or conversions.sum() == sends.sum():
         raise ValueError("offer exposures have a single outcome: need conversions and non-conversions")
-    x = _design(rows["segment"].map(codes).to_numpy(int), scaler.transform(rows[["offer_value"]].to_numpy(float)).ravel(), len(segments))
-    estimator = LogisticRegression(C=REGULARISATION_C, fit_intercept=False, max_iter=5000, random_state=random_state)
-    estimator.fit(x, y, sample_weight=w)
-    table = _fit_table(train, segments, offer_values)
-    isotonic, isotonic_df = _fit_isotonic(train, segments, offer_values)
-
-    # Choose the curve by BIC on the training rows (never on the holdout).
-    n_obs = float(w.sum())
-    quad_p = estimator.predict_proba(x)[:, 1]
-    cell = rows["segment"].map(codes).to_numpy(int), np.searchsorted(offer_values, rows["offer_value"].to_numpy(float))
-    bic = {
-        "quadratic": -2 * _loglik(y, w, quad_p) + 3 * len(segments) * np.log(n_obs),
-        "table": -2 * _loglik(y, w, table[cell]) + len(segments) * len(offer_values) * np.log(n_obs),
-        "isotonic": -2 * _loglik(y, w, isotonic[cell]) + isotonic_df * np.log(n_obs),
-    }
-    curve = min(sorted(bic), key=lambda k: bic[k])
+    table = np.empty_like(sends)
+    for i in range(len(segments)):
+        alpha, beta = beta_posterior(sends[i], conversions[i])
+        table[i] = alpha / (alpha + beta)
 
     discount = np.where(train["offer_kind"].eq(AMOUNT), 0.0, train["offer_value"].to_numpy(float) / 100.0) if "offer_kind" in train else train["offer_value"].to_numpy(float) / 100.0
     gross = train["revenue"].to_numpy(float) / np.maximum(1.0 - discount, 1e-6)
@@ -162,23 +132,18 @@ def fit(train: pd.DataFrame, holdout: pd.DataFrame | None = None, *, random_stat
         for s in segments
     }
     artifact = {
-        "curve": curve,
-        "estimator": estimator,
-        "scaler": scaler,
-        "table": isotonic if curve == "isotonic" else table,
+        "curve": "beta_posterior",
+        "table": table,  # posterior mean per (segment, offer value)
         "segments": segments,
         "order_value": order_value,
         "offer_values": offer_values,
+        "prior_sends": PRIOR_SENDS,
         "sends_by_segment": {s: int(by_segment.loc[s, "sends"]) for s in segments},
-        # Training counts per (segment, offer value), for "enough data" rules and confidence.
-        "sends": counts_grid(train, segments, offer_values)[0],
-        "conversions": counts_grid(train, segments, offer_values)[1],
+        # Training counts per (segment, offer value): the posterior itself (see ``beta_posterior``).
+        "sends": sends,
+        "conversions": conversions,
     }
-    metrics: dict[str, Any] = {
-        "algorithm": f"offer_response_{curve}",
-        "bic": {k: round(float(v), 2) for k, v in bic.items()},
-        "train_sends": int(train["sends"].sum()),
-    }
+    metrics: dict[str, Any] = {"algorithm": "offer_response_beta_posterior", "train_sends": int(train["sends"].sum())}
     if holdout is not None and len(holdout):
         metrics.update(evaluate(artifact, holdout))
     return artifact, metrics
@@ -193,14 +158,10 @@ def predict_conversion(model: dict[str, Any], segment: str, offer_values: list[f
     if segment not in model["segments"]:
         return np.mean([predict_conversion(model, s, values) for s in model["segments"]], axis=0)
     code = model["segments"].index(segment)
-    if model.get("curve") in ("table", "isotonic"):
-        known = np.asarray(model["offer_values"], dtype=float)
-        row = _logit(np.asarray(model["table"][code], dtype=float))
-        logits = np.interp(values, known, row) if len(known) > 1 else np.full(len(values), row[0])
-        return 1.0 / (1.0 + np.exp(-logits))
-    v = model["scaler"].transform(values[:, None]).ravel()
-    codes = np.full(len(values), code)
-    return model["estimator"].predict_proba(_design(codes, v, len(model["segments"])))[:, 1]
+    known = np.asarray(model["offer_values"], dtype=float)
+    row = _logit(np.asarray(model["table"][code], dtype=float))
+    logits = np.interp(values, known, row) if len(known) > 1 else np.full(len(values), row[0])
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def best_offer(

@@ -4,10 +4,10 @@ The job reads the event stream once, set-based (sends, conversions and revenue g
 x segment x offer; spend grouped by campaign), plus the precomputed ``user_send_times`` and
 ``user_merchant_affinity`` tables, and writes one proposal per (campaign, kind, target):
 
-- ``offer`` (target = segment): the offer with the largest expected profit per send
-  (``optimizer.recommend.recommend_offer``); the campaign's own outcomes are pooled with the
-  population's (all campaigns) for that segment and offer, or with the offer-response model's
-  prediction when an active model exists. Proposed only when the data decide (``enough_data``).
+- ``offer`` (target = segment): the offer with the largest expected profit per send under the
+  segment's posterior (``optimizer.recommend.campaign_offer_recommendations``: every campaign's sends
+  and conversions of that segment and offer, each counted once). Proposed only when the data decide
+  (P(beats the current offer) >= ``recommend.DECISION_PROBABILITY``); otherwise the answer is "keep".
 - ``timing`` (target = ""): the UTC send hour with the largest expected open-rate gain over the
   campaign's audience, from each customer's best hour in ``user_send_times``.
 - ``segment`` (target = ""): the segments with positive expected ROI (``recommend_targeting``).
@@ -45,9 +45,6 @@ from optimizer.models import CampaignOptimization, UserMerchantAffinity, UserSen
 log = logging.getLogger(__name__)
 
 LOOKBACK_DAYS = 90  # outcomes older than this do not inform today's proposals
-# The population prior of a campaign's offer rate weighs as much as the other campaigns' sends of that
-# offer (the response to an offer is mostly a property of the segment), up to this many pseudo-sends.
-POPULATION_PRIOR_SENDS = 20_000
 DISMISS_MEMORY_DAYS = 30
 SEED = 20240605  # Thompson draws are seeded: a re-run gives the same numbers
 ACTIVE_STATUSES = (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Status.DRAFT)
@@ -129,73 +126,30 @@ def segment_outcomes(frame: pd.DataFrame, cost: float, users: dict[str, int]) ->
     ]
 
 
-def _offer_model():
-    """The active offer-response model, or None (then the population pools the campaign's outcomes)."""
-    try:
-        from optimizer.services.training import load_active
-
-        loaded = load_active("offer_response")
-        return loaded.artifact if loaded is not None else None
-    except Exception as exc:  # no model yet, or an artifact that fails its checks: the bandit still works
-        log.info("offer-response model unavailable (%s); using population priors", exc)
-        return None
+def current_offers(campaign: Campaign, segments: list[str]) -> dict[str, float | None]:
+    """The campaign's current percent offer for each segment (None: no offer, or not a percent)."""
+    current = campaign.current_offer
+    value = float(current.value) if current is not None and current.kind == Offer.Kind.PERCENT else None
+    return {segment: value for segment in segments}
 
 
 def offer_recommendations(
-    campaign: Campaign, frame: pd.DataFrame, population: dict[str, list[recommend.OfferOutcome]], segments: list[str], model=None
+    campaign: Campaign, population: dict[str, list[recommend.OfferOutcome]], segments: list[str]
 ) -> list[recommend.OfferRecommendation]:
-    """Offer per segment of one campaign (``frame`` holds that campaign's outcome rows)."""
-    own = offer_outcomes(frame)
-    own_by_value = {s: {o.offer_value: o for o in rows} for s, rows in own.items()}
-    current = campaign.current_offer
-    current_value = float(current.value) if current is not None and current.kind == Offer.Kind.PERCENT else None
-    out = []
-    for i, segment in enumerate(segments):
-        pop = population.get(segment, [])
-        if not pop and not own.get(segment):
-            continue
-        mine = own_by_value.get(segment, {})
-        # Leave this campaign out of the population, so its own outcomes are not counted twice.
-        others = {
-            o.offer_value: (o.sends - getattr(mine.get(o.offer_value), "sends", 0), o.conversions - getattr(mine.get(o.offer_value), "conversions", 0))
-            for o in pop
-        }
-        strength = {v: float(min(max(n, 0), POPULATION_PRIOR_SENDS)) for v, (n, _) in others.items()}
-        ladder = sorted(set(others) | set(mine))
-        if model is not None:
-            from optimizer.ml.offer_response import predict_conversion
-
-            prior = recommend.model_prior(lambda v, s=segment: predict_conversion(model, s, v), ladder + ([current_value] if current_value is not None else []))
-            method = "model"
-        else:
-            prior = {v: (max(c, 0) + 0.5) / (max(n, 0) + 1.0) for v, (n, c) in others.items()}
-            method = "bandit"
-        # Every offer of the ladder is a candidate, scored from the pooled prior when this campaign never sent it.
-        candidates = own.get(segment, []) + [recommend.OfferOutcome(v, 0, 0, 0.0) for v in ladder if v not in mine]
-        out.append(
-            recommend.recommend_offer(
-                segment,
-                candidates,
-                current_offer=current_value,
-                order_value=recommend.order_value_of(pop + own.get(segment, []), default=50.0),
-                prior_rates=prior,
-                prior_strength=strength,
-                method=method,
-                seed=SEED + campaign.pk * 31 + i,
-            )
-        )
-    return out
+    """Offer per segment of one campaign: the segment's posterior over every campaign's outcomes (``population``)."""
+    return recommend.campaign_offer_recommendations(population, segments, current_offers(campaign, segments), seed=SEED)
 
 
 def offer_response_curves(*, since: dt.datetime | None = None) -> dict[str, recommend.OfferRecommendation]:
-    """Population offer response per segment (observed rate, expected profit, recommended offer): for the page."""
+    """Offer response per segment (observed rate, expected profit, recommended offer): for the page.
+
+    The same posterior and the same draws as the proposals (``campaign_offer_recommendations``), so the
+    chart's starred offer is the offer proposed to every campaign of that segment.
+    """
     since = since or timezone.now() - dt.timedelta(days=LOOKBACK_DAYS)
     population = offer_outcomes(outcome_frame(since=since))
-    return {
-        segment: recommend.recommend_offer(segment, outcomes, current_offer=None, prior_strength=1.0, seed=SEED)
-        for segment, outcomes in sorted(population.items())
-        if outcomes
-    }
+    recs = recommend.campaign_offer_recommendations(population, sorted(population), {}, seed=SEED)
+    return {rec.segment: rec for rec in recs}
 
 
 def segment_ranking(campaign: Campaign, *, since: dt.datetime | None = None) -> list[recommend.SegmentRank]:
@@ -233,11 +187,11 @@ def _fmt_offer(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def _offer_proposals(campaign, frame, population, users, model) -> list[Proposal]:
+def _offer_proposals(campaign, population, users) -> list[Proposal]:
     segments = sorted(s.name for s in campaign.target_segments.all()) or sorted(population)
     out = []
-    for rec in offer_recommendations(campaign, frame, population, segments, model):
-        if not (rec.enough_data and rec.changes_offer):
+    for rec in offer_recommendations(campaign, population, segments):
+        if not (rec.decided and rec.changes_offer):
             continue
         out.append(
             Proposal(
@@ -250,11 +204,15 @@ def _offer_proposals(campaign, frame, population, users, model) -> list[Proposal
                 confidence=rec.confidence,
                 affected_users=users.get(rec.segment, 0),
                 rationale=(
-                    f"{rec.recommended_offer:g}% off has the highest expected profit per send for {rec.segment} "
-                    f"({rec.method}; P(best) {max(s.prob_best for s in rec.scores):.0%})."
+                    f"{rec.recommended_offer:g}% off has the highest expected profit per send for {rec.segment}: "
+                    + (f"P(it beats the current {rec.current_offer:g}%) = {rec.confidence:.1%}"
+                       if rec.current_offer is not None else f"P(best) = {rec.confidence:.1%}")
+                    + f", from {sum(s.sends for s in rec.scores):,} sends of this segment over all campaigns."
                 ),
                 details={
                     "method": rec.method,
+                    "decided": rec.decided,
+                    "challenger": rec.challenger,
                     "order_value": round(rec.order_value, 2),
                     "expected_conversion_lift": round(rec.expected_conversion_lift, 2),
                     "offers": [
@@ -430,7 +388,6 @@ def generate_optimizations(*, progress: Progress | None = None, now: dt.datetime
     merchant_names = dict(
         UserMerchantAffinity.objects.values_list("merchant__merchant_id", "merchant__name").distinct()
     ) if co_affinity is not None else {}
-    model = _offer_model()
     by_campaign = {pk: g for pk, g in frame.groupby("campaign")}
     empty = frame.iloc[0:0]
     progress.advance()
@@ -438,7 +395,7 @@ def generate_optimizations(*, progress: Progress | None = None, now: dt.datetime
     proposals: list[Proposal] = []
     for campaign in campaigns:
         own = by_campaign.get(campaign.pk, empty)
-        proposals += _offer_proposals(campaign, own, population, users, model)
+        proposals += _offer_proposals(campaign, population, users)
         proposals += filter(None, [
             _timing_proposal(campaign, send_times),
             _segment_proposal(campaign, own, spend.get(campaign.pk, 0.0), users),

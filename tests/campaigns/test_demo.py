@@ -60,6 +60,7 @@ def test_different_seeds_give_different_data():
     first, second = generate(small(seed=3)), generate(small(seed=4))
     assert first.truth["preferred_hour"] != second.truth["preferred_hour"]
     assert first.truth["merchant_preference"] != second.truth["merchant_preference"]
+    assert first.truth["offer_response"] != second.truth["offer_response"]
     assert len(first.events) != len(second.events) or not first.events["occurred_at"].equals(second.events["occurred_at"])
     assert set(first.events["event_id"]).isdisjoint(second.events["event_id"])
 
@@ -139,21 +140,62 @@ def test_sends_are_spread_over_the_day_but_opens_cluster_at_the_preferred_hour(b
     assert share_near_preferred(None) > 0.5  # while most opens fall within an hour of it
 
 
+def segment_offer_counts(data) -> pd.DataFrame:
+    """Per (segment, offer value): sends, clicks, conversions and revenue (cents), straight from the events."""
+    events = data.events[data.events["type"].isin(["notification_sent", "click", "conversion"])]
+    segment = data.customers.set_index("customer_id")["segment"].astype(str)
+    value = data.offers.set_index("offer_id")["value"]
+    frame = pd.DataFrame({
+        "segment": segment.reindex(events["customer_id"].astype(str)).to_numpy(),
+        "offer": value.reindex(events["offer_id"].astype(str)).to_numpy(),
+        "type": events["type"].astype(str).to_numpy(),
+        "cents": events["amount_cents"].astype("Float64").fillna(0).to_numpy(float),
+    })
+    counts = frame.pivot_table(index=["segment", "offer"], columns="type", values="cents", aggfunc="size", fill_value=0)
+    return counts.assign(revenue=frame[frame["type"] == "conversion"].groupby(["segment", "offer"])["cents"].sum())
+
+
 def test_planted_best_offer_maximises_empirical_profit_per_segment(big):
-    events = big.events
-    segment = big.customers.set_index("customer_id")["segment"].astype(str)
-    rows = events[events["type"].isin(["notification_sent", "conversion"])]
-    rows = rows.assign(segment=segment.reindex(rows["customer_id"].astype(str)).to_numpy(), offer=rows["offer_id"].astype(str))
-    sends = rows[rows["type"] == "notification_sent"].groupby(["segment", "offer"]).size()
-    revenue = rows[rows["type"] == "conversion"].groupby(["segment", "offer"])["amount_cents"].sum().astype(float)
-    spend = events.loc[events["type"] == "spend", "amount_cents"].sum()
-    cost_per_send = spend / (events["type"] == "notification_sent").sum()
-    profit = (revenue / sends - cost_per_send).unstack()  # per send, in cents
-    value = {o: int(o.split("_off_")[1].removesuffix("pct")) for o in profit.columns}
-    assert sorted(value.values()) == list(OFFER_LADDER)
-    recovered = {seg: value[profit.loc[seg].idxmax()] for seg in profit.index}
+    counts = segment_offer_counts(big)
+    spend = big.events.loc[big.events["type"] == "spend", "amount_cents"].sum()
+    cost_per_send = spend / (big.events["type"] == "notification_sent").sum()
+    profit = (counts["revenue"] / counts["notification_sent"] - cost_per_send).unstack()  # per send, in cents
+    assert sorted(profit.columns) == list(OFFER_LADDER)
+    recovered = {seg: int(profit.loc[seg].idxmax()) for seg in profit.index}
     assert recovered == big.truth["best_offer"]
     assert len(set(recovered.values())) == 3  # segments really differ
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_conversion_per_click_follows_each_seeds_own_planted_offer_curve(seed):
+    """Every cell of the drawn curve is in the events: clicks convert at the planted rate of their segment and offer."""
+    data = generate(DemoConfig(customers=4000, merchants=20, campaigns=6, days=30, seed=seed, end_date=END))
+    counts = segment_offer_counts(data)
+    planted = data.truth["offer_response"]
+    for (segment, offer), row in counts.iterrows():
+        p = planted[segment][str(int(offer))]["conversion_given_click"]
+        se = np.sqrt(p * (1 - p) / row["click"])
+        assert row["click"] > 300
+        assert abs(row["conversion"] / row["click"] - p) < 4.5 * se, (segment, offer, row["conversion"] / row["click"], p)
+
+
+def test_planted_offer_curves_differ_between_seeds_and_cover_the_whole_ladder():
+    """Different truths, not only different noise: over 20 seeds every rung is somebody's best offer."""
+    winners = []
+    for seed in range(20):
+        truth = generate(DemoConfig(customers=30, merchants=3, campaigns=2, days=2, seed=seed, end_date=END)).truth
+        best = truth["best_offer"]
+        assert len(set(best.values())) == 3  # the segments of one seed differ
+        for segment, by_offer in truth["offer_response"].items():
+            p = np.array([by_offer[str(v)]["conversion_given_click"] for v in OFFER_LADDER])
+            profit = p * (1 - np.array(OFFER_LADDER) / 100)
+            assert OFFER_LADDER[int(np.argmax(profit))] == best[segment]
+            assert (np.diff(p) >= 0).all()  # a bigger discount never lowers conversion
+            # the planted best wins by a margin (the next rung up loses its discount's share of the margin)
+            assert np.sort(profit)[-2] <= profit.max() * 0.9 + 1e-3
+            winners.append(best[segment])
+    assert set(winners) == set(OFFER_LADDER)
+    assert 0 in winners and max(OFFER_LADDER) in winners
 
 
 def test_top_planted_merchant_is_bought_from_most_by_heavy_buyers_far_more_than_chance(big):

@@ -66,20 +66,29 @@ def exposures(events: pd.DataFrame, customers: pd.DataFrame, offers: pd.DataFram
     return out.assign(offer_kind="percent")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_offer_response_recovers_the_planted_best_offer_where_data_is_enough(seed):
-    data = generate(DemoConfig(customers=12_000, merchants=30, campaigns=8, days=45, seed=seed, end_date=END))
-    cutoff = data.events["occurred_at"].max() - pd.Timedelta(days=14)
-    train = exposures(data.events[data.events["occurred_at"] < cutoff], data.customers, data.offers)
-    holdout = exposures(data.events[data.events["occurred_at"] >= cutoff], data.customers, data.offers)
-    model, metrics = offer_response.fit(train, holdout)
-
-    judged = [s for s in model["segments"] if offer_response.min_conversions_per_offer(model, s) >= quality.ENOUGH_CONVERSIONS]
-    assert len(judged) >= 2
-    right = [s for s in judged if offer_response.best_offer(model, s)[0] == data.truth["best_offer"][s]]
-    assert len(right) / len(judged) >= 0.9, {s: offer_response.best_offer(model, s)[0] for s in judged}
-    # The model beats the constant base rate on the later sends it never saw.
-    assert metrics["holdout_log_loss"] < metrics["base_rate_log_loss"]
+def test_offer_response_recovers_the_planted_best_offer_where_it_decides():
+    """Three seeds, three different planted truths; judged only where the model's own posterior decides."""
+    judged, right, undecided = 0, 0, {}
+    for seed in (1, 2, 3):
+        data = generate(DemoConfig(customers=12_000, merchants=30, campaigns=8, days=45, seed=seed, end_date=END))
+        cutoff = data.events["occurred_at"].max() - pd.Timedelta(days=14)
+        train = exposures(data.events[data.events["occurred_at"] < cutoff], data.customers, data.offers)
+        holdout = exposures(data.events[data.events["occurred_at"] >= cutoff], data.customers, data.offers)
+        model, metrics = offer_response.fit(train, holdout)
+        for s in model["segments"]:
+            decision = quality.offer_decision(model, s)
+            assert decision.recommended_offer == offer_response.best_offer(model, s)[0]  # one model, one answer
+            if decision.decided:
+                judged += 1
+                right += decision.recommended_offer == data.truth["best_offer"][s]
+            else:
+                undecided[(seed, s)] = decision.sends_needed
+                assert decision.sends_needed is None or decision.sends_needed > 0
+        # The model beats the constant base rate on the later sends it never saw.
+        assert metrics["holdout_log_loss"] < metrics["base_rate_log_loss"]
+    print(f"offer model: {right}/{judged} decided segments right; undecided (sends needed): {undecided}")
+    assert judged >= 5, f"only {judged} of 9 segments decided: the test would prove little"
+    assert right / judged >= 0.9
 
 
 def test_expected_profit_is_probability_times_discounted_margin_minus_cost():
