@@ -9,7 +9,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count
 
-from campaigns.models import Campaign, Customer, Event, Merchant, Offer, Segment
+from campaigns import configuration
+from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Customer, Event, Merchant, Offer, Segment
 
 
 @admin.register(Segment)
@@ -49,8 +50,38 @@ class OfferAdmin(admin.ModelAdmin):
     search_fields = ["offer_id", "description"]
 
 
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class SegmentOfferInline(ReadOnlyInline):
+    """Shown, not edited here: per-segment offers change through the API or an applied recommendation (logged)."""
+
+    model = CampaignSegmentOffer
+    fields = ["segment", "offer", "updated_at"]
+    verbose_name_plural = "offers per segment (the default is the current offer; change through the API or a recommendation)"
+
+
+class ChangeInline(ReadOnlyInline):
+    model = CampaignChange
+    fk_name = "campaign"
+    fields = ["changed_at", "changed_by", "field", "segment", "old_value", "new_value", "source", "note"]
+    ordering = ["-changed_at", "-id"]
+    max_num = 0
+    verbose_name_plural = "change log (newest first)"
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    """Edits of the settings (offer, send time, segments, promoted merchants, status) are logged as source "admin"."""
+
     list_display = [
         "campaign_id", "name", "merchant", "status", "channel", "start_date", "end_date", "budget",
         "current_offer", "send_time",
@@ -58,9 +89,52 @@ class CampaignAdmin(admin.ModelAdmin):
     list_filter = ["status", "channel", "target_segments", "start_date"]
     list_select_related = ["merchant", "current_offer"]
     search_fields = ["campaign_id", "name", "merchant__merchant_id", "merchant__name"]
-    autocomplete_fields = ["merchant", "current_offer"]
+    autocomplete_fields = ["merchant", "current_offer", "promoted_merchants"]
     filter_horizontal = ["target_segments"]
     date_hierarchy = "start_date"
+    inlines = [SegmentOfferInline, ChangeInline]
+
+    SETTINGS = ("current_offer", "send_time", "status", "target_segments", "promoted_merchants")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # The settings are written (and logged) by save_related through the one service; the row
+            # saved here keeps their stored values.
+            stored = Campaign.objects.get(pk=obj.pk)
+            for name in ("current_offer_id", "send_time", "status"):
+                setattr(obj, name, getattr(stored, name))
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        if not change:
+            return super().save_related(request, form, formsets, change)
+        wanted = {name: form.cleaned_data.pop(name) for name in self.SETTINGS if name in form.cleaned_data}
+        super().save_related(request, form, formsets, change)
+        changed = {name: value for name, value in wanted.items() if name in form.changed_data}
+        configuration.change_settings(
+            form.instance, configuration.setting_changes_from(form.instance, changed), user=request.user,
+            source=CampaignChange.Source.ADMIN,
+        )
+
+
+@admin.register(CampaignChange)
+class CampaignChangeAdmin(admin.ModelAdmin):
+    """The change log is a record: read-only here (rows are written by campaigns.configuration)."""
+
+    list_display = ["changed_at", "campaign", "field", "segment", "old_value", "new_value", "source", "changed_by", "note"]
+    list_filter = ["source", "field", "changed_at"]
+    list_select_related = ["campaign", "changed_by"]
+    search_fields = ["=campaign__campaign_id", "segment", "note"]
+    date_hierarchy = "changed_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Event)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -109,6 +110,8 @@ class Campaign(models.Model):
     current_offer = models.ForeignKey(Offer, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns")
     send_time = models.TimeField(null=True, blank=True, help_text="Current send time (UTC)")
     target_segments = models.ManyToManyField(Segment, blank=True, related_name="campaigns")
+    # Partners this campaign cross-promotes (what applying a merchant recommendation adds to).
+    promoted_merchants = models.ManyToManyField(Merchant, blank=True, related_name="promoted_by_campaigns")
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -121,6 +124,74 @@ class Campaign(models.Model):
     def clean(self) -> None:
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValidationError({"end_date": "end_date is before start_date."})
+
+
+class CampaignSegmentOffer(models.Model):
+    """The offer one segment gets in one campaign, overriding the campaign default (``current_offer``).
+
+    A segment without a row here gets the default. ``campaigns.selectors.segment_offers`` resolves both.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="segment_offers")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="campaign_offers")
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="campaign_segments")
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        db_table = "campaign_segment_offers"
+        ordering = ["campaign_id", "segment__name"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "segment"], name="campaign_segment_offer_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.segment_id}: {self.offer}"
+
+
+class CampaignChange(models.Model):
+    """One change of one campaign setting: who, when, from -> to, and where it came from.
+
+    Written only by ``campaigns.configuration.change_settings`` (admin saves, API writes, applied
+    recommendations, A/B winners and undos all go through it). Values are the canonical strings of
+    ``campaigns.configuration`` (an offer id, ``HH:MM``, sorted comma-separated names or ids).
+    """
+
+    class Field(models.TextChoices):
+        OFFER = "offer", "offer"  # segment "" = the campaign default, else that segment's own offer
+        SEND_TIME = "send_time", "send time"
+        TARGET_SEGMENTS = "target_segments", "target segments"
+        PROMOTED_MERCHANTS = "promoted_merchants", "promoted merchants"
+        STATUS = "status", "status"
+
+    class Source(models.TextChoices):
+        RECOMMENDATION = "recommendation", "recommendation"
+        AB_WINNER = "ab_winner", "A/B winner"
+        ADMIN = "admin", "admin"
+        API = "api", "API"
+        UNDO = "undo", "undo"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="changes")
+    changed_at = models.DateTimeField(default=now)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    field = models.CharField(max_length=32, choices=Field.choices)
+    segment = models.CharField(max_length=64, blank=True, default="")
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    note = models.CharField(max_length=200, blank=True, help_text="e.g. the recommendation or A/B test behind it")
+    reverts = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reverted_by",
+        help_text="The change this one undid",
+    )
+
+    class Meta:
+        db_table = "campaign_changes"
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["campaign", "field", "segment", "changed_at"], name="campchange_campaign_field")]
+
+    def __str__(self) -> str:
+        where = f"[{self.segment}]" if self.segment else ""
+        return f"{self.campaign_id} {self.field}{where}: {self.old_value or '-'} -> {self.new_value or '-'} ({self.source})"
 
 
 class Event(models.Model):

@@ -12,7 +12,7 @@ import psycopg
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from campaigns.models import Campaign, Customer, Merchant, Offer
+from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Customer, Merchant, Offer, Segment
 
 LOOKUP_CHUNK = 5000  # ids per IN (...) list
 
@@ -82,7 +82,9 @@ def campaign_list(
     *, status: str | None = None, merchant_id: str | None = None, channel: str | None = None,
     segment: str | None = None, search: str | None = None,
 ) -> QuerySet[Campaign]:
-    qs = Campaign.objects.select_related("merchant", "current_offer").prefetch_related("target_segments")
+    qs = Campaign.objects.select_related("merchant", "current_offer").prefetch_related(
+        "target_segments", "promoted_merchants", "segment_offers__segment", "segment_offers__offer"
+    )
     if status:
         qs = qs.filter(status=status)
     if merchant_id:
@@ -119,3 +121,69 @@ def customer_list(
         # A prefix search uses the unique index on customer_id; customers run into the millions.
         qs = qs.filter(customer_id__startswith=search)
     return qs
+
+
+# --- A campaign's configuration (written by campaigns.configuration) ------------------------------
+def setting_value(campaign: Campaign, field: str, segment: str = "") -> str:
+    """The stored canonical value of one setting (see ``campaigns.configuration``), read from the database.
+
+    For ``offer`` with a segment this is the segment's own offer ("" when it follows the default); the
+    offer a segment actually gets is ``effective_offer_id``.
+    """
+    F = CampaignChange.Field
+    if field == F.OFFER:
+        if not segment:
+            return Offer.objects.filter(pk=campaign.current_offer_id).values_list("offer_id", flat=True).first() or ""
+        return (
+            CampaignSegmentOffer.objects.filter(campaign=campaign, segment__name=segment)
+            .values_list("offer__offer_id", flat=True).first() or ""
+        )
+    if field == F.SEND_TIME:
+        return campaign.send_time.strftime("%H:%M") if campaign.send_time else ""
+    if field == F.TARGET_SEGMENTS:
+        return ",".join(sorted(campaign.target_segments.values_list("name", flat=True)))
+    if field == F.PROMOTED_MERCHANTS:
+        return ",".join(sorted(campaign.promoted_merchants.values_list("merchant_id", flat=True)))
+    if field == F.STATUS:
+        return campaign.status
+    raise ValueError(f"unknown setting {field!r}")
+
+
+def effective_offer_id(campaign: Campaign, segment: str) -> str:
+    """The offer id a segment gets: its own offer, else the campaign default ("" when neither is set)."""
+    return setting_value(campaign, CampaignChange.Field.OFFER, segment) or setting_value(campaign, CampaignChange.Field.OFFER)
+
+
+def segment_offer_overrides(campaign: Campaign) -> dict[str, str]:
+    """{segment name: offer id} of the segments with their own offer."""
+    return dict(
+        CampaignSegmentOffer.objects.filter(campaign=campaign).values_list("segment__name", "offer__offer_id")
+    )
+
+
+def offers_by_segment(campaign: Campaign, segments: Iterable[str] | None = None) -> dict[str, Offer | None]:
+    """{segment name: the Offer it gets} for ``segments`` (default: every segment), one query each kind.
+
+    The one model of a campaign's offers: the optimiser's "current offer" of a segment, the API and
+    the campaign page all read it here.
+    """
+    own = {r.segment.name: r.offer for r in CampaignSegmentOffer.objects.filter(campaign=campaign).select_related("segment", "offer")}
+    names = sorted(segments) if segments is not None else list(Segment.objects.order_by("name").values_list("name", flat=True))
+    default = Offer.objects.filter(pk=campaign.current_offer_id).first() if campaign.current_offer_id else None
+    return {name: own.get(name, default) for name in names}
+
+
+def campaign_changes(campaign: Campaign, *, fields: Iterable[str] | None = None, limit: int | None = None) -> QuerySet[CampaignChange]:
+    """The campaign's change log, newest first."""
+    qs = CampaignChange.objects.filter(campaign=campaign).select_related("changed_by", "reverts").order_by("-changed_at", "-pk")
+    if fields is not None:
+        qs = qs.filter(field__in=list(fields))
+    return qs[:limit] if limit is not None else qs
+
+
+def last_change(campaign: Campaign, field: str, segments: Iterable[str]) -> CampaignChange | None:
+    """The newest logged change of ``field`` for any of ``segments`` ("" = the campaign-wide value)."""
+    return (
+        CampaignChange.objects.filter(campaign=campaign, field=field, segment__in=list(segments))
+        .select_related("changed_by").order_by("-changed_at", "-pk").first()
+    )

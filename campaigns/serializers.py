@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from campaigns.models import Campaign, Customer, Merchant, Offer, Segment
+from campaigns import configuration
+from campaigns.models import Campaign, CampaignChange, Customer, Merchant, Offer, Segment
 from campaigns.services import MAX_API_BATCH
 
 
@@ -28,6 +29,16 @@ class OfferSerializer(serializers.ModelSerializer):
         fields = ["offer_id", "kind", "value", "description"]
 
 
+class SegmentOfferSerializer(serializers.Serializer):
+    """One segment's own offer in a campaign (segments not listed get the campaign default)."""
+
+    segment = serializers.SlugRelatedField(slug_field="name", queryset=Segment.objects.all(), help_text="Segment name")
+    offer_id = serializers.SlugRelatedField(
+        source="offer", slug_field="offer_id", queryset=Offer.objects.all(), help_text="Offer external id"
+    )
+    offer = OfferSerializer(read_only=True)
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     merchant_id = serializers.SlugRelatedField(
         source="merchant", slug_field="merchant_id", queryset=Merchant.objects.all(), allow_null=True, required=False,
@@ -47,12 +58,22 @@ class CampaignSerializer(serializers.ModelSerializer):
         format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], allow_null=True, required=False,
         help_text="Current send time, HH:MM in UTC",
     )
+    segment_offers = SegmentOfferSerializer(
+        many=True, required=False,
+        help_text="Per-segment offers overriding current_offer (the campaign default). A write replaces the "
+        "whole list: a segment left out follows the default again.",
+    )
+    promoted_merchants = serializers.SlugRelatedField(
+        slug_field="merchant_id", queryset=Merchant.objects.all(), many=True, required=False,
+        help_text="Merchant ids this campaign cross-promotes (what applying a merchant recommendation adds to)",
+    )
 
     class Meta:
         model = Campaign
         fields = [
             "campaign_id", "name", "merchant_id", "merchant_name", "status", "channel", "start_date", "end_date",
-            "budget", "current_offer_id", "current_offer", "send_time", "target_segments", "created_at", "updated_at",
+            "budget", "current_offer_id", "current_offer", "send_time", "target_segments", "segment_offers",
+            "promoted_merchants", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
 
@@ -67,7 +88,32 @@ class CampaignSerializer(serializers.ModelSerializer):
         end = attrs.get("end_date", getattr(self.instance, "end_date", None))
         if start and end and end < start:
             raise serializers.ValidationError({"end_date": f"{end} is before start_date {start}"})
+        segments = [row["segment"].name for row in attrs.get("segment_offers", [])]
+        repeated = sorted({n for n in segments if segments.count(n) > 1})
+        if repeated:
+            raise serializers.ValidationError({"segment_offers": [f"one offer per segment; repeated: {', '.join(repeated)}"]})
         return attrs
+
+    def create(self, validated_data: dict) -> Campaign:
+        return configuration.campaign_create(validated_data, user=self.context["request"].user)
+
+    def update(self, instance: Campaign, validated_data: dict) -> Campaign:
+        return configuration.campaign_update(instance, validated_data, user=self.context["request"].user)
+
+
+class CampaignChangeSerializer(serializers.ModelSerializer):
+    change_id = serializers.IntegerField(source="pk", read_only=True)
+    campaign_id = serializers.CharField(source="campaign.campaign_id", read_only=True)
+    changed_by = serializers.CharField(source="changed_by.username", read_only=True, default=None)
+    reverts = serializers.IntegerField(source="reverts_id", read_only=True, allow_null=True, help_text="The change this one undid")
+
+    class Meta:
+        model = CampaignChange
+        fields = [
+            "change_id", "campaign_id", "changed_at", "changed_by", "field", "segment", "old_value", "new_value",
+            "source", "note", "reverts",
+        ]
+        read_only_fields = fields
 
 
 class CustomerSerializer(serializers.ModelSerializer):
