@@ -16,9 +16,12 @@ SRM_THRESHOLD = 0.001
 def srm_p_value(users: Sequence[int], weights: Sequence[float]) -> float:
     """Chi-squared goodness of fit of the observed users per arm against the configured traffic weights.
 
-    Arms with weight 0 are dropped (as GrowthBook does); the remaining weights are renormalised.
-    Returns 1.0 when there are no users or fewer than two weighted arms. Equal to
-    ``scipy.stats.chisquare(observed, expected)``. A value below ``SRM_THRESHOLD`` means the split is broken.
+    Zero-weight arms take no part in the chi-squared (the remaining weights are renormalised), but a user in
+    a zero-weight arm is itself a mismatch: under the configured split that arm cannot receive anyone, so
+    the observation has probability 0 and the answer is 0.0 (GrowthBook's ``check_srm`` keeps such users in
+    the total and flags the split through the chi-squared instead). Returns 1.0 when there are no users or
+    fewer than two weighted arms. Otherwise equal to ``scipy.stats.chisquare(observed, expected)``.
+    A value below ``SRM_THRESHOLD`` means the split is broken.
     """
     n = _as_counts(users, "users")
     w = np.asarray(weights, dtype=np.float64)
@@ -29,6 +32,8 @@ def srm_p_value(users: Sequence[int], weights: Sequence[float]) -> float:
     keep = w > 0
     if not keep.any():
         raise ValueError("at least one weight must be positive")
+    if np.any(n[~keep] > 0):
+        return 0.0  # users reached an arm that gets no traffic: impossible under the configured split
     n, w = n[keep], w[keep]
     total = n.sum()
     if total == 0 or n.size < 2:

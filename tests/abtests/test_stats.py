@@ -345,6 +345,19 @@ def test_srm_matches_mendels_textbook_chi_square():
     assert round(stats.srm_p_value([315, 108, 101, 32], [9 / 16, 3 / 16, 3 / 16, 1 / 16]), 3) == 0.925
 
 
+def test_users_in_a_zero_weight_arm_are_a_sample_ratio_mismatch():
+    # The example: 500 users reached an arm configured with weight 0.
+    assert stats.srm_p_value([5000, 500, 5000], [0.5, 0, 0.5]) == 0.0
+    assert stats.srm_p_value([5000, 500, 5000], [0.5, 0, 0.5]) < stats.SRM_THRESHOLD
+    assert stats.srm_p_value([5000, 1, 5000], [0.5, 0, 0.5]) < stats.SRM_THRESHOLD  # even one is impossible
+    # GrowthBook's check_srm flags the same split (it keeps the stray users in the total, dof = 2):
+    expected = np.array([5250.0, 5250.0])
+    growthbook = sps.chi2.sf(np.sum((np.array([5000, 5000]) - expected) ** 2 / expected), 2)
+    assert growthbook < stats.SRM_THRESHOLD
+    # The same counts with the arm empty are a perfect fit.
+    assert stats.srm_p_value([5000, 0, 5000], [0.5, 0, 0.5]) == 1.0
+
+
 def test_srm_drops_zero_weight_arms_and_handles_empty_tests():
     assert stats.srm_p_value([500, 510, 0], [0.5, 0.5, 0.0]) == pytest.approx(
         sps.chisquare([500, 510]).pvalue, rel=RTOL
