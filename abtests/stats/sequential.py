@@ -1,0 +1,165 @@
+"""Sequential testing: always-valid p-values and confidence sequences."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from abtests.stats._common import _as_counts, _check_confidence, _check_users_conversions, _holm_over
+
+
+@dataclass(frozen=True)
+class SequentialArm:
+    """One treatment arm under continuous monitoring.
+
+    ``p_value`` is always valid (may be checked after every new user); ``p_value_adjusted`` is Holm over
+    the k - 1 comparisons. ``cs_low``/``cs_high``: confidence sequence of the absolute lift;
+    ``lift_cs_low``/``lift_cs_high``: of the relative lift (None when the control rate is 0). All
+    sequence bounds are None while an arm has no users or no variation (the sequence is the whole line).
+    """
+
+    index: int
+    abs_lift: float
+    cs_low: float | None
+    cs_high: float | None
+    lift: float | None
+    lift_cs_low: float | None
+    lift_cs_high: float | None
+    p_value: float
+    p_value_adjusted: float
+    significant: bool
+
+
+@dataclass(frozen=True)
+class SequentialResult:
+    confidence_level: float
+    arms: list[SequentialArm]  # treatments only (index 1..k-1)
+    safe_to_stop: bool
+    reason: str
+
+
+def _sequential_mixing(planned_users: float | None, alpha: float) -> float:
+    """The normal mixture's tuning rho^2, chosen so the boundary is tightest at the planned sample size.
+
+    rho^2 = (-2 ln alpha + ln(1 - 2 ln alpha)) / N*, Howard et al. (2021) eq. for the optimal mixture.
+    """
+    if planned_users is None or planned_users <= 0:
+        planned_users = 10_000.0
+    return (-2.0 * math.log(alpha) + math.log(1.0 - 2.0 * math.log(alpha))) / float(planned_users)
+
+
+def _sequential(
+    estimates: np.ndarray, variances: np.ndarray, n: np.ndarray, level: float,
+    planned_users: float | None, previous_p_values: Sequence[float] | None,
+) -> SequentialResult:
+    """Shared engine: per-arm estimates (rates or means) and the variances of those estimates."""
+    k = estimates.size
+    alpha = 1.0 - level
+    alpha_cs = alpha / (k - 1)  # Bonferroni for the sequences; p-values get Holm below
+    rho2 = _sequential_mixing(planned_users, alpha_cs)
+    m0, v0 = float(estimates[0]), float(variances[0])
+    rows = []
+    p_current = np.ones(k - 1)
+    for j in range(1, k):
+        mj, vj = float(estimates[j]), float(variances[j])
+        d = mj - m0
+        var = vj + v0
+        total = float(n[0] + n[j])
+        lift = d / m0 if m0 != 0 else None
+        if n[j] == 0 or var == 0:
+            # Nothing to estimate yet (or no variation at all): the sequence is the whole line.
+            rows.append((d, None, None, lift, None, None))
+            continue
+        nr2 = total * rho2
+        # radius = sqrt(var) * sqrt((N rho^2 + 1) / (N rho^2) * 2 ln(sqrt(N rho^2 + 1) / alpha))
+        multiplier = math.sqrt((nr2 + 1.0) / nr2 * 2.0 * math.log(math.sqrt(nr2 + 1.0) / alpha_cs))
+        radius = math.sqrt(var) * multiplier
+        # Mixture likelihood ratio: ln L = -0.5 ln(1 + N rho^2) + (d^2 / var) N rho^2 / (2 (1 + N rho^2))
+        log_lr = -0.5 * math.log1p(nr2) + (d * d / var) * nr2 / (2.0 * (1.0 + nr2))
+        p_current[j - 1] = min(1.0, math.exp(-log_lr))
+        if m0 != 0:
+            var_rel = vj / m0**2 + mj**2 * v0 / m0**4
+            rel_radius = math.sqrt(var_rel) * multiplier
+            rows.append((d, d - radius, d + radius, lift, lift - rel_radius, lift + rel_radius))
+        else:
+            rows.append((d, d - radius, d + radius, None, None, None))
+    if previous_p_values is not None:
+        prev = np.asarray(previous_p_values, dtype=np.float64)
+        if prev.shape != p_current.shape:
+            raise ValueError(f"previous_p_values must have one value per treatment arm ({k - 1})")
+        if np.any(~np.isfinite(prev)) or np.any(prev < 0) or np.any(prev > 1):
+            raise ValueError("previous_p_values must be probabilities between 0 and 1")
+        p_current = np.minimum(p_current, prev)  # always-valid p-values are running minima
+    p_adj = _holm_over(p_current, n[1:] > 0) if k > 2 else p_current.copy()
+    arms = [
+        SequentialArm(
+            index=j + 1, abs_lift=float(d), cs_low=None if lo is None else float(lo),
+            cs_high=None if hi is None else float(hi),
+            lift=None if lift is None else float(lift),
+            lift_cs_low=None if llo is None else float(llo), lift_cs_high=None if lhi is None else float(lhi),
+            p_value=float(p_current[j]), p_value_adjusted=float(p_adj[j]), significant=bool(p_adj[j] < alpha),
+        )
+        for j, (d, lo, hi, lift, llo, lhi) in enumerate(rows)
+    ]
+    crossed = [a for a in arms if a.significant]
+    if crossed:
+        names = ", ".join(f"arm {a.index}" for a in crossed)
+        safe, reason = True, f"{names} crossed the always-valid boundary at {level:.0%} confidence; stopping now is safe"
+    elif planned_users is not None and float(n[0] + n[1:].max()) >= planned_users:
+        safe, reason = True, "the planned sample is reached without crossing the boundary; stop: no detectable difference"
+    else:
+        safe, reason = False, "no arm has crossed the always-valid boundary yet; keep running (looking again is safe)"
+    return SequentialResult(confidence_level=level, arms=arms, safe_to_stop=safe, reason=reason)
+
+
+def sequential_test(
+    users: Sequence[int],
+    conversions: Sequence[int],
+    confidence_level: float = 0.95,
+    planned_users: int | None = None,
+    previous_p_values: Sequence[float] | None = None,
+) -> SequentialResult:
+    """Always-valid inference for conversion rates: safe to look after every new user.
+
+    Asymptotic confidence sequences with a normal mixture (Howard, Ramdas, McAuliffe & Sekhon 2021;
+    Waudby-Smith et al. 2024), i.e. the mixture SPRT of Johari et al. (2017) on the difference of rates d
+    with variance V = r_t (1 - r_t) / n_t + r_c (1 - r_c) / n_c and N = n_t + n_c users in the pair:
+    the CS is d +- sqrt(V) sqrt((N rho^2 + 1) / (N rho^2) * 2 ln(sqrt(N rho^2 + 1) / alpha)), and the
+    always-valid p-value is min(1, 1 / Lambda) with Lambda the mixture likelihood ratio.
+    ``planned_users`` (users in a control + treatment pair at the planned end) tunes rho so the
+    sequence is tightest there; it does not affect validity. Pass the ``previous_p_values`` stored at the
+    last look to keep each p-value the running minimum. k > 2: Bonferroni CS, Holm-adjusted p-values.
+    """
+    level = _check_confidence(confidence_level)
+    n, c = _check_users_conversions(users, conversions)
+    rates = np.where(n > 0, c / np.maximum(n, 1.0), 0.0)
+    var = np.where(n > 0, rates * (1.0 - rates) / np.maximum(n, 1.0), 0.0)
+    planned = None if planned_users is None else float(planned_users)
+    return _sequential(rates, var, n, level, planned, previous_p_values)
+
+
+def sequential_means_test(
+    mean: Sequence[float],
+    variance: Sequence[float],
+    n: Sequence[int],
+    confidence_level: float = 0.95,
+    planned_users: int | None = None,
+    previous_p_values: Sequence[float] | None = None,
+) -> SequentialResult:
+    """The sequential mode for a per-user mean (revenue per user); same method as ``sequential_test``."""
+    level = _check_confidence(confidence_level)
+    m = np.asarray(mean, dtype=np.float64)
+    v = np.asarray(variance, dtype=np.float64)
+    nn = _as_counts(n, "n")
+    if not (m.shape == v.shape == nn.shape) or m.ndim != 1 or m.size < 2:
+        raise ValueError("mean, variance and n must be flat lists of the same length, at least 2 arms")
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(v))) or np.any(v < 0):
+        raise ValueError("mean and variance must be finite, variance non-negative")
+    if nn[0] == 0:
+        raise ValueError("the control arm (arm 0) has no users")
+    var = np.where(nn > 0, v / np.maximum(nn, 1.0), 0.0)
+    planned = None if planned_users is None else float(planned_users)
+    return _sequential(m, var, nn, level, planned, previous_p_values)
