@@ -43,6 +43,11 @@ class CreateInput(serializers.Serializer):
                                               required=False, default=list)
     sequential = serializers.BooleanField(default=False)
     hashing_seed = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    namespace = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="",
+        help_text="Tests of one namespace never share a customer: each holds a disjoint traffic range")
+    namespace_start = serializers.FloatField(default=0.0, help_text="Start of this test's range in the namespace, 0-1")
+    namespace_end = serializers.FloatField(default=1.0, help_text="End (exclusive) of the range, 0-1")
 
     def validate(self, data: dict) -> dict:
         if not data.get("test_name") and not data.get("name"):
@@ -70,6 +75,9 @@ class CreateInput(serializers.Serializer):
             guardrail_metrics=d["guardrail_metrics"],
             sequential=d["sequential"],
             hashing_seed=d["hashing_seed"],
+            namespace=d["namespace"],
+            namespace_start=d["namespace_start"],
+            namespace_end=d["namespace_end"],
         )
 
 
@@ -146,7 +154,7 @@ class TestOutput(serializers.ModelSerializer):
         model = ABTest
         fields = ["test_id", "campaign_id", "test_name", "hypothesis", "status", "primary_metric", "guardrail_metrics",
                   "variant_a_name", "variant_b_name", "variants", "sample_size_target", "confidence_level",
-                  "sequential", "hashing_seed", "users_assigned", "created_at", "started_at", "ended_at", "winner",
+                  "sequential", "hashing_seed", "namespace", "namespace_start", "namespace_end", "users_assigned", "created_at", "started_at", "ended_at", "winner",
                   "applied"]
 
     def get_variants(self, test: ABTest) -> list[dict]:
