@@ -43,6 +43,11 @@ class CreateInput(serializers.Serializer):
                                               required=False, default=list)
     sequential = serializers.BooleanField(default=False)
     hashing_seed = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    namespace = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="",
+        help_text="Tests of one namespace never share a customer: each holds a disjoint traffic range")
+    namespace_start = serializers.FloatField(default=0.0, help_text="Start of this test's range in the namespace, 0-1")
+    namespace_end = serializers.FloatField(default=1.0, help_text="End (exclusive) of the range, 0-1")
 
     def validate(self, data: dict) -> dict:
         if not data.get("test_name") and not data.get("name"):
@@ -70,6 +75,9 @@ class CreateInput(serializers.Serializer):
             guardrail_metrics=d["guardrail_metrics"],
             sequential=d["sequential"],
             hashing_seed=d["hashing_seed"],
+            namespace=d["namespace"],
+            namespace_start=d["namespace_start"],
+            namespace_end=d["namespace_end"],
         )
 
 
@@ -146,7 +154,7 @@ class TestOutput(serializers.ModelSerializer):
         model = ABTest
         fields = ["test_id", "campaign_id", "test_name", "hypothesis", "status", "primary_metric", "guardrail_metrics",
                   "variant_a_name", "variant_b_name", "variants", "sample_size_target", "confidence_level",
-                  "sequential", "hashing_seed", "users_assigned", "created_at", "started_at", "ended_at", "winner",
+                  "sequential", "hashing_seed", "namespace", "namespace_start", "namespace_end", "users_assigned", "created_at", "started_at", "ended_at", "winner",
                   "applied"]
 
     def get_variants(self, test: ABTest) -> list[dict]:
@@ -173,6 +181,37 @@ class HistoryOutput(TestOutput):
         return {"decision": result.decision, "lift": result.lift, "p_value": result.p_value,
                 "statistical_significance": result.statistical_significance, "reason": result.reason,
                 "recommended_action": result.recommended_action}
+
+
+class TreatmentOnDayOutput(serializers.Serializer):
+    name = serializers.CharField()
+    lift = serializers.FloatField(allow_null=True, help_text="Relative lift of the primary metric vs control, percent")
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True, help_text="Adjusted p-value as the analysis of that day gives it")
+    chance_to_beat_control = serializers.FloatField(allow_null=True)
+
+
+class DayOutput(serializers.Serializer):
+    date = serializers.DateField()
+    users = serializers.ListField(child=serializers.IntegerField(), help_text="Cumulative users per variant")
+    new_users = serializers.ListField(child=serializers.IntegerField(), help_text="Users assigned on the day")
+    conversions = serializers.ListField(child=serializers.IntegerField(), help_text="Cumulative converters")
+    revenue_per_user = serializers.ListField(child=serializers.FloatField())
+    srm_p_value = serializers.FloatField(allow_null=True, help_text="Sample-ratio check on the cumulative users")
+    srm_detected = serializers.BooleanField()
+    srm_p_value_day = serializers.FloatField(allow_null=True, help_text="Sample-ratio check on the day's new users")
+    treatments = TreatmentOnDayOutput(many=True)
+
+
+class OverTimeOutput(serializers.Serializer):
+    test_id = serializers.CharField()
+    metric = serializers.CharField()
+    confidence_level = serializers.FloatField()
+    sequential = serializers.BooleanField()
+    variants = serializers.ListField(child=serializers.CharField(), help_text="Variant names, control first")
+    note = serializers.CharField(help_text="How to read a daily interval for this kind of test")
+    days = DayOutput(many=True)
 
 
 # ---------------------------------------------------------------- views
@@ -260,6 +299,13 @@ class ABTestViewSet(viewsets.GenericViewSet):
         """Every stored analysis of the test, newest first."""
         page = self.paginate_queryset(selectors.results_of(test=self.get_object()))
         return self.get_paginated_response(ResultOutput(page, many=True).data)
+
+    @extend_schema(responses=OverTimeOutput)
+    @action(detail=True, methods=["get"], url_path="over-time")
+    def over_time(self, request: Request, test_id: str) -> Response:
+        """Results over time: by UTC day, cumulative users and conversions per variant, each treatment's lift
+        with its interval, and the sample-ratio check."""
+        return Response(OverTimeOutput(selectors.results_over_time(test=self.get_object())).data)
 
     @extend_schema(responses=HistoryOutput(many=True))
     @action(detail=False, methods=["get"])

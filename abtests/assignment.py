@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from abtests import stats
 from abtests.models import ABTest, ABTestAssignment, ABTestVariant
-from campaigns.models import Customer
+from campaigns.models import Campaign, Customer
 from marketing_ai.api import BadRequest, Conflict
 
 MAX_BATCH = 10_000
@@ -71,9 +71,61 @@ def assign(*, test: ABTest, customer_ids: Sequence[str]) -> list[Assigned]:
         for c in unique_ids
     ]
     with transaction.atomic():
+        # Assignments in one campaign take turns (the campaign row lock), so two tests of the campaign
+        # cannot both pass the exclusion check for the same customer at the same moment.
+        Campaign.objects.select_for_update().filter(pk=test.campaign_id).values_list("pk").first()
+        _check_exclusion(test=test, unique_ids=unique_ids, pk_by_id=pk_by_id)
         # ON CONFLICT DO NOTHING: a customer assigned earlier (or concurrently) keeps the stored variant.
         ABTestAssignment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
     return _stored(test=test, ids=ids, pk_by_id=pk_by_id, variants=variants, now=now)
+
+
+def namespace_bucket(namespace: str, customer_id: str) -> float:
+    """Where a customer falls in a namespace, in [0, 1): the same hash as the variant bucket, salted by the
+    namespace (not by a test), so every test of the namespace sees the customer at the same place."""
+    return stats.hash_bucket(f"namespace:{namespace}", customer_id)
+
+
+def in_namespace_range(test: ABTest, customer_id: str) -> bool:
+    if not test.namespace:
+        return True
+    return test.namespace_start <= namespace_bucket(test.namespace, customer_id) < test.namespace_end
+
+
+def _check_exclusion(*, test: ABTest, unique_ids: list[str], pk_by_id: dict[str, int]) -> None:
+    """409 (nothing stored) if any customer is outside the test's namespace range or already in another
+    running test of the same campaign. Customers already assigned in this test keep their variant."""
+    mine = set(ABTestAssignment.objects.filter(test=test, customer_id__in=list(pk_by_id.values()))
+               .values_list("customer_id", flat=True))
+    fresh = [c for c in unique_ids if pk_by_id[c] not in mine]
+    outside: list[str] = []
+    if test.namespace and fresh:
+        buckets = stats.hash_buckets(f"namespace:{test.namespace}", fresh)
+        outside = [c for c, b in zip(fresh, buckets, strict=True)
+                   if not test.namespace_start <= b < test.namespace_end]
+    id_by_pk = {pk_by_id[c]: c for c in fresh}
+    taken = list(
+        ABTestAssignment.objects.filter(test__campaign_id=test.campaign_id, test__status=ABTest.Status.RUNNING,
+                                        customer_id__in=list(id_by_pk))
+        .exclude(test=test).values_list("customer_id", "test__test_id")
+    )
+    if not outside and not taken:
+        return
+    fields: dict[str, list[str]] = {}
+    messages = []
+    if taken:
+        shown = ", ".join(f"{id_by_pk[pk]} (in {other})" for pk, other in taken[:10]) + (" ..." if len(taken) > 10 else "")
+        fields["customer_ids"] = [f"already in another running test of this campaign ({len(taken)}): {shown}"]
+        messages.append(f"{len(taken)} customer(s) already in another running test of campaign "
+                        f"{test.campaign.campaign_id}")
+    if outside:
+        shown = ", ".join(outside[:10]) + (" ..." if len(outside) > 10 else "")
+        fields.setdefault("customer_ids", []).append(
+            f"outside this test's traffic range {test.namespace_start:g}-{test.namespace_end:g} of namespace "
+            f"{test.namespace!r} ({len(outside)}): {shown}")
+        messages.append(f"{len(outside)} customer(s) outside the test's range of namespace {test.namespace!r}")
+    raise Conflict(f"{'; '.join(messages)}: a customer is in at most one running test per campaign and "
+                   "namespace; nothing was assigned", fields=fields)
 
 
 def _stored(*, test: ABTest, ids: list[str], pk_by_id: dict[str, int], variants: list[ABTestVariant], now) -> list[Assigned]:

@@ -49,6 +49,13 @@ class ABTest(models.Model):
     # Sequential tests use always-valid p-values, so looking every day does not inflate false positives.
     sequential = models.BooleanField(default=False)
     hashing_seed = models.CharField(max_length=64, blank=True, help_text="Defaults to the test id")
+    # Mutual exclusion. Always: a customer is in at most one running test of a campaign. With a namespace:
+    # the customer's namespace bucket (one hash per namespace and customer) must fall in
+    # [namespace_start, namespace_end), and running tests of one namespace hold disjoint ranges, so tests
+    # on different campaigns never share a customer either.
+    namespace = models.SlugField(max_length=64, blank=True, default="")
+    namespace_start = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    namespace_end = models.FloatField(default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

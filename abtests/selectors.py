@@ -9,13 +9,16 @@ is converters / assigned users; revenue per user averages over all assigned user
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 from django.db import connection, transaction
 from django.db.models import Count, Prefetch, QuerySet
+from django.db.models.functions import TruncDate
 
-from abtests import analysis, stats
+from abtests import analysis, stats, timeline
 from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestAssignment, ABTestResult, ABTestVariant
 from campaigns.models import Event
 from marketing_ai.api import BadRequest, NotFound
@@ -229,3 +232,124 @@ def sample_size_plan(*, baseline_rate: float, mde: float, confidence_level: floa
     return {"baseline_rate": baseline_rate, "mde": mde, "confidence_level": confidence_level, "power": power,
             "arms": arms, "users_per_arm": per_arm, "total_users": per_arm * arms, "daily_traffic": daily_traffic,
             "days_needed": days}
+
+
+# ---------------------------------------------------------------- results over time
+
+MAX_DAYS = 366  # the over-time series shows at most the last year of a test, day by day
+
+_COUNTED_EVENTS_SQL = f"""
+SELECT a.variant_id, e.customer_id, e.occurred_at, COALESCE(e.amount, 0)
+FROM {Event._meta.db_table} e
+JOIN {ABTestAssignment._meta.db_table} a
+  ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
+WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
+"""
+
+
+def _as_datetime(value) -> dt.datetime:
+    """A timestamp from a raw cursor: PostgreSQL gives datetimes, SQLite its stored UTC text."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC)
+
+
+def counted_events(*, test: ABTest, event_type: str) -> list[tuple[int, int, dt.datetime, float]]:
+    """(variant pk, customer pk, occurred_at, amount) of every event of a type that counts for the test
+    under the attribution rule above (after the customer's assignment, in the campaign, not after the end)."""
+    ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
+    with connection.cursor() as cur:
+        cur.execute(_COUNTED_EVENTS_SQL, [test.pk, test.campaign_id, event_type, ended])
+        return [(v, c, _as_datetime(t), float(a)) for v, c, t, a in cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class DailyTotals:
+    days: list[dt.date]
+    arms: list[ABTestVariant]
+    conversion: timeline.Cumulative  # customers = converters; total = revenue
+
+
+def daily_totals(*, test: ABTest, today: dt.date | None = None) -> DailyTotals:
+    """Per arm and UTC day, cumulative users, converters and revenue sums (the attribution rule above)."""
+    arms = test.ordered_variants
+    index = {v.pk: i for i, v in enumerate(arms)}
+    per_day = list(
+        ABTestAssignment.objects.filter(test=test)
+        .annotate(day=TruncDate("assigned_at", tzinfo=dt.UTC)).values_list("variant_id", "day")
+        .annotate(n=Count("id")).order_by()
+    )
+    end = (test.ended_at.astimezone(dt.UTC).date() if test.ended_at else today or dt.datetime.now(dt.UTC).date())
+    starts = [d for _, d, _ in per_day] + ([test.started_at.astimezone(dt.UTC).date()] if test.started_at else [])
+    first = min(starts) if starts else end
+    end = max(end, max((d for _, d, _ in per_day), default=end))
+    first = max(first, end - dt.timedelta(days=MAX_DAYS - 1))
+    days = [first + dt.timedelta(days=i) for i in range((end - first).days + 1)]
+    new_users = np.zeros((len(arms), len(days)), dtype=np.int64)
+    for variant_pk, day, n in per_day:
+        new_users[index[variant_pk], max((day - first).days, 0)] += n  # older days fold into the first shown
+    events = counted_events(test=test, event_type=Event.Type.CONVERSION)
+    conversion = timeline.cumulative(
+        arms=len(arms), days=len(days), new_users=new_users,
+        event_arm=np.array([index[v] for v, _, _, _ in events], dtype=np.int64),
+        event_customer=np.array([c for _, c, _, _ in events], dtype=np.int64),
+        event_day=np.array([min(max((t.date() - first).days, 0), len(days) - 1) for _, _, t, _ in events],
+                           dtype=np.int64),
+        event_value=np.array([a for _, _, _, a in events], dtype=np.float64),
+    )
+    return DailyTotals(days=days, arms=arms, conversion=conversion)
+
+
+def results_over_time(*, test: ABTest, today: dt.date | None = None) -> dict:
+    """The primary metric's analysis as it stood at the end of each day: cumulative users and conversions
+    per arm, each treatment's lift with its interval and p-value, and the sample-ratio check by day (on the
+    cumulative users, and on that day's new users alone, which shows a one-day assignment fault)."""
+    totals = daily_totals(test=test, today=today)
+    config = dataclasses.replace(analysis_config(test), previous_p_values=None)
+    weights = [v.weight for v in totals.arms]
+    c = totals.conversion
+    rows = []
+    for d, day in enumerate(totals.days):
+        users = c.users[:, d]
+        arms = []
+        for i, v in enumerate(totals.arms):
+            n = int(users[i])
+            mean = c.total[i, d] / n if n else 0.0
+            variance = max(0.0, (c.total_sq[i, d] - c.total[i, d] ** 2 / n) / (n - 1)) if n > 1 else 0.0
+            arms.append(analysis.Arm(name=v.name, weight=v.weight, users=n, conversions=int(c.customers[i, d]),
+                                     revenue_mean=mean, revenue_variance=variance))
+        outcome = analysis.analyze(arms=arms, config=config) if users.sum() else None
+        if outcome is not None and config.sequential:
+            # The always-valid p-value is a running minimum over the looks: carry it day to day.
+            p_values = tuple(a.p_value for a in outcome.arms[1:])
+            if all(p is not None for p in p_values):
+                config = dataclasses.replace(config, previous_p_values=p_values)
+        new = c.new_users[:, d]
+        rows.append({
+            "date": day,
+            "users": [int(u) for u in users],
+            "new_users": [int(u) for u in new],
+            "conversions": [int(x) for x in c.customers[:, d]],
+            "revenue_per_user": [float(c.total[i, d] / users[i]) if users[i] else 0.0 for i in range(len(users))],
+            "srm_p_value": outcome.srm_p_value if outcome else None,
+            "srm_detected": bool(outcome and outcome.srm_detected),
+            "srm_p_value_day": float(stats.srm_p_value(new.tolist(), weights)) if new.sum() else None,
+            "treatments": [
+                {"name": a.name, "lift": a.lift, "ci_low": a.ci_low, "ci_high": a.ci_high, "p_value": a.p_value_adjusted,
+                 "chance_to_beat_control": a.chance_to_beat_control}
+                for a in (outcome.arms[1:] if outcome else [])
+            ],
+        })
+    peeking = ("sequential test: each day's interval and p-value are always valid, so stopping when one "
+               "excludes 0 keeps the false-positive rate" if config.sequential else
+               "fixed-horizon test: each day's interval shows how the estimate settles, but only the analysis at "
+               "the planned sample decides; stopping the first day an interval excludes 0 inflates false positives")
+    return {
+        "test_id": test.test_id,
+        "metric": test.primary_metric,
+        "confidence_level": test.confidence_level,
+        "sequential": test.sequential,
+        "variants": [v.name for v in totals.arms],
+        "note": peeking,
+        "days": rows,
+    }

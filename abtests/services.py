@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,6 +75,21 @@ def _validate(*, test_name: str, variants: Sequence[VariantSpec], sample_size_ta
     return errors
 
 
+def _validate_namespace(namespace: str, start, end) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if namespace and not re.fullmatch(r"[-a-zA-Z0-9_]{1,64}", namespace):
+        errors["namespace"] = ["letters, digits, '-' and '_' only (at most 64)"]
+    bad = [name for name, x in (("namespace_start", start), ("namespace_end", end))
+           if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x) or not 0 <= x <= 1]
+    for name in bad:
+        errors[name] = ["a share of the namespace's traffic between 0 and 1"]
+    if not bad and start >= end:
+        errors["namespace_end"] = [f"must be above namespace_start ({start:g})"]
+    if not namespace and not bad and (start, end) != (0, 1):
+        errors["namespace"] = ["a traffic range needs a namespace"]
+    return errors
+
+
 def test_create(
     *,
     campaign_id: str,
@@ -86,12 +102,16 @@ def test_create(
     guardrail_metrics: Sequence[str] = (),
     sequential: bool = False,
     hashing_seed: str = "",
+    namespace: str = "",
+    namespace_start: float = 0.0,
+    namespace_end: float = 1.0,
     user=None,
 ) -> ABTest:
     """Create a draft test. Every problem with the input is reported at once, by field (400)."""
     errors = _validate(test_name=test_name, variants=variants, sample_size_target=sample_size_target,
                        confidence_level=confidence_level, primary_metric=primary_metric,
                        guardrail_metrics=guardrail_metrics)
+    errors.update(_validate_namespace(namespace or "", namespace_start, namespace_end))
     campaign = Campaign.objects.filter(campaign_id=campaign_id).first() if campaign_id else None
     if campaign is None:
         errors["campaign_id"] = [f"no campaign with campaign_id {campaign_id!r}" if campaign_id else "required"]
@@ -115,6 +135,9 @@ def test_create(
             confidence_level=float(confidence_level),
             sequential=sequential,
             hashing_seed=hashing_seed or "",
+            namespace=namespace or "",
+            namespace_start=float(namespace_start),
+            namespace_end=float(namespace_end),
             created_by=user if user is not None and user.is_authenticated else None,
         )
         ABTestVariant.objects.bulk_create(
@@ -131,9 +154,24 @@ def _locked(test: ABTest) -> ABTest:
 
 def test_start(*, test: ABTest) -> ABTest:
     with transaction.atomic():
+        if test.namespace:
+            # Starts in one namespace take turns (every test row of the namespace locked, in key order),
+            # so two overlapping ranges cannot both start.
+            list(ABTest.objects.select_for_update().filter(namespace=test.namespace).order_by("pk").values_list("pk"))
         locked = _locked(test)
         if locked.status != ABTest.Status.DRAFT:
             raise Conflict(f"test {test.test_id} is already {locked.status}; only a draft test can start")
+        if locked.namespace:
+            overlapping = ABTest.objects.filter(
+                namespace=locked.namespace, status=ABTest.Status.RUNNING,
+                namespace_start__lt=locked.namespace_end, namespace_end__gt=locked.namespace_start,
+            ).exclude(pk=locked.pk).values_list("test_id", "namespace_start", "namespace_end")
+            clash = [f"{t} ({a:g}-{b:g})" for t, a, b in overlapping]
+            if clash:
+                raise Conflict(
+                    f"test {test.test_id}'s range {locked.namespace_start:g}-{locked.namespace_end:g} of namespace "
+                    f"{locked.namespace!r} overlaps running {', '.join(clash)}; give it a free range",
+                    fields={"namespace_start": [f"overlaps {', '.join(clash)}"]})
         locked.status = ABTest.Status.RUNNING
         locked.started_at = timezone.now()
         locked.save(update_fields=["status", "started_at"])

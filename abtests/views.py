@@ -124,8 +124,13 @@ def ab_tests_page(request: HttpRequest) -> HttpResponse:
 def ab_test_detail_page(request: HttpRequest, test_id: str) -> HttpResponse:
     test = selectors.test_get(test_id=test_id)
     card = _active_cards([test])[0]
+    over_time = selectors.results_over_time(test=test)
+    has_users = any(sum(d["users"]) for d in over_time["days"])
     return render(request, "abtests/detail.html", {
         "card": card, "test": test, "results": selectors.results_of(test=test)[:50], "can_write": is_marketer(request.user),
+        "over_time": over_time,
+        "lift_chart": charts.lift_over_time(over_time, div_id="lift-over-time") if has_users else "",
+        "users_chart": charts.users_over_time(over_time, div_id="users-over-time") if has_users else "",
     })
 
 

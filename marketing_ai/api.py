@@ -29,6 +29,11 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
     default_detail = "The resource is not in a state that allows this."
 
+    def __init__(self, detail=None, code=None, fields: dict | None = None) -> None:
+        super().__init__(detail, code)
+        # Which inputs the conflict is about, e.g. {"customer_ids": ["user_1 is in test_x"]}.
+        self.fields = fields or {}
+
 
 class NotFound(exceptions.NotFound):
     default_code = "not_found"
@@ -92,6 +97,7 @@ def exception_handler(exc: Exception, context: dict) -> Any:
             code = "error"
         raw = detail.get("detail", detail) if isinstance(detail, dict) else detail
         message = str(raw)
+        fields = getattr(exc, "fields", None) or {}
     response.data = error_body(str(code), message, fields)
     return response
 
