@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "marketing_ai.middleware.ApiErrorShapeMiddleware",  # outermost: shapes 4xx from any middleware below
     "django.middleware.security.SecurityMiddleware",
+    "marketing_ai.middleware.RequestGuardMiddleware",  # NUL/control bytes in paths and queries, 413, API errors on pages
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
