@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from abtests import selectors, services, stats
 from abtests.models import ABTest, ABTestResult
 from marketing_ai.api import BadRequest
+from marketing_ai.validation import INT32_MAX
 
 # ---------------------------------------------------------------- input
 
@@ -36,7 +37,7 @@ class CreateInput(serializers.Serializer):
     variant_a_name = serializers.CharField(max_length=64, required=False, allow_null=True)
     variant_b_name = serializers.CharField(max_length=64, required=False, allow_null=True)
     variants = VariantInput(many=True, required=False)
-    sample_size_target = serializers.IntegerField()
+    sample_size_target = serializers.IntegerField(max_value=INT32_MAX, help_text="Planned users across all variants")
     confidence_level = serializers.FloatField(default=0.95)
     primary_metric = serializers.ChoiceField(choices=ABTest.Metric.choices, default=ABTest.Metric.CONVERSION_RATE)
     guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=ABTest.Metric.choices),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,6 +210,11 @@ def analysis_config(test: ABTest) -> analysis.Config:
                            sequential=test.sequential, previous_p_values=previous)
 
 
+# Bounds of the planning calculator: beyond them a plan means nothing (and the numbers overflow).
+MAX_PLANNED_USERS_PER_ARM = 1e12
+MAX_PLANNED_DAYS = 100 * 365
+
+
 def sample_size_plan(*, baseline_rate: float, mde: float, confidence_level: float = 0.95, power: float = 0.8,
                      arms: int = 2, daily_traffic: float | None = None) -> dict:
     """Users per arm (``stats.sample_size``) and, given daily traffic, days (``stats.days_needed``)."""
@@ -227,7 +233,17 @@ def sample_size_plan(*, baseline_rate: float, mde: float, confidence_level: floa
         errors["daily_traffic"] = ["must be positive"]
     if errors:
         raise BadRequest(errors)
+    # An effect too small to tell from float noise (mde=1e-17) needs "infinitely" many users: say so.
+    try:
+        exact = stats.sample_size_unrounded(baseline_rate, mde, confidence_level=confidence_level, power=power, arms=arms)
+    except (ValueError, ZeroDivisionError, OverflowError) as exc:
+        raise BadRequest({"mde": [f"no plan for this effect: {exc}"]}) from None
+    if not math.isfinite(exact) or exact > MAX_PLANNED_USERS_PER_ARM:
+        raise BadRequest({"mde": [f"the effect is too small to detect with at most {MAX_PLANNED_USERS_PER_ARM:.0e} "
+                                  "users per arm; plan for a larger effect"]})
     per_arm = stats.sample_size(baseline_rate, mde, confidence_level=confidence_level, power=power, arms=arms)
+    if daily_traffic and per_arm * arms / daily_traffic > MAX_PLANNED_DAYS:
+        raise BadRequest({"daily_traffic": [f"the test would take more than {MAX_PLANNED_DAYS:,} days at this traffic"]})
     days = stats.days_needed(per_arm, arms, daily_traffic) if daily_traffic else None
     return {"baseline_rate": baseline_rate, "mde": mde, "confidence_level": confidence_level, "power": power,
             "arms": arms, "users_per_arm": per_arm, "total_users": per_arm * arms, "daily_traffic": daily_traffic,

@@ -23,6 +23,7 @@ from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestResult,
 from campaigns.models import Campaign, Offer
 from marketing_ai.api import BadRequest, Conflict
 from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.validation import INT32_MAX
 
 WEIGHT_TOLERANCE = 1e-6
 MAX_VARIANTS = 10
@@ -60,6 +61,8 @@ def _validate(*, test_name: str, variants: Sequence[VariantSpec], sample_size_ta
             errors["variants"] = ["the control and at least one other variant need a weight above 0"]
     if isinstance(sample_size_target, bool) or not isinstance(sample_size_target, int) or sample_size_target < 2:
         errors["sample_size_target"] = ["a whole number of users, at least 2"]
+    elif sample_size_target > INT32_MAX:  # the column is a 32-bit integer
+        errors["sample_size_target"] = [f"at most {INT32_MAX:,} users"]
     if (
         isinstance(confidence_level, bool)
         or not isinstance(confidence_level, (int, float))

@@ -7,9 +7,7 @@ aliases of the same views (see urls.py).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +24,7 @@ from rest_framework.views import APIView
 from analytics import selectors
 from analytics.selectors import Period, Totals
 from marketing_ai.api import BadRequest
+from marketing_ai.exports import csv_response
 
 FORMATS = ("json", "csv")
 # Answers are cached under the aggregates' version (a new aggregation run is seen at once); the TTL
@@ -173,14 +172,7 @@ def answer(request: Request, hit: Answer, *, csv_list: str | None = None, filena
     data = hit.data
     # CSV rows: the payload's list ``csv_list`` if named (the portfolio's campaigns), else the payload itself.
     rows = [flatten(r) for r in (data[csv_list] if csv_list else (data if isinstance(data, list) else [data]))]
-    buffer = io.StringIO()
-    columns = list(rows[0]) if rows else []
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-    return response
+    return csv_response(rows, list(rows[0]) if rows else [], filename=filename)
 
 
 def _filename(kind: str, period: Period, campaign_id: str | None = None) -> str:

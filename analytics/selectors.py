@@ -77,7 +77,7 @@ class Period:
             return cls(first, last)
         if days in (None, ""):
             n = DEFAULT_DAYS
-        elif days.strip().isdigit() and int(days) in ALLOWED_DAYS:
+        elif days.strip().isascii() and days.strip().isdigit() and int(days) in ALLOWED_DAYS:  # not "²"
             n = int(days)
         else:
             raise BadRequest({"days": [f"must be one of {allowed} (got {days!r})"]})

@@ -15,6 +15,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.timezone import now
 
+from marketing_ai.validation import EXTERNAL_ID_RULE, validate_external_id
+
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
@@ -43,7 +45,9 @@ class Segment(models.Model):
 
 
 class Merchant(models.Model):
-    merchant_id = models.CharField(max_length=64, unique=True, help_text="External id, e.g. m_7")
+    merchant_id = models.CharField(
+        max_length=64, unique=True, validators=[validate_external_id], help_text=f"External id, e.g. m_7 ({EXTERNAL_ID_RULE})"
+    )
     name = models.CharField(max_length=200)
     category = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(default=now)
@@ -56,7 +60,9 @@ class Merchant(models.Model):
 
 
 class Customer(models.Model):
-    customer_id = models.CharField(max_length=64, unique=True, help_text="External id, e.g. user_42")
+    customer_id = models.CharField(
+        max_length=64, unique=True, validators=[validate_external_id], help_text=f"External id, e.g. user_42 ({EXTERNAL_ID_RULE})"
+    )
     signup_date = models.DateField(null=True, blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="customers")
@@ -74,7 +80,9 @@ class Offer(models.Model):
         PERCENT = "percent", "percent off"
         AMOUNT = "amount", "amount off"
 
-    offer_id = models.CharField(max_length=64, unique=True, help_text="External id, e.g. off_25pct")
+    offer_id = models.CharField(
+        max_length=64, unique=True, validators=[validate_external_id], help_text=f"External id, e.g. off_25pct ({EXTERNAL_ID_RULE})"
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PERCENT)
     value = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
     description = models.CharField(max_length=200, blank=True)
@@ -99,7 +107,9 @@ class Campaign(models.Model):
         SMS = "sms"
         IN_APP = "in_app"
 
-    campaign_id = models.CharField(max_length=64, unique=True, help_text="External id, e.g. camp_12345")
+    campaign_id = models.CharField(
+        max_length=64, unique=True, validators=[validate_external_id], help_text=f"External id, e.g. camp_12345 ({EXTERNAL_ID_RULE})"
+    )
     name = models.CharField(max_length=200)
     merchant = models.ForeignKey(Merchant, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
@@ -213,7 +223,7 @@ class Event(models.Model):
         SPEND = "spend"  # amount = campaign cost
 
     # Unique through the constraint below (one index that serves both = and prefix LIKE).
-    event_id = models.CharField(max_length=64)
+    event_id = models.CharField(max_length=64, validators=[validate_external_id])
     type = models.CharField(max_length=24, choices=Type.choices)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(default=now)

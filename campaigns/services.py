@@ -36,6 +36,7 @@ from psycopg.errors import UniqueViolation
 from campaigns import selectors
 from campaigns.models import Campaign, Customer, Event, Merchant, Offer
 from marketing_ai.api import BadRequest, Conflict
+from marketing_ai.validation import EXTERNAL_ID_RE, external_id_problem, text_problem
 
 MAX_API_BATCH = 5000  # events per POST /api/v1/events/
 MAX_ID_LENGTH = 64  # the models' CharField max_length for external ids and variant
@@ -43,6 +44,10 @@ MAX_AMOUNT = Decimal("999999999999.99")  # DecimalField(max_digits=14, decimal_p
 CENT = Decimal("0.01")
 # A clock far ahead of ours would put events into days not yet aggregated; allow a little skew.
 MAX_FUTURE_SKEW = dt.timedelta(days=1)
+# A 400 lists at most this many row errors (and how many more there were): a batch of rows full of
+# unknown keys once produced a 147 MB error body.
+MAX_LISTED_ROW_ERRORS = 100
+MAX_UNKNOWN_FIELDS_LISTED = 5  # per row
 
 TYPES = frozenset(Event.Type.values)
 AMOUNT_REQUIRED = {Event.Type.CONVERSION: "revenue", Event.Type.SPEND: "cost"}
@@ -96,17 +101,26 @@ class InvalidRows(BadRequest):
 
     def __init__(self, errors: Sequence[RowError]):
         self.errors = list(errors)
-        rows = [e.as_dict() for e in self.errors]
+        listed = self.errors[:MAX_LISTED_ROW_ERRORS]
         bad = len({e.index for e in self.errors})
         first = self.errors[0]
+        more = len(self.errors) - len(listed)
         self.typed_message = (
             f"{bad} bad row(s), nothing stored; first: row {first.index} {first.field}: {first.reason}"
+            + (f" ({len(self.errors)} errors; the first {len(listed)} are listed)" if more else "")
         )
-        self.typed_fields = {"rows": rows}
-        super().__init__({"rows": [f"{e.index} {e.field}: {e.reason}" for e in self.errors]})
+        self.typed_fields = {"rows": [e.as_dict() for e in listed], "errors_total": len(self.errors),
+                             "errors_not_listed": more}
+        super().__init__({"rows": [f"{e.index} {e.field}: {e.reason}" for e in listed]})
 
 
 # --- one row -------------------------------------------------------------------------------------
+
+
+def _shown(value: Any) -> str:
+    """A value quoted in an error reason, cut short: reasons stay small whatever was sent."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _external_id(raw: Mapping, name: str, errors: list[tuple[str, str]], *, required: bool) -> str | None:
@@ -124,6 +138,11 @@ def _external_id(raw: Mapping, name: str, errors: list[tuple[str, str]], *, requ
     if value != value.strip():
         errors.append((name, "must not start or end with whitespace"))
         return None
+    # The variant is an A/B variant's display name (any storable text); the others are external ids.
+    problem = text_problem(value) if name == "variant" else external_id_problem(value)
+    if problem:
+        errors.append((name, problem))
+        return None
     return value
 
 
@@ -138,14 +157,18 @@ def _occurred_at(raw: Mapping, errors: list[tuple[str, str]], now: dt.datetime) 
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        errors.append(("occurred_at", f"{value!r} is not an ISO 8601 date-time"))
+        errors.append(("occurred_at", f"{_shown(value)} is not an ISO 8601 date-time"))
         return None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        errors.append(("occurred_at", f"{value!r} has no UTC offset; send e.g. 2025-03-01T09:15:00+00:00"))
+        errors.append(("occurred_at", f"{_shown(value)} has no UTC offset; send e.g. 2025-03-01T09:15:00+00:00"))
         return None
-    parsed = parsed.astimezone(dt.UTC)
+    try:
+        parsed = parsed.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        errors.append(("occurred_at", f"{_shown(value)} is outside the years 1-9999 once converted to UTC"))
+        return None
     if parsed > now + MAX_FUTURE_SKEW:
-        errors.append(("occurred_at", f"{value!r} is more than a day in the future"))
+        errors.append(("occurred_at", f"{_shown(value)} is more than a day in the future"))
         return None
     return parsed
 
@@ -169,7 +192,7 @@ def _amount(raw: Mapping, event_type: str | None, errors: list[tuple[str, str]])
         # str() first: a JSON 19.9 means 19.90, not the binary float 19.899999...
         amount = Decimal(str(value) if isinstance(value, float) else value)
     except (InvalidOperation, ValueError):
-        errors.append(("amount", f"{value!r} is not a decimal number"))
+        errors.append(("amount", f"{_shown(value)} is not a decimal number"))
         return None
     if not amount.is_finite():
         errors.append(("amount", "must be a finite number"))
@@ -199,7 +222,7 @@ def _fast_row(raw: Any, now: dt.datetime) -> EventRow | None:
         value = get(name)
         if value is None or value == "":
             ids.append(None)
-        elif type(value) is not str or len(value) > MAX_ID_LENGTH or value != value.strip():
+        elif type(value) is not str or not _is_external_id(value):  # (a variant outside it: the detailed way)
             return None
         else:
             ids.append(value)
@@ -218,7 +241,10 @@ def _fast_row(raw: Any, now: dt.datetime) -> EventRow | None:
         return None
     if occurred_at.utcoffset() is None:
         return None
-    occurred_at = occurred_at.astimezone(dt.UTC)
+    try:
+        occurred_at = occurred_at.astimezone(dt.UTC)
+    except OverflowError:
+        return None
     if occurred_at > now + MAX_FUTURE_SKEW:
         return None
     amount = get("amount")
@@ -235,6 +261,7 @@ def _fast_row(raw: Any, now: dt.datetime) -> EventRow | None:
 
 
 _FAST_ID_FIELDS = ("event_id", "campaign_id", "customer_id", "merchant_id", "offer_id", "variant")
+_is_external_id = EXTERNAL_ID_RE.fullmatch
 
 
 def validate_event_row(raw: Any, *, now: dt.datetime | None = None) -> tuple[EventRow | None, list[tuple[str, str]]]:
@@ -257,8 +284,11 @@ def _detailed_row(raw: Any, now: dt.datetime) -> tuple[EventRow | None, list[tup
         return None, [("event", f"must be a JSON object, got {type(raw).__name__}")]
     errors: list[tuple[str, str]] = []
     if not _WIRE_FIELD_SET.issuperset(raw):
-        for name in sorted(map(str, raw.keys() - _WIRE_FIELD_SET)):
-            errors.append((name, f"unknown field; an event has {', '.join(WIRE_FIELDS)}"))
+        unknown = sorted(map(str, raw.keys() - _WIRE_FIELD_SET))
+        for name in unknown[:MAX_UNKNOWN_FIELDS_LISTED]:
+            errors.append((name[:MAX_ID_LENGTH], f"unknown field; an event has {', '.join(WIRE_FIELDS)}"))
+        if len(unknown) > MAX_UNKNOWN_FIELDS_LISTED:
+            errors.append(("event", f"and {len(unknown) - MAX_UNKNOWN_FIELDS_LISTED} more unknown fields"))
 
     event_id = _external_id(raw, "event_id", errors, required=True)
     event_type = raw.get("type")
@@ -266,7 +296,7 @@ def _detailed_row(raw: Any, now: dt.datetime) -> tuple[EventRow | None, list[tup
         errors.append(("type", "is required"))
         event_type = None
     elif not isinstance(event_type, str) or event_type not in TYPES:
-        errors.append(("type", f"{event_type!r} is not one of {', '.join(Event.Type.values)}"))
+        errors.append(("type", f"{_shown(event_type)} is not one of {', '.join(Event.Type.values)}"))
         event_type = None
     occurred_at = _occurred_at(raw, errors, now)
     customer_id = _external_id(raw, "customer_id", errors, required=event_type != Event.Type.SPEND)

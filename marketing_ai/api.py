@@ -6,16 +6,24 @@ Services raise ``Conflict`` (409) or ``NotFound`` (404); views never build error
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from django.urls import URLPattern, re_path
 from rest_framework import exceptions, permissions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.utils import json
+
+from marketing_ai import validation
+
+logger = logging.getLogger(__name__)
 
 MARKETER = "marketer"
 VIEWER = "viewer"
@@ -37,6 +45,21 @@ class Conflict(exceptions.APIException):
 
 class NotFound(exceptions.NotFound):
     default_code = "not_found"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+
+def body_limit() -> int:
+    """The largest request body accepted, in bytes (``DATA_UPLOAD_MAX_MEMORY_SIZE``)."""
+    return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+
+def too_large_message(size: int | None = None) -> str:
+    got = f" (got {size:,} bytes)" if size else ""
+    return f"The request body is over the limit of {body_limit():,} bytes{got}; send smaller batches."
 
 
 class BadRequest(exceptions.ValidationError):
@@ -77,6 +100,13 @@ def exception_handler(exc: Exception, context: dict) -> Any:
         exc = NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(too_large_message())
+    elif isinstance(exc, DataError):
+        # The last line of defence: a value the validators let through but the database refused
+        # (a number out of a column's range, text it cannot store). The client's input, so a 400.
+        logger.warning("database refused a value: %s", exc)
+        exc = BadRequest({"non_field_errors": ["a value is out of the range the database can store"]})
     from rest_framework.views import exception_handler as drf_exception_handler  # DRF's views import this module
 
     response = drf_exception_handler(exc, context)
@@ -149,14 +179,28 @@ class WholeBodyJSONParser(JSONParser):
 
     For a 5,000-event batch (1 MB) the stream reader cost as much again as the JSON parse itself
     (6.5 ms against 3.5 ms); the result and the errors are DRF's (strict: no NaN or Infinity).
+    It also holds every JSON body to ``marketing_ai.validation``'s limits: at most
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes (413, read no further), nesting depth, storable text and
+    64-bit integers (400), so no view meets a value the database or Python cannot take.
     """
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         encoding = get_encoding(parser_context or {})  # DRF's check: text encodings only
+        limit = body_limit()
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise PayloadTooLarge(too_large_message())
         try:
-            return json.loads(stream.read().decode(encoding), parse_constant=json.strict_constant if self.strict else None)
-        except ValueError as exc:  # UnicodeDecodeError is one too
+            text = raw.decode(encoding)
+            data = json.loads(text, parse_constant=json.strict_constant if self.strict else None)
+            validation.check_json(data, text)
+        except RecursionError:
+            raise exceptions.ParseError(
+                f"JSON parse error - nested deeper than {validation.MAX_JSON_DEPTH} levels"
+            ) from None
+        except ValueError as exc:  # UnicodeDecodeError and validation.BadJSON are ones too
             raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+        return data
 
 
 class Pagination(PageNumberPagination):

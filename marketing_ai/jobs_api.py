@@ -48,14 +48,41 @@ class JobOutput(serializers.Serializer):
         return JobRunOutput(run).data if run else None
 
 
+# A run over a range holds the job's lock for its whole length (the nightly run is skipped meanwhile):
+# a range covers at most this many days, and only days that can have data (docs/operations.md).
+MAX_RUN_DAYS = 400
+
+
 class RunInput(serializers.Serializer):
-    start = serializers.DateField(required=False)
-    end = serializers.DateField(required=False)
+    start = serializers.DateField(required=False, help_text=f"First UTC day (YYYY-MM-DD); at most {MAX_RUN_DAYS} days before end")
+    end = serializers.DateField(required=False, help_text="Last UTC day; not after tomorrow")
 
     def validate(self, data: dict) -> dict:
-        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
             raise serializers.ValidationError({"start": ["must not be after end"]})
+        if start or end:
+            _check_range(start, end)
         return data
+
+
+def _check_range(start, end) -> None:
+    """From the first event's day to tomorrow (UTC), and at most ``MAX_RUN_DAYS`` long."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    latest = timezone.now().date() + dt.timedelta(days=1)
+    span = selectors.event_day_span()  # without events any range is quick (nothing to read): length only
+    errors = {}
+    if end and end > latest:
+        errors["end"] = [f"must not be after {latest.isoformat()} (tomorrow, UTC)"]
+    if start and span and start < span[0]:
+        errors["start"] = [f"must not be before {span[0].isoformat()} (the first event's day)"]
+    if start and end and (end - start).days + 1 > MAX_RUN_DAYS:
+        errors.setdefault("start", []).append(f"a run covers at most {MAX_RUN_DAYS} days")
+    if errors:
+        raise serializers.ValidationError(errors)
 
 
 class JobViewSet(viewsets.GenericViewSet):

@@ -1,13 +1,18 @@
-"""API-wide URL conventions: trailing slashes and one error shape for every 4xx under /api/."""
+"""Request-path conventions: trailing slashes, one error shape for every 4xx and 5xx under /api/,
+and the guard that refuses bytes no view can handle before any view runs."""
 
 from __future__ import annotations
 
 from http import HTTPStatus
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import BadRequest as DjangoBadRequest
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import get_urlconf, is_valid_path
+from rest_framework import exceptions as drf_exceptions
 
-from marketing_ai.api import json_error
+from marketing_ai import validation
+from marketing_ai.api import body_limit, json_error, too_large_message
 
 # Django-level 4xx (outside DRF's exception handler) get these codes in the error shape.
 CODES = {
@@ -16,16 +21,26 @@ CODES = {
     403: "permission_denied",
     404: "not_found",
     405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "throttled",
 }
 
 
 def shaped_client_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """A non-JSON 4xx under /api/ rewritten into the API's error shape; anything else unchanged."""
-    if not (400 <= response.status_code < 500) or not request.path_info.startswith("/api/"):
+    """A non-JSON 4xx or 5xx under /api/ rewritten into the API's error shape; anything else unchanged.
+
+    A 5xx keeps no detail of the failure (Django has logged it with its traceback already).
+    """
+    if not (400 <= response.status_code < 600) or not request.path_info.startswith("/api/"):
         return response
     if response.get("Content-Type", "").startswith("application/json"):
         return response  # DRF (or a view) answered: already in the error shape
     status = response.status_code
+    if status >= 500:
+        shaped = json_error(status, "server_error", "The server failed to answer this request; the failure is logged.")
+        if "Retry-After" in response:
+            shaped["Retry-After"] = response["Retry-After"]
+        return shaped
     if status == 404:
         return json_error(404, "not_found", f"No API endpoint at {request.path}.")
     reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Client error"
@@ -71,3 +86,62 @@ class ApiNotFoundMiddleware:
                 request.path = f"{request.path}/"
                 response = self.get_response(request)
         return shaped_client_error(request, response)
+
+
+class RequestGuardMiddleware:
+    """Refuse what no view can handle, for pages and the API alike, before any view runs.
+
+    - a path or query string holding NUL, another control character or (after decoding) a lone
+      surrogate: 400 (PostgreSQL cannot even compare such a string, so every lookup would be a 500);
+    - a body whose Content-Length is over ``DATA_UPLOAD_MAX_MEMORY_SIZE``: 413 naming the limit
+      (a body without a length is cut at the limit by the JSON parser, with the same 413);
+    - a dashboard page's view raising the API's exceptions (``NotFound``, ``PermissionDenied``,
+      ``ValidationError``): Django's 404, 403 or 400 page instead of a 500.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        problem = self._bad_address(request)
+        if problem:
+            return self._refuse(request, 400, "bad_request", problem)
+        length = request.META.get("CONTENT_LENGTH") or ""
+        if length.isascii() and length.isdigit() and int(length) > body_limit():
+            return self._refuse(request, 413, "payload_too_large", too_large_message(int(length)))
+        return self.get_response(request)
+
+    @staticmethod
+    def _bad_address(request: HttpRequest) -> str | None:
+        problem = validation.text_problem(request.path_info)
+        if problem:
+            return f"The path {problem}."
+        try:
+            items = request.GET.lists()
+            for key, values in items:
+                for text in (key, *values):
+                    problem = validation.text_problem(text)
+                    if problem:
+                        return f"The query parameter {key[:40]!r} {problem}."
+        except Exception as exc:  # e.g. TooManyFieldsSent
+            return f"The query string cannot be read: {exc}"
+        return None
+
+    @staticmethod
+    def _refuse(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+        if request.path_info.startswith("/api/"):
+            return json_error(status, code, message)
+        return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+    def process_exception(self, request: HttpRequest, exc: Exception):
+        if isinstance(exc, RequestDataTooBig):
+            return self._refuse(request, 413, "payload_too_large", too_large_message())
+        if request.path_info.startswith("/api/"):
+            return None  # DRF's handler (and the error shape for anything else) decides
+        if isinstance(exc, drf_exceptions.NotFound):
+            raise Http404(str(exc.detail)) from exc
+        if isinstance(exc, (drf_exceptions.PermissionDenied, drf_exceptions.NotAuthenticated)):
+            raise PermissionDenied(str(exc.detail)) from exc
+        if isinstance(exc, (drf_exceptions.ValidationError, drf_exceptions.ParseError)):
+            raise DjangoBadRequest(str(exc.detail)) from exc
+        return None

@@ -67,3 +67,15 @@ def last_run_per_job(names: Iterable[str]) -> dict[str, JobRun]:
         if run is not None:
             latest[name] = run
     return latest
+
+
+def event_day_span() -> tuple[dt.date, dt.date] | None:
+    """The first and last UTC days with events (two index probes), or ``None`` without events."""
+    from django.db.models import Max, Min
+
+    from campaigns.models import Event
+
+    span = Event.objects.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
+    if span["first"] is None:
+        return None
+    return span["first"].astimezone(dt.UTC).date(), span["last"].astimezone(dt.UTC).date()

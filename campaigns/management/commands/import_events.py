@@ -5,6 +5,11 @@ Rows are checked by the same validator as ``POST /api/v1/events/`` and written i
 bad rows are reported with their file line and reason, and the command then exits non-zero.
 Re-running the same file (e.g. after a crash, or after fixing the bad lines) stores nothing
 twice: ``event_id`` is the idempotency key.
+
+Every line that cannot become an event (bad JSON, a CSV record the reader refuses, a date that
+overflows in UTC, a NUL byte or an id outside the alphabet) is one rejected line with its reason; the
+file is read as UTF-8 (a BOM is skipped) unless ``--encoding`` names another, and a file that is not
+in that encoding stops with a message naming the line and the option.
 """
 
 from __future__ import annotations
@@ -43,10 +48,57 @@ def count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
 
-def read_csv(path: Path) -> Iterator[tuple[int, int, Any]]:
+DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, skipping a byte-order mark if there is one
+_BOMS = {b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
+
+
+class WrongEncoding(CommandError):
+    pass
+
+
+def check_encoding(path: Path, encoding: str) -> None:
+    """Refuse up front what would fail later: an unknown codec, or a UTF-16 file read as UTF-8."""
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise CommandError(f"unknown --encoding {encoding!r} (e.g. utf-8, latin-1, utf-16)") from None
+    with path.open("rb") as f:
+        head = f.read(2)
+    if head in _BOMS and not encoding.lower().replace("_", "-").startswith("utf-16"):
+        raise WrongEncoding(f"{path} starts with a UTF-16 byte-order mark; re-run with --encoding utf-16")
+
+
+def _decoded(lines: Iterator[str], path: Path, encoding: str) -> Iterator[str]:
+    """The file's lines; a line that is not ``encoding`` stops the import with a message saying what to do."""
+    number = 0
+    try:
+        for number, line in enumerate(lines, start=1):  # noqa: B007 (number is read after the loop)
+            yield line
+    except UnicodeDecodeError as exc:
+        raise WrongEncoding(
+            f"{path}: line {number + 1} is not valid {encoding} ({exc.reason} at byte {exc.start} of a read block); "
+            "the lines before it were imported. Re-run with --encoding NAME (e.g. latin-1, cp1252, utf-16): rows "
+            "already stored are skipped as duplicates"
+        ) from None
+
+
+def _csv_records(reader) -> Iterator[list[str] | BadLine]:
+    """The reader's records; one it refuses (e.g. a field over the size limit) is a BadLine and reading goes on."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield BadLine("event", f"is not a readable CSV record: {exc}")
+
+
+def read_csv(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[int, int, Any]]:
     """Yield (first line, last line, row dict or BadLine) for each CSV record."""
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
+    with path.open(newline="", encoding=encoding) as f:
+        reader = csv.reader(_decoded(f, path, encoding))
         try:
             header = next(reader)
         except StopIteration:
@@ -63,8 +115,11 @@ def read_csv(path: Path) -> Iterator[tuple[int, int, Any]]:
             )
         width = len(header)
         last = reader.line_num
-        for values in reader:
+        for values in _csv_records(reader):
             first, last = last + 1, reader.line_num
+            if isinstance(values, BadLine):
+                yield first, last, values
+                continue
             if not values:
                 continue  # a blank line
             if len(values) > width:
@@ -74,15 +129,17 @@ def read_csv(path: Path) -> Iterator[tuple[int, int, Any]]:
             yield first, last, {k: v for k, v in zip(header, values, strict=False) if v != ""}
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
-    with path.open(encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, start=1):
+def read_jsonl(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[int, int, Any]]:
+    with path.open(encoding=encoding) as f:
+        for number, line in enumerate(_decoded(f, path, encoding), start=1):
             if not line.strip():
                 continue
             try:
                 yield number, number, json.loads(line)
             except json.JSONDecodeError as exc:
                 yield number, number, BadLine("event", f"is not valid JSON: {exc.msg} at column {exc.colno}")
+            except RecursionError:
+                yield number, number, BadLine("event", "is not valid JSON: nested too deeply")
 
 
 class Command(BaseCommand):
@@ -97,9 +154,11 @@ class Command(BaseCommand):
                             help="Worker processes validating and writing batches in parallel, each with its own "
                                  "connection (PostgreSQL; default 1)")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
+        parser.add_argument("--encoding", default=DEFAULT_ENCODING,
+                            help="The file's text encoding (default UTF-8, with or without a BOM), e.g. latin-1, utf-16")
 
     def handle(self, *args, path: Path, format: str | None, batch_size: int, rejects_out: Path | None,
-               no_progress: bool, jobs: int = 1, **options) -> None:
+               no_progress: bool, jobs: int = 1, encoding: str = DEFAULT_ENCODING, **options) -> None:
         if not path.is_file():
             raise CommandError(f"{path} is not a file")
         fmt = format or FORMATS.get(path.suffix.lower())
@@ -112,7 +171,8 @@ class Command(BaseCommand):
         if jobs > 1 and connection.vendor != "postgresql":
             self.stderr.write(f"--jobs {jobs} ignored: {connection.vendor} takes one writer at a time")
             jobs = 1
-        records = read_csv(path) if fmt == "csv" else read_jsonl(path)
+        check_encoding(path, encoding)
+        records = read_csv(path, encoding) if fmt == "csv" else read_jsonl(path, encoding)
 
         total = IngestResult()
         rejects: list[tuple[int, str, str]] = []  # (line, field, reason)
