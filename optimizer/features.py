@@ -55,8 +55,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import CharField, Count, F, Max, Min, Q, Sum, Value
-from django.db.models.functions import Cast, ExtractMinute, TruncDate, TruncHour
+from django.db.models import CharField, Count, F, IntegerField, Max, Min, Q, Sum, Value
+from django.db.models.functions import Cast, Concat, ExtractMinute, Substr, TruncDate, TruncHour
 
 from campaigns.models import Campaign, Customer, Event, Segment
 from optimizer.ml.metrics import HOURS, window_mass
@@ -82,8 +82,9 @@ class Split:
 
 
 def data_span() -> tuple[dt.datetime | None, dt.datetime | None]:
-    span = Event.objects.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
-    return span["first"], span["last"]
+    # Two ordered look-ups on the occurred_at index: one query with both MIN and MAX scans every event on SQLite.
+    moments = Event.objects.order_by().values_list("occurred_at", flat=True)
+    return moments.order_by("occurred_at").first(), moments.order_by("-occurred_at").first()
 
 
 def time_split(end: dt.datetime | None = None, holdout_days: int = DEFAULT_HOLDOUT_DAYS) -> Split:
@@ -156,6 +157,31 @@ def _fetch_csv(sql: str, params) -> pd.DataFrame:
 def _text(expression) -> Cast:
     """Moments as text: pandas parses millions of ISO strings in C, far faster than per-row datetime objects."""
     return Cast(expression, output_field=CharField())
+
+
+# On SQLite, Django's TruncHour / TruncDate / ExtractMinute call a Python function per row (most of the
+# demo's training time went there). SQLite stores a moment as UTC text "YYYY-MM-DD HH:MM:SS[.ffffff]",
+# so a prefix of it is the same hour or day: these three helpers are the one place for that fast path,
+# with the portable expression beside it (PostgreSQL computes those natively).
+def _utc_hour_text(field: str = "occurred_at"):
+    """The moment's UTC hour, as text pandas parses (``_moments``)."""
+    if connection.vendor == "sqlite":
+        return Concat(Substr(field, 1, 13), Value(":00:00"), output_field=CharField())
+    return _text(TruncHour(field))
+
+
+def _utc_quarter(field: str = "occurred_at"):
+    """The quarter of the hour (0..3) of the moment, in UTC."""
+    if connection.vendor == "sqlite":
+        return Cast(Substr(field, 15, 2), output_field=IntegerField()) / Value(15)
+    return ExtractMinute(field) / Value(15)
+
+
+def _utc_day_text(field: str = "occurred_at"):
+    """The moment's UTC date, as text ``YYYY-MM-DD``."""
+    if connection.vendor == "sqlite":
+        return Substr(field, 1, 10)
+    return _text(TruncDate(field))
 
 
 def _moments(values: pd.Series) -> pd.Series:
@@ -299,13 +325,20 @@ def open_hour_counts(
     return _open_hour_counts_at(start, [end], base)[0]
 
 
+def open_hour_counts_until(
+    start: dt.datetime | None, ends: list[dt.datetime], *, frame: pd.DataFrame | None = None
+) -> list[pd.DataFrame]:
+    """``open_hour_counts(start, end)`` for each of ``ends``, from one grouped query over the events."""
+    return _open_hour_counts_at(start, list(ends), frame if frame is not None else customers())
+
+
 def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | None], base: pd.DataFrame) -> list[pd.DataFrame]:
     """``open_hour_counts(start, end)`` for each of ``ends``, from one grouped query."""
     last = None if any(e is None for e in ends) else max(ends)
     counts = {f"n{i}": Count("id", filter=Q(occurred_at__lt=e) if e is not None else None) for i, e in enumerate(ends)}
     rows = (
         _window(Event.objects.filter(type=T.NOTIFICATION_OPENED, customer__isnull=False), start, last)
-        .annotate(hour=_text(TruncHour("occurred_at")), quarter=ExtractMinute("occurred_at") / Value(15))
+        .annotate(hour=_utc_hour_text(), quarter=_utc_quarter())
         .values("customer_id", "hour", "quarter")
         .annotate(**counts)
     )
@@ -334,7 +367,7 @@ def customer_merchant_interactions(
     """
     rows = (
         _window(Event.objects.filter(customer__isnull=False, merchant__isnull=False, type__in=list(INTERACTION_WEIGHTS)), start, end)
-        .annotate(day=_text(TruncDate("occurred_at")))
+        .annotate(day=_utc_day_text())
         .values("customer_id", "merchant_id", "type", "day")
         .annotate(n=Count("id"), revenue=Sum("amount"))
     )
