@@ -169,12 +169,34 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 @dataclass
 class PrivateRedis:
-    proc: subprocess.Popen
     port: int
+    workdir: Path
+    proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.workdir)]
+        log = (self.workdir / f"redis-{self.port}.log").open("a")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=1)
+        wait_for(lambda: _pings(client), timeout=15, proc=self.proc, what="private redis-server start", every=0.1)
+
+    def kill(self) -> None:
+        """What a crash (or a restart without persistence) does: everything in memory is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.thaw()
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
 
     def freeze(self) -> None:
         os.kill(self.proc.pid, signal.SIGSTOP)
@@ -185,21 +207,13 @@ class PrivateRedis:
 
 @contextmanager
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A throw-away redis-server without persistence on a free loopback port (thawed and killed at the end)."""
-    port = free_port()
-    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(tmp_path)]
-    with background(args, dict(os.environ), tmp_path / f"redis-{port}.log") as proc:
-        server = PrivateRedis(proc=proc, port=port)
-        import redis
-
-        client = redis.Redis(port=port, socket_connect_timeout=1)
-        wait_for(lambda: _pings(client), timeout=15, proc=proc, what="private redis-server start", every=0.1)
-        try:
-            yield server
-        finally:
-            if proc.poll() is None:
-                server.thaw()  # a stopped process ignores SIGTERM until continued
+    """A throw-away redis-server without persistence on a free loopback port (killed at the end, frozen or not)."""
+    server = PrivateRedis(port=free_port(), workdir=tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
 
 
 def _pings(client) -> bool:
