@@ -402,8 +402,8 @@ def _copy(table: str, chunks: Iterable[pd.DataFrame], progress: Progress) -> int
             first = next(chunks, None)
             if first is None:
                 return 0
-            raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper
-            with raw.copy(f"COPY {quote(table)} ({', '.join(quote(c) for c in first.columns)}) FROM STDIN") as copy:
+            # The psycopg 3 cursor under Django's wrapper, its errors wrapped like Django's own.
+            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {quote(table)} ({', '.join(quote(c) for c in first.columns)}) FROM STDIN") as copy:
                 for rows in itertools.chain([first], chunks):
                     copy.write(_copy_text(rows))
                     progress.advance(len(rows))

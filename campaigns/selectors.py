@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import psycopg
 from django.db import connection
 from django.db.models import Q, QuerySet
 
 from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Customer, Merchant, Offer, Segment
+from marketing_ai.db import psycopg_cursor
 
 LOOKUP_CHUNK = 5000  # ids per IN (...) list
 
@@ -55,8 +55,7 @@ def fetch_by_keys(table: str, key: str, columns: str, keys: list, *, lock: bool 
     key check does), in key order.
     """
     lock_clause = f" ORDER BY {key} FOR KEY SHARE" if lock else ""
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with psycopg_cursor(server_binding=True) as cursor:
         cursor.execute(f"SELECT {columns} FROM {table} WHERE {key} = ANY(%s){lock_clause}", [keys])
         return cursor.fetchall()
 

@@ -20,9 +20,9 @@ class MarketingAiConfig(AppConfig):
 
         # Jobs are declared with @job in each app's services module; importing registers them.
         autodiscover_modules("services")
-        from marketing_ai import jobs
+        from marketing_ai import job_queue, jobs
         from marketing_ai.celery import app
 
         # django-celery-beat's DatabaseScheduler copies this into its tables at start-up.
-        app.conf.beat_schedule = jobs.beat_schedule()
+        app.conf.beat_schedule = {**jobs.beat_schedule(), **job_queue.BEAT_ENTRIES}
         user_logged_out.connect(say_logged_out, dispatch_uid="marketing_ai.say_logged_out")

@@ -13,6 +13,7 @@ import marketing_ai
 
 @require_GET
 def healthz(request):
+    # Liveness only: no database, no Redis. A frozen dependency must not get the process restarted.
     return JsonResponse({"status": "ok"})
 
 
@@ -32,7 +33,8 @@ def _check_redis() -> str | None:
     import redis
 
     try:
-        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2).ping()
+        timeout = settings.REDIS_SOCKET_TIMEOUT
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout).ping()
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
+import time
 import traceback
 import zlib
 from collections.abc import Callable, Iterator
@@ -24,7 +27,7 @@ from typing import Any, Protocol
 
 from celery.schedules import crontab
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -151,46 +154,103 @@ def lock_scope(name: str) -> str:
     return f"{connection.settings_dict['NAME']}:{name}"
 
 
+class JobLocked(Exception):
+    """Another run holds the job's lock and this run must not be dropped: retry it once that run ends.
+
+    Celery retries it (``marketing_ai.tasks.TRANSIENT``), so a delivery that meets a lock never
+    counts as a success that did nothing. ``record`` is this attempt's job_runs row.
+    """
+
+    def __init__(self, message: str, record=None):
+        super().__init__(message)
+        self.record = record
+
+
 @contextmanager
-def exclusive(name: str) -> Iterator[bool]:
+def exclusive(name: str, *, orphan_pids: tuple[int, ...] = (), wait: float = 0) -> Iterator[bool]:
     """Yield True if this process holds the job's lock, False if another run holds it.
 
     PostgreSQL: a session-level advisory lock, released by the server if the worker dies.
     Elsewhere with Redis: a Redis lock with an expiry (the hard time limit), so a crash frees it.
     SQLite without Redis (demo, bare tests): one process, so a module-level set suffices.
+    ``orphan_pids``: database sessions of earlier attempts of this very run, whose worker died
+    (PostgreSQL ends such a session only when its current statement ends): if one of them holds the
+    lock it is terminated, so the new attempt takes over instead of waiting for work that will be lost.
+    ``wait``: seconds to keep trying before giving up.
     """
     if connection.vendor == "postgresql":
-        lock = postgres_lock
+        lock = postgres_lock(lock_scope(name), orphan_pids=orphan_pids, wait=wait)
     elif settings.REDIS_URL:
-        lock = redis_lock
+        lock = redis_lock(lock_scope(name), wait=wait)
     else:
-        lock = local_lock
-    with lock(lock_scope(name)) as got:
+        lock = local_lock(lock_scope(name))
+    with lock as got:
         yield got
 
 
-@contextmanager
-def postgres_lock(scope: str) -> Iterator[bool]:
-    key = zlib.crc32(f"marketing_ai.job.{scope}".encode())
+def _advisory_key(scope: str) -> int:
+    return zlib.crc32(f"marketing_ai.job.{scope}".encode())
+
+
+def advisory_lock_holder(scope: str) -> int | None:
+    """PostgreSQL: the backend pid holding the job's advisory lock, or None."""
+    # A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        got = cur.fetchone()[0]
+        cur.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+            " AND classid = 0 AND objid = %s::bigint::oid"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            [_advisory_key(scope)],
+        )
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+@contextmanager
+def postgres_lock(scope: str, *, orphan_pids: tuple[int, ...] = (), wait: float = 0) -> Iterator[bool]:
+    key = _advisory_key(scope)
+
+    def try_lock() -> bool:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            return bool(cur.fetchone()[0])
+
+    got = try_lock()
+    if not got and orphan_pids and (holder := advisory_lock_holder(scope)) in orphan_pids:
+        log.warning("job lock %s: terminating the orphaned session %s of a killed attempt", scope, holder)
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", [holder])
+    deadline = time.monotonic() + wait
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.25)
+        got = try_lock()
     try:
         yield got
     finally:
         if got:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+            try:
+                with connection.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:  # the session is gone, and its locks with it
+                log.warning("job lock %s: session lost before unlock (the server freed the lock)", scope)
+
+
+def redis_client():
+    """A client for the locks: every call bounded by REDIS_SOCKET_TIMEOUT (a frozen Redis must not hang us)."""
+    import redis
+
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT, socket_timeout=settings.REDIS_SOCKET_TIMEOUT
+    )
 
 
 @contextmanager
-def redis_lock(scope: str, *, timeout: int | None = None) -> Iterator[bool]:
+def redis_lock(scope: str, *, timeout: int | None = None, wait: float = 0) -> Iterator[bool]:
     import redis
 
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5)
     # The expiry is the task's hard time limit: a run that long has been killed, so its lock is stale.
-    lock = client.lock(f"marketing_ai:job:{scope}", timeout=timeout or settings.CELERY_TASK_TIME_LIMIT)
-    got = lock.acquire(blocking=False)
+    lock = redis_client().lock(f"marketing_ai:job:{scope}", timeout=timeout or settings.CELERY_TASK_TIME_LIMIT)
+    got = lock.acquire(blocking=wait > 0, blocking_timeout=wait or None)
     try:
         yield got
     finally:
@@ -215,6 +275,81 @@ def local_lock(scope: str) -> Iterator[bool]:
 
 _LOCAL_LOCKS: set[str] = set()
 
+# Failures that could not be written because the database itself was gone: {job_runs id: (status, error)}.
+# The next run in this process writes them first, so the row tells what happened (not "killed").
+_UNRECORDED: dict[int, tuple[str, str]] = {}
+
+DATABASE_LOST = "database connection lost"
+KILLED = "killed: the worker running this attempt was lost (process killed or crashed) before recording an end"
+
+
+def _is_database_loss(exc: BaseException) -> bool:
+    import psycopg
+
+    return isinstance(exc, (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def _finish(record, status: str, *, rows: int = 0, error: str = "") -> None:
+    """Record the end of a run, reconnecting once if the database connection was lost meanwhile."""
+    try:
+        record.finish(status, rows=rows, error=error)
+        return
+    except DatabaseError:
+        connection.close()  # a dead connection: the next query opens a new one
+    try:
+        record.finish(status, rows=rows, error=error)
+    except DatabaseError:
+        _UNRECORDED[record.pk] = (status, error)
+        log.error("job run %s: could not record its end (%s); will write it with the next run", record.pk, status)
+        connection.close()
+
+
+def _write_unrecorded() -> None:
+    from marketing_ai.models import JobRun
+
+    for pk, (status, error) in list(_UNRECORDED.items()):
+        JobRun.objects.filter(pk=pk, finished_at__isnull=True).update(
+            status=status, error=error, finished_at=timezone.now()
+        )
+        del _UNRECORDED[pk]
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _start_record(name: str, arguments: dict[str, Any], task_id: str):
+    """The run's job_runs row, now ``running``: the row queued for this task if there is one, else a new row."""
+    from marketing_ai.models import JobRun
+
+    now = timezone.now()
+    if task_id:
+        queued = JobRun.objects.filter(task_id=task_id, job=name, status=JobRun.Status.QUEUED).first()
+        if queued is not None:
+            queued.status, queued.started_at, queued.worker = JobRun.Status.RUNNING, now, worker_name()
+            queued.arguments = {**queued.arguments, **arguments, "trigger": queued.arguments.get("trigger", arguments["trigger"])}
+            queued.save(update_fields=["status", "started_at", "worker", "arguments"])
+            return queued
+    return JobRun.objects.create(job=name, arguments=arguments, status=JobRun.Status.RUNNING, task_id=task_id,
+                                 worker=worker_name(), started_at=now)
+
+
+def _killed_attempts(record) -> tuple[int, ...]:
+    """Earlier attempts of this very task still ``running``: Celery delivered the task again, so their
+    worker is gone. They are marked killed; their database sessions (maybe still running) are returned."""
+    from marketing_ai.models import JobRun
+
+    if not record.task_id:
+        return ()
+    lost = list(JobRun.objects.filter(task_id=record.task_id, status=JobRun.Status.RUNNING).exclude(pk=record.pk))
+    for run in lost:
+        run.finish(JobRun.Status.FAILED, rows=run.rows_written, error=f"{KILLED}; delivered again as run #{record.pk}")
+    return tuple(run.db_pid for run in lost if run.db_pid)
+
+
+def _same_work(a, b) -> bool:
+    return {k: v for k, v in a.arguments.items() if k != "trigger"} == {k: v for k, v in b.arguments.items() if k != "trigger"}
+
 
 def run(
     name: str,
@@ -224,10 +359,20 @@ def run(
     progress: Progress | None = None,
     trigger: str = "manual",
     raise_errors: bool = True,
+    task_id: str = "",
+    slot: dt.datetime | None = None,
+    retry_when_locked: bool = False,
 ):
-    """Run one job now, recorded in ``job_runs``. Returns the JobRun row."""
+    """Run one job now, recorded in ``job_runs``. Returns the JobRun row.
+
+    ``task_id``: the Celery task (its queued row becomes this run's row; earlier attempts of it
+    still ``running`` were killed). ``slot``: the scheduled time a beat sent this run for; only
+    one task runs each slot. ``retry_when_locked``: when another run holds the lock for
+    different work, raise ``JobLocked`` (Celery retries) instead of recording a plain skip.
+    """
     from marketing_ai.models import JobRun
 
+    _write_unrecorded()
     j = get(name)
     kwargs: dict[str, Any] = {"progress": progress or NullProgress()}
     arguments: dict[str, Any] = {"trigger": trigger}
@@ -235,36 +380,85 @@ def run(
         start, end = default_window(j, start, end)
         kwargs.update(start=start, end=end)
         arguments.update(start=start.isoformat(), end=end.isoformat())
-    record = JobRun.objects.create(job=name, arguments=arguments, status=JobRun.Status.RUNNING)
-    with exclusive(name) as got:
+    if slot is not None:
+        arguments["slot"] = slot.isoformat()
+    record = _start_record(name, arguments, task_id)
+    if slot is not None and (taken := claim_slot(name, slot, task_id)) is not None:
+        record.finish(JobRun.Status.SKIPPED, error=f"the run scheduled for {slot:%Y-%m-%d %H:%M} UTC was taken by task {taken} (another beat)")
+        log.warning("job %s skipped: slot %s already taken by %s", name, slot, taken)
+        return record
+    orphans = _killed_attempts(record)
+    wait = settings.JOB_LOCK_WAIT_SECONDS if (orphans or retry_when_locked) else 0
+    with exclusive(name, orphan_pids=orphans, wait=wait) as got:
         if not got:
-            record.finish(JobRun.Status.SKIPPED, error="another run of this job holds the lock")
+            holder = JobRun.objects.filter(job=name, status=JobRun.Status.RUNNING).exclude(pk=record.pk).order_by("-started_at").first()
+            if retry_when_locked and not (holder is not None and _same_work(holder, record)):
+                held_by = f"run #{holder.pk}" if holder else "a run without a job_runs row"
+                record.finish(JobRun.Status.SKIPPED, error=f"{held_by} holds the lock; this run is retried after it")
+                raise JobLocked(f"job {name}: {held_by} holds the lock", record)
+            held_by = f"run #{holder.pk} (same period)" if holder is not None and _same_work(holder, record) else "another run of this job"
+            record.finish(JobRun.Status.SKIPPED, error=f"{held_by} holds the lock")
             log.warning("job %s skipped: already running", name)
             return record
-        # We hold the lock, so any other "running" row of this job belongs to a run that died
-        # (worker killed, hard time limit) without recording its end.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                record.db_pid = cur.fetchone()[0]
+            record.save(update_fields=["db_pid"])
+        # We hold the lock, so any other "running" row of this job belongs to a run that died without
+        # recording its end (worker killed, hard time limit, or its database lost for good).
         JobRun.objects.filter(job=name, status=JobRun.Status.RUNNING).exclude(pk=record.pk).update(
             status=JobRun.Status.FAILED,
             finished_at=timezone.now(),
-            error="abandoned: the run ended without recording a result (worker lost or killed)",
+            error=f"abandoned: {KILLED}, or its database connection was lost for good",
         )
         try:
             rows = j.func(**kwargs)
         except Exception as exc:  # recorded, then re-raised for Celery's retry and the command's exit code
-            record.finish(JobRun.Status.FAILED, error="".join(traceback.format_exception(exc))[-10000:])
+            text = "".join(traceback.format_exception(exc))[-10000:]
+            if _is_database_loss(exc):
+                text = f"{DATABASE_LOST}: {type(exc).__name__}: {exc}\n{text}"[-10000:]
+            _finish(record, JobRun.Status.FAILED, error=text)
             log.exception("job %s failed", name)
             if raise_errors:
                 raise
             return record
-    record.finish(JobRun.Status.SUCCEEDED, rows=int(rows or 0))
+    _finish(record, JobRun.Status.SUCCEEDED, rows=int(rows or 0))
     log.info("job %s wrote %s rows", name, rows)
     return record
+
+
+def claim_slot(name: str, slot: dt.datetime, task_id: str) -> str | None:
+    """Claim the scheduled time ``slot`` of job ``name`` for ``task_id``; None if ours, else the task that has it.
+
+    A redelivery or retry of the claiming task (same id) keeps its claim.
+    """
+    from marketing_ai.models import JobSlot
+
+    claim, _ = JobSlot.objects.get_or_create(job=name, slot=slot, defaults={"task_id": task_id})
+    return None if claim.task_id == task_id else claim.task_id
+
+
+def slot_of(schedule: crontab, now: dt.datetime) -> dt.datetime:
+    """The latest time at or before ``now`` (UTC, to the minute) that ``schedule`` fires at."""
+    t = now.astimezone(dt.UTC).replace(second=0, microsecond=0)
+    for _ in range(60 * 24 * 366):  # a crontab fires at least once a year
+        if (
+            t.minute in schedule.minute
+            and t.hour in schedule.hour
+            and t.day in schedule.day_of_month
+            and t.month in schedule.month_of_year
+            and (t.isoweekday() % 7) in schedule.day_of_week  # crontab: 0 = Sunday
+        ):
+            return t
+        t -= dt.timedelta(minutes=1)
+    raise ValueError(f"schedule {schedule} never fires")
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
     """The Celery beat schedule of every registered job with a crontab."""
     return {
-        j.name: {"task": "marketing_ai.run_job", "schedule": j.schedule, "kwargs": {"name": j.name}}
+        j.name: {"task": "marketing_ai.run_job", "schedule": j.schedule, "kwargs": {"name": j.name, "scheduled": True}}
         for j in REGISTRY.values()
         if j.schedule is not None
     }

@@ -12,9 +12,10 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from marketing_ai import jobs, selectors
+from marketing_ai import job_queue, jobs, selectors
 from marketing_ai.api import BadRequest, NotFound
 from marketing_ai.models import JobRun
+from marketing_ai.outages import ServiceUnavailable
 
 
 class JobRunOutput(serializers.ModelSerializer):
@@ -51,6 +52,15 @@ class JobOutput(serializers.Serializer):
 # A run over a range holds the job's lock for its whole length (the nightly run is skipped meanwhile):
 # a range covers at most this many days, and only days that can have data (docs/operations.md).
 MAX_RUN_DAYS = 400
+
+
+class QueuedOutput(serializers.Serializer):
+    """A run sent to the workers: its job_runs row (``queued`` until a worker starts it) and Celery task."""
+
+    job = serializers.CharField()
+    task_id = serializers.CharField()
+    queued = serializers.BooleanField()
+    job_run = serializers.IntegerField()
 
 
 class RunInput(serializers.Serializer):
@@ -107,7 +117,7 @@ class JobViewSet(viewsets.GenericViewSet):
     def retrieve(self, request, name=None):
         return Response(JobOutput(self._job(name), context={"last_runs": selectors.last_run_per_job([name])}).data)
 
-    @extend_schema(request=RunInput, responses={200: JobRunOutput, 202: dict})
+    @extend_schema(request=RunInput, responses={200: JobRunOutput, 202: QueuedOutput})
     @action(detail=True, methods=["post"])
     def run(self, request, name=None):
         job = self._job(name)
@@ -117,11 +127,12 @@ class JobViewSet(viewsets.GenericViewSet):
         if settings.CELERY_TASK_ALWAYS_EAGER:  # no broker (demo): run now and answer with the recorded run
             record = jobs.run(job.name, start=data.get("start"), end=data.get("end"), trigger="api", raise_errors=False)
             return Response(JobRunOutput(record).data)
-        from marketing_ai.tasks import run_job
-
-        dates = {k: data[k].isoformat() for k in ("start", "end") if data.get(k)}
-        result = run_job.apply_async(kwargs={"name": job.name, **dates})
-        return Response({"job": job.name, "task_id": result.id, "queued": True}, status=status.HTTP_202_ACCEPTED)
+        try:
+            record = job_queue.enqueue(job.name, start=data.get("start"), end=data.get("end"), trigger="api")
+        except job_queue.EnqueueFailed as exc:
+            raise ServiceUnavailable(f"The job queue is unavailable; run #{exc.record.pk} is recorded failed. Try again shortly.") from None
+        return Response(QueuedOutput({"job": job.name, "task_id": record.task_id, "queued": True, "job_run": record.pk}).data,
+                        status=status.HTTP_202_ACCEPTED)
 
 
 def _valid(serializer_class: type[serializers.Serializer], data) -> dict:

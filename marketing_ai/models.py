@@ -8,6 +8,7 @@ class JobRun(models.Model):
     """One run of a registered job: who asked, for which period, how it ended."""
 
     class Status(models.TextChoices):
+        QUEUED = "queued"  # sent to the workers, not started yet
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
@@ -20,6 +21,12 @@ class JobRun(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     rows_written = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
+    # The Celery task of the run: its retries and redeliveries keep the id, so their rows share it.
+    task_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # PostgreSQL: the backend holding the job's advisory lock for this run (an orphan after a kill).
+    db_pid = models.IntegerField(null=True, blank=True)
+    # Where the run executes ("host:pid"), so an operator can find (or tell the death of) its process.
+    worker = models.CharField(max_length=200, blank=True)
 
     class Meta:
         db_table = "job_runs"
@@ -41,3 +48,23 @@ class JobRun(models.Model):
         self.error = error
         self.finished_at = timezone.now()
         self.save(update_fields=["status", "rows_written", "error", "finished_at"])
+
+
+class JobSlot(models.Model):
+    """One scheduled time of a job, claimed by the first task that runs it.
+
+    Two beats (or a beat restarted inside a minute it already served) send the same scheduled run
+    twice; the unique (job, slot) lets one of them do the work and the other record a skip.
+    """
+
+    job = models.CharField(max_length=64)
+    slot = models.DateTimeField()
+    task_id = models.CharField(max_length=64)
+    claimed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "job_slots"
+        constraints = [models.UniqueConstraint(fields=["job", "slot"], name="job_slots_one_claim_per_slot")]
+
+    def __str__(self) -> str:
+        return f"{self.job} at {self.slot:%Y-%m-%d %H:%M} ({self.task_id})"

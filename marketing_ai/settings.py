@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "marketing_ai.middleware.ApiNotFoundMiddleware",
+    "marketing_ai.outages.DatabaseUnavailableMiddleware",  # a lost database connection: 503, not 500
 ]
 
 ROOT_URLCONF = "marketing_ai.urls"
@@ -97,6 +98,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A database host that does not answer fails a request (503) in seconds instead of holding its thread.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -252,7 +255,24 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=30 
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=35 * 60)
 # With acks_late, Redis hands an unacknowledged task to another worker after the visibility timeout:
 # keep it longer than the hard limit so a long job is never delivered twice while it still runs.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 15 * 60}
+# Every Redis call made while serving a request (enqueueing a job, a job lock, readiness) gives up
+# after REDIS_SOCKET_TIMEOUT seconds: a frozen Redis then costs a request a fast 503, not a thread.
+# It must stay above kombu's 1 s BRPOP poll, which the workers' consumer makes on the same options.
+REDIS_SOCKET_TIMEOUT: float = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 15 * 60,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT,
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_SOCKET_TIMEOUT
+# Publishing retries once (a dropped connection is reopened), so a dead broker costs at most ~2 timeouts.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# A redelivered run whose killed attempt's session still holds the job lock terminates that session
+# and waits this long for the lock; a retried run waits this long before it is retried later.
+JOB_LOCK_WAIT_SECONDS: float = env.float("JOB_LOCK_WAIT_SECONDS", default=30.0)
+# A job_runs row still "queued" this long after it was sent, and no longer in the broker, was lost
+# (e.g. Redis restarted without persistence): the reconciliation marks it failed and sends it again.
+JOB_QUEUED_LOST_AFTER_SECONDS: int = env.int("JOB_QUEUED_LOST_AFTER_SECONDS", default=120)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=100)  # frees model memory
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

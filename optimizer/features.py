@@ -59,6 +59,7 @@ from django.db.models import CharField, Count, F, IntegerField, Max, Min, Q, Sum
 from django.db.models.functions import Cast, Concat, ExtractMinute, Substr, TruncDate, TruncHour
 
 from campaigns.models import Campaign, Customer, Event, Segment
+from marketing_ai.db import psycopg_cursor
 from optimizer.ml.metrics import HOURS, window_mass
 
 T = Event.Type
@@ -137,8 +138,7 @@ def _fetch_csv(sql: str, params) -> pd.DataFrame:
     what remains is PostgreSQL's grouping and psycopg reading one COPY message per row). Column types come from a ``LIMIT 0`` run of the same query, so that
     only numeric columns are parsed as numbers: an external id such as ``0042`` stays text.
     """
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg 3, under Django's wrapper
+    with psycopg_cursor() as raw:
         raw.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0", params)
         names = [d.name for d in raw.description]
         numeric = {d.name for d in raw.description

@@ -84,7 +84,10 @@ def test_with_a_broker_running_a_job_queues_it_for_the_workers(api, probe_job, r
     message = json.loads(ours[0])
     assert message["headers"]["task"] == "marketing_ai.run_job"
     client.lrem(queue, 1, ours[0])
-    assert not JobRun.objects.exists()  # nothing ran in the web process
+    # Nothing ran in the web process: the run is recorded queued, under the task's id, until a worker starts it.
+    run = JobRun.objects.get()
+    assert (run.pk, run.status, run.task_id, run.started_at is not None) == (body["job_run"], "queued", body["task_id"], True)
+    assert run.arguments == {"trigger": "api", "start": "2024-01-01"} and run.finished_at is None
 
 
 def test_an_ingest_service_account_may_not_read_other_endpoints(make_user):

@@ -7,74 +7,15 @@ The worker consumes a queue unique to this test run and imports ``tests/platform
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from marketing_ai import jobs
 from marketing_ai.models import JobRun
-
-ROOT = Path(__file__).resolve().parents[2]
-CELERY = [sys.executable, "-m", "celery", "-A", "marketing_ai"]
+from tests.platform.processes import CELERY, background, subprocess_env, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def test_database_url() -> str:
-    d = connection.settings_dict
-    auth = d["USER"] + (f":{d['PASSWORD']}" if d["PASSWORD"] else "")
-    return f"postgres://{auth}@{d['HOST'] or '127.0.0.1'}:{d['PORT'] or 5432}/{d['NAME']}"
-
-
-test_database_url.__test__ = False  # a helper, not a test
-
-
-def subprocess_env(redis_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": test_database_url(),
-        "REDIS_URL": redis_url,
-        "DJANGO_SETTINGS_MODULE": "marketing_ai.settings",
-        "PYTHONPATH": str(ROOT),
-        "CONN_MAX_AGE": "0",  # the test database is dropped at the end: hold no idle connection
-    }
-
-
-@contextmanager
-def background(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-
-
-def wait_for(condition, *, timeout: float, proc: subprocess.Popen, log: Path, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if proc.poll() is not None:
-            pytest.fail(f"{what}: the process exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        time.sleep(0.5)
-    pytest.fail(f"{what}: nothing after {timeout}s:\n{log.read_text()[-4000:]}")
 
 
 def test_a_real_worker_runs_sent_jobs_and_beat_loads_the_schedules(postgres, redis_url, tmp_path):
@@ -137,8 +78,8 @@ def test_a_real_worker_runs_sent_jobs_and_beat_loads_the_schedules(postgres, red
     redis.Redis.from_url(redis_url).delete(queue)
 
     # Every registered schedule is in django-celery-beat's tables, where operators see and pause it.
-    for task in PeriodicTask.objects.filter(name__in=scheduled).select_related("crontab"):
+    for task in PeriodicTask.objects.filter(name__in=scheduled).select_related("crontab"):  # the jobs' entries
         assert task.task == "marketing_ai.run_job"
         assert task.crontab.schedule == scheduled[task.name].schedule  # same minutes, hours, days, months
-        assert task.kwargs == f'{{"name": "{task.name}"}}'
+        assert task.kwargs == f'{{"name": "{task.name}", "scheduled": true}}'
         assert str(task.crontab.timezone) == "UTC"

@@ -246,13 +246,15 @@ def test_celery_beat_is_configured_with_every_scheduled_job():
     from marketing_ai.celery import app
 
     scheduled = {name for name, j in jobs.REGISTRY.items() if j.schedule is not None}
-    assert set(app.conf.beat_schedule) == scheduled
+    # Beside the jobs: the reconciliation of job_runs with the broker, every 5 minutes.
+    assert set(app.conf.beat_schedule) == scheduled | {"reconcile_job_runs"}
+    assert app.conf.beat_schedule["reconcile_job_runs"]["task"] == "marketing_ai.reconcile_job_runs"
     for name in scheduled:
         entry = app.conf.beat_schedule[name]
         assert entry == {
             "task": "marketing_ai.run_job",
             "schedule": jobs.REGISTRY[name].schedule,
-            "kwargs": {"name": name},
+            "kwargs": {"name": name, "scheduled": True},
         }
 
 
@@ -277,7 +279,8 @@ def test_beats_database_scheduler_writes_the_schedules_and_keeps_a_pause(registr
     tasks = {t.name: t for t in PeriodicTask.objects.select_related("crontab")}
     assert set(tasks) == {"nightly", "six_hourly"}
     nightly = tasks["nightly"]
-    assert (nightly.task, nightly.kwargs, nightly.enabled) == ("marketing_ai.run_job", '{"name": "nightly"}', True)
+    assert (nightly.task, nightly.kwargs, nightly.enabled) == (
+        "marketing_ai.run_job", '{"name": "nightly", "scheduled": true}', True)
     assert (nightly.crontab.minute, nightly.crontab.hour, nightly.crontab.day_of_week) == ("0", "2", "*")
     assert str(nightly.crontab.timezone) == "UTC"
     assert tasks["six_hourly"].crontab.hour == "0,6,12,18"
