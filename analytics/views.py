@@ -126,6 +126,11 @@ def campaign_page(request: HttpRequest, campaign_id: str) -> HttpResponse:
     period, interval = _period_and_interval(request)
     context = _common(request, period, interval, campaign)
     context["campaign"] = campaign
+    from optimizer import selectors as optimizer_selectors
+    from optimizer.services.recommendations import LOOKBACK_DAYS
+
+    context["optimizer_segments"] = optimizer_selectors.segment_answer(campaign)  # what /api/optimize/segments/<id> answers
+    context["optimizer_lookback_days"] = LOOKBACK_DAYS
     base = f"/api/analytics/campaign/{campaign.campaign_id}/"
     context["links"] = _links(request, period, interval, base, {
         "Metrics CSV": ("metrics", {}),

@@ -33,3 +33,11 @@ def kpi_change(change: Change | None, metric: str = "") -> str:
 def get_item(mapping: dict, key):
     """``mapping[key]`` (None when absent): templates cannot index a dict by a variable."""
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def percent(ratio: float | None, digits: int = 1) -> str:
+    """0.1234 -> "12.3%" (a ratio shown as a percentage; "—" when there is none)."""
+    if ratio is None:
+        return "—"
+    return f"{ratio * 100:,.{int(digits)}f}%"

@@ -172,3 +172,35 @@ def test_trend_chart_shades_and_labels_today_and_offers_the_previous_period(clie
     assert "today so far" in html and '"dash":"dot"' in html.replace(" ", "")
     assert "Views, previous period" in html and '"visible":"legendonly"' in html.replace(" ", "")
     assert "revenue ($)" in html and "$" in html
+
+
+@pytest.mark.django_db
+def test_campaign_page_shows_the_optimisers_segment_ranking_as_the_api_answers_it(client, marketer):
+    campaign = CampaignFactory(campaign_id="camp_rank")
+    rng = random.Random(3)
+    for name in (Segment.NEW_USERS, Segment.HIGH_VALUE_USERS):
+        for _ in range(3):
+            customer = CustomerFactory(segment=SegmentFactory(name=name))
+            for _ in range(rng.randrange(2, 6)):
+                EventFactory(campaign=campaign, customer=customer, type="notification_sent",
+                             occurred_at=timezone.now() - dt.timedelta(days=2))
+            if name == Segment.HIGH_VALUE_USERS:
+                EventFactory(campaign=campaign, customer=customer, type="conversion", amount=Decimal("20"),
+                             occurred_at=timezone.now() - dt.timedelta(days=1))
+    client.force_login(marketer)
+    answer = client.get("/api/optimize/segments/camp_rank").json()
+    html = client.get("/analytics/campaign/camp_rank/").content.decode()
+    assert "data-optimizer-segments" in html and "of <strong>sends</strong>" in html
+    rows = [html.index(f'data-rank-segment="{r["segment"]}"') for r in answer]
+    assert rows == sorted(rows) and len(rows) >= 2  # the page lists the API's rows in the API's order
+    top = answer[0]
+    assert top["segment"] == Segment.HIGH_VALUE_USERS
+    assert f'{top["expected_conversion_rate"] * 100:.1f}%' in html
+
+
+@pytest.mark.django_db
+def test_campaign_without_sends_says_there_is_nothing_to_rank(client, marketer):
+    CampaignFactory(campaign_id="camp_norank")
+    client.force_login(marketer)
+    html = client.get("/analytics/campaign/camp_norank/").content.decode()
+    assert "nothing to rank segments by" in html
