@@ -127,11 +127,25 @@ def ab_test_detail_page(request: HttpRequest, test_id: str) -> HttpResponse:
     over_time = selectors.results_over_time(test=test)
     has_users = any(sum(d["users"]) for d in over_time["days"])
     return render(request, "abtests/detail.html", {
-        "card": card, "test": test, "results": selectors.results_of(test=test)[:50], "can_write": is_marketer(request.user),
+        "card": card, "test": test, "results": _distinct_results(selectors.results_of(test=test)[:50]),
+        "can_write": is_marketer(request.user),
         "over_time": over_time,
         "lift_chart": charts.lift_over_time(over_time, div_id="lift-over-time") if has_users else "",
         "users_chart": charts.users_over_time(over_time, div_id="users-over-time") if has_users else "",
     })
+
+
+def _distinct_results(results) -> list[dict]:
+    """Newest first; an analysis of the same counts as the one before it (Analyze, then End with no new
+    users) is one row, counted."""
+    rows: list[dict] = []
+    for result in results:
+        figures = (result.fingerprint or f"id:{result.pk}", result.decision, result.winner)
+        if rows and rows[-1]["figures"] == figures:
+            rows[-1]["times"] += 1
+            continue
+        rows.append({"result": result, "figures": figures, "times": 1})
+    return rows
 
 
 @login_required
@@ -148,10 +162,15 @@ def ab_test_transition(request: HttpRequest, test_id: str, verb: str) -> HttpRes
             result = services.test_analyze(test=test)
             messages.success(request, f"Analysed {test.test_name}: {result.recommended_action}")
         elif verb == "end":
+            campaign = test.campaign
+            before = {"current_offer": campaign.current_offer.offer_id if campaign.current_offer_id else "none",
+                      "send_time": campaign.send_time.strftime("%H:%M") if campaign.send_time else "none"}
             ended = services.test_end(test=test, apply_winner=request.POST.get("apply_winner") == "on")
-            winner = ended.test.winner or "no winner"
-            applied = f"; applied to the campaign: {ended.applied}" if ended.applied else ""
-            messages.success(request, f"Ended {test.test_name} ({winner}){applied}.")
+            winner = f"{ended.test.winner} won" if ended.test.winner else "no winner"
+            applied = "; ".join(f"{field.replace('_', ' ')} {before.get(field, '?')} → {value}"
+                                for field, value in ended.applied.items())
+            messages.success(request, f"Ended {test.test_name}: {winner}"
+                                      + (f". Applied to {campaign.name}: {applied}." if applied else "."))
         else:
             messages.error(request, f"Unknown action {verb!r}.")
     except APIException as exc:

@@ -178,6 +178,58 @@ def totals(period: Period, campaign: Campaign | None = None) -> Totals:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One KPI's change against the previous period; ``None`` with a reason when it is undefined."""
+
+    value: float | None  # percent for counts and money; percentage points for rates
+    unit: str  # "%" or "pp"
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The range's complete days against the same number of days just before them.
+
+    Today is still under way, so it is left out of both sides: comparing a partial day with a whole
+    one would read as a collapse.
+    """
+
+    current: Period
+    previous: Period
+    current_totals: Totals
+    previous_totals: Totals
+    today_left_out: bool
+
+    def change(self, metric: str) -> Change:
+        now, before = self.current_totals, self.previous_totals
+        if metric in ("conversion_rate", "roi"):
+            if metric == "conversion_rate":
+                a = now.conversion_rate * 100 if now.views else None
+                b = before.conversion_rate * 100 if before.views else None
+                why = "no views"
+            else:
+                a, b, why = now.roi.percentage, before.roi.percentage, "no cost"
+            if a is None or b is None:
+                return Change(None, "pp", f"{why} in the {'previous' if b is None else 'current'} period")
+            return Change(a - b, "pp")
+        a, b = getattr(now, metric), getattr(before, metric)
+        if b == 0:
+            return Change(None, "%", "none in the previous period" if a else "none in either period")
+        return Change(float((a - b) / b * 100), "%")
+
+
+def comparison(period: Period, campaign: Campaign | None = None, *, today: dt.date | None = None) -> Comparison | None:
+    """``Comparison`` of the period's complete days with the days before; None when only today is in range."""
+    today = today or timezone.now().date()
+    end = min(period.end, today - dt.timedelta(days=1))
+    if end < period.start:
+        return None
+    current = Period(period.start, end)
+    previous = Period(current.start - dt.timedelta(days=current.length), current.start - dt.timedelta(days=1))
+    return Comparison(current, previous, totals(current, campaign), totals(previous, campaign), period.end >= today)
+
+
+@dataclass(frozen=True)
 class SegmentRow:
     segment_name: str
     users_count: int  # customer-days: distinct customers active each day, summed over the days
@@ -203,9 +255,42 @@ def segments(period: Period, campaign: Campaign | None = None) -> list[SegmentRo
 
 
 @dataclass(frozen=True)
+class BestSegment:
+    """The segment with the highest conversion rate, and whether the data can tell it from the runner-up."""
+
+    row: SegmentRow
+    runner_up: SegmentRow | None
+    separated: bool  # its 95 % interval lies above the runner-up's (else the data cannot rank them yet)
+
+
+def best_segment(rows: list[SegmentRow]) -> BestSegment | None:
+    """The highest conversion rate among segments with views; None when no segment has any."""
+    ranked = sorted((r for r in rows if r.totals.views), key=lambda r: (-r.totals.conversion_rate, r.segment_name))
+    if not ranked:
+        return None
+    best, runner_up = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+    separated = runner_up is None or best.totals.conversion_rate_ci.low > runner_up.totals.conversion_rate_ci.high
+    return BestSegment(best, runner_up, separated)
+
+
+@dataclass(frozen=True)
 class TrendPoint:
     date: dt.date | dt.datetime  # start of the period: its first day, or its first instant (UTC) for hourly
     totals: Totals
+    partial: bool = False  # the period is still under way (today, this week, this month, this hour)
+
+
+def current_period_start(interval: str, now: dt.datetime | None = None) -> dt.date | dt.datetime:
+    """The start of the period of ``interval`` that is still under way at ``now`` (UTC): its points are partial."""
+    now = (now or timezone.now()).astimezone(dt.UTC)
+    if interval == CampaignTrendData.Interval.HOURLY:
+        return now.replace(minute=0, second=0, microsecond=0)
+    today = now.date()
+    if interval == CampaignTrendData.Interval.WEEKLY:
+        return today - dt.timedelta(days=today.weekday())
+    if interval == CampaignTrendData.Interval.MONTHLY:
+        return today.replace(day=1)
+    return today
 
 
 def _period_starts(interval: str, first: dt.date, last: dt.date) -> list[dt.date]:
@@ -221,11 +306,11 @@ def _period_starts(interval: str, first: dt.date, last: dt.date) -> list[dt.date
     return starts
 
 
-def _point(start: dt.date | dt.datetime, v: Mapping[str, Decimal]) -> TrendPoint:
+def _point(start: dt.date | dt.datetime, v: Mapping[str, Decimal], current: dt.date | dt.datetime) -> TrendPoint:
     return TrendPoint(start, Totals(
         **{name: int(v.get(name) or 0) for name in DAILY_METRICS if name not in ("revenue", "cost")},
         revenue=money(v.get("revenue")), cost=money(v.get("cost")),
-    ))
+    ), partial=start >= current)
 
 
 def trends(period: Period, interval: str, campaign: Campaign | None = None) -> list[TrendPoint]:
@@ -237,6 +322,7 @@ def trends(period: Period, interval: str, campaign: Campaign | None = None) -> l
     if campaign is not None:
         points = points.filter(campaign=campaign)
     values: dict[tuple[dt.date, int], dict[str, Decimal]] = {}
+    current = current_period_start(interval)
     for p in points.values("period_start", "hour", "metric_type").annotate(total=Sum("value")).order_by():
         values.setdefault((p["period_start"], p["hour"]), {})[p["metric_type"]] = p["total"]
     if hourly:
@@ -245,8 +331,8 @@ def trends(period: Period, interval: str, campaign: Campaign | None = None) -> l
         stop = max([timezone.now(), *(dt.datetime.combine(d, dt.time(h), tzinfo=dt.UTC) for d, h in values)])
         starts = (dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)
                   for day in _period_starts(CampaignTrendData.Interval.DAILY, first, last) for hour in range(24))
-        return [_point(start, values.get((start.date(), start.hour), {})) for start in starts if start <= stop]
-    return [_point(start, values.get((start, 0), {})) for start in _period_starts(interval, first, last)]
+        return [_point(start, values.get((start.date(), start.hour), {}), current) for start in starts if start <= stop]
+    return [_point(start, values.get((start, 0), {}), current) for start in _period_starts(interval, first, last)]
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from rest_framework.exceptions import ValidationError
 from analytics import charts, selectors
 from analytics.models import CampaignTrendData
 from analytics.selectors import ALLOWED_DAYS, INTERVALS, Period
+from analytics.services import DAILY_METRICS
 from marketing_ai.api import NotFound, is_marketer
 
 
@@ -63,24 +65,42 @@ def _links(request: HttpRequest, period: Period, interval: str, api_base: str, c
     }
 
 
+KPI_CHANGES = ("views", "conversions", "conversion_rate", "revenue", "cost", "roi")
+
+
 def _common(request: HttpRequest, period: Period, interval: str, campaign=None) -> dict:
+    from optimizer.services.recommendations import users_by_segment
+
     totals = selectors.totals(period, campaign)
     segment_rows = selectors.segments(period, campaign)
+    best = selectors.best_segment(segment_rows)
+    comparison = selectors.comparison(period, campaign)
+    previous = Period(period.start - dt.timedelta(days=period.length), period.start - dt.timedelta(days=1))
+    has_data = any(getattr(totals, name) for name in DAILY_METRICS)
     return {
         "period": period,
         "interval": interval,
         "hourly_days": settings.ANALYTICS_HOURLY_DAYS,
         "totals": totals,
+        "has_data": has_data,
         "roi": totals.roi,
-        "pct": {  # the conversion rate and its Wilson interval, in percent
+        "pct": {  # the conversion rate and its Wilson interval, in percent (undefined without views)
             "rate": totals.conversion_rate * 100,
             "low": totals.conversion_rate_ci.low * 100,
             "high": totals.conversion_rate_ci.high * 100,
-        },
+        } if totals.views else None,
+        "comparison": comparison,
+        "changes": {name: comparison.change(name) for name in KPI_CHANGES} if comparison else {},
         "segments": segment_rows,
-        "trend_chart": charts.trend(selectors.trends(period, interval, campaign), interval),
-        "segment_chart": charts.segments(segment_rows),
-        "funnel_chart": charts.funnel(totals),
+        "segment_sizes": users_by_segment(),
+        "segments_with_data": any(r.totals.views or r.totals.conversions or r.users_count for r in segment_rows),
+        "best_segment": best,
+        "trend_chart": charts.trend(selectors.trends(period, interval, campaign), interval, previous=(
+            selectors.trends(previous, interval, campaign)
+            if interval != CampaignTrendData.Interval.HOURLY or selectors.hourly_covers(previous) else None
+        )) if has_data else "",
+        "segment_chart": charts.segments(segment_rows, best.row.segment_name if best else None) if best else "",
+        "funnel_chart": charts.funnel(totals) if has_data else "",
         "choices": selectors.campaign_choices(),
         "last_run": selectors.last_aggregation(),
         "can_refresh": is_marketer(request.user),
@@ -106,6 +126,11 @@ def campaign_page(request: HttpRequest, campaign_id: str) -> HttpResponse:
     period, interval = _period_and_interval(request)
     context = _common(request, period, interval, campaign)
     context["campaign"] = campaign
+    from optimizer import selectors as optimizer_selectors
+    from optimizer.services.recommendations import LOOKBACK_DAYS
+
+    context["optimizer_segments"] = optimizer_selectors.segment_answer(campaign)  # what /api/optimize/segments/<id> answers
+    context["optimizer_lookback_days"] = LOOKBACK_DAYS
     base = f"/api/analytics/campaign/{campaign.campaign_id}/"
     context["links"] = _links(request, period, interval, base, {
         "Metrics CSV": ("metrics", {}),

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import plotly.graph_objects as go
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from marketing_ai import charts, jobs, selectors
+from marketing_ai.schedules import in_words
 
 OVERVIEW_DAYS = 30
+COLORS = ("#3b5bdb", "#7048e8", "#1098ad", "#f08c00", "#2f9e44", "#e03131")  # one per event type, in the funnel order
 
 
 def events_chart(daily: selectors.DailyEventCounts) -> go.Figure:
     fig = go.Figure()
-    for event_type, per_day in daily.counts.items():
-        fig.add_trace(go.Scatter(x=daily.days, y=per_day, mode="lines", name=event_type.replace("_", " ")))
-    if not daily.counts:  # keep the dated axis so an empty period reads as "zero", not as a broken chart
-        fig.add_trace(go.Scatter(x=daily.days, y=[0] * len(daily.days), mode="lines", name="no events"))
-        fig.update_yaxes(range=[0, 1])
+    x = [d.isoformat() for d in daily.days]
+    today = [d == timezone.now().date() for d in daily.days]  # still under way: drawn dotted, shaded, labelled
+    for i, (event_type, per_day) in enumerate(daily.counts.items()):
+        charts.add_line_with_partial(fig, x=x, y=per_day, partial=today, name=event_type.replace("_", " "),
+                                     color=COLORS[i % len(COLORS)], hovertemplate="%{y:,}")
+    if any(today):
+        last = dt.datetime.combine(daily.days[-1], dt.time(), tzinfo=dt.UTC)
+        charts.shade_partial(fig, x0=(last - dt.timedelta(hours=12)).isoformat(),
+                             x1=(last + dt.timedelta(hours=12)).isoformat(), label=charts.PARTIAL_LABELS["daily"])
     fig.update_layout(
         title=f"Events per day, last {len(daily.days)} days (UTC)",
-        yaxis_title="events",
+        yaxis=dict(title="events per day", tickformat=",d", rangemode="tozero"),
         legend=dict(orientation="h", y=-0.2),
         hovermode="x unified",
     )
@@ -34,7 +43,8 @@ def home(request):
     daily = selectors.events_per_day_by_type(days=OVERVIEW_DAYS)
     last_runs = selectors.last_run_per_job(jobs.REGISTRY)
     registered = [
-        {"job": j, "last": last_runs.get(j.name)} for j in sorted(jobs.REGISTRY.values(), key=lambda j: j.name)
+        {"job": j, "schedule": in_words(j.schedule), "last": last_runs.get(j.name)}
+        for j in sorted(jobs.REGISTRY.values(), key=lambda j: j.name)
     ]
     return render(
         request,

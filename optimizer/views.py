@@ -69,6 +69,7 @@ def optimization_action(request, pk: int, verb: str):
     except APIException as exc:  # Conflict: superseded or dismissed meanwhile
         messages.error(request, str(exc.detail))
     else:
-        messages.success(request, f"{opt.campaign.campaign_id}: {opt.recommendation_type} {opt.recommended_value} {opt.status}.")
+        messages.success(request, f"{opt.campaign.name}: {opt.get_recommendation_type_display().lower()} "
+                                  f"{opt.current_value or 'none'} → {opt.recommended_value} ({opt.get_status_display().lower()}).")
     target = request.POST.get("next", "")
     return redirect(target if target.startswith("/optimize/") else "optimize-page")  # never off-site

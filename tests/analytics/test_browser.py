@@ -25,7 +25,9 @@ def test_dashboard_draws_its_charts_and_the_range_changes_the_numbers(logged_in_
     page.goto(f"{base}/analytics/?days=7")
     for chart in ("#chart-trend", "#chart-segments", "#chart-funnel"):
         page.wait_for_selector(f"{chart} .main-svg")
-    assert page.locator("#chart-trend .scatterlayer .trace").count() == 3
+    # Views and conversions, each solid over complete days and dotted into today (partial); revenue as bars.
+    assert page.locator("#chart-trend .scatterlayer .trace").count() == 4
+    assert page.locator("#chart-trend .barlayer .trace").count() == 1
     assert page.locator("[data-kpi=views] .value").inner_text() == "3"
 
     page.click("a[data-range='30']")
@@ -45,3 +47,86 @@ def test_dashboard_draws_its_charts_and_the_range_changes_the_numbers(logged_in_
     page.wait_for_url("**/analytics/campaign/camp_browser/*")
     page.wait_for_selector("#chart-funnel .main-svg")
     assert page.locator("[data-kpi=views] .value").inner_text() == "6"
+
+
+def _events(campaign, today, spec):
+    noon = dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC)
+    for days_ago, kind, n in spec:
+        for _ in range(n):
+            EventFactory(campaign=campaign, type=kind, occurred_at=noon - dt.timedelta(days=days_ago))
+
+
+def test_trend_shades_today_as_partial_and_overlays_the_previous_period_on_click(logged_in_page):
+    today = timezone.now().date()
+    campaign = CampaignFactory(campaign_id="camp_partial", name="Partial campaign")
+    _events(campaign, today, [(0, "view", 2), (1, "view", 9), (2, "view", 8), (8, "view", 6), (9, "view", 7)])
+    services.aggregate_days(start=today - dt.timedelta(days=20), end=today)
+
+    page, base = logged_in_page
+    page.goto(f"{base}/analytics/campaign/camp_partial/?days=7")
+    page.wait_for_selector("#chart-trend .main-svg")
+    assert page.locator("#chart-trend .annotation-text", has_text="today so far").count() == 1
+    assert page.locator("#chart-trend .shapelayer path").count() >= 1  # the shaded band
+    # The views change compares yesterday and the 5 days before it (17) with the 6 days before those (13).
+    assert page.locator("[data-kpi=views] [data-change]").inner_text() == "▲ 30.8 %"
+    legend = page.locator("#chart-trend .legend .traces", has_text="Views, previous period")
+    before = page.locator("#chart-trend .scatterlayer .trace").count()
+    legend.click()
+    page.wait_for_function(f"document.querySelectorAll('#chart-trend .scatterlayer .trace').length > {before}")
+
+
+def test_empty_campaign_shows_no_data_yet_on_desktop_and_phone(logged_in_page):
+    CampaignFactory(campaign_id="camp_none", name="Nothing yet", status="draft")
+    page, base = logged_in_page
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{base}/analytics/campaign/camp_none/?days=30")
+        assert page.locator("[data-empty-state] h2").inner_text() == "No data yet"
+        assert page.locator("[data-kpi=conversion_rate] .value").inner_text() == "no views yet"
+        assert page.locator(".chart").count() == 0
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_segment_table_sorts_and_highlights_the_best_segment(logged_in_page):
+    from tests.factories import CustomerFactory, SegmentFactory
+
+    today = timezone.now().date()
+    campaign = CampaignFactory(campaign_id="camp_seg")
+    noon = dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC) - dt.timedelta(days=1)
+    for name, views, conversions in (("new_users", 50, 2), ("returning_users", 40, 10), ("high_value_users", 60, 30)):
+        customer = CustomerFactory(segment=SegmentFactory(name=name))
+        for kind, n in (("view", views), ("conversion", conversions)):
+            for _ in range(n):
+                EventFactory(campaign=campaign, customer=customer, type=kind, occurred_at=noon)
+    services.aggregate_days(start=today - dt.timedelta(days=3), end=today)
+
+    page, base = logged_in_page
+    page.goto(f"{base}/analytics/campaign/camp_seg/?days=7")
+    assert page.locator("tr.best").get_attribute("data-segment") == "high_value_users"
+    assert "high_value_users" in page.locator("[data-best-segment]").inner_text()
+    names = lambda: [r.get_attribute("data-segment") for r in page.locator("table[data-segments] tbody tr").all()]  # noqa: E731
+    assert names() == ["high_value_users", "new_users", "returning_users"]  # by name, as served
+    page.click("table[data-segments] th:has-text('Views')")
+    assert names() == ["high_value_users", "new_users", "returning_users"]  # 60, 50, 40: largest first
+    page.click("table[data-segments] th:has-text('Views')")
+    assert names() == ["returning_users", "new_users", "high_value_users"]
+    page.click("table[data-segments] th:has-text('Conv. rate')")
+    assert names() == ["high_value_users", "returning_users", "new_users"]  # 50 %, 25 %, 4 %
+
+
+def test_analytics_pages_fit_a_390px_phone(logged_in_page):
+    today = timezone.now().date()
+    campaign = CampaignFactory(campaign_id="camp_phone_with_a_long_identifier", name="A campaign with a rather long name for a phone")
+    _events(campaign, today, [(0, "view", 2), (1, "view", 3), (1, "notification_sent", 9)])
+    services.aggregate_days(start=today - dt.timedelta(days=3), end=today)
+    page, base = logged_in_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/analytics/?days=7", f"/analytics/campaign/{campaign.campaign_id}/?days=7"):
+        page.goto(base + path)
+        page.wait_for_selector("#chart-trend .main-svg")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        # The mode bar (top right) and the chart title do not overlap.
+        page.hover("#chart-trend .nsewdrag")
+        bar = page.locator("#chart-trend .modebar").bounding_box()
+        title = page.locator("#chart-trend .gtitle").bounding_box()
+        assert bar["y"] + bar["height"] <= title["y"] or bar["x"] >= title["x"] + title["width"], (bar, title)

@@ -29,8 +29,11 @@ def test_overview_draws_the_events_chart_and_lists_the_latest_job_runs(logged_in
     assert page.locator(".mainnav a").all_inner_texts()[:4] == ["Overview", "Analytics", "A/B Tests", "Optimization"]
     assert page.locator("#events-total").inner_text() == "5"
     page.wait_for_selector("#events-per-day .main-svg")
-    # One line per event type present, drawn by Plotly from the embedded figure.
-    assert page.locator("#events-per-day .scatterlayer .trace").count() == 2
+    # One line per event type present, drawn by Plotly from the embedded figure, each dotted into today
+    # (still under way, shaded and labelled).
+    assert page.locator("#events-per-day .scatterlayer .trace").count() == 4
+    assert page.locator("#events-per-day .legend .traces").count() == 2
+    assert page.locator("#events-per-day .annotation-text", has_text="today so far").count() == 1
     rows = page.locator("#job-runs tbody tr").all_inner_texts()
     assert any("daily_analytics" in r and "42" in r and "succeeded" in r for r in rows)
     assert any("send_times" in r and "failed" in r for r in rows)
@@ -53,6 +56,7 @@ def test_logout_returns_to_the_login_form_and_pages_need_a_login_again(logged_in
 
 def test_the_layout_fits_a_phone_screen(logged_in_page):
     page, base = logged_in_page
+    EventFactory(type="view")
     page.set_viewport_size({"width": 375, "height": 740})
     page.goto(f"{base}/")
     page.wait_for_selector("#events-per-day .main-svg")

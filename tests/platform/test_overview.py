@@ -50,7 +50,12 @@ def test_an_event_just_before_midnight_utc_counts_on_that_day():
 
 
 def test_the_overview_page_embeds_the_chart_and_job_tables(client, marketer):
+    from tests.factories import EventFactory
+
     client.force_login(marketer)
+    html = client.get("/").content.decode()
+    assert 'id="events-per-day"' not in html and "No events in the last 30 days yet" in html  # not a flat zero line
+    EventFactory(type="view")
     html = client.get("/").content.decode()
     assert 'id="events-per-day"' in html and 'data-chart-for="events-per-day"' in html
     assert "Scheduled jobs" in html and "Latest job runs" in html
