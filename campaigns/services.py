@@ -36,8 +36,8 @@ from psycopg.errors import UniqueViolation
 from campaigns import selectors
 from campaigns.models import Campaign, Customer, Event, Merchant, Offer
 from marketing_ai.api import BadRequest, Conflict
-from marketing_ai.validation import EXTERNAL_ID_RE, external_id_problem, text_problem
 from marketing_ai.db import psycopg_cursor
+from marketing_ai.validation import EXTERNAL_ID_RE, external_id_problem, text_problem
 
 MAX_API_BATCH = 5000  # events per POST /api/v1/events/
 MAX_ID_LENGTH = 64  # the models' CharField max_length for external ids and variant
