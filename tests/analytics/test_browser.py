@@ -72,7 +72,8 @@ def test_trend_shades_today_as_partial_and_overlays_the_previous_period_on_click
     legend = page.locator("#chart-trend .legend .traces", has_text="Views, previous period")
     before = page.locator("#chart-trend .scatterlayer .trace").count()
     legend.click()
-    page.wait_for_function(f"document.querySelectorAll('#chart-trend .scatterlayer .trace').length > {before}")
+    # A selector wait, not wait_for_function: the Content-Security-Policy forbids evaluating strings.
+    page.wait_for_selector(f"#chart-trend .scatterlayer .trace >> nth={before}", state="attached")
 
 
 def test_empty_campaign_shows_no_data_yet_on_desktop_and_phone(logged_in_page):
