@@ -227,6 +227,10 @@ def recommend_offer(
         needed = sends_to_decide(
             float(mean_profit[best] - mean_profit[challenger]), float(difference.std()), float(sends[best] + sends[challenger])
         )
+        if needed is not None:
+            # Undecided, so at least one more send; and enough for the minimum number of conversions.
+            short = max(min_conversions - evidence_convs.sum(), 0.0) / max(pooled, 1e-9)
+            needed = max(needed, int(np.ceil(short)), 1)
     return OfferRecommendation(
         segment=segment,
         current_offer=float(current_offer) if current_offer is not None else None,
