@@ -81,6 +81,8 @@ class OfferScore:
     conversion_rate: float  # posterior mean
     expected_profit: float  # per send, at the posterior mean
     prob_best: float  # share of Thompson draws in which this offer is the most profitable
+    profit_low: float = 0.0  # 5 % quantile of the posterior profit per send
+    profit_high: float = 0.0  # 95 % quantile
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ def recommend_offer(
     else:
         difference, prob_beats, confidence = np.zeros(draws), 1.0, 1.0
 
+    low, high = np.quantile(sampled_profit, [0.05, 0.95], axis=0)
     scores = [
         OfferScore(
             offer_value=v,
@@ -211,6 +214,8 @@ def recommend_offer(
             conversion_rate=float(mean_rate[i]),
             expected_profit=float(mean_profit[i]),
             prob_best=float(prob_best[i]),
+            profit_low=float(low[i]),
+            profit_high=float(high[i]),
         )
         for i, v in enumerate(values)
     ]

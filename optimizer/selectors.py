@@ -287,7 +287,8 @@ def _open_heatmap(days: int) -> Heatmap:
 
 
 def offer_curves() -> dict[str, recommend.OfferRecommendation]:
-    return _cached("offer_curves", reco.offer_response_curves)
+    """Per segment, the posterior the offer proposals come from (the page's chart draws it)."""
+    return reco.offer_response_curves(population=offer_population())
 
 
 def top_merchants(customer_id: str | None) -> tuple[Customer | None, list[dict[str, Any]]]:
