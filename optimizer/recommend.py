@@ -22,7 +22,7 @@ docs/optimizer-recommendations.md has the calibration study behind these numbers
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -299,12 +299,6 @@ def campaign_offer_recommendations(
             )
         )
     return out
-
-
-def model_prior(predict: Callable[[np.ndarray], np.ndarray], offer_values: Sequence[float]) -> dict[float, float]:
-    """Reference rates from a conversion model: ``predict(offer_values) -> probabilities``."""
-    values = np.asarray(sorted(float(v) for v in offer_values))
-    return dict(zip(values.tolist(), np.asarray(predict(values), dtype=float).tolist(), strict=True))
 
 
 # --- Segments --------------------------------------------------------------------------------------
