@@ -37,7 +37,7 @@ DEFAULT_DRAWS = 4000
 MIN_SENDS_PER_OFFER = 100  # an offer with fewer sends is still scored, but never decides a comparison
 MIN_CONVERSIONS = 20
 # A change of offer is proposed only when the posterior probability that it beats the current offer is at
-# least this (and a "keep" is confident when the current offer beats every challenger this often). Chosen
+# least this (and a "keep" is confident when the current offer beats the runner-up this often). Chosen
 # by the calibration study (bench/offer_calibration.py): at the demo size no wrong proposal reached it.
 DECISION_PROBABILITY = 0.95
 MAX_SENDS_NEEDED = 10**9  # above this, "more data" is no answer: the offers are practically equal

@@ -45,7 +45,7 @@ class OfferAnswerSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="proposed, applied, dismissed, or keep (no change proposed)")
     recommendation_id = serializers.IntegerField(allow_null=True)
     decided = serializers.BooleanField(
-        help_text="The data decide: a proposal, or a keep whose current offer beats every other offer with P >= 0.95"
+        help_text="The data decide: a proposal, or a keep whose current offer beats the runner-up offer with P >= 0.95"
     )
     sends_needed = serializers.IntegerField(
         allow_null=True,
