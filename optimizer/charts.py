@@ -32,10 +32,14 @@ def open_heatmap(heatmap: Heatmap) -> SafeString:
     return embed(fig, div_id="open-heatmap")
 
 
-def offer_response(curves: dict[str, recommend.OfferRecommendation]) -> SafeString:
-    """Per segment: observed conversion rate (bars) and expected profit per send (line); best offer starred."""
+def offer_response_figure(curves: dict[str, recommend.OfferRecommendation]) -> go.Figure:
+    """Per segment: observed conversion rate (bars), the model's expected profit per send with its 90 % interval
+    (line), and the offer it recommends (star) - the posterior and the offer the proposals use."""
     segments = list(curves)
-    fig = make_subplots(rows=1, cols=max(len(segments), 1), subplot_titles=segments or ["no offer data yet"], specs=[[{"secondary_y": True}] * max(len(segments), 1)])
+    titles = [
+        f"{s}: {curves[s].recommended_offer:g}%" + ("" if curves[s].decided else " (not decided)") for s in segments
+    ] or ["no offer data yet"]
+    fig = make_subplots(rows=1, cols=max(len(segments), 1), subplot_titles=titles, specs=[[{"secondary_y": True}] * max(len(segments), 1)])
     for i, segment in enumerate(segments, start=1):
         rec = curves[segment]
         x = [f"{s.offer_value:g}%" for s in rec.scores]
@@ -44,19 +48,33 @@ def offer_response(curves: dict[str, recommend.OfferRecommendation]) -> SafeStri
             row=1, col=i, secondary_y=False,
         )
         fig.add_trace(
-            go.Scatter(x=x, y=[s.expected_profit for s in rec.scores], name="expected profit / send", mode="lines+markers", line=dict(color="#2f9e44"), showlegend=i == 1),
+            go.Scatter(
+                x=x, y=[s.expected_profit for s in rec.scores], name="expected profit / send (90 % interval)", mode="lines+markers",
+                line=dict(color="#2f9e44"), showlegend=i == 1,
+                error_y=dict(
+                    type="data", symmetric=False,
+                    array=[s.profit_high - s.expected_profit for s in rec.scores],
+                    arrayminus=[s.expected_profit - s.profit_low for s in rec.scores],
+                ),
+                customdata=[s.prob_best for s in rec.scores],
+                hovertemplate="%{x}: %{y:.3f} per send, P(best) %{customdata:.0%}<extra></extra>",
+            ),
             row=1, col=i, secondary_y=True,
         )
         best = next(s for s in rec.scores if s.offer_value == rec.recommended_offer)
         fig.add_trace(
             go.Scatter(
                 x=[f"{best.offer_value:g}%"], y=[best.expected_profit], mode="markers", name="recommended",
-                marker=dict(symbol="star", size=16, color="#e03131"), showlegend=i == 1,
+                marker=dict(symbol="star", size=16, color="#e03131" if rec.decided else "#adb5bd"), showlegend=i == 1,
             ),
             row=1, col=i, secondary_y=True,
         )
-    fig.update_layout(title="Offer response by segment", legend=dict(orientation="h", y=-0.2), height=360)
-    return embed(fig, div_id="offer-response")
+    fig.update_layout(title="Offer response by segment (grey star: not decided yet)", legend=dict(orientation="h", y=-0.2), height=360)
+    return fig
+
+
+def offer_response(curves: dict[str, recommend.OfferRecommendation]) -> SafeString:
+    return embed(offer_response_figure(curves), div_id="offer-response")
 
 
 def model_metrics(models) -> SafeString:

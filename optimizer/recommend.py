@@ -22,7 +22,7 @@ docs/optimizer-recommendations.md has the calibration study behind these numbers
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +37,7 @@ DEFAULT_DRAWS = 4000
 MIN_SENDS_PER_OFFER = 100  # an offer with fewer sends is still scored, but never decides a comparison
 MIN_CONVERSIONS = 20
 # A change of offer is proposed only when the posterior probability that it beats the current offer is at
-# least this (and a "keep" is confident when the current offer beats every challenger this often). Chosen
+# least this (and a "keep" is confident when the current offer beats the runner-up this often). Chosen
 # by the calibration study (bench/offer_calibration.py): at the demo size no wrong proposal reached it.
 DECISION_PROBABILITY = 0.95
 MAX_SENDS_NEEDED = 10**9  # above this, "more data" is no answer: the offers are practically equal
@@ -81,6 +81,8 @@ class OfferScore:
     conversion_rate: float  # posterior mean
     expected_profit: float  # per send, at the posterior mean
     prob_best: float  # share of Thompson draws in which this offer is the most profitable
+    profit_low: float = 0.0  # 5 % quantile of the posterior profit per send
+    profit_high: float = 0.0  # 95 % quantile
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ def recommend_offer(
     else:
         difference, prob_beats, confidence = np.zeros(draws), 1.0, 1.0
 
+    low, high = np.quantile(sampled_profit, [0.05, 0.95], axis=0)
     scores = [
         OfferScore(
             offer_value=v,
@@ -211,6 +214,8 @@ def recommend_offer(
             conversion_rate=float(mean_rate[i]),
             expected_profit=float(mean_profit[i]),
             prob_best=float(prob_best[i]),
+            profit_low=float(low[i]),
+            profit_high=float(high[i]),
         )
         for i, v in enumerate(values)
     ]
@@ -227,6 +232,10 @@ def recommend_offer(
         needed = sends_to_decide(
             float(mean_profit[best] - mean_profit[challenger]), float(difference.std()), float(sends[best] + sends[challenger])
         )
+        if needed is not None:
+            # Undecided, so at least one more send; and enough for the minimum number of conversions.
+            short = max(min_conversions - evidence_convs.sum(), 0.0) / max(pooled, 1e-9)
+            needed = max(needed, int(np.ceil(short)), 1)
     return OfferRecommendation(
         segment=segment,
         current_offer=float(current_offer) if current_offer is not None else None,
@@ -290,12 +299,6 @@ def campaign_offer_recommendations(
             )
         )
     return out
-
-
-def model_prior(predict: Callable[[np.ndarray], np.ndarray], offer_values: Sequence[float]) -> dict[float, float]:
-    """Reference rates from a conversion model: ``predict(offer_values) -> probabilities``."""
-    values = np.asarray(sorted(float(v) for v in offer_values))
-    return dict(zip(values.tolist(), np.asarray(predict(values), dtype=float).tolist(), strict=True))
 
 
 # --- Segments --------------------------------------------------------------------------------------

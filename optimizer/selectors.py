@@ -70,7 +70,12 @@ def campaign_recommendations(campaign: Campaign) -> QuerySet[CampaignOptimizatio
 
 
 def offer_answer(campaign: Campaign) -> list[dict[str, Any]]:
-    """One row per segment: the latest offer recommendation, or "keep" when the last run proposed no change."""
+    """One row per segment: the latest offer recommendation, or "keep" when the last run proposed no change.
+
+    A "keep" row says why, from the same posterior the job uses (``reco.offer_recommendations``): the
+    current offer is the best (``decided``), or the data cannot separate it from a better-looking offer
+    yet (``decided: false``, ``sends_needed`` more sends of the two offers would decide).
+    """
     current = campaign.current_offer
     current_value = float(current.value) if current is not None and current.kind == Offer.Kind.PERCENT else None
     latest: dict[str, CampaignOptimization] = {}
@@ -78,6 +83,8 @@ def offer_answer(campaign: Campaign) -> list[dict[str, Any]]:
         latest[row.target] = row
     segments = sorted(s.name for s in campaign.target_segments.all()) or sorted(set(reco.users_by_segment()) | set(latest))
     users = reco.users_by_segment()
+    keep_segments = [s for s in segments if s not in latest]
+    evidence = {r.segment: r for r in reco.offer_recommendations(campaign, offer_population(), keep_segments)} if keep_segments else {}
     out = []
     for segment in segments:
         row = latest.get(segment)
@@ -92,22 +99,44 @@ def offer_answer(campaign: Campaign) -> list[dict[str, Any]]:
                     "confidence": row.confidence,
                     "status": row.status,
                     "recommendation_id": row.pk,
+                    "decided": True,
+                    "sends_needed": 0,
+                    "reason": row.rationale,
                 }
             )
+            continue
+        rec = evidence.get(segment)
+        if rec is None:
+            reason = "keep: no sends of this segment yet"
+        elif rec.decided and not rec.changes_offer:
+            reason = f"keep: the current offer is the best (P = {rec.confidence:.1%})"
+        elif rec.decided:
+            reason = "keep: a change is decided and will be proposed by the next run"
         else:
-            out.append(
-                {
-                    "segment": segment,
-                    "current_offer": current_value,
-                    "recommended_offer": current_value,
-                    "expected_lift": 0.0,
-                    "affected_users": users.get(segment, 0),
-                    "confidence": None,
-                    "status": "keep",
-                    "recommendation_id": None,
-                }
-            )
+            more = f"about {rec.sends_needed:,} more sends of {rec.recommended_offer:g}% and {rec.challenger:g}% would decide" if rec.sends_needed else "the offers are practically equal"
+            reason = f"keep, not enough evidence: P({rec.recommended_offer:g}% beats {rec.challenger:g}%) = {rec.prob_beats_challenger:.1%}; {more}"
+        out.append(
+            {
+                "segment": segment,
+                "current_offer": current_value,
+                "recommended_offer": current_value,
+                "expected_lift": 0.0,
+                "affected_users": users.get(segment, 0),
+                "confidence": None,
+                "status": "keep",
+                "recommendation_id": None,
+                "decided": bool(rec is not None and rec.decided),
+                "sends_needed": rec.sends_needed if rec is not None else None,
+                "reason": reason,
+            }
+        )
     return out
+
+
+def offer_population() -> dict[str, list[recommend.OfferOutcome]]:
+    """Every campaign's percent-offer outcomes per segment over the job's look-back window (cached like the charts)."""
+    since = timezone.now() - dt.timedelta(days=reco.LOOKBACK_DAYS)
+    return _cached("offer_population", lambda: reco.offer_outcomes(reco.outcome_frame(since=since)))
 
 
 def _number(text: str) -> float | None:
@@ -258,7 +287,8 @@ def _open_heatmap(days: int) -> Heatmap:
 
 
 def offer_curves() -> dict[str, recommend.OfferRecommendation]:
-    return _cached("offer_curves", reco.offer_response_curves)
+    """Per segment, the posterior the offer proposals come from (the page's chart draws it)."""
+    return reco.offer_response_curves(population=offer_population())
 
 
 def top_merchants(customer_id: str | None) -> tuple[Customer | None, list[dict[str, Any]]]:

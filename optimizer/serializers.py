@@ -44,6 +44,14 @@ class OfferAnswerSerializer(serializers.Serializer):
     confidence = serializers.FloatField(allow_null=True, help_text="P(recommended offer beats the current one)")
     status = serializers.CharField(help_text="proposed, applied, dismissed, or keep (no change proposed)")
     recommendation_id = serializers.IntegerField(allow_null=True)
+    decided = serializers.BooleanField(
+        help_text="The data decide: a proposal, or a keep whose current offer beats the runner-up offer with P >= 0.95"
+    )
+    sends_needed = serializers.IntegerField(
+        allow_null=True,
+        help_text="Undecided keep: more sends of the two offers compared that would decide (0 when decided; null: no amount would)",
+    )
+    reason = serializers.CharField(help_text="Why: the proposal's rationale, or why the current offer is kept")
 
 
 class SegmentAnswerSerializer(serializers.Serializer):

@@ -183,13 +183,6 @@ def best_offer(
     return float(values[int(np.argmax(profit))]), p, profit
 
 
-def min_conversions_per_offer(model: dict[str, Any], segment: str) -> int:
-    """The fewest training conversions at any offer level of ``segment`` (0 for an unknown segment)."""
-    if segment not in model["segments"]:
-        return 0
-    return int(np.min(model["conversions"][model["segments"].index(segment)]))
-
-
 def evaluate(artifact: dict[str, Any], holdout: pd.DataFrame) -> dict[str, Any]:
     from sklearn.metrics import log_loss
     holdout = holdout[(holdout["sends"] > 0) & holdout["segment"].isin(artifact["segments"])]

@@ -140,14 +140,17 @@ def offer_recommendations(
     return recommend.campaign_offer_recommendations(population, segments, current_offers(campaign, segments), seed=SEED)
 
 
-def offer_response_curves(*, since: dt.datetime | None = None) -> dict[str, recommend.OfferRecommendation]:
+def offer_response_curves(
+    *, since: dt.datetime | None = None, population: dict[str, list[recommend.OfferOutcome]] | None = None
+) -> dict[str, recommend.OfferRecommendation]:
     """Offer response per segment (observed rate, expected profit, recommended offer): for the page.
 
     The same posterior and the same draws as the proposals (``campaign_offer_recommendations``), so the
     chart's starred offer is the offer proposed to every campaign of that segment.
     """
-    since = since or timezone.now() - dt.timedelta(days=LOOKBACK_DAYS)
-    population = offer_outcomes(outcome_frame(since=since))
+    if population is None:
+        since = since or timezone.now() - dt.timedelta(days=LOOKBACK_DAYS)
+        population = offer_outcomes(outcome_frame(since=since))
     recs = recommend.campaign_offer_recommendations(population, sorted(population), {}, seed=SEED)
     return {rec.segment: rec for rec in recs}
 

@@ -50,6 +50,26 @@ def test_seed_offer_path_lists_each_target_segment_with_the_seed_fields(api, cam
     keep = rows["returning_users"]
     assert (keep["current_offer"], keep["recommended_offer"], keep["expected_lift"], keep["status"]) == (10.0, 10.0, 0.0, "keep")
     assert keep["affected_users"] == 3
+    assert (keep["decided"], keep["sends_needed"]) == (False, None) and "no sends" in keep["reason"]
+    assert (rows["new_users"]["decided"], rows["new_users"]["sends_needed"]) == (True, 0)
+
+
+def test_a_keep_the_data_cannot_decide_says_so_and_how_many_sends_would_decide(api, campaign):
+    """10 % vs 20 % off for returning users on 400 sends each: a better-looking offer, but no decision."""
+    from optimizer import recommend
+    from tests.optimizer.test_recommendations_service import add_outcomes
+
+    twenty = OfferFactory(offer_id="off_20pct", value=Decimal(20))
+    add_outcomes(campaign, "returning_users", campaign.current_offer, sends=400, conversions=20, order_value=50.0)
+    add_outcomes(campaign, "returning_users", twenty, sends=400, conversions=26, order_value=50.0)
+    keep = {r["segment"]: r for r in api.get("/api/optimize/offer/camp_1").json()}["returning_users"]
+    assert keep["status"] == "keep" and keep["decided"] is False
+    assert "not enough evidence" in keep["reason"]
+    # The same number straight from the posterior: profit 20 % vs 10 % (order value cancels out).
+    rec = recommend.recommend_offer("returning_users", [recommend.OfferOutcome(10, 400, 20, 20 * 45.0), recommend.OfferOutcome(20, 400, 26, 26 * 40.0)],
+                                    current_offer=10, order_value=50.0, prior_strength=recommend.POPULATION_PRIOR_SENDS,
+                                    seed=recommend.segment_seed("returning_users", 20240605))
+    assert keep["sends_needed"] == rec.sends_needed > 0
 
 
 @pytest.mark.parametrize("slash", ["", "/"])

@@ -72,6 +72,32 @@ def test_job_proposes_the_more_profitable_offer_with_its_lift(campaign):
     assert [o["offer"] for o in row.details["offers"]] == [0.0, 20.0]
 
 
+def test_offer_chart_stars_the_offer_the_proposals_recommend_with_the_same_numbers(campaign, offers):
+    """The page's offer chart draws the posterior the proposals come from: same star, same profits."""
+    from optimizer import charts, selectors
+
+    other = CampaignFactory(current_offer=offers[20])
+    other.target_segments.set([SegmentFactory(name=Segment.RETURNING_USERS)])
+    # Returning users: 6 % at 0 %, 4 % at 20 % off: no discount wins, proposed to the campaign now at 20 %.
+    add_outcomes(other, Segment.RETURNING_USERS, offers[0], sends=1500, conversions=90, order_value=70)
+    add_outcomes(other, Segment.RETURNING_USERS, offers[20], sends=1500, conversions=60, order_value=70)
+    reco.generate_optimizations()
+    proposals = {row.target: row for row in Opt.objects.filter(recommendation_type=Opt.Type.OFFER, status="proposed")}
+    assert {t: r.recommended_value for t, r in proposals.items()} == {"new_users": "20", "returning_users": "0"}
+
+    curves = selectors.offer_curves()
+    figure = charts.offer_response_figure(curves)
+    stars = [t for t in figure.data if t.name == "recommended"]
+    profits = [t for t in figure.data if t.name and t.name.startswith("expected profit")]
+    assert len(stars) == len(curves) == 2
+    for segment, star, line in zip(curves, stars, profits, strict=True):
+        row = proposals[segment]
+        assert star.x == (f"{float(row.recommended_value):g}%",)
+        assert star.marker.color == "#e03131"  # decided: the red star
+        offers_by_label = {f"{o['offer']:g}%": o["expected_profit"] for o in row.details["offers"]}
+        assert dict(zip(line.x, line.y, strict=True)) == pytest.approx(offers_by_label)
+
+
 def test_rerun_on_the_same_day_keeps_the_same_proposals(campaign):
     jobs.run("campaign_optimizations")
     before = list(Opt.objects.order_by("pk").values())
