@@ -143,7 +143,7 @@ def ab_test_transition(request: HttpRequest, test_id: str, verb: str) -> HttpRes
             result = services.test_analyze(test=test)
             messages.success(request, f"Analysed {test.test_name}: {result.recommended_action}")
         elif verb == "end":
-            ended = services.test_end(test=test, apply_winner=request.POST.get("apply_winner") == "on")
+            ended = services.test_end(test=test, apply_winner=request.POST.get("apply_winner") == "on", user=request.user)
             winner = ended.test.winner or "no winner"
             applied = f"; applied to the campaign: {ended.applied}" if ended.applied else ""
             messages.success(request, f"Ended {test.test_name} ({winner}){applied}.")

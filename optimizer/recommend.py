@@ -90,6 +90,8 @@ class OfferRecommendation:
     enough_data: bool  # minimum sample sizes met and P(best) >= DECISION_PROBABILITY
     method: str  # "bandit" (population prior) or "model" (offer-response model prior)
     scores: list[OfferScore] = field(default_factory=list)
+    # Central 90 % posterior interval of ``expected_lift`` (percent), None without a current offer.
+    lift_interval: tuple[float, float] | None = None
 
     @property
     def changes_offer(self) -> bool:
@@ -161,8 +163,11 @@ def recommend_offer(
         confidence = float(np.mean(sampled_profit[:, best] > sampled_profit[:, cur])) if cur != best else float(prob_best[best])
         lift = relative_lift(mean_profit[best], mean_profit[cur])
         conv_lift = relative_lift(mean_rate[best], mean_rate[cur])
+        base = np.maximum(np.abs(sampled_profit[:, cur]), 1e-12)
+        draws_lift = np.clip((sampled_profit[:, best] - sampled_profit[:, cur]) / base * 100.0, -LIFT_CAP, LIFT_CAP)
+        lift_interval = (float(np.quantile(draws_lift, 0.05)), float(np.quantile(draws_lift, 0.95)))
     else:
-        confidence, lift, conv_lift = float(prob_best[best]), 0.0, 0.0
+        confidence, lift, conv_lift, lift_interval = float(prob_best[best]), 0.0, 0.0, None
 
     scores = [
         OfferScore(
@@ -196,6 +201,7 @@ def recommend_offer(
         enough_data=bool(enough),
         method=method,
         scores=scores,
+        lift_interval=lift_interval,
     )
 
 

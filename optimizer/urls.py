@@ -24,6 +24,11 @@ api_v1_patterns: list = [
         api.CampaignRecommendationsView.as_view(),
         name="optimize-campaign-recommendations",
     ),
+    path(
+        "optimize/campaigns/<str:campaign_id>/regenerate",
+        api.CampaignRegenerateView.as_view(),
+        name="optimize-campaign-regenerate",
+    ),
     path("optimize/customers/<str:user_id>/send-time", api.CustomerSendTimeView.as_view(), name="optimize-customer-send-time"),
     path("optimize/customers/<str:user_id>/affinity", api.CustomerAffinityView.as_view(), name="optimize-customer-affinity"),
     *router.urls,
