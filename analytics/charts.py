@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
 import plotly.graph_objects as go
 from django.utils.safestring import SafeString
 
@@ -11,8 +14,11 @@ from marketing_ai.charts import embed
 BRAND, GOOD, WARN = "#3b5bdb", "#2f9e44", "#f08c00"
 
 
-def trend(points: list[TrendPoint], interval: str) -> SafeString:
-    """Views and conversions (left axis) and revenue as an area (right axis) per period."""
+def trend(points: list[TrendPoint], interval: str, markers: Sequence[tuple[datetime, str]] = ()) -> SafeString:
+    """Views and conversions (left axis) and revenue as an area (right axis) per period.
+
+    ``markers``: (when, label) of changes to the campaign's settings, drawn as dotted vertical lines.
+    """
     dates = [p.date.isoformat() for p in points]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=dates, y=[float(p.totals.revenue) for p in points], name="Revenue", yaxis="y2",
@@ -28,6 +34,11 @@ def trend(points: list[TrendPoint], interval: str) -> SafeString:
         legend=dict(orientation="h", y=-0.2),
         hovermode="x unified",
     )
+    for when, label in markers:
+        x = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")  # plotly.js reads naive times; the axis is UTC
+        fig.add_shape(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1, line=dict(color=WARN, width=1, dash="dot"))
+        fig.add_annotation(x=x, xref="x", y=1, yref="paper", text=label, showarrow=False, textangle=-90,
+                           xanchor="right", yanchor="top", font=dict(size=10), hovertext=label)
     return embed(fig, div_id="chart-trend")
 
 

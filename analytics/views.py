@@ -19,6 +19,7 @@ from analytics import charts, selectors
 from analytics.models import CampaignTrendData
 from analytics.selectors import ALLOWED_DAYS, INTERVALS, Period
 from marketing_ai.api import NotFound, is_marketer
+from optimizer import hub
 
 
 def _period_and_interval(request: HttpRequest) -> tuple[Period, str]:
@@ -63,7 +64,7 @@ def _links(request: HttpRequest, period: Period, interval: str, api_base: str, c
     }
 
 
-def _common(request: HttpRequest, period: Period, interval: str, campaign=None) -> dict:
+def _common(request: HttpRequest, period: Period, interval: str, campaign=None, markers=()) -> dict:
     totals = selectors.totals(period, campaign)
     segment_rows = selectors.segments(period, campaign)
     return {
@@ -78,7 +79,7 @@ def _common(request: HttpRequest, period: Period, interval: str, campaign=None) 
             "high": totals.conversion_rate_ci.high * 100,
         },
         "segments": segment_rows,
-        "trend_chart": charts.trend(selectors.trends(period, interval, campaign), interval),
+        "trend_chart": charts.trend(selectors.trends(period, interval, campaign), interval, markers),
         "segment_chart": charts.segments(segment_rows),
         "funnel_chart": charts.funnel(totals),
         "choices": selectors.campaign_choices(),
@@ -104,7 +105,10 @@ def campaign_page(request: HttpRequest, campaign_id: str) -> HttpResponse:
         messages.error(request, f"No campaign with campaign_id {campaign_id!r}.")
         return redirect("analytics-page")
     period, interval = _period_and_interval(request)
-    context = _common(request, period, interval, campaign)
+    hub_context = hub.hub_context(request, campaign)  # configuration, A/B tests, proposals, change log
+    markers = hub.trend_markers(hub_context["hub_changes"], period.start, period.end)
+    context = _common(request, period, interval, campaign, markers)
+    context.update(hub_context)
     context["campaign"] = campaign
     base = f"/api/analytics/campaign/{campaign.campaign_id}/"
     context["links"] = _links(request, period, interval, base, {

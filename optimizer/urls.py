@@ -8,7 +8,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from marketing_ai.api import seed_path
-from optimizer import api, views
+from optimizer import api, hub, views
 
 router = SimpleRouter(trailing_slash="/?")
 router.register("optimize/recommendations", api.OptimizationViewSet, basename="optimization")
@@ -45,4 +45,5 @@ seed_patterns: list = [
 page_patterns: list = [
     path("optimize/", views.optimize_page, name="optimize-page"),
     path("optimize/recommendations/<int:pk>/<str:verb>", views.optimization_action, name="optimize-action"),
+    path("optimize/campaigns/<str:campaign_id>/<str:verb>", hub.hub_action, name="optimize-hub-action"),
 ]
