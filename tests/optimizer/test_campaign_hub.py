@@ -98,3 +98,17 @@ def test_changes_are_marked_on_the_trend_chart(client, viewer, campaign):
     when = change.changed_at.strftime("%Y-%m-%d %H:%M:%S")
     assert [(s["x0"], s["type"]) for s in figure["layout"]["shapes"]] == [(when, "line")]
     assert figure["layout"]["annotations"][0]["text"] == "offer returning_users: off_25pct (API)"
+
+
+def test_admin_undo_action_reverts_through_the_same_service(client, make_user, campaign, proposal):
+    boss = make_user("boss", "marketer", is_staff=True, is_superuser=True)
+    client.force_login(boss)
+    url = "/admin/optimizer/campaignoptimization/"
+    client.post(url, {"action": "apply_selected", "_selected_action": [proposal.pk]})
+    assert campaign_selectors.effective_offer_id(campaign, "new_users") == "off_25pct"
+    resp = client.post(url, {"action": "undo_selected", "_selected_action": [proposal.pk]}, follow=True)
+    assert "1 recommendation(s) undone" in " ".join(str(m) for m in resp.context["messages"])
+    assert campaign_selectors.effective_offer_id(campaign, "new_users") == "off_10pct"
+    assert list(campaign.changes.order_by("pk").values_list("source", "changed_by__username"))[-2:] == [
+        ("recommendation", "boss"), ("undo", "boss"),
+    ]
