@@ -599,12 +599,14 @@ def apply_optimization(opt: CampaignOptimization, user) -> CampaignOptimization:
     supersedes the other open proposals it makes moot (see ``_supersede_after``).
     """
     with transaction.atomic():
+        # Lock order everywhere: the campaign row, then its proposals (two applies on one campaign queue up
+        # on the campaign instead of deadlocking on each other's proposals).
+        campaign = configuration.lock(opt.campaign)
         opt = Opt.objects.select_for_update().get(pk=opt.pk)
         if opt.status == Opt.Status.APPLIED:
             return opt
         if opt.status != Opt.Status.PROPOSED:
             raise Conflict(f"recommendation {opt.pk} is {opt.status}; only a proposed recommendation can be applied")
-        campaign = configuration.lock(opt.campaign)
         valid, _, message = check_live(campaign, opt)
         if not valid:
             raise StaleValue(message)
@@ -653,6 +655,7 @@ def undo_optimization(opt: CampaignOptimization, user) -> CampaignOptimization:
     409 when it is not applied, when applying it changed nothing, or when the value changed since.
     """
     with transaction.atomic():
+        configuration.lock(opt.campaign)  # campaign first, as in apply
         opt = Opt.objects.select_for_update().get(pk=opt.pk)
         if opt.status == Opt.Status.UNDONE:
             return opt

@@ -279,3 +279,41 @@ def test_the_offer_lift_interval_covers_the_planted_lift_about_as_often_as_it_sa
         low, high = rec.lift_interval
         covered += low <= true_lift <= high
     assert 0.78 <= covered / len(seeds) <= 1.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_applies_for_one_setting_one_wins_the_other_is_refused(postgres, offers, marketer):
+    """Two requests apply rival send-time proposals at once: the campaign row lock queues the second, which
+    then finds its proposal superseded; never both applied, never a deadlock."""
+    import threading
+
+    from django.db import connection, transaction
+
+    c = CampaignFactory(campaign_id="camp_race", current_offer=offers[0], send_time=dt.time(3))
+    first, second = (
+        Opt.objects.create(campaign=c, recommendation_type="timing", current_value="03:00", recommended_value=v,
+                           live_value="03:00", expected_impact=3, confidence=0.8)
+        for v in ("14:00", "18:00")
+    )
+    outcome: list = []
+
+    def apply_second():
+        try:
+            reco.apply_optimization(Opt.objects.get(pk=second.pk), marketer)
+            outcome.append("applied")
+        except Exception as exc:  # the refusal is what the test is about
+            outcome.append(str(getattr(exc, "detail", exc)))
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        reco.apply_optimization(first, marketer)
+        thread = threading.Thread(target=apply_second)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive(), "the second apply should wait for the campaign row lock"
+    thread.join(30)
+    assert outcome == [f"recommendation {second.pk} is superseded; only a proposed recommendation can be applied"]
+    c.refresh_from_db()
+    assert c.send_time == dt.time(14)
+    assert [(ch.old_value, ch.new_value) for ch in CampaignChange.objects.filter(campaign=c)] == [("03:00", "14:00")]
