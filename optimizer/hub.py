@@ -62,25 +62,22 @@ def trend_markers(changes: list[CampaignChange], start: dt.date, end: dt.date) -
 
 
 def hub_context(request: HttpRequest, campaign: Campaign) -> dict:
-    proposals = list(
-        selectors.optimization_list(campaign_id=campaign.campaign_id)
-        .filter(status__in=[Opt.Status.PROPOSED, Opt.Status.APPLIED, Opt.Status.UNDONE])
-        .select_related("applied_change")
-    )
-    open_rows = [p for p in proposals if p.status == Opt.Status.PROPOSED]
+    rows = selectors.optimization_list(campaign_id=campaign.campaign_id)
+    open_rows = list(rows.filter(status=Opt.Status.PROPOSED))
     for row in open_rows:
         row.stale_message = services.check_live(campaign, row)[2]
+    decided = list(rows.filter(status__in=[Opt.Status.APPLIED, Opt.Status.UNDONE]).order_by("-applied_at", "-pk")[:20])
     preview = None
     wanted = request.GET.get("preview", "")
     if wanted.isdigit():
-        row = next((p for p in proposals if p.pk == int(wanted)), None)
+        row = rows.filter(pk=int(wanted)).first()
         preview = selectors.optimization_preview(row) if row is not None else None
     changes = list(campaign_selectors.campaign_changes(campaign, limit=CHANGES_SHOWN))
     return {
         "hub_config": configuration(campaign),
         "hub_tests": list(ab_selectors.test_list(campaign_id=campaign.campaign_id)[:20]),
         "hub_open": open_rows,
-        "hub_applied": [p for p in proposals if p.status != Opt.Status.PROPOSED][:20],
+        "hub_applied": decided,
         "hub_preview": preview,
         "hub_changes": changes,
         "hub_can_act": is_marketer(request.user),
