@@ -284,7 +284,7 @@ class ABTestViewSet(viewsets.GenericViewSet):
     def end(self, request: Request, test_id: str) -> Response:
         data = EndInput(data=request.data)
         data.is_valid(raise_exception=True)
-        ended = services.test_end(test=self.get_object(), apply_winner=data.validated_data["apply_winner"])
+        ended = services.test_end(test=self.get_object(), apply_winner=data.validated_data["apply_winner"], user=request.user)
         return Response({
             "test_id": ended.test.test_id,
             "status": ended.test.status,

@@ -4,6 +4,9 @@ Lifecycle: draft -> running -> completed. Every other transition is a 409 with a
 input is a 400 naming the field. What "apply the winner" changes: the campaign's ``current_offer``
 and/or ``send_time`` become the winning variant's configured offer/send time (if the variant has
 one). Ending with the control as winner, or with no winner, changes nothing on the campaign.
+The winner is applied through ``campaigns.configuration.change_settings`` (logged, source
+"ab_winner"): the test compared its offer on every segment, so the winning offer becomes the
+campaign default and the segments' own offers are cleared (each of those changes is logged too).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from django.utils import timezone
 
 from abtests import analysis, assignment, selectors
 from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestResult, ABTestVariant
-from campaigns.models import Campaign, Offer
+from campaigns import configuration
+from campaigns import selectors as campaign_selectors
+from campaigns.models import Campaign, CampaignChange, Offer
 from marketing_ai.api import BadRequest, Conflict
 from marketing_ai.jobs import NullProgress, Progress, job
 from marketing_ai.validation import INT32_MAX
@@ -239,7 +244,7 @@ class Ended:
     applied: dict
 
 
-def test_end(*, test: ABTest, apply_winner: bool = False) -> Ended:
+def test_end(*, test: ABTest, apply_winner: bool = False, user=None) -> Ended:
     """Complete a running test: final analysis (if anyone was assigned), record the winner, optionally apply it."""
     with transaction.atomic():
         locked = _locked(test)
@@ -256,27 +261,34 @@ def test_end(*, test: ABTest, apply_winner: bool = False) -> Ended:
         locked.winner = result.winner if result else ""
         applied: dict = {}
         if apply_winner and locked.winner:
-            applied = _apply(fresh, locked.winner)
+            applied = _apply(fresh, locked.winner, user=user)
         locked.applied = applied
         locked.save(update_fields=["ended_at", "status", "winner", "applied"])
     return Ended(test=selectors.test_get(test_id=test.test_id), result=result, applied=applied)
 
 
-def _apply(test: ABTest, winner: str) -> dict:
+def _apply(test: ABTest, winner: str, *, user=None) -> dict:
     """Copy the winning variant's offer / send time to the campaign; the control is already live."""
     variant = next(v for v in test.ordered_variants if v.name == winner)
     if variant.position == 0:
         return {}
-    campaign = Campaign.objects.select_for_update().get(pk=test.campaign_id)
+    campaign = Campaign.objects.get(pk=test.campaign_id)
     changes: dict = {}
+    settings: list[configuration.SettingChange] = []
     if variant.offer_id is not None:
-        campaign.current_offer_id = variant.offer_id
         changes["current_offer"] = variant.offer.offer_id
+        settings.append(configuration.SettingChange(CampaignChange.Field.OFFER, variant.offer.offer_id))
+        settings += [
+            configuration.SettingChange(CampaignChange.Field.OFFER, "", segment)
+            for segment in campaign_selectors.segment_offer_overrides(campaign)
+        ]
     if variant.send_time is not None:
-        campaign.send_time = variant.send_time
         changes["send_time"] = variant.send_time.strftime("%H:%M")
-    if changes:
-        campaign.save(update_fields=["current_offer", "send_time", "updated_at"])
+        settings.append(configuration.SettingChange(CampaignChange.Field.SEND_TIME, changes["send_time"]))
+    configuration.change_settings(
+        campaign, settings, user=user, source=CampaignChange.Source.AB_WINNER,
+        note=f"A/B test {test.test_id}: winner {winner}",
+    )
     return changes
 
 

@@ -165,7 +165,7 @@ def ab_test_transition(request: HttpRequest, test_id: str, verb: str) -> HttpRes
             campaign = test.campaign
             before = {"current_offer": campaign.current_offer.offer_id if campaign.current_offer_id else "none",
                       "send_time": campaign.send_time.strftime("%H:%M") if campaign.send_time else "none"}
-            ended = services.test_end(test=test, apply_winner=request.POST.get("apply_winner") == "on")
+            ended = services.test_end(test=test, apply_winner=request.POST.get("apply_winner") == "on", user=request.user)
             winner = f"{ended.test.winner} won" if ended.test.winner else "no winner"
             applied = "; ".join(f"{field.replace('_', ' ')} {before.get(field, '?')} → {value}"
                                 for field, value in ended.applied.items())

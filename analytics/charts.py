@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import plotly.graph_objects as go
 from django.utils.safestring import SafeString
@@ -26,8 +27,11 @@ def _x(value: dt.date | dt.datetime) -> str:
     return value.isoformat()
 
 
-def trend(points: list[TrendPoint], interval: str, previous: list[TrendPoint] | None = None) -> SafeString:
+def trend(points: list[TrendPoint], interval: str, previous: list[TrendPoint] | None = None,
+          markers: Sequence[tuple[dt.datetime, str]] = ()) -> SafeString:
     """Views and conversions (counts, top) and revenue (dollars, its own small chart below) per period.
+
+    ``markers``: (when, label) of changes to the campaign's settings, drawn as dotted vertical lines.
 
     The period still under way is shaded and its points dashed; the previous period of the same length
     can be overlaid (legend entries, hidden until clicked), aligned point by point.
@@ -65,6 +69,11 @@ def trend(points: list[TrendPoint], interval: str, previous: list[TrendPoint] | 
     )
     fig.update_yaxes(title_text="views, conversions", rangemode="tozero", tickformat=",d", row=1, col=1)
     fig.update_yaxes(title_text="revenue ($)", rangemode="tozero", tickprefix="$", tickformat=",.2~f", nticks=3, row=2, col=1)
+    for when, label in markers:
+        x = when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")  # plotly.js reads naive times; the axis is UTC
+        fig.add_shape(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1, line=dict(color=WARN, width=1, dash="dot"))
+        fig.add_annotation(x=x, xref="x", y=1, yref="paper", text=label, showarrow=False, textangle=-90,
+                           xanchor="right", yanchor="top", font=dict(size=10), hovertext=label)
     return embed(fig, div_id="chart-trend")
 
 

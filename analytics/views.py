@@ -21,6 +21,7 @@ from analytics.models import CampaignTrendData
 from analytics.selectors import ALLOWED_DAYS, INTERVALS, Period
 from analytics.services import DAILY_METRICS
 from marketing_ai.api import NotFound, is_marketer
+from optimizer import hub
 
 
 def _period_and_interval(request: HttpRequest) -> tuple[Period, str]:
@@ -68,7 +69,7 @@ def _links(request: HttpRequest, period: Period, interval: str, api_base: str, c
 KPI_CHANGES = ("views", "conversions", "conversion_rate", "revenue", "cost", "roi")
 
 
-def _common(request: HttpRequest, period: Period, interval: str, campaign=None) -> dict:
+def _common(request: HttpRequest, period: Period, interval: str, campaign=None, markers=()) -> dict:
     from optimizer.services.recommendations import users_by_segment
 
     totals = selectors.totals(period, campaign)
@@ -95,7 +96,7 @@ def _common(request: HttpRequest, period: Period, interval: str, campaign=None) 
         "segment_sizes": users_by_segment(),
         "segments_with_data": any(r.totals.views or r.totals.conversions or r.users_count for r in segment_rows),
         "best_segment": best,
-        "trend_chart": charts.trend(selectors.trends(period, interval, campaign), interval, previous=(
+        "trend_chart": charts.trend(selectors.trends(period, interval, campaign), interval, markers=markers, previous=(
             selectors.trends(previous, interval, campaign)
             if interval != CampaignTrendData.Interval.HOURLY or selectors.hourly_covers(previous) else None
         )) if has_data else "",
@@ -124,7 +125,10 @@ def campaign_page(request: HttpRequest, campaign_id: str) -> HttpResponse:
         messages.error(request, f"No campaign with campaign_id {campaign_id!r}.")
         return redirect("analytics-page")
     period, interval = _period_and_interval(request)
-    context = _common(request, period, interval, campaign)
+    hub_context = hub.hub_context(request, campaign)  # configuration, A/B tests, proposals, change log
+    markers = hub.trend_markers(hub_context["hub_changes"], period.start, period.end)
+    context = _common(request, period, interval, campaign, markers)
+    context.update(hub_context)
     context["campaign"] = campaign
     from optimizer import selectors as optimizer_selectors
     from optimizer.services.recommendations import LOOKBACK_DAYS

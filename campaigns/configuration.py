@@ -17,11 +17,13 @@ live value they were computed against):
 - ``status``: one of ``Campaign.Status``.
 
 Why a plain table written here rather than django-pghistory or django-simple-history: pghistory
-records through PostgreSQL triggers, and the demo and half of CI run on SQLite; simple-history
-snapshots whole rows on ``save()``, which misses many-to-many changes (target segments, promoted
-merchants) unless each through table gets its own history, and cannot tell *why* a value changed
-(a recommendation, an A/B winner, an undo). Every settings write already goes through this service,
-so writing the log row here costs one insert and carries the source and the per-segment detail.
+records through PostgreSQL triggers, and the demo and half of CI run on SQLite. simple-history works
+on SQLite and can carry a change reason, but it stores a snapshot of the whole row per save, with
+many-to-many fields in extra historical through tables; a setting here spans three tables (the
+campaign row, the per-segment offers, the segment and merchant lists), so "who changed new_users'
+offer from what to what" would mean diffing snapshots across them, and undo needs exactly that one
+from -> to. Every settings write already goes through this service, so it writes one row per changed
+setting, in the shape the page, the API and undo read.
 """
 
 from __future__ import annotations

@@ -130,21 +130,21 @@ def setting_value(campaign: Campaign, field: str, segment: str = "") -> str:
     offer a segment actually gets is ``effective_offer_id``.
     """
     F = CampaignChange.Field
-    if field == F.OFFER:
-        if not segment:
-            return Offer.objects.filter(pk=campaign.current_offer_id).values_list("offer_id", flat=True).first() or ""
+    if field == F.OFFER and segment:
         return (
             CampaignSegmentOffer.objects.filter(campaign=campaign, segment__name=segment)
             .values_list("offer__offer_id", flat=True).first() or ""
         )
-    if field == F.SEND_TIME:
-        return campaign.send_time.strftime("%H:%M") if campaign.send_time else ""
+    if field in (F.OFFER, F.SEND_TIME, F.STATUS):
+        # From the row, not the instance: a caller's instance may predate a change made elsewhere.
+        offer_id, send_time, status = Campaign.objects.filter(pk=campaign.pk).values_list(
+            "current_offer__offer_id", "send_time", "status"
+        ).get()
+        return {F.OFFER: offer_id or "", F.SEND_TIME: send_time.strftime("%H:%M") if send_time else "", F.STATUS: status}[field]
     if field == F.TARGET_SEGMENTS:
         return ",".join(sorted(campaign.target_segments.values_list("name", flat=True)))
     if field == F.PROMOTED_MERCHANTS:
         return ",".join(sorted(campaign.promoted_merchants.values_list("merchant_id", flat=True)))
-    if field == F.STATUS:
-        return campaign.status
     raise ValueError(f"unknown setting {field!r}")
 
 
@@ -161,14 +161,17 @@ def segment_offer_overrides(campaign: Campaign) -> dict[str, str]:
 
 
 def offers_by_segment(campaign: Campaign, segments: Iterable[str] | None = None) -> dict[str, Offer | None]:
-    """{segment name: the Offer it gets} for ``segments`` (default: every segment), one query each kind.
+    """{segment name: the Offer it gets} for ``segments`` (default: every segment).
 
-    The one model of a campaign's offers: the optimiser's "current offer" of a segment, the API and
-    the campaign page all read it here.
+    The one model of a campaign's offers: a segment's own offer, else the campaign default. The
+    optimiser's "current offer" of a segment, the API and the campaign page all read it here. Uses
+    ``segment_offers`` / ``current_offer`` as prefetched by the caller when they are.
     """
-    own = {r.segment.name: r.offer for r in CampaignSegmentOffer.objects.filter(campaign=campaign).select_related("segment", "offer")}
+    prefetched = "segment_offers" in getattr(campaign, "_prefetched_objects_cache", {})
+    rows = campaign.segment_offers.all() if prefetched else campaign.segment_offers.select_related("segment", "offer")
+    own = {r.segment.name: r.offer for r in rows}
     names = sorted(segments) if segments is not None else list(Segment.objects.order_by("name").values_list("name", flat=True))
-    default = Offer.objects.filter(pk=campaign.current_offer_id).first() if campaign.current_offer_id else None
+    default = campaign.current_offer if campaign.current_offer_id else None
     return {name: own.get(name, default) for name in names}
 
 
@@ -186,3 +189,23 @@ def last_change(campaign: Campaign, field: str, segments: Iterable[str]) -> Camp
         CampaignChange.objects.filter(campaign=campaign, field=field, segment__in=list(segments))
         .select_related("changed_by").order_by("-changed_at", "-pk").first()
     )
+
+
+def setting_label(field: str, value: str, *, segment: str = "") -> str:
+    """A setting's canonical value as a marketer reads it: "25% off (off_25pct)", "all segments", "none"."""
+    F = CampaignChange.Field
+    if field == F.OFFER:
+        if not value:
+            return "the campaign default" if segment else "no offer"
+        offer = Offer.objects.filter(offer_id=value).first()
+        if offer is None:
+            return value
+        amount = f"{offer.value.normalize():f}"
+        return f"{amount}% off ({value})" if offer.kind == Offer.Kind.PERCENT else f"{amount} off ({value})"
+    if field == F.TARGET_SEGMENTS:
+        return value.replace(",", ", ") if value else "all segments"
+    if field == F.PROMOTED_MERCHANTS:
+        return value.replace(",", ", ") if value else "none"
+    if field == F.SEND_TIME:
+        return f"{value} UTC" if value else "not set"
+    return value or "none"

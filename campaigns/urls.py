@@ -7,6 +7,7 @@ from campaigns import api
 
 router = SimpleRouter()
 router.register("campaigns", api.CampaignViewSet, basename="campaign")
+router.register(r"campaigns/(?P<campaign_id>[^/]+)/changes", api.CampaignChangeViewSet, basename="campaign-change")
 router.register("merchants", api.MerchantViewSet, basename="merchant")
 router.register("customers", api.CustomerViewSet, basename="customer")
 

@@ -32,6 +32,11 @@ def apply_selected(modeladmin, request, queryset):
     _run(modeladmin, request, queryset, services.apply_optimization, "apply", "applied")
 
 
+@admin.action(description="Undo selected applied recommendations (back to the value before)")
+def undo_selected(modeladmin, request, queryset):
+    _run(modeladmin, request, queryset, services.undo_optimization, "undo", "undone")
+
+
 @admin.action(description="Dismiss selected recommendations")
 def dismiss_selected(modeladmin, request, queryset):
     _run(modeladmin, request, queryset, services.dismiss_optimization, "dismiss", "dismissed")
@@ -46,8 +51,8 @@ class CampaignOptimizationAdmin(admin.ModelAdmin):
     list_filter = ("recommendation_type", "status", "priority")
     search_fields = ("campaign__campaign_id", "campaign__name", "target", "recommended_value")
     list_select_related = ("campaign", "applied_by")
-    readonly_fields = ("applied_by", "applied_at", "created_at")
-    actions = [apply_selected, dismiss_selected]
+    readonly_fields = ("applied_by", "applied_at", "created_at", "live_value", "applied_change")
+    actions = [apply_selected, undo_selected, dismiss_selected]
     date_hierarchy = "created_at"
 
 

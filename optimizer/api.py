@@ -57,8 +57,23 @@ class OptimizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     @extend_schema(request=None, responses=serializers.OptimizationSerializer)
     @action(detail=True, methods=["post"])
     def apply(self, request, pk=None):
-        """One-click apply: the campaign takes the recommended offer, send time or segments. Idempotent; 409 if superseded or dismissed."""
+        """One-click apply: the campaign takes the recommended offer (for the proposal's segment only), send time,
+        segments or promoted partner; the change is logged. Idempotent. 409 if superseded or dismissed, and 409
+        (code ``stale_value``) if the live value changed since the proposal was computed: regenerate."""
         opt = services.apply_optimization(self.get_object(), request.user)
+        return Response(serializers.OptimizationSerializer(opt).data)
+
+    @extend_schema(responses=serializers.PreviewSerializer)
+    @action(detail=True, methods=["get"])
+    def preview(self, request, pk=None):
+        """What apply would change now: from -> to (live), reach, expected impact with its interval, staleness."""
+        return Response(serializers.PreviewSerializer(selectors.optimization_preview(self.get_object())).data)
+
+    @extend_schema(request=None, responses=serializers.OptimizationSerializer)
+    @action(detail=True, methods=["post"])
+    def undo(self, request, pk=None):
+        """Revert an applied proposal to the value before it (logged as an undo). Idempotent; 409 if the value changed since."""
+        opt = services.undo_optimization(self.get_object(), request.user)
         return Response(serializers.OptimizationSerializer(opt).data)
 
     @extend_schema(request=None, responses=serializers.OptimizationSerializer)
@@ -137,6 +152,16 @@ class CampaignSegmentsView(APIView):
         """Segments ranked by expected ROI and conversion rate for this campaign."""
         rows = selectors.segment_answer(selectors.campaign_by_id(campaign_id))
         return Response(serializers.SegmentAnswerSerializer(rows, many=True).data)
+
+
+class CampaignRegenerateView(APIView):
+    @extend_schema(request=None, responses=serializers.OptimizationSerializer(many=True))
+    def post(self, request, campaign_id: str):
+        """Recompute this campaign's proposals now, against its live values; answers its open proposals."""
+        campaign = selectors.campaign_by_id(campaign_id)
+        services.regenerate_for_campaign(campaign)
+        rows = selectors.optimization_list(campaign_id=campaign.campaign_id, status=Opt.Status.PROPOSED)
+        return Response(serializers.OptimizationSerializer(rows, many=True).data)
 
 
 class CampaignRecommendationsView(APIView):

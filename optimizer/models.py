@@ -7,7 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now
 
-from campaigns.models import Campaign, Customer, Merchant
+from campaigns.models import Campaign, CampaignChange, Customer, Merchant
 
 UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
@@ -68,6 +68,7 @@ class CampaignOptimization(models.Model):
         APPLIED = "applied"
         DISMISSED = "dismissed"
         SUPERSEDED = "superseded"
+        UNDONE = "undone"  # applied, then reverted (the change log holds both changes)
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="optimizations")
     recommendation_type = models.CharField(max_length=16, choices=Type.choices)
@@ -87,6 +88,13 @@ class CampaignOptimization(models.Model):
     )
     applied_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=now)
+    # The campaign's live value this proposal was computed against, canonical (campaigns.configuration):
+    # apply is refused when the live value differs now. Null on rows written before it was recorded.
+    live_value = models.TextField(null=True, blank=True)
+    applied_change = models.ForeignKey(
+        CampaignChange, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The change-log row applying this proposal wrote (what undo reverts)",
+    )
 
     class Meta:
         db_table = "campaign_optimizations"

@@ -104,6 +104,8 @@ class OfferRecommendation:
     prob_beats_challenger: float | None = None
     decided: bool = False
     sends_needed: int | None = None  # more sends of the two offers to decide; 0 when decided, None when no amount would
+    # Central 90 % posterior interval of ``expected_lift`` (percent), None without a current offer.
+    lift_interval: tuple[float, float] | None = None
 
     @property
     def changes_offer(self) -> bool:
@@ -188,10 +190,14 @@ def recommend_offer(
 
     best = int(np.argmax(mean_profit))
     cur = values.index(float(current_offer)) if current_offer is not None else None
+    lift_interval: tuple[float, float] | None = None  # only when the proposal changes the current offer
     if cur is not None and cur != best:
         challenger = cur
         lift = relative_lift(mean_profit[best], mean_profit[cur])
         conv_lift = relative_lift(mean_rate[best], mean_rate[cur])
+        base = np.maximum(np.abs(sampled_profit[:, cur]), 1e-12)
+        draws_lift = np.clip((sampled_profit[:, best] - sampled_profit[:, cur]) / base * 100.0, -LIFT_CAP, LIFT_CAP)
+        lift_interval = (float(np.quantile(draws_lift, 0.05)), float(np.quantile(draws_lift, 0.95)))
     else:
         # Keeping the current offer (or choosing a first one): the best other offer is the challenger.
         others = [i for i in range(len(values)) if i != best]
@@ -252,6 +258,7 @@ def recommend_offer(
         prob_beats_challenger=prob_beats,
         decided=decided,
         sends_needed=needed,
+        lift_interval=lift_interval,
     )
 
 

@@ -17,7 +17,8 @@ from django.db.models import Avg, Count, Max, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from campaigns.models import Campaign, Customer, Event, Offer
+from campaigns import selectors as campaign_selectors
+from campaigns.models import Campaign, Customer, Event
 from marketing_ai.api import NotFound
 from optimizer import recommend
 from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
@@ -69,15 +70,58 @@ def campaign_recommendations(campaign: Campaign) -> QuerySet[CampaignOptimizatio
     return optimization_list(campaign_id=campaign.campaign_id).exclude(status=Opt.Status.SUPERSEDED)
 
 
+IMPACT_UNITS = {
+    Opt.Type.OFFER: "% change in expected profit per send vs the segment's current offer",
+    Opt.Type.TIMING: "% open-rate gain, mean over the campaign's audience",
+    Opt.Type.SEGMENT: "percentage points of the campaign's expected ROI",
+    Opt.Type.MERCHANT: "% more likely to favour the partner (co-affinity lift)",
+}
+
+
+def optimization_preview(opt: CampaignOptimization) -> dict[str, Any]:
+    """What applying ``opt`` would do now: from -> to (live value, not the stored one), reach, expected
+    impact with its interval when the model gives one, and whether apply would be refused (stale)."""
+    campaign = opt.campaign
+    field, segment = reco.setting_of(opt)
+    valid, live, message = reco.check_live(campaign, opt)
+    to = reco.planned_value(campaign, opt, create=False)
+    interval = (opt.details or {}).get("impact_interval")
+    label = campaign_selectors.setting_label
+    if opt.status != Opt.Status.PROPOSED:
+        message = message or f"recommendation {opt.pk} is {opt.status}; only a proposed recommendation can be applied"
+    return {
+        "optimization_id": opt.pk,
+        "campaign_id": campaign.campaign_id,
+        "recommendation_type": opt.recommendation_type,
+        "field": field,
+        "segment": segment,
+        "status": opt.status,
+        "from_value": live,
+        "to_value": to,
+        "from_label": label(field, live, segment=segment),
+        "to_label": label(field, to, segment=segment),
+        "computed_against": reco._computed_against(campaign, opt, live),
+        "stale": not valid,
+        "can_apply": valid and opt.status == Opt.Status.PROPOSED,
+        "message": message,
+        "reach": opt.affected_users,
+        "expected_impact": opt.expected_impact,
+        "impact_unit": IMPACT_UNITS[opt.recommendation_type],
+        "impact_interval": interval,
+        "interval_note": "" if interval else "This model gives a point estimate only; no interval is available for it yet.",
+        "confidence": opt.confidence,
+        "rationale": opt.rationale,
+    }
+
+
 def offer_answer(campaign: Campaign) -> list[dict[str, Any]]:
-    """One row per segment: the latest offer recommendation, or "keep" when the last run proposed no change.
+    """One row per segment: the latest offer recommendation, or "keep" (with the offer the segment gets now:
+    its own, else the campaign default) when the last run proposed no change.
 
     A "keep" row says why, from the same posterior the job uses (``reco.offer_recommendations``): the
     current offer is the best (``decided``), or the data cannot separate it from a better-looking offer
     yet (``decided: false``, ``sends_needed`` more sends of the two offers would decide).
     """
-    current = campaign.current_offer
-    current_value = float(current.value) if current is not None and current.kind == Offer.Kind.PERCENT else None
     latest: dict[str, CampaignOptimization] = {}
     for row in Opt.objects.filter(campaign=campaign, recommendation_type=Opt.Type.OFFER).exclude(status=Opt.Status.SUPERSEDED).order_by("created_at", "pk"):
         latest[row.target] = row
@@ -85,9 +129,11 @@ def offer_answer(campaign: Campaign) -> list[dict[str, Any]]:
     users = reco.users_by_segment()
     keep_segments = [s for s in segments if s not in latest]
     evidence = {r.segment: r for r in reco.offer_recommendations(campaign, offer_population(), keep_segments)} if keep_segments else {}
+    current_offers = campaign_selectors.offers_by_segment(campaign, segments)
     out = []
     for segment in segments:
         row = latest.get(segment)
+        current_value = reco.percent_value(current_offers[segment])
         if row is not None:
             out.append(
                 {

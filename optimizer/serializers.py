@@ -31,8 +31,42 @@ class OptimizationSerializer(serializers.ModelSerializer):
             "applied_by",
             "applied_at",
             "created_at",
+            "live_value",
+            "applied_change",
         ]
         read_only_fields = fields
+
+
+class ImpactIntervalSerializer(serializers.Serializer):
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    level = serializers.FloatField(help_text="Posterior probability inside the interval, e.g. 0.9")
+
+
+class PreviewSerializer(serializers.Serializer):
+    """What applying a proposal would do now, computed against the campaign's live values."""
+
+    optimization_id = serializers.IntegerField()
+    campaign_id = serializers.CharField()
+    recommendation_type = serializers.CharField()
+    field = serializers.CharField(help_text="The campaign setting it changes: offer, send_time, target_segments, promoted_merchants")
+    segment = serializers.CharField(help_text="For offer: the segment whose own offer changes")
+    status = serializers.CharField()
+    from_value = serializers.CharField(help_text="The live value now (canonical: offer id, HH:MM, sorted names/ids)")
+    to_value = serializers.CharField(help_text="The value apply would write")
+    from_label = serializers.CharField()
+    to_label = serializers.CharField()
+    computed_against = serializers.CharField(help_text="The live value the proposal was computed against")
+    stale = serializers.BooleanField(help_text="The live value changed since: apply would be refused (409); regenerate")
+    can_apply = serializers.BooleanField()
+    message = serializers.CharField(allow_blank=True, help_text="Why apply would be refused, if it would")
+    reach = serializers.IntegerField(help_text="Customers affected (affected_users)")
+    expected_impact = serializers.FloatField()
+    impact_unit = serializers.CharField()
+    impact_interval = ImpactIntervalSerializer(allow_null=True)
+    interval_note = serializers.CharField(allow_blank=True)
+    confidence = serializers.FloatField()
+    rationale = serializers.CharField(allow_blank=True)
 
 
 class OfferAnswerSerializer(serializers.Serializer):

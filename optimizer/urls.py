@@ -8,7 +8,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from marketing_ai.api import seed_path
-from optimizer import api, views
+from optimizer import api, hub, views
 
 router = SimpleRouter(trailing_slash="/?")
 router.register("optimize/recommendations", api.OptimizationViewSet, basename="optimization")
@@ -23,6 +23,11 @@ api_v1_patterns: list = [
         "optimize/campaigns/<str:campaign_id>/recommendations",
         api.CampaignRecommendationsView.as_view(),
         name="optimize-campaign-recommendations",
+    ),
+    path(
+        "optimize/campaigns/<str:campaign_id>/regenerate",
+        api.CampaignRegenerateView.as_view(),
+        name="optimize-campaign-regenerate",
     ),
     path("optimize/customers/<str:user_id>/send-time", api.CustomerSendTimeView.as_view(), name="optimize-customer-send-time"),
     path("optimize/customers/<str:user_id>/affinity", api.CustomerAffinityView.as_view(), name="optimize-customer-affinity"),
@@ -40,4 +45,5 @@ seed_patterns: list = [
 page_patterns: list = [
     path("optimize/", views.optimize_page, name="optimize-page"),
     path("optimize/recommendations/<int:pk>/<str:verb>", views.optimization_action, name="optimize-action"),
+    path("optimize/campaigns/<str:campaign_id>/<str:verb>", hub.hub_action, name="optimize-hub-action"),
 ]

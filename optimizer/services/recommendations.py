@@ -36,7 +36,10 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from campaigns.models import Campaign, Customer, Event, Offer, Segment
+from campaigns import configuration
+from campaigns import selectors as campaign_selectors
+from campaigns.configuration import SettingChange, StaleValue
+from campaigns.models import Campaign, CampaignChange, Customer, Event, Offer
 from marketing_ai.api import Conflict
 from marketing_ai.jobs import NullProgress, Progress, job
 from optimizer import recommend
@@ -50,6 +53,14 @@ SEED = 20240605  # Thompson draws are seeded: a re-run gives the same numbers
 ACTIVE_STATUSES = (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Status.DRAFT)
 
 Opt = CampaignOptimization
+Field = CampaignChange.Field
+# Which campaign setting each kind of proposal changes (an offer proposal: its target segment's offer).
+FIELD_OF_KIND = {
+    Opt.Type.OFFER: Field.OFFER,
+    Opt.Type.TIMING: Field.SEND_TIME,
+    Opt.Type.SEGMENT: Field.TARGET_SEGMENTS,
+    Opt.Type.MERCHANT: Field.PROMOTED_MERCHANTS,
+}
 
 
 # --- Set-based reads ----------------------------------------------------------------------------
@@ -127,10 +138,14 @@ def segment_outcomes(frame: pd.DataFrame, cost: float, users: dict[str, int]) ->
 
 
 def current_offers(campaign: Campaign, segments: list[str]) -> dict[str, float | None]:
-    """The campaign's current percent offer for each segment (None: no offer, or not a percent)."""
-    current = campaign.current_offer
-    value = float(current.value) if current is not None and current.kind == Offer.Kind.PERCENT else None
-    return {segment: value for segment in segments}
+    """The percent offer each segment gets now: its own offer, else the campaign default (None: no offer,
+    or not a percent)."""
+    return {segment: percent_value(offer) for segment, offer in campaign_selectors.offers_by_segment(campaign, segments).items()}
+
+
+def percent_value(offer: Offer | None) -> float | None:
+    """The percent-off of an offer; None for no offer or an amount-off offer (outside the percent ladder)."""
+    return float(offer.value) if offer is not None and offer.kind == Offer.Kind.PERCENT else None
 
 
 def offer_recommendations(
@@ -180,6 +195,7 @@ class Proposal:
     affected_users: int
     rationale: str
     details: dict[str, Any]
+    live_value: str = ""  # the campaign's live value (canonical) this proposal was computed against
 
     @property
     def key(self) -> tuple[int, str, str]:
@@ -190,8 +206,14 @@ def _fmt_offer(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
+def _interval(bounds: tuple[float, float] | None, level: float = 0.9) -> dict | None:
+    """``details["impact_interval"]``: the interval of ``expected_impact`` that the preview shows."""
+    return None if bounds is None else {"low": round(bounds[0], 2), "high": round(bounds[1], 2), "level": level}
+
+
 def _offer_proposals(campaign, population, users) -> list[Proposal]:
     segments = sorted(s.name for s in campaign.target_segments.all()) or sorted(population)
+    current_offers = campaign_selectors.offers_by_segment(campaign, segments)
     out = []
     for rec in offer_recommendations(campaign, population, segments):
         if not (rec.decided and rec.changes_offer):
@@ -212,10 +234,12 @@ def _offer_proposals(campaign, population, users) -> list[Proposal]:
                        if rec.current_offer is not None else f"P(best) = {rec.confidence:.1%}")
                     + f", from {sum(s.sends for s in rec.scores):,} sends of this segment over all campaigns."
                 ),
+                live_value=configuration.canonical(Field.OFFER, current_offers.get(rec.segment)),
                 details={
                     "method": rec.method,
                     "decided": rec.decided,
                     "challenger": rec.challenger,
+                    "impact_interval": _interval(rec.lift_interval),
                     "order_value": round(rec.order_value, 2),
                     "expected_conversion_lift": round(rec.expected_conversion_lift, 2),
                     "offers": [
@@ -253,6 +277,7 @@ def _timing_proposal(campaign, send_times: pd.DataFrame) -> Proposal | None:
         confidence=rec.confidence,
         affected_users=rec.affected_users,
         rationale=f"{rec.affected_users} of {len(audience)} targeted customers open best within an hour of {rec.recommended_hour:02d}:00 UTC.",
+        live_value=configuration.canonical(Field.SEND_TIME, campaign.send_time),
         details={"gain_by_utc_hour": [round(g, 3) for g in rec.gain_by_hour], "audience": int(len(audience))},
     )
 
@@ -273,8 +298,11 @@ def _segment_proposal(campaign, frame, cost, users) -> Proposal | None:
         expected_impact=rec.expected_impact,
         confidence=rec.confidence,
         affected_users=rec.affected_users,
-        rationale=f"Target the segments with positive expected ROI: expected ROI {rec.expected_roi_current:.0%} -> {rec.expected_roi_recommended:.0%}.",
+        rationale=_targeting_rationale(rec),
+        live_value=",".join(current),
         details={
+            "still_negative": rec.expected_roi_recommended < 0,
+            "dropped": sorted(set(rec.current) - set(rec.recommended)),
             "expected_roi_current": rec.expected_roi_current,
             "expected_roi_recommended": rec.expected_roi_recommended,
             "ranking": [
@@ -285,11 +313,23 @@ def _segment_proposal(campaign, frame, cost, users) -> Proposal | None:
     )
 
 
+def _targeting_rationale(rec: recommend.TargetingRecommendation) -> str:
+    """Never call a result that still loses money an improvement: say it is a smaller loss."""
+    roi = f"expected ROI {rec.expected_roi_current:.0%} -> {rec.expected_roi_recommended:.0%}"
+    if rec.expected_roi_recommended < 0:
+        return (
+            f"Every targeting loses money on the current data ({roi}): this one loses less, but the campaign would "
+            f"still lose money. Consider pausing it or changing its offer rather than only its segments."
+        )
+    return f"Target the segments with positive expected ROI: {roi}."
+
+
 def _merchant_proposal(campaign, co_affinity: recommend.CoAffinity | None, merchant_names: dict[str, str]) -> Proposal | None:
     if campaign.merchant is None or co_affinity is None:
         return None
     rec = co_affinity.partner(campaign.merchant.merchant_id)
-    if rec is None or rec.lift <= 0:
+    promoted = configuration.canonical(Field.PROMOTED_MERCHANTS, campaign.promoted_merchants.all())
+    if rec is None or rec.lift <= 0 or rec.partner in promoted.split(","):
         return None
     return Proposal(
         campaign=campaign,
@@ -302,8 +342,10 @@ def _merchant_proposal(campaign, co_affinity: recommend.CoAffinity | None, merch
         affected_users=rec.support,
         rationale=(
             f"Customers with {campaign.merchant.name} among their top merchants are {rec.lift:.0f}% more likely "
-            f"to also favour {merchant_names.get(rec.partner, rec.partner)}: a cross-promotion partner."
+            f"to also favour {merchant_names.get(rec.partner, rec.partner)}: a cross-promotion partner. "
+            f"Applying adds it to the campaign's promoted merchants."
         ),
+        live_value=promoted,
         details={"partner_name": merchant_names.get(rec.partner, rec.partner), "support": rec.support},
     )
 
@@ -321,6 +363,17 @@ def _affinity_frame() -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=["customer", "merchant"])
 
 
+def _recently_declined(campaign_pks: list[int], now: dt.datetime) -> set[tuple[int, str, str, str]]:
+    """(campaign, kind, target, value) dismissed, or applied and then undone, in the last DISMISS_MEMORY_DAYS
+    days: the marketer said no to that value, so it is not proposed again for a while."""
+    return set(
+        Opt.objects.filter(
+            campaign_id__in=campaign_pks, status__in=[Opt.Status.DISMISSED, Opt.Status.UNDONE],
+            created_at__gte=now - dt.timedelta(days=DISMISS_MEMORY_DAYS),
+        ).values_list("campaign_id", "recommendation_type", "target", "recommended_value")
+    )
+
+
 def _save(proposals: list[Proposal], campaigns: list[Campaign], now: dt.datetime) -> int:
     """Upsert today's proposals; supersede what they replace. Returns rows created or updated."""
     written = 0
@@ -329,15 +382,15 @@ def _save(proposals: list[Proposal], campaigns: list[Campaign], now: dt.datetime
     open_rows = defaultdict(list)
     for row in Opt.objects.select_for_update().filter(campaign_id__in=campaign_pks, status=Opt.Status.PROPOSED):
         open_rows[(row.campaign_id, row.recommendation_type, row.target)].append(row)
-    recently_dismissed = set(
-        Opt.objects.filter(
-            campaign_id__in=campaign_pks, status=Opt.Status.DISMISSED, created_at__gte=now - dt.timedelta(days=DISMISS_MEMORY_DAYS)
-        ).values_list("campaign_id", "recommendation_type", "target", "recommended_value")
-    )
+    recently_dismissed = _recently_declined(campaign_pks, now)
     to_supersede: list[int] = []
     for key, rows in open_rows.items():
         p = wanted.get(key)
-        keep = next((r for r in rows if p is not None and r.recommended_value == p.recommended_value), None)
+        # Kept only when it proposes the same value against the same live value (else it is another proposal).
+        keep = next(
+            (r for r in rows if p is not None and r.recommended_value == p.recommended_value and r.live_value == p.live_value),
+            None,
+        )
         to_supersede += [r.pk for r in rows if r is not keep]
         if keep is not None:
             _fill(keep, p)
@@ -365,6 +418,7 @@ def _fill(row: CampaignOptimization, p: Proposal) -> None:
     row.priority = recommend.priority(p.expected_impact, p.confidence)
     row.rationale = p.rationale
     row.details = p.details
+    row.live_value = p.live_value
 
 
 @job(
@@ -372,13 +426,20 @@ def _fill(row: CampaignOptimization, p: Proposal) -> None:
     schedule=crontab(hour=5, minute=0),
     after=("daily_analytics", "model_retraining", "send_times", "merchant_affinity"),
 )
-def generate_optimizations(*, progress: Progress | None = None, now: dt.datetime | None = None) -> int:
-    """Write today's offer, timing, segment and merchant proposals for every live campaign."""
+def generate_optimizations(
+    *, progress: Progress | None = None, now: dt.datetime | None = None, campaign_pks: list[int] | None = None
+) -> int:
+    """Write today's offer, timing, segment and merchant proposals for every live campaign (or those given)."""
     progress = progress or NullProgress()
     now = now or timezone.now()
     since = now - dt.timedelta(days=LOOKBACK_DAYS)
+    live = Campaign.objects.filter(status__in=ACTIVE_STATUSES)
+    if campaign_pks is not None:
+        live = live.filter(pk__in=campaign_pks)
     campaigns = list(
-        Campaign.objects.filter(status__in=ACTIVE_STATUSES).select_related("current_offer", "merchant").prefetch_related("target_segments").order_by("pk")
+        live.select_related("current_offer", "merchant")
+        .prefetch_related("target_segments", "promoted_merchants", "segment_offers__segment", "segment_offers__offer")
+        .order_by("pk")
     )
     progress.total(len(campaigns) + 1)
     frame = outcome_frame(since=since)
@@ -395,13 +456,20 @@ def generate_optimizations(*, progress: Progress | None = None, now: dt.datetime
     empty = frame.iloc[0:0]
     progress.advance()
 
+    declined = _recently_declined([c.pk for c in campaigns], now)
     proposals: list[Proposal] = []
     for campaign in campaigns:
         own = by_campaign.get(campaign.pk, empty)
-        proposals += _offer_proposals(campaign, population, users)
+        targeting = _segment_proposal(campaign, own, spend.get(campaign.pk, 0.0), users)
+        if targeting is not None and (*targeting.key, targeting.recommended_value) in declined:
+            targeting = None
+        # Dropping a segment and changing its offer contradict each other: while the targeting proposal is
+        # open, the dropped segments get no offer proposal (they come back if it is dismissed).
+        dropped = set(targeting.details["dropped"]) if targeting is not None else set()
+        proposals += [p for p in _offer_proposals(campaign, population, users) if p.target not in dropped]
         proposals += filter(None, [
             _timing_proposal(campaign, send_times),
-            _segment_proposal(campaign, own, spend.get(campaign.pk, 0.0), users),
+            targeting,
             _merchant_proposal(campaign, co_affinity, merchant_names),
         ])
         progress.advance()
@@ -409,50 +477,151 @@ def generate_optimizations(*, progress: Progress | None = None, now: dt.datetime
         return _save(proposals, campaigns, now)
 
 
-# --- Apply and dismiss ----------------------------------------------------------------------------
-def _offer_for(value: Decimal) -> Offer:
+# --- Apply, undo, dismiss ------------------------------------------------------------------------
+# Applying goes through campaigns.configuration.change_settings (the one settings writer, which logs the
+# change with source "recommendation"); undo reverts that logged change. Every proposal records the live
+# value it was computed against (``live_value``): apply is refused with 409 when the value is no longer
+# that, naming the current value and the change that made it.
+def _offer_for(value: Decimal, *, create: bool = True) -> Offer | None:
     """The percent offer of this value (the oldest if several ids share it), created when missing."""
     existing = Offer.objects.filter(kind=Offer.Kind.PERCENT, value=value).order_by("pk").first()
-    if existing is not None:
+    if existing is not None or not create:
         return existing
     offer, _ = Offer.objects.get_or_create(offer_id=f"off_{value:g}pct", defaults={"kind": Offer.Kind.PERCENT, "value": value})
     return offer
 
 
-def _change_campaign(opt: CampaignOptimization) -> None:
-    campaign = Campaign.objects.select_for_update().get(pk=opt.campaign_id)
+def setting_of(opt: CampaignOptimization) -> tuple[str, str]:
+    """(field, segment) of the campaign setting this proposal changes."""
+    field = FIELD_OF_KIND[opt.recommendation_type]
+    return field, (opt.target if field == Field.OFFER else "")
+
+
+def live_value_of(campaign: Campaign, opt: CampaignOptimization) -> str:
+    """The campaign's live canonical value of the setting ``opt`` is about (the offer a segment gets, for offers)."""
+    field, segment = setting_of(opt)
+    if field == Field.OFFER and segment:
+        return campaign_selectors.effective_offer_id(campaign, segment)
+    return campaign_selectors.setting_value(campaign, field, segment)
+
+
+def _computed_against(campaign: Campaign, opt: CampaignOptimization, live: str) -> str:
+    """What the proposal was computed against. Rows from before ``live_value`` was recorded hold only the
+    display value (``current_value``): it is matched against the live value's display form."""
+    if opt.live_value is not None:
+        return opt.live_value
+    if opt.recommendation_type == Opt.Type.OFFER:
+        offer = Offer.objects.filter(offer_id=live).first() if live else None
+        return live if opt.current_value == _fmt_offer(percent_value(offer)) else opt.current_value
+    if opt.recommendation_type == Opt.Type.SEGMENT:
+        return ",".join(sorted(n for n in opt.current_value.split(",") if n))
+    if opt.recommendation_type == Opt.Type.TIMING:
+        return opt.current_value
+    return live  # merchant rows recorded the campaign's merchant, not the promoted list: nothing to compare
+
+
+def planned_value(campaign: Campaign, opt: CampaignOptimization, *, create: bool = True) -> str:
+    """The canonical value applying ``opt`` would write. With ``create=False`` (preview) no offer row is created;
+    an offer that does not exist yet is named by the id apply would give it."""
     kind = opt.recommendation_type
     if kind == Opt.Type.OFFER:
-        campaign.current_offer = _offer_for(Decimal(opt.recommended_value))
-        campaign.save(update_fields=["current_offer", "updated_at"])
-    elif kind == Opt.Type.TIMING:
-        campaign.send_time = dt.time.fromisoformat(opt.recommended_value)
-        campaign.save(update_fields=["send_time", "updated_at"])
-    elif kind == Opt.Type.SEGMENT:
-        names = [n for n in opt.recommended_value.split(",") if n]
-        segments = list(Segment.objects.filter(name__in=names))
-        missing = set(names) - {s.name for s in segments}
-        if missing:
-            raise Conflict(f"segments {sorted(missing)} no longer exist; this recommendation cannot be applied")
-        campaign.target_segments.set(segments)
-        campaign.save(update_fields=["updated_at"])
-    # MERCHANT: a cross-promotion partner is a decision for the marketer's next campaign; nothing on
-    # this campaign changes, applying records that it was acted on.
+        value = Decimal(opt.recommended_value)
+        offer = _offer_for(value, create=create)
+        return offer.offer_id if offer is not None else f"off_{value:g}pct"
+    if kind == Opt.Type.TIMING:
+        return dt.time.fromisoformat(opt.recommended_value).strftime("%H:%M")
+    if kind == Opt.Type.SEGMENT:
+        return ",".join(sorted(n for n in opt.recommended_value.split(",") if n))
+    promoted = set(n for n in campaign_selectors.setting_value(campaign, Field.PROMOTED_MERCHANTS).split(",") if n)
+    return ",".join(sorted(promoted | {opt.recommended_value}))
+
+
+def check_live(campaign: Campaign, opt: CampaignOptimization) -> tuple[bool, str, str]:
+    """(still valid, live value, message): is the live value still the one ``opt`` was computed against?"""
+    live = live_value_of(campaign, opt)
+    expected = _computed_against(campaign, opt, live)
+    if live == expected:
+        return True, live, ""
+    field, segment = setting_of(opt)
+    return False, live, configuration.stale_message(
+        campaign, field, segment, expected=expected, live=live, what=f"Recommendation {opt.pk}"
+    )
 
 
 def apply_optimization(opt: CampaignOptimization, user) -> CampaignOptimization:
-    """Make the campaign follow the recommendation; record who and when. Applying twice is a no-op."""
+    """Make the campaign follow the recommendation (logged); record who and when. Applying twice is a no-op.
+
+    409 when the proposal is not open, or when the live value changed since it was computed. Applying
+    supersedes the other open proposals it makes moot (see ``_supersede_after``).
+    """
     with transaction.atomic():
+        # Lock order everywhere: the campaign row, then its proposals (two applies on one campaign queue up
+        # on the campaign instead of deadlocking on each other's proposals).
+        campaign = configuration.lock(opt.campaign)
         opt = Opt.objects.select_for_update().get(pk=opt.pk)
         if opt.status == Opt.Status.APPLIED:
             return opt
         if opt.status != Opt.Status.PROPOSED:
             raise Conflict(f"recommendation {opt.pk} is {opt.status}; only a proposed recommendation can be applied")
-        _change_campaign(opt)
+        valid, _, message = check_live(campaign, opt)
+        if not valid:
+            raise StaleValue(message)
+        field, segment = setting_of(opt)
+        written = configuration.change_settings(
+            campaign, [SettingChange(field, planned_value(campaign, opt), segment)], user=user,
+            source=CampaignChange.Source.RECOMMENDATION, note=f"recommendation {opt.pk} ({opt.recommendation_type})",
+        )
         opt.status = Opt.Status.APPLIED
         opt.applied_by = user if user is not None and user.is_authenticated else None
         opt.applied_at = timezone.now()
-        opt.save(update_fields=["status", "applied_by", "applied_at"])
+        opt.applied_change = written[0] if written else None
+        opt.save(update_fields=["status", "applied_by", "applied_at", "applied_change"])
+        _supersede_after(opt, campaign)
+    return opt
+
+
+def _supersede_after(applied: CampaignOptimization, campaign: Campaign) -> int:
+    """After an apply: supersede the open proposals of the same campaign that it made moot.
+
+    - the same field and segment (one decision per setting);
+    - any whose live value no longer matches (computed against a value that is gone);
+    - offer proposals for segments the new targeting dropped, and targeting proposals that would drop
+      a segment whose offer was just chosen (contradictory decisions are not both open).
+    """
+    others = list(Opt.objects.select_for_update().filter(campaign=campaign, status=Opt.Status.PROPOSED).exclude(pk=applied.pk))
+    targeted = set(n for n in campaign_selectors.setting_value(campaign, Field.TARGET_SEGMENTS).split(",") if n)
+    moot = []
+    for other in others:
+        same_setting = setting_of(other) == setting_of(applied)
+        contradicts = (
+            applied.recommendation_type == Opt.Type.SEGMENT and other.recommendation_type == Opt.Type.OFFER
+            and targeted and other.target not in targeted
+        ) or (
+            applied.recommendation_type == Opt.Type.OFFER and other.recommendation_type == Opt.Type.SEGMENT
+            and applied.target in (other.details or {}).get("dropped", [])
+        )
+        if same_setting or contradicts or not check_live(campaign, other)[0]:
+            moot.append(other.pk)
+    return Opt.objects.filter(pk__in=moot).update(status=Opt.Status.SUPERSEDED)
+
+
+def undo_optimization(opt: CampaignOptimization, user) -> CampaignOptimization:
+    """Revert an applied recommendation to the value before it (logged as an undo). Undoing twice is a no-op.
+
+    409 when it is not applied, when applying it changed nothing, or when the value changed since.
+    """
+    with transaction.atomic():
+        configuration.lock(opt.campaign)  # campaign first, as in apply
+        opt = Opt.objects.select_for_update().get(pk=opt.pk)
+        if opt.status == Opt.Status.UNDONE:
+            return opt
+        if opt.status != Opt.Status.APPLIED:
+            raise Conflict(f"recommendation {opt.pk} is {opt.status}; only an applied recommendation can be undone")
+        if opt.applied_change is None:
+            raise Conflict(f"recommendation {opt.pk} changed nothing when it was applied (the value was already live); nothing to undo")
+        configuration.undo_change(opt.applied_change, user=user, note=f"undo of recommendation {opt.pk}")
+        opt.status = Opt.Status.UNDONE
+        opt.save(update_fields=["status"])
     return opt
 
 
@@ -468,3 +637,8 @@ def dismiss_optimization(opt: CampaignOptimization, user) -> CampaignOptimizatio
         opt.save(update_fields=["status"])
     log.info("recommendation %s dismissed by %s", opt.pk, getattr(user, "username", None))
     return opt
+
+
+def regenerate_for_campaign(campaign: Campaign) -> int:
+    """Recompute one campaign's proposals now (against its live values); the population still pools every campaign."""
+    return generate_optimizations(campaign_pks=[campaign.pk])

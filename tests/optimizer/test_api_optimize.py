@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from campaigns import selectors as campaign_selectors
 from campaigns.models import Event
 from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
 from tests.factories import CampaignFactory, CustomerFactory, MerchantFactory, OfferFactory, SegmentFactory
@@ -176,8 +177,8 @@ def test_marketer_applies_a_recommendation_through_the_api(api, campaign, propos
     resp = api.post(f"/api/v1/optimize/recommendations/{proposal.pk}/apply/")
     assert resp.status_code == 200
     assert (resp.json()["status"], resp.json()["applied_by"]) == ("applied", "marketer")
-    campaign.refresh_from_db()
-    assert campaign.current_offer.value == Decimal(25)
+    offers = campaign_selectors.offers_by_segment(campaign, ["new_users", "returning_users"])
+    assert (offers["new_users"].value, offers["returning_users"].value) == (Decimal(25), Decimal(10))
     assert api.post(f"/api/v1/optimize/recommendations/{proposal.pk}/apply/").status_code == 200  # idempotent
 
 
@@ -247,7 +248,7 @@ def test_admin_actions_apply_and_refuse_through_the_same_services(client, make_u
     text = " ".join(str(m) for m in resp.context["messages"])
     assert "1 recommendation(s) applied" in text and "superseded" in text
     campaign.refresh_from_db()
-    assert campaign.current_offer.value == Decimal(25) and campaign.send_time == dt.time(8)
+    assert campaign_selectors.effective_offer_id(campaign, "new_users") == "off_25pct" and campaign.send_time == dt.time(8)
     proposal.refresh_from_db()
     assert (proposal.status, proposal.applied_by) == ("applied", boss)
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from campaigns import selectors as campaign_selectors
 from campaigns.models import Campaign, Customer, Event, Offer, Segment
 from marketing_ai import jobs
 from marketing_ai.api import Conflict
@@ -131,7 +132,9 @@ def test_apply_switches_the_campaign_offer_and_records_who_and_when(campaign, of
     [row] = offer_rows(campaign)
     applied = reco.apply_optimization(row, marketer)
     campaign.refresh_from_db()
-    assert campaign.current_offer == offers[20]
+    # The proposal is for new_users: that segment gets its own offer; the campaign default stays.
+    assert campaign_selectors.effective_offer_id(campaign, "new_users") == "off_20pct"
+    assert campaign.current_offer == offers[0]
     assert (applied.status, applied.applied_by) == ("applied", marketer)
     first_time = applied.applied_at
     again = reco.apply_optimization(row, marketer)  # idempotent: nothing moves
@@ -143,8 +146,8 @@ def test_apply_creates_the_offer_when_no_offer_has_that_value(campaign, marketer
     opt = Opt.objects.create(campaign=campaign, recommendation_type="offer", target="new_users", current_value="0",
                              recommended_value="35", expected_impact=5, confidence=0.9)
     reco.apply_optimization(opt, marketer)
-    campaign.refresh_from_db()
-    assert (campaign.current_offer.kind, campaign.current_offer.value) == ("percent", Decimal("35.00"))
+    [created] = campaign_selectors.offers_by_segment(campaign, ["new_users"]).values()
+    assert (created.offer_id, created.kind, created.value) == ("off_35pct", "percent", Decimal("35.00"))
 
 
 @pytest.mark.parametrize("status", ["superseded", "dismissed"])
