@@ -123,7 +123,8 @@ def _sequential(
     p_adj = np.minimum(1.0, (k - 1) * p_current)
     significant = p_adj < alpha
     crossed_now = (k - 1) * p_look < alpha  # this look's sequence excludes 0
-    previous = _as_previous_intervals(previous_intervals, k - 1)
+    # A look's state is its p-values and its intervals together: intervals without p-values are not used.
+    previous = _as_previous_intervals(previous_intervals if previous_p is not None else None, k - 1)
     arms = []
     for j, (d, lo, hi, lift) in enumerate(rows):
         low, high = -math.inf, math.inf  # this look's relative sequence (the whole line when undefined)
