@@ -146,7 +146,12 @@ def test_a_sequential_interval_from_another_engine_is_not_mixed_into_the_running
                                  previous_intervals=[(-0.01, 0.02)])
     assert kept.arms[0].lift_cs_high == pytest.approx(0.02) and not kept.arms[0].significant
     with pytest.raises(ValueError, match="one \\(low, high\\) pair"):
-        stats.sequential_test([5_000, 5_000], [500, 520], previous_intervals=[(0.0, 1.0), (0.0, 1.0)])
+        stats.sequential_test([5_000, 5_000], [500, 520], previous_p_values=[0.5],
+                              previous_intervals=[(0.0, 1.0), (0.0, 1.0)])
+    # Intervals are a look's state together with its p-values: alone they are not used.
+    alone = stats.sequential_test([5_000, 5_000], [500, 520], planned_users=100_000,
+                                  previous_intervals=[(-0.01, 0.02)])
+    assert alone.arms[0].lift_cs_high == fresh.arms[0].lift_cs_high
 
 
 # ---------------------------------------------------------------------------------------------
