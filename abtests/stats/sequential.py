@@ -125,14 +125,19 @@ def _sequential(
     crossed_now = (k - 1) * p_look < alpha  # this look's sequence excludes 0
     # A look's state is its p-values and its intervals together: intervals without p-values are not used.
     previous = _as_previous_intervals(previous_intervals if previous_p is not None else None, k - 1)
+    # This look's relative sequences, all arms at once (the whole line where undefined).
+    defined_now = np.array([lift is not None for *_, lift in rows]) & ~np.isnan(multipliers)
+    ratio_low = np.full(k - 1, np.nan)
+    ratio_high = np.full(k - 1, np.nan)
+    if defined_now.any():
+        ratio_low[defined_now], ratio_high[defined_now] = fieller_ratio_interval(
+            estimates[1:][defined_now], variances[1:][defined_now], m0, v0, multipliers[defined_now],
+            crossed_now[defined_now])
     arms = []
     for j, (d, lo, hi, lift) in enumerate(rows):
-        low, high = -math.inf, math.inf  # this look's relative sequence (the whole line when undefined)
-        if lift is not None and not math.isnan(multipliers[j]):
-            f_low, f_high = fieller_ratio_interval(
-                estimates[j + 1], variances[j + 1], m0, v0, multipliers[j], crossed_now[j])
-            if not np.isnan(f_low):
-                low, high = float(f_low) - 1.0, float(f_high) - 1.0
+        low, high = -math.inf, math.inf
+        if not np.isnan(ratio_low[j]):
+            low, high = float(ratio_low[j]) - 1.0, float(ratio_high[j]) - 1.0
         prev_low, prev_high = previous[j]
         prev_crossed = previous_p is not None and (k - 1) * previous_p[j] < alpha
         if _excludes_zero(prev_low, prev_high) != prev_crossed:
