@@ -122,7 +122,7 @@ def proportions_test(
     ci_levels = holm_levels(p, has_users, alpha) if k > 2 else np.full(k - 1, alpha)
     tested = has_users & (ct + c0 > 0)
     ratio_bounds = {
-        j: score_ratio_interval(ct[j], nt[j], c0, n0, special.ndtri(1.0 - ci_levels[j] / 2.0), significant[j])
+        int(j): score_ratio_interval(ct[j], nt[j], c0, n0, special.ndtri(1.0 - ci_levels[j] / 2.0), significant[j])
         for j in np.flatnonzero(tested)
     }
 

@@ -89,7 +89,7 @@ def _sequential(
     alpha_cs = alpha / (k - 1)  # Bonferroni: the sequences' level, and the p-values' adjustment below
     rho2 = _sequential_mixing(planned_users, alpha_cs)
     m0, v0 = float(estimates[0]), float(variances[0])
-    rows = []
+    rows: list[tuple[float, float | None, float | None, float | None]] = []
     p_look = np.ones(k - 1)
     multipliers = np.full(k - 1, np.nan)
     for j in range(1, k):
