@@ -43,6 +43,9 @@ class Config:
     # Sequential tests: the always-valid p-values (one per treatment) of the previous look, so the
     # reported p-value stays the running minimum.
     previous_p_values: tuple[float, ...] | None = None
+    # ... and the relative-lift intervals (fractions, None = unbounded) of that look, kept as their running
+    # intersection so the interval shown agrees with the running-minimum p-value.
+    previous_intervals: tuple[tuple[float | None, float | None], ...] | None = None
 
 
 @dataclass
@@ -159,8 +162,12 @@ def analyze(*, arms: Sequence[Arm], config: Config) -> Outcome:
         previous = config.previous_p_values
         if previous is not None and len(previous) != len(arms) - 1:
             previous = None
+        intervals = config.previous_intervals if previous is not None else None
+        if intervals is not None and len(intervals) != len(arms) - 1:
+            intervals = None
         seq = stats.sequential_test(users, conversions, confidence_level=config.confidence_level,
-                                    planned_users=planned_pair, previous_p_values=previous)
+                                    planned_users=planned_pair, previous_p_values=previous,
+                                    previous_intervals=intervals)
         for arm, r in zip(out_arms[1:], seq.arms, strict=True):
             arm.p_value, arm.p_value_adjusted = _finite(r.p_value), _finite(r.p_value_adjusted)
             arm.ci_low, arm.ci_high = _pct(r.lift_cs_low), _pct(r.lift_cs_high)

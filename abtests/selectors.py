@@ -199,15 +199,21 @@ def test_status(*, test: ABTest) -> dict:
 
 
 def analysis_config(test: ABTest) -> analysis.Config:
-    previous = None
+    previous = intervals = None
     if test.sequential:
         last = latest_result(test=test)
         if last is not None and last.method == "sequential":
             p_values = [v.get("p_value") for v in last.variants[1:]]
             previous = tuple(p_values) if all(p is not None for p in p_values) else None
+            # The intervals shown at that look (percent, None = unbounded), for the running intersection.
+            intervals = tuple((_fraction(v.get("ci_low")), _fraction(v.get("ci_high"))) for v in last.variants[1:])
     return analysis.Config(confidence_level=test.confidence_level, sample_size_target=test.sample_size_target,
                            metric=test.primary_metric, guardrails=tuple(test.guardrail_metrics or ()),
-                           sequential=test.sequential, previous_p_values=previous)
+                           sequential=test.sequential, previous_p_values=previous, previous_intervals=intervals)
+
+
+def _fraction(percent: float | None) -> float | None:
+    return None if percent is None else float(percent) / 100.0
 
 
 # Bounds of the planning calculator: beyond them a plan means nothing (and the numbers overflow).

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
-from abtests.stats._common import _as_counts, _check_confidence, _holm, _z
+from abtests.stats._common import _as_counts, _check_confidence, _holm
+from abtests.stats.intervals import fieller_ratio_interval, holm_levels
 
 
 @dataclass(frozen=True)
 class WelchArm:
     """One arm of a revenue-per-user comparison with the control (arm 0).
 
-    ``diff`` = mean - control mean with a Welch t interval; ``rel_diff`` = diff / control mean with a
-    delta-method (normal) interval, ``None`` when the control mean is 0.
+    ``diff`` = mean - control mean with a Welch t interval; ``rel_diff`` = diff / control mean with the
+    Fieller interval of the same t-test (same t quantile, same degrees of freedom; at the arm's Holm step
+    level when k > 2, see ``rel_ci_level``), so ``significant`` is exactly "the relative interval excludes 0".
+    ``rel_ci_high`` is ``None`` when the interval has no upper bound (the control mean is not itself
+    distinguishable from 0); all relative quantities are ``None`` when the control mean is 0.
     """
 
     index: int
@@ -36,6 +39,7 @@ class WelchArm:
     p_value_adjusted: float
     significant: bool
     note: str = ""
+    rel_ci_level: float | None = None  # confidence level of rel_ci_low/rel_ci_high
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,8 @@ def welch_test(
     """Welch's unequal-variance t-test of each treatment's mean against the control's.
 
     ``variance`` is the sample variance (ddof=1) of the per-user metric. Equal to
-    ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``. Holm-adjusted when k > 2.
+    ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``. Holm-adjusted when k > 2. The relative
+    difference's interval is Fieller's for the same t-test, so it excludes 0 exactly when ``significant``.
     Edge case: both variances 0 (no spread at all): p = 1 when the means are equal, else p = 0; t is then
     undefined and reported as 0.0 with a note (the difference is exact, not estimated).
     """
@@ -69,7 +74,6 @@ def welch_test(
     if np.any(nn < 2):
         raise ValueError(f"every arm needs at least 2 users for a variance (arm {int(np.argmax(nn < 2))})")
     alpha = 1.0 - level
-    z_crit = _z(level)
     s0 = v[0] / nn[0]
     st = v[1:] / nn[1:]
     se = np.sqrt(st + s0)
@@ -83,6 +87,11 @@ def welch_test(
     p = np.where(degenerate, np.where(diff == 0, 1.0, 0.0), 2.0 * special.stdtr(dof, -np.abs(t)))
     t_crit = special.stdtrit(dof, 0.5 + level / 2.0)
     p_adj = _holm(p) if m.size > 2 else p.copy()
+    significant = p_adj < alpha
+    # Fieller's interval of m_t / m_c for the same t statistic: the t quantile at the level the verdict used.
+    rel_levels = holm_levels(p, np.ones(p.size, dtype=bool), alpha) if m.size > 2 else np.full(p.size, alpha)
+    rel_crit = special.stdtrit(dof, 1.0 - rel_levels / 2.0)
+    ratio_low, ratio_high = fieller_ratio_interval(m[1:], st, m[0], s0, rel_crit, significant)
     arms = [
         WelchArm(index=0, n=int(nn[0]), mean=float(m[0]), variance=float(v[0]), diff=0.0, diff_ci_low=0.0,
                  diff_ci_high=0.0, rel_diff=0.0, rel_ci_low=0.0, rel_ci_high=0.0, t=0.0, dof=0.0, p_value=1.0,
@@ -90,13 +99,16 @@ def welch_test(
     ]
     for j in range(m.size - 1):
         note = "both arms have zero variance; the difference is exact" if degenerate[j] else ""
-        if m[0] != 0:
-            rel = diff[j] / m[0]
-            se_rel = math.sqrt(st[j] / m[0] ** 2 + m[j + 1] ** 2 * s0 / m[0] ** 4)
-            rel_lo, rel_hi = rel - z_crit * se_rel, rel + z_crit * se_rel
-        else:
-            rel = rel_lo = rel_hi = None
+        rel = rel_lo = rel_hi = None
+        if m[0] == 0:
             note = note or "the control mean is 0, so a relative difference is undefined"
+        else:
+            rel = diff[j] / m[0]
+            if np.isnan(ratio_low[j]):
+                note = note or "the means are too uncertain for an interval of the relative difference"
+            else:
+                rel_lo = ratio_low[j] - 1.0
+                rel_hi = None if np.isinf(ratio_high[j]) else ratio_high[j] - 1.0
         arms.append(
             WelchArm(
                 index=j + 1, n=int(nn[j + 1]), mean=float(m[j + 1]), variance=float(v[j + 1]), diff=float(diff[j]),
@@ -105,7 +117,7 @@ def welch_test(
                 rel_ci_low=None if rel_lo is None else float(rel_lo),
                 rel_ci_high=None if rel_hi is None else float(rel_hi),
                 t=float(t[j]), dof=float(dof[j]), p_value=float(p[j]), p_value_adjusted=float(p_adj[j]),
-                significant=bool(p_adj[j] < alpha), note=note,
+                significant=bool(significant[j]), note=note, rel_ci_level=float(1.0 - rel_levels[j]),
             )
         )
     return WelchResult(confidence_level=level, arms=arms)

@@ -180,3 +180,21 @@ def test_a_sequential_p_value_is_the_running_minimum_across_looks():
     assert second.variants[1]["p_value"] == pytest.approx(first.variants[1]["p_value"])
     status = selectors.test_status(test=test)
     assert status["safe_to_stop"] is False and "keep running" in status["reason"]
+
+
+def test_after_a_sequential_win_the_stored_interval_never_contains_zero_while_significant():
+    test = ABTestFactory(sample_size_target=4000, sequential=True)
+    populate(test, users=[1000, 1000], conversions=[50, 110])
+    first = services.test_analyze(test=test)
+    assert first.significant and first.lift_ci_low > 0
+    # A second look whose own evidence is weaker: alone, its sequence would contain 0 ...
+    populate(test, users=[3000, 3000], conversions=[150, 150], prefix="second_look_")
+    alone = stats.sequential_test([4000, 4000], [200, 260], planned_users=4000).arms[0]
+    assert not alone.significant and alone.lift_cs_low < 0
+    # ... but the p-value keeps its minimum and the interval is the running intersection: they still agree.
+    second = services.test_analyze(test=test)
+    assert second.significant and second.variants[1]["p_value"] == pytest.approx(first.variants[1]["p_value"])
+    assert second.lift_ci_low == pytest.approx(first.lift_ci_low) and second.lift_ci_low > 0
+    assert second.lift_ci_high == pytest.approx(alone.lift_cs_high * 100)
+    status = selectors.test_status(test=test)
+    assert status["variants"][1]["ci_low"] > 0 and status["p_value"] < 0.05

@@ -103,3 +103,24 @@ def test_calculator_endpoint_matches_the_formula(viewer_api):
     assert body["days_needed"] == math.ceil(2 * math.ceil(n) / 1000)
     bad = client.get("/api/v1/ab-tests/sample-size", {"baseline_rate": 1.5, "mde": 0.1})
     assert bad.status_code == 400 and "baseline_rate" in bad.json()["error"]["fields"]
+
+
+def test_a_sequential_card_explains_each_number_beside_the_others(marketer_client):
+    test = ABTestFactory(test_name="Seq copy", sample_size_target=100_000, sequential=True)
+    populate(test, users=[400, 400], conversions=[20, 26])
+    html = marketer_client.get("/ab-tests/").content.decode()
+    explain = html[html.index('data-explain="sequential"'):]
+    explain = explain[:explain.index("</ul>")]
+    for words in ("always valid", "never rises again", "Significance</strong> = 1 − p-value",
+                  "exactly when a variant's interval leaves 0", "confidence sequence that holds at every look",
+                  "does not correct for looking every day"):
+        assert words in explain
+    assert 'data-explain="fixed"' not in html
+
+
+def test_a_fixed_card_says_the_interval_and_the_verdict_agree(marketer_client):
+    test = ABTestFactory(test_name="Fixed copy", sample_size_target=1000)
+    populate(test, users=[400, 400], conversions=[20, 26])
+    html = marketer_client.get("/ab-tests/").content.decode()
+    assert 'data-explain="fixed"' in html and "excludes 0 exactly when the result is significant" in html
+    assert 'data-explain="sequential"' not in html
