@@ -43,6 +43,9 @@ class Config:
     # Sequential tests: the always-valid p-values (one per treatment) of the previous look, so the
     # reported p-value stays the running minimum.
     previous_p_values: tuple[float, ...] | None = None
+    # Guardrails found failing outside this module (``metrics.failed_guardrails``, e.g. open or click rate):
+    # (variant name, metric label) pairs; they block a winner like the ones checked here.
+    failed_guardrails: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -207,6 +210,7 @@ def analyze(*, arms: Sequence[Arm], config: Config) -> Outcome:
         winner = best if best.lift > 0 else (control if all((a.lift or 0) < 0 for a in treatments) else None)
     if winner is not None and winner is not control:
         worse = _guardrail_breaches(out_arms, winner, config)
+        worse += [label for name, label in config.failed_guardrails if name == winner.name and label not in worse]
         if worse:
             outcome.reason = f"{winner.name} wins on the primary metric but {', '.join(worse)} got significantly worse"
             outcome.recommended_action = (f"Do not ship {winner.name} yet: weigh its gain against the drop in "

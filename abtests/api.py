@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from abtests import selectors, services, stats
+from abtests import metrics, selectors, services, stats
 from abtests.models import ABTest, ABTestResult
 from marketing_ai.api import BadRequest
 
@@ -39,8 +39,14 @@ class CreateInput(serializers.Serializer):
     sample_size_target = serializers.IntegerField()
     confidence_level = serializers.FloatField(default=0.95)
     primary_metric = serializers.ChoiceField(choices=ABTest.Metric.choices, default=ABTest.Metric.CONVERSION_RATE)
-    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=ABTest.Metric.choices),
-                                              required=False, default=list)
+    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=list(metrics.METRICS)),
+                                              required=False, default=list, max_length=len(metrics.METRICS),
+                                              help_text="Metrics that must not get worse; a failing one blocks shipping")
+    secondary_metrics = serializers.ListField(child=serializers.ChoiceField(choices=list(metrics.METRICS)),
+                                              required=False, default=list, max_length=len(metrics.METRICS),
+                                              help_text="Reported with intervals, p-values adjusted across them")
+    multiple_testing = serializers.ChoiceField(choices=ABTest.Correction.choices, default=ABTest.Correction.HOLM,
+                                               help_text="Correction across the secondary metrics")
     sequential = serializers.BooleanField(default=False)
     hashing_seed = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     namespace = serializers.CharField(
@@ -73,6 +79,8 @@ class CreateInput(serializers.Serializer):
             confidence_level=d["confidence_level"],
             primary_metric=d["primary_metric"],
             guardrail_metrics=d["guardrail_metrics"],
+            secondary_metrics=d["secondary_metrics"],
+            multiple_testing=d["multiple_testing"],
             sequential=d["sequential"],
             hashing_seed=d["hashing_seed"],
             namespace=d["namespace"],
@@ -117,12 +125,32 @@ def variant_payload(test: ABTest) -> list[dict]:
     ]
 
 
+class MetricOutput(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=list(metrics.METRICS))
+    label = serializers.CharField()
+    role = serializers.ChoiceField(choices=[metrics.GOAL, metrics.SECONDARY, metrics.GUARDRAIL])
+    variant = serializers.CharField(help_text="The treatment compared with the control")
+    value = serializers.FloatField(help_text="The treatment's mean per user (a rate for binary metrics)")
+    control_value = serializers.FloatField()
+    lift = serializers.FloatField(allow_null=True, help_text="Relative difference vs control, percent")
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    p_value_adjusted = serializers.FloatField(
+        allow_null=True, help_text="Secondary: adjusted across the secondary metrics (Holm or BH); goal: as the verdict used it")
+    significant = serializers.BooleanField()
+    direction = serializers.ChoiceField(choices=["better", "worse", "flat"])
+    guardrail_failed = serializers.BooleanField(allow_null=True, help_text="Guardrails: worse with p < alpha")
+    note = serializers.CharField(allow_blank=True)
+
+
 class ResultOutput(serializers.ModelSerializer):
     test_id = serializers.CharField(source="test.test_id")
     winner = serializers.SerializerMethodField()
     confidence_interval = serializers.SerializerMethodField(help_text="Interval of the relative lift, percent")
     confidence_level = serializers.FloatField(source="test.confidence_level")
     srm = serializers.SerializerMethodField()
+    metrics = MetricOutput(many=True, help_text="Goal, secondary and guardrail metrics per treatment")
 
     class Meta:
         model = ABTestResult
@@ -130,7 +158,7 @@ class ResultOutput(serializers.ModelSerializer):
                   "lift_ci_low", "lift_ci_high", "statistical_significance", "p_value", "significant",
                   "confidence_level", "chi2", "srm", "srm_p_value", "srm_detected", "chance_to_beat_control",
                   "users_total", "variant_a_conversions", "variant_b_conversions", "variants", "reason",
-                  "users_still_needed", "recommended_action"]
+                  "users_still_needed", "recommended_action", "metrics"]
 
     def get_winner(self, result: ABTestResult) -> str | None:
         return result.winner or None
@@ -153,6 +181,7 @@ class TestOutput(serializers.ModelSerializer):
     class Meta:
         model = ABTest
         fields = ["test_id", "campaign_id", "test_name", "hypothesis", "status", "primary_metric", "guardrail_metrics",
+                  "secondary_metrics", "multiple_testing",
                   "variant_a_name", "variant_b_name", "variants", "sample_size_target", "confidence_level",
                   "sequential", "hashing_seed", "namespace", "namespace_start", "namespace_end", "users_assigned", "created_at", "started_at", "ended_at", "winner",
                   "applied"]

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import TruncDate
 
-from abtests import analysis, stats, timeline
+from abtests import analysis, metrics, stats, timeline
 from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestAssignment, ABTestResult, ABTestVariant
 from campaigns.models import Event
 from marketing_ai.api import BadRequest, NotFound
@@ -140,22 +140,104 @@ def arm_totals(*, test: ABTest) -> list[ArmTotals]:
     return arms
 
 
+_BINARY_TOTALS_SQL = f"""
+SELECT a.variant_id, e.type, COUNT(DISTINCT e.customer_id)
+FROM {Event._meta.db_table} e
+JOIN {ABTestAssignment._meta.db_table} a
+  ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
+WHERE e.campaign_id = %s AND e.type IN ({{types}}) AND e.occurred_at <= %s
+GROUP BY a.variant_id, e.type
+"""
+
+
+def metric_arms(*, test: ABTest, names, arms: list[ArmTotals]) -> dict[str, list[metrics.MetricArm]]:
+    """Per metric, each arm's sums (control first). Conversion and revenue come from ``arm_totals``; the
+    other binary metrics (opens, clicks) are counted in one grouped query under the same attribution rule."""
+    out: dict[str, list[metrics.MetricArm]] = {}
+    others = sorted({metrics.METRICS[n].event_type for n in names
+                     if metrics.METRICS[n].kind == metrics.BINARY and metrics.METRICS[n].event_type != Event.Type.CONVERSION})
+    counted: dict[tuple[int, str], int] = {}
+    if others:
+        ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
+        sql = _BINARY_TOTALS_SQL.format(types=", ".join(["%s"] * len(others)))
+        with connection.cursor() as cur:
+            cur.execute(sql, [test.pk, test.campaign_id, *others, ended])
+            counted = {(v, t): int(n) for v, t, n in cur.fetchall()}
+    pk_by_position = {v.position: v.pk for v in test.ordered_variants}
+    for name in names:
+        metric = metrics.METRICS[name]
+        if name == "conversion_rate":
+            out[name] = [metrics.MetricArm(a.users, a.conversions, a.conversions) for a in arms]
+        elif name == "revenue_per_user":
+            out[name] = [metrics.MetricArm(a.users, a.revenue, a.revenue_sq) for a in arms]
+        else:
+            counts = [counted.get((pk_by_position[a.position], metric.event_type), 0) for a in arms]
+            out[name] = [metrics.MetricArm(a.users, n, n) for a, n in zip(arms, counts, strict=True)]
+    return out
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    arms: list[ArmTotals]
+    outcome: analysis.Outcome | None  # None while nobody is assigned
+    metrics: list[metrics.MetricResult]
+
+
+def evaluate(*, test: ABTest) -> Evaluation:
+    """The analysis of a test as it stands now: the verdict on the goal metric (``analysis``), blocked by any
+    failing guardrail, and every metric's row (``metrics``). One place for the analyze action and the status."""
+    arms = arm_totals(test=test)
+    if sum(a.users for a in arms) == 0:
+        return Evaluation(arms=arms, outcome=None, metrics=[])
+    names = [a.name for a in arms]
+    wanted = list(dict.fromkeys([test.primary_metric, *test.secondary_metrics, *test.guardrail_metrics]))
+    by_metric = metric_arms(test=test, names=wanted, arms=arms)
+    side_rows = metrics.evaluate(names=names, goal=test.primary_metric, secondary=test.secondary_metrics,
+                                 guardrails=test.guardrail_metrics, arms_by_metric=by_metric,
+                                 confidence_level=test.confidence_level, correction=test.multiple_testing,
+                                 goal_rows=[])
+    failed = tuple((variant, label) for variant, labels in metrics.failed_guardrails(side_rows).items()
+                   for label in labels)
+    config = dataclasses.replace(analysis_config(test), failed_guardrails=failed)
+    outcome = analysis.analyze(arms=[analysis.Arm(name=a.name, weight=a.weight, users=a.users,
+                                                  conversions=a.conversions, revenue_mean=a.revenue_mean,
+                                                  revenue_variance=a.revenue_variance) for a in arms],
+                               config=config)
+    return Evaluation(arms=arms, outcome=outcome, metrics=_goal_rows(test, outcome, by_metric) + side_rows)
+
+
+def _goal_rows(test: ABTest, outcome: analysis.Outcome, by_metric) -> list[metrics.MetricResult]:
+    """The goal metric's rows, exactly as the verdict computed them."""
+    metric = metrics.METRICS[test.primary_metric]
+    alpha = 1.0 - test.confidence_level
+    control = by_metric[test.primary_metric][0]
+    rows = []
+    for arm, sums in zip(outcome.arms[1:], by_metric[test.primary_metric][1:], strict=True):
+        diff = sums.mean - control.mean
+        rows.append(metrics.MetricResult(
+            metric=metric.name, label=metric.label, role=metrics.GOAL, variant=arm.name, value=sums.mean,
+            control_value=control.mean, lift=arm.lift, ci_low=arm.ci_low, ci_high=arm.ci_high, p_value=arm.p_value,
+            p_value_adjusted=arm.p_value_adjusted,
+            significant=arm.p_value_adjusted is not None and arm.p_value_adjusted < alpha,
+            direction="better" if diff > 0 else "worse" if diff < 0 else "flat",
+            note=f"as the verdict used it ({outcome.method})",
+        ))
+    return rows
+
+
 def test_status(*, test: ABTest) -> dict:
     """Live progress of a test: users and conversions per variant, significance so far, progress vs target.
 
     Computed from the assignments and events now (not from the last stored analysis), so it is current.
     """
-    arms = arm_totals(test=test) if test.status != ABTest.Status.DRAFT else [
-        ArmTotals(position=v.position, name=v.name, weight=v.weight, users=0, conversions=0, revenue=0.0,
-                  revenue_sq=0.0) for v in test.ordered_variants
-    ]
+    if test.status != ABTest.Status.DRAFT:
+        evaluation = evaluate(test=test)
+        arms, outcome, metric_rows = evaluation.arms, evaluation.outcome, evaluation.metrics
+    else:
+        arms = [ArmTotals(position=v.position, name=v.name, weight=v.weight, users=0, conversions=0, revenue=0.0,
+                          revenue_sq=0.0) for v in test.ordered_variants]
+        outcome, metric_rows = None, []
     total = sum(a.users for a in arms)
-    outcome = None
-    if total:
-        outcome = analysis.analyze(arms=[analysis.Arm(name=a.name, weight=a.weight, users=a.users,
-                                                      conversions=a.conversions, revenue_mean=a.revenue_mean,
-                                                      revenue_variance=a.revenue_variance) for a in arms],
-                                   config=analysis_config(test))
     by_name = {a.name: a for a in outcome.arms} if outcome else {}
     variants = []
     for a in arms:
@@ -194,6 +276,8 @@ def test_status(*, test: ABTest) -> dict:
         "recommended_action": outcome.recommended_action if outcome else "Start the test and assign customers.",
         "started_at": test.started_at,
         "ended_at": test.ended_at,
+        "multiple_testing": test.multiple_testing,
+        "metrics": [r.as_dict() for r in metric_rows],
     }
 
 
