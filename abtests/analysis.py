@@ -46,6 +46,10 @@ class Config:
     # Guardrails found failing outside this module (``metrics.failed_guardrails``, e.g. open or click rate):
     # (variant name, metric label) pairs; they block a winner like the ones checked here.
     failed_guardrails: tuple[tuple[str, str], ...] = ()
+    # CUPED-adjusted comparisons of the primary metric, one per treatment: (lift, ci_low, ci_high, p_value,
+    # p_value_adjusted), relative figures as fractions. They replace the unadjusted ones in a fixed-horizon
+    # test (a sequential test keeps its always-valid statistics on the raw counts).
+    adjusted: tuple[tuple[float | None, float | None, float | None, float, float], ...] | None = None
 
 
 @dataclass
@@ -154,6 +158,11 @@ def analyze(*, arms: Sequence[Arm], config: Config) -> Outcome:
     if config.metric == REVENUE_PER_USER:
         _fill_welch(out_arms, config.confidence_level)
         control.lift = 0.0
+
+    if config.adjusted is not None and method != "sequential" and len(config.adjusted) == len(out_arms) - 1:
+        for arm, (lift, low, high, p, p_adj) in zip(out_arms[1:], config.adjusted, strict=True):
+            arm.lift, arm.ci_low, arm.ci_high = _pct(lift), _pct(low), _pct(high)
+            arm.p_value, arm.p_value_adjusted = _finite(p), _finite(p_adj)
 
     seq = None
     if method == "sequential":

@@ -47,6 +47,7 @@ class CreateInput(serializers.Serializer):
                                               help_text="Reported with intervals, p-values adjusted across them")
     multiple_testing = serializers.ChoiceField(choices=ABTest.Correction.choices, default=ABTest.Correction.HOLM,
                                                help_text="Correction across the secondary metrics")
+    cuped = serializers.BooleanField(default=True, help_text="Adjust by each customer's pre-test behaviour (CUPED)")
     sequential = serializers.BooleanField(default=False)
     hashing_seed = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     namespace = serializers.CharField(
@@ -81,6 +82,7 @@ class CreateInput(serializers.Serializer):
             guardrail_metrics=d["guardrail_metrics"],
             secondary_metrics=d["secondary_metrics"],
             multiple_testing=d["multiple_testing"],
+            cuped=d["cuped"],
             sequential=d["sequential"],
             hashing_seed=d["hashing_seed"],
             namespace=d["namespace"],
@@ -142,6 +144,17 @@ class MetricOutput(serializers.Serializer):
     direction = serializers.ChoiceField(choices=["better", "worse", "flat"])
     guardrail_failed = serializers.BooleanField(allow_null=True, help_text="Guardrails: worse with p < alpha")
     note = serializers.CharField(allow_blank=True)
+    cuped_variance_reduction = serializers.FloatField(
+        allow_null=True, required=False, help_text="Share of this metric's variance CUPED removed; null if not applied")
+
+
+class CupedOutput(serializers.Serializer):
+    applied = serializers.BooleanField(required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, help_text="Why CUPED was not applied, if it was not")
+    theta = serializers.FloatField(required=False)
+    variance_reduction = serializers.FloatField(required=False, help_text="Share of the goal's variance removed")
+    correlation = serializers.FloatField(required=False, help_text="Pooled corr(pre-period, in-test) per customer")
+    pre_period_days = serializers.IntegerField(required=False)
 
 
 class ResultOutput(serializers.ModelSerializer):
@@ -151,6 +164,8 @@ class ResultOutput(serializers.ModelSerializer):
     confidence_level = serializers.FloatField(source="test.confidence_level")
     srm = serializers.SerializerMethodField()
     metrics = MetricOutput(many=True, help_text="Goal, secondary and guardrail metrics per treatment")
+    cuped = CupedOutput(help_text="The goal metric's CUPED adjustment (empty for analyses stored before CUPED)",
+                        required=False)
 
     class Meta:
         model = ABTestResult
@@ -158,7 +173,7 @@ class ResultOutput(serializers.ModelSerializer):
                   "lift_ci_low", "lift_ci_high", "statistical_significance", "p_value", "significant",
                   "confidence_level", "chi2", "srm", "srm_p_value", "srm_detected", "chance_to_beat_control",
                   "users_total", "variant_a_conversions", "variant_b_conversions", "variants", "reason",
-                  "users_still_needed", "recommended_action", "metrics"]
+                  "users_still_needed", "recommended_action", "metrics", "cuped"]
 
     def get_winner(self, result: ABTestResult) -> str | None:
         return result.winner or None
@@ -181,7 +196,7 @@ class TestOutput(serializers.ModelSerializer):
     class Meta:
         model = ABTest
         fields = ["test_id", "campaign_id", "test_name", "hypothesis", "status", "primary_metric", "guardrail_metrics",
-                  "secondary_metrics", "multiple_testing",
+                  "secondary_metrics", "multiple_testing", "cuped",
                   "variant_a_name", "variant_b_name", "variants", "sample_size_target", "confidence_level",
                   "sequential", "hashing_seed", "namespace", "namespace_start", "namespace_end", "users_assigned", "created_at", "started_at", "ended_at", "winner",
                   "applied"]

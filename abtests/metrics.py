@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from abtests import cuped as cuped_math
 from abtests import multiple_testing, stats
 
 BINARY = "binary"
@@ -61,6 +62,10 @@ class MetricArm:
     users: int
     total: float
     total_sq: float
+    # CUPED covariate: the same metric per customer before the test (0 for customers without pre-period events).
+    x_total: float = 0.0
+    x_sq: float = 0.0
+    xy: float = 0.0
 
     @property
     def mean(self) -> float:
@@ -92,6 +97,7 @@ class MetricResult:
     direction: str  # better | worse | flat (the sign of the difference, whatever its significance)
     guardrail_failed: bool | None = None  # guardrails only
     note: str = ""
+    cuped_variance_reduction: float | None = None  # share of the variance CUPED removed; None if not applied
 
     def as_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -103,13 +109,25 @@ class Comparison:
     ci_low: float | None
     ci_high: float | None
     p_value: float
+    cuped: cuped_math.CupedResult | None = None
 
 
-def compare(metric: Metric, arms: Sequence[MetricArm], confidence_level: float) -> list[Comparison | None]:
+def cuped_arms(arms: Sequence[MetricArm]) -> list[cuped_math.CupedArm]:
+    return [cuped_math.CupedArm(users=a.users, y_total=a.total, y_sq=a.total_sq, x_total=a.x_total, x_sq=a.x_sq,
+                                xy=a.xy) for a in arms]
+
+
+def compare(metric: Metric, arms: Sequence[MetricArm], confidence_level: float,
+            use_cuped: bool = False) -> list[Comparison | None]:
     """Each treatment vs the control (arm 0), one entry per treatment (None when it cannot be compared).
 
-    Relative figures are fractions here (0.05 = +5 %)."""
+    With ``use_cuped`` and a covariate that varies, every metric (binary too) is compared by Welch's
+    t-test on the CUPED-adjusted means and variances. Relative figures are fractions (0.05 = +5 %)."""
     users = [a.users for a in arms]
+    if use_cuped and cuped_math.applicable(cuped_arms(arms)):
+        adjusted = cuped_math.adjust(cuped_arms(arms))
+        w = stats.welch_test(adjusted.means, adjusted.variances, users, confidence_level=confidence_level)
+        return [Comparison(r.rel_diff, r.rel_ci_low, r.rel_ci_high, r.p_value, adjusted) for r in w.arms[1:]]
     if metric.kind == BINARY:
         if users[0] == 0:
             return [None] * (len(arms) - 1)
@@ -144,6 +162,7 @@ def evaluate(
     confidence_level: float,
     correction: str = multiple_testing.HOLM,
     goal_rows: Sequence[MetricResult] | None = None,
+    use_cuped: bool = False,
 ) -> list[MetricResult]:
     """The metric rows of a test: goal, then secondary, then guardrails, each for every treatment.
 
@@ -156,7 +175,7 @@ def evaluate(
         metric = METRICS[name]
         arms = arms_by_metric[name]
         built = []
-        for i, comparison in enumerate(compare(metric, arms, confidence_level), start=1):
+        for i, comparison in enumerate(compare(metric, arms, confidence_level, use_cuped), start=1):
             control, arm = arms[0], arms[i]
             diff = arm.mean - control.mean
             if comparison is None:
@@ -171,6 +190,7 @@ def evaluate(
                 lift=_pct(comparison.lift), ci_low=_pct(comparison.ci_low), ci_high=_pct(comparison.ci_high),
                 p_value=comparison.p_value, p_value_adjusted=comparison.p_value,
                 significant=comparison.p_value < alpha, direction=_direction(diff), note=note,
+                cuped_variance_reduction=comparison.cuped.variance_reduction if comparison.cuped else None,
             ))
         return built
 

@@ -50,6 +50,9 @@ class ABTest(models.Model):
         BH = "bh", "Benjamini-Hochberg (false discovery rate)"
 
     multiple_testing = models.CharField(max_length=8, choices=Correction.choices, default=Correction.HOLM)
+    # CUPED: adjust each metric by the customer's own value in the weeks before the test started, where
+    # such pre-period data exist (abtests/cuped.py).
+    cuped = models.BooleanField(default=True)
     sample_size_target = models.PositiveIntegerField(help_text="Planned users across all variants")
     confidence_level = models.FloatField(
         default=0.95, validators=[MinValueValidator(CONFIDENCE_MIN), MaxValueValidator(CONFIDENCE_MAX)]
@@ -174,6 +177,8 @@ class ABTestResult(models.Model):
     recommended_action = models.TextField(blank=True)
     # Goal, secondary and guardrail metrics per treatment (abtests.metrics.MetricResult.as_dict).
     metrics = models.JSONField(default=list, blank=True)
+    # The goal metric's CUPED adjustment: {applied, reason, theta, variance_reduction, correlation, pre_period_days}.
+    cuped = models.JSONField(default=dict, blank=True)
     # Users and conversions per arm: the hourly job writes a new row only when this changes.
     fingerprint = models.CharField(max_length=200, blank=True)
 

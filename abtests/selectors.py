@@ -18,7 +18,8 @@ from django.db import connection, transaction
 from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import TruncDate
 
-from abtests import analysis, metrics, stats, timeline
+from abtests import analysis, metrics, multiple_testing, stats, timeline
+from abtests import cuped as cuped_math
 from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestAssignment, ABTestResult, ABTestVariant
 from campaigns.models import Event
 from marketing_ai.api import BadRequest, NotFound
@@ -176,11 +177,97 @@ def metric_arms(*, test: ABTest, names, arms: list[ArmTotals]) -> dict[str, list
     return out
 
 
+PRE_PERIOD_DAYS = 28  # CUPED's covariate: each customer's behaviour in the 4 weeks before the test started
+
+# Per variant, over customers with pre-period events of a type in the campaign (in the window before the
+# start and before their own assignment, so no in-test event is ever part of X): how many (the binary X),
+# the sum and sum of squares of their pre-period amounts, how many of them also have a counted event in
+# the test (binary X*Y), and the sum of pre x in-test amounts. Customers without pre-period events have
+# X = 0 and add nothing to these sums.
+_COVARIATE_SQL = f"""
+WITH pre AS (
+    SELECT a.customer_id, SUM(COALESCE(e.amount, 0)) AS x
+    FROM {Event._meta.db_table} e
+    JOIN {ABTestAssignment._meta.db_table} a
+      ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at < a.assigned_at
+    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at >= %s AND e.occurred_at < %s
+    GROUP BY a.customer_id
+), post AS (
+    SELECT a.customer_id, SUM(COALESCE(e.amount, 0)) AS y
+    FROM {Event._meta.db_table} e
+    JOIN {ABTestAssignment._meta.db_table} a
+      ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
+    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
+    GROUP BY a.customer_id
+)
+SELECT a.variant_id, COUNT(*), SUM(pre.x), SUM(pre.x * pre.x), COUNT(post.customer_id), SUM(pre.x * COALESCE(post.y, 0))
+FROM {ABTestAssignment._meta.db_table} a
+JOIN pre ON pre.customer_id = a.customer_id
+LEFT JOIN post ON post.customer_id = a.customer_id
+WHERE a.test_id = %s
+GROUP BY a.variant_id
+"""
+
+
+def covariate_sums(*, test: ABTest, event_type: str) -> dict[int, tuple[int, float, float, int, float]]:
+    """Variant pk -> (customers with pre-period events, sum x, sum x^2, of them with a counted event, sum x*y)."""
+    if test.started_at is None:
+        return {}
+    adapt = connection.ops.adapt_datetimefield_value
+    window = [adapt(test.started_at - dt.timedelta(days=PRE_PERIOD_DAYS)), adapt(test.started_at)]
+    ended = adapt(test.ended_at or _FAR_FUTURE)
+    with connection.cursor() as cur:
+        cur.execute(_COVARIATE_SQL, [test.pk, test.campaign_id, event_type, *window, test.pk, test.campaign_id,
+                                     event_type, ended, test.pk])
+        return {v: (int(n), float(sx or 0), float(sxx or 0), int(nxy), float(sxy or 0))
+                for v, n, sx, sxx, nxy, sxy in cur.fetchall()}
+
+
+def _with_covariates(test: ABTest, by_metric: dict[str, list[metrics.MetricArm]]) -> dict[str, list[metrics.MetricArm]]:
+    pk_by_index = [v.pk for v in test.ordered_variants]
+    sums_by_type: dict[str, dict] = {}
+    out = {}
+    for name, arms in by_metric.items():
+        metric = metrics.METRICS[name]
+        if metric.event_type not in sums_by_type:
+            sums_by_type[metric.event_type] = covariate_sums(test=test, event_type=metric.event_type)
+        sums = sums_by_type[metric.event_type]
+        new = []
+        for pk, arm in zip(pk_by_index, arms, strict=True):
+            n, sx, sxx, nxy, sxy = sums.get(pk, (0, 0.0, 0.0, 0, 0.0))
+            if metric.kind == metrics.BINARY:
+                new.append(dataclasses.replace(arm, x_total=n, x_sq=n, xy=nxy))
+            else:
+                new.append(dataclasses.replace(arm, x_total=sx, x_sq=sxx, xy=sxy))
+        out[name] = new
+    return out
+
+
+def _cuped_goal(test: ABTest, by_metric, config: analysis.Config) -> tuple[dict, tuple | None]:
+    """The goal's CUPED summary and, if it applies, the adjusted comparisons the verdict should use."""
+    if not test.cuped:
+        return {"applied": False, "reason": "switched off for this test"}, None
+    if config.sequential and config.metric == analysis.CONVERSION_RATE:
+        return {"applied": False, "reason": "a sequential test keeps its always-valid statistics on the raw counts"}, None
+    arms = by_metric[test.primary_metric]
+    if not cuped_math.applicable(metrics.cuped_arms(arms)):
+        return {"applied": False, "reason": f"no pre-period data: no customer has {metrics.METRICS[test.primary_metric].label} "
+                                            f"events in the {PRE_PERIOD_DAYS} days before the test started"}, None
+    comparisons = metrics.compare(metrics.METRICS[test.primary_metric], arms, test.confidence_level, use_cuped=True)
+    p = [c.p_value for c in comparisons]
+    p_adj = list(multiple_testing.holm(p)) if len(p) > 1 else p
+    result = comparisons[0].cuped
+    summary = {"applied": True, "reason": "", "theta": result.theta, "variance_reduction": result.variance_reduction,
+               "correlation": result.correlation, "pre_period_days": PRE_PERIOD_DAYS}
+    return summary, tuple((c.lift, c.ci_low, c.ci_high, c.p_value, float(pa)) for c, pa in zip(comparisons, p_adj, strict=True))
+
+
 @dataclass(frozen=True)
 class Evaluation:
     arms: list[ArmTotals]
     outcome: analysis.Outcome | None  # None while nobody is assigned
     metrics: list[metrics.MetricResult]
+    cuped: dict = dataclasses.field(default_factory=dict)
 
 
 def evaluate(*, test: ABTest) -> Evaluation:
@@ -192,21 +279,26 @@ def evaluate(*, test: ABTest) -> Evaluation:
     names = [a.name for a in arms]
     wanted = list(dict.fromkeys([test.primary_metric, *test.secondary_metrics, *test.guardrail_metrics]))
     by_metric = metric_arms(test=test, names=wanted, arms=arms)
+    if test.cuped:
+        by_metric = _with_covariates(test, by_metric)
     side_rows = metrics.evaluate(names=names, goal=test.primary_metric, secondary=test.secondary_metrics,
                                  guardrails=test.guardrail_metrics, arms_by_metric=by_metric,
                                  confidence_level=test.confidence_level, correction=test.multiple_testing,
-                                 goal_rows=[])
+                                 goal_rows=[], use_cuped=test.cuped)
     failed = tuple((variant, label) for variant, labels in metrics.failed_guardrails(side_rows).items()
                    for label in labels)
     config = dataclasses.replace(analysis_config(test), failed_guardrails=failed)
+    cuped_summary, adjusted = _cuped_goal(test, by_metric, config)
+    config = dataclasses.replace(config, adjusted=adjusted)
     outcome = analysis.analyze(arms=[analysis.Arm(name=a.name, weight=a.weight, users=a.users,
                                                   conversions=a.conversions, revenue_mean=a.revenue_mean,
                                                   revenue_variance=a.revenue_variance) for a in arms],
                                config=config)
-    return Evaluation(arms=arms, outcome=outcome, metrics=_goal_rows(test, outcome, by_metric) + side_rows)
+    return Evaluation(arms=arms, outcome=outcome, cuped=cuped_summary,
+                      metrics=_goal_rows(test, outcome, by_metric, cuped_summary) + side_rows)
 
 
-def _goal_rows(test: ABTest, outcome: analysis.Outcome, by_metric) -> list[metrics.MetricResult]:
+def _goal_rows(test: ABTest, outcome: analysis.Outcome, by_metric, cuped_summary: dict) -> list[metrics.MetricResult]:
     """The goal metric's rows, exactly as the verdict computed them."""
     metric = metrics.METRICS[test.primary_metric]
     alpha = 1.0 - test.confidence_level
@@ -220,7 +312,8 @@ def _goal_rows(test: ABTest, outcome: analysis.Outcome, by_metric) -> list[metri
             p_value_adjusted=arm.p_value_adjusted,
             significant=arm.p_value_adjusted is not None and arm.p_value_adjusted < alpha,
             direction="better" if diff > 0 else "worse" if diff < 0 else "flat",
-            note=f"as the verdict used it ({outcome.method})",
+            note=f"as the verdict used it ({outcome.method}{', CUPED' if cuped_summary.get('applied') else ''})",
+            cuped_variance_reduction=cuped_summary.get("variance_reduction") if cuped_summary.get("applied") else None,
         ))
     return rows
 
@@ -232,8 +325,10 @@ def test_status(*, test: ABTest) -> dict:
     """
     if test.status != ABTest.Status.DRAFT:
         evaluation = evaluate(test=test)
-        arms, outcome, metric_rows = evaluation.arms, evaluation.outcome, evaluation.metrics
+        arms, outcome, metric_rows, cuped_summary = (evaluation.arms, evaluation.outcome, evaluation.metrics,
+                                                     evaluation.cuped)
     else:
+        cuped_summary = {}
         arms = [ArmTotals(position=v.position, name=v.name, weight=v.weight, users=0, conversions=0, revenue=0.0,
                           revenue_sq=0.0) for v in test.ordered_variants]
         outcome, metric_rows = None, []
@@ -278,6 +373,7 @@ def test_status(*, test: ABTest) -> dict:
         "ended_at": test.ended_at,
         "multiple_testing": test.multiple_testing,
         "metrics": [r.as_dict() for r in metric_rows],
+        "cuped": cuped_summary,
     }
 
 

@@ -106,6 +106,7 @@ def test_create(
     guardrail_metrics: Sequence[str] = (),
     secondary_metrics: Sequence[str] = (),
     multiple_testing: str = ABTest.Correction.HOLM,
+    cuped: bool = True,
     sequential: bool = False,
     hashing_seed: str = "",
     namespace: str = "",
@@ -140,6 +141,7 @@ def test_create(
             guardrail_metrics=list(dict.fromkeys(guardrail_metrics)),
             secondary_metrics=list(dict.fromkeys(secondary_metrics)),
             multiple_testing=multiple_testing,
+            cuped=bool(cuped),
             sample_size_target=sample_size_target,
             confidence_level=float(confidence_level),
             sequential=sequential,
@@ -200,6 +202,7 @@ def test_analyze(*, test: ABTest, save: bool = True) -> ABTestResult:
         raise Conflict(f"test {test.test_id} has no customers assigned yet; nothing to analyse")
     result = _result_row(test, evaluation.outcome)
     result.metrics = [r.as_dict() for r in evaluation.metrics]
+    result.cuped = evaluation.cuped
     if save:
         result.save()
     return result
