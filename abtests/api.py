@@ -258,6 +258,32 @@ class OverTimeOutput(serializers.Serializer):
     days = DayOutput(many=True)
 
 
+class SliceOutput(serializers.Serializer):
+    slice = serializers.CharField(help_text="Segment name, time zone, or (other) for the smallest slices together")
+    variant = serializers.CharField()
+    users = serializers.IntegerField()
+    control_users = serializers.IntegerField()
+    value = serializers.FloatField()
+    control_value = serializers.FloatField()
+    lift = serializers.FloatField(allow_null=True, help_text="Percent")
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    p_value_adjusted = serializers.FloatField(allow_null=True, help_text="Adjusted across every slice comparison")
+    significant = serializers.BooleanField()
+    note = serializers.CharField(allow_blank=True)
+
+
+class BreakdownOutput(serializers.Serializer):
+    test_id = serializers.CharField()
+    by = serializers.CharField()
+    metric = serializers.CharField()
+    multiple_testing = serializers.CharField()
+    confidence_level = serializers.FloatField()
+    note = serializers.CharField()
+    slices = SliceOutput(many=True)
+
+
 # ---------------------------------------------------------------- views
 
 
@@ -350,6 +376,14 @@ class ABTestViewSet(viewsets.GenericViewSet):
         """Results over time: by UTC day, cumulative users and conversions per variant, each treatment's lift
         with its interval, and the sample-ratio check."""
         return Response(OverTimeOutput(selectors.results_over_time(test=self.get_object())).data)
+
+    @extend_schema(parameters=[OpenApiParameter("by", str, enum=[*selectors.BREAKDOWN_DIMENSIONS])],
+                   responses=BreakdownOutput)
+    @action(detail=True, methods=["get"])
+    def breakdown(self, request: Request, test_id: str) -> Response:
+        """The goal metric by customer segment or time zone, adjusted for looking at many slices."""
+        by = request.query_params.get("by", "segment")
+        return Response(BreakdownOutput(selectors.breakdown(test=self.get_object(), by=by)).data)
 
     @extend_schema(responses=HistoryOutput(many=True))
     @action(detail=False, methods=["get"])

@@ -19,9 +19,10 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import TruncDate
 
 from abtests import analysis, metrics, multiple_testing, stats, timeline
+from abtests import breakdown as breakdown_math
 from abtests import cuped as cuped_math
 from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestAssignment, ABTestResult, ABTestVariant
-from campaigns.models import Event
+from campaigns.models import Customer, Event, Segment
 from marketing_ai.api import BadRequest, NotFound
 
 
@@ -533,3 +534,64 @@ def results_over_time(*, test: ABTest, today: dt.date | None = None) -> dict:
         "note": peeking,
         "days": rows,
     }
+
+
+# ---------------------------------------------------------------- breakdowns
+
+# Slices are customer attributes fixed before assignment, so each slice is itself a randomised
+# experiment. (A property of the conversion events, e.g. their merchant, would split the outcome rather
+# than the customers, and a test runs in one campaign, so its channel is the same for every customer.)
+BREAKDOWN_DIMENSIONS = {"segment": "COALESCE(c.segment_id, 0)", "timezone": "c.timezone"}
+
+_BREAKDOWN_SQL = """
+WITH users AS (
+    SELECT a.variant_id, {key} AS k, COUNT(*) AS n
+    FROM {assignments} a JOIN {customers} c ON c.id = a.customer_id
+    WHERE a.test_id = %s
+    GROUP BY a.variant_id, {key}
+), converters AS (
+    SELECT a.variant_id, {key} AS k, SUM(COALESCE(e.amount, 0)) AS revenue
+    FROM {events} e
+    JOIN {assignments} a ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
+    JOIN {customers} c ON c.id = a.customer_id
+    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
+    GROUP BY a.variant_id, {key}, a.customer_id
+)
+SELECT u.variant_id, u.k, u.n, COUNT(cv.variant_id), COALESCE(SUM(cv.revenue), 0),
+       COALESCE(SUM(cv.revenue * cv.revenue), 0)
+FROM users u
+LEFT JOIN converters cv ON cv.variant_id = u.variant_id AND cv.k = u.k
+GROUP BY u.variant_id, u.k, u.n
+"""
+
+
+def breakdown(*, test: ABTest, by: str) -> dict:
+    """The goal metric per slice of customers (by segment or time zone), each treatment vs the control,
+    with p-values adjusted across every slice comparison (the test's correction)."""
+    if by not in BREAKDOWN_DIMENSIONS:
+        raise BadRequest({"by": [f"one of {', '.join(BREAKDOWN_DIMENSIONS)}"]})
+    sql = _BREAKDOWN_SQL.format(key=BREAKDOWN_DIMENSIONS[by], assignments=ABTestAssignment._meta.db_table,
+                                customers=Customer._meta.db_table, events=Event._meta.db_table)
+    ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
+    with connection.cursor() as cur:
+        cur.execute(sql, [test.pk, test.pk, test.campaign_id, Event.Type.CONVERSION, ended])
+        rows = cur.fetchall()
+    variants = test.ordered_variants
+    index = {v.pk: i for i, v in enumerate(variants)}
+    labels: dict = {}
+    if by == "segment":
+        labels = dict(Segment.objects.filter(pk__in={k for _, k, *_ in rows}).values_list("pk", "name"))
+        labels[0] = "(no segment)"
+    zero = metrics.MetricArm(0, 0.0, 0.0)
+    by_slice: dict[str, list[metrics.MetricArm]] = {}
+    revenue = test.primary_metric == "revenue_per_user"
+    for variant_pk, key, n, converters, total, total_sq in rows:
+        name = str(labels.get(key, key))
+        arms = by_slice.setdefault(name, [zero] * len(variants))
+        arms[index[variant_pk]] = (metrics.MetricArm(int(n), float(total), float(total_sq)) if revenue
+                                   else metrics.MetricArm(int(n), int(converters), int(converters)))
+    slice_rows, note = breakdown_math.slices(names=[v.name for v in variants], metric=test.primary_metric,
+                                             by_slice=by_slice, confidence_level=test.confidence_level,
+                                             correction=test.multiple_testing)
+    return {"test_id": test.test_id, "by": by, "metric": test.primary_metric, "multiple_testing": test.multiple_testing,
+            "confidence_level": test.confidence_level, "note": note, "slices": [r.as_dict() for r in slice_rows]}

@@ -133,6 +133,7 @@ def ab_test_detail_page(request: HttpRequest, test_id: str) -> HttpResponse:
     return render(request, "abtests/detail.html", {
         "card": card, "test": test, "results": selectors.results_of(test=test)[:50], "can_write": is_marketer(request.user),
         "over_time": over_time,
+        "breakdown": selectors.breakdown(test=test, by="segment") if has_users else None,
         "lift_chart": charts.lift_over_time(over_time, div_id="lift-over-time") if has_users else "",
         "users_chart": charts.users_over_time(over_time, div_id="users-over-time") if has_users else "",
     })
