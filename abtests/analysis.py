@@ -68,6 +68,8 @@ class ArmOutcome:
     p_value_adjusted: float | None = None
     chance_to_beat_control: float | None = None
     expected_loss: float | None = None
+    # Bayesian risk of keeping the control instead of this arm: E[max(rate - control rate, 0)].
+    control_expected_loss: float | None = None
     share: float = 0.0  # observed share of users
 
     def as_dict(self) -> dict:
@@ -153,6 +155,7 @@ def analyze(*, arms: Sequence[Arm], config: Config) -> Outcome:
             arm.p_value, arm.p_value_adjusted = _finite(r.p_value), _finite(r.p_value_adjusted)
         arm.chance_to_beat_control = _finite(_chance(chances, i))
         arm.expected_loss = _finite(_loss(chances, i))
+        arm.control_expected_loss = _finite(chances.arms[i - 1].control_expected_loss)
     control.lift = 0.0 if config.metric == CONVERSION_RATE else None
 
     if config.metric == REVENUE_PER_USER:

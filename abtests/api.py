@@ -248,6 +248,18 @@ class DayOutput(serializers.Serializer):
     treatments = TreatmentOnDayOutput(many=True)
 
 
+class MetricDayOutput(serializers.Serializer):
+    date = serializers.DateField()
+    treatments = TreatmentOnDayOutput(many=True)
+
+
+class MetricOverTimeOutput(serializers.Serializer):
+    metric = serializers.CharField()
+    label = serializers.CharField()
+    role = serializers.CharField(help_text="secondary or guardrail")
+    days = MetricDayOutput(many=True)
+
+
 class OverTimeOutput(serializers.Serializer):
     test_id = serializers.CharField()
     metric = serializers.CharField()
@@ -256,6 +268,7 @@ class OverTimeOutput(serializers.Serializer):
     variants = serializers.ListField(child=serializers.CharField(), help_text="Variant names, control first")
     note = serializers.CharField(help_text="How to read a daily interval for this kind of test")
     days = DayOutput(many=True)
+    metrics = MetricOverTimeOutput(many=True, help_text="Each secondary metric and guardrail by day (unadjusted)")
 
 
 class SliceOutput(serializers.Serializer):

@@ -345,6 +345,12 @@ def test_status(*, test: ABTest) -> dict:
             "lift": o.lift if o else None, "ci_low": o.ci_low if o else None, "ci_high": o.ci_high if o else None,
             "p_value": o.p_value_adjusted if o else None,
             "chance_to_beat_control": o.chance_to_beat_control if o else None,
+            # Risk (conversion-rate points given up on average): shipping this variant / keeping the control.
+            "expected_loss": o.expected_loss if o else None,
+            "control_expected_loss": o.control_expected_loss if o else None,
+            "expected_loss_pp": 100.0 * o.expected_loss if o and o.expected_loss is not None else None,
+            "control_expected_loss_pp": (100.0 * o.control_expected_loss
+                                         if o and o.control_expected_loss is not None else None),
         })
     target = test.sample_size_target
     return {
@@ -449,9 +455,10 @@ class DailyTotals:
     days: list[dt.date]
     arms: list[ABTestVariant]
     conversion: timeline.Cumulative  # customers = converters; total = revenue
+    by_type: dict[str, timeline.Cumulative]  # the same for every event type asked for (conversion included)
 
 
-def daily_totals(*, test: ABTest, today: dt.date | None = None) -> DailyTotals:
+def daily_totals(*, test: ABTest, today: dt.date | None = None, event_types=()) -> DailyTotals:
     """Per arm and UTC day, cumulative users, converters and revenue sums (the attribution rule above)."""
     arms = test.ordered_variants
     index = {v.pk: i for i, v in enumerate(arms)}
@@ -469,23 +476,28 @@ def daily_totals(*, test: ABTest, today: dt.date | None = None) -> DailyTotals:
     new_users = np.zeros((len(arms), len(days)), dtype=np.int64)
     for variant_pk, day, n in per_day:
         new_users[index[variant_pk], max((day - first).days, 0)] += n  # older days fold into the first shown
-    events = counted_events(test=test, event_type=Event.Type.CONVERSION)
-    conversion = timeline.cumulative(
-        arms=len(arms), days=len(days), new_users=new_users,
-        event_arm=np.array([index[v] for v, _, _, _ in events], dtype=np.int64),
-        event_customer=np.array([c for _, c, _, _ in events], dtype=np.int64),
-        event_day=np.array([min(max((t.date() - first).days, 0), len(days) - 1) for _, _, t, _ in events],
-                           dtype=np.int64),
-        event_value=np.array([a for _, _, _, a in events], dtype=np.float64),
-    )
-    return DailyTotals(days=days, arms=arms, conversion=conversion)
+    by_type = {}
+    for event_type in dict.fromkeys([Event.Type.CONVERSION, *event_types]):
+        events = counted_events(test=test, event_type=event_type)
+        by_type[event_type] = timeline.cumulative(
+            arms=len(arms), days=len(days), new_users=new_users,
+            event_arm=np.array([index[v] for v, _, _, _ in events], dtype=np.int64),
+            event_customer=np.array([c for _, c, _, _ in events], dtype=np.int64),
+            event_day=np.array([min(max((t.date() - first).days, 0), len(days) - 1) for _, _, t, _ in events],
+                               dtype=np.int64),
+            event_value=np.array([a for _, _, _, a in events], dtype=np.float64),
+        )
+    return DailyTotals(days=days, arms=arms, conversion=by_type[Event.Type.CONVERSION], by_type=by_type)
 
 
 def results_over_time(*, test: ABTest, today: dt.date | None = None) -> dict:
     """The primary metric's analysis as it stood at the end of each day: cumulative users and conversions
     per arm, each treatment's lift with its interval and p-value, and the sample-ratio check by day (on the
     cumulative users, and on that day's new users alone, which shows a one-day assignment fault)."""
-    totals = daily_totals(test=test, today=today)
+    side = [(name, metrics.SECONDARY) for name in test.secondary_metrics if name != test.primary_metric]
+    side += [(name, metrics.GUARDRAIL) for name in test.guardrail_metrics if name != test.primary_metric]
+    totals = daily_totals(test=test, today=today,
+                          event_types=[metrics.METRICS[name].event_type for name, _ in side])
     config = dataclasses.replace(analysis_config(test), previous_p_values=None)
     weights = [v.weight for v in totals.arms]
     c = totals.conversion
@@ -533,7 +545,30 @@ def results_over_time(*, test: ABTest, today: dt.date | None = None) -> dict:
         "variants": [v.name for v in totals.arms],
         "note": peeking,
         "days": rows,
+        "metrics": [_metric_over_time(test, totals, name, role) for name, role in side],
     }
+
+
+def _metric_over_time(test: ABTest, totals: DailyTotals, name: str, role: str) -> dict:
+    """A secondary metric or guardrail by day: each treatment's lift with its own (unadjusted) interval."""
+    metric = metrics.METRICS[name]
+    c = totals.by_type[metric.event_type]
+    days = []
+    for d, day in enumerate(totals.days):
+        if metric.kind == metrics.BINARY:
+            arms = [metrics.MetricArm(int(c.users[i, d]), int(c.customers[i, d]), int(c.customers[i, d]))
+                    for i in range(len(totals.arms))]
+        else:
+            arms = [metrics.MetricArm(int(c.users[i, d]), float(c.total[i, d]), float(c.total_sq[i, d]))
+                    for i in range(len(totals.arms))]
+        comparisons = metrics.compare(metric, arms, test.confidence_level)
+        days.append({"date": day, "treatments": [
+            {"name": v.name, "lift": None if cmp is None or cmp.lift is None else 100.0 * cmp.lift,
+             "ci_low": None if cmp is None or cmp.ci_low is None else 100.0 * cmp.ci_low,
+             "ci_high": None if cmp is None or cmp.ci_high is None else 100.0 * cmp.ci_high,
+             "p_value": None if cmp is None else cmp.p_value, "chance_to_beat_control": None}
+            for v, cmp in zip(totals.arms[1:], comparisons, strict=True)]})
+    return {"metric": name, "label": metric.label, "role": role, "days": days}
 
 
 # ---------------------------------------------------------------- breakdowns

@@ -136,6 +136,8 @@ def ab_test_detail_page(request: HttpRequest, test_id: str) -> HttpResponse:
         "breakdown": selectors.breakdown(test=test, by="segment") if has_users else None,
         "lift_chart": charts.lift_over_time(over_time, div_id="lift-over-time") if has_users else "",
         "users_chart": charts.users_over_time(over_time, div_id="users-over-time") if has_users else "",
+        "metric_charts": [charts.metric_lift_over_time(over_time, m, div_id=f"lift-over-time-{m['metric']}")
+                          for m in over_time["metrics"]] if has_users else [],
     })
 
 
