@@ -46,6 +46,13 @@ class Config:
     # ... and the relative-lift intervals (fractions, None = unbounded) of that look, kept as their running
     # intersection so the interval shown agrees with the running-minimum p-value.
     previous_intervals: tuple[tuple[float | None, float | None], ...] | None = None
+    # Guardrails found failing outside this module (``metrics.failed_guardrails``, e.g. open or click rate):
+    # (variant name, metric label) pairs; they block a winner like the ones checked here.
+    failed_guardrails: tuple[tuple[str, str], ...] = ()
+    # CUPED-adjusted comparisons of the primary metric, one per treatment: (lift, ci_low, ci_high, p_value,
+    # p_value_adjusted), relative figures as fractions. They replace the unadjusted ones in a fixed-horizon
+    # test (a sequential test keeps its always-valid statistics on the raw counts).
+    adjusted: tuple[tuple[float | None, float | None, float | None, float, float], ...] | None = None
 
 
 @dataclass
@@ -64,6 +71,8 @@ class ArmOutcome:
     p_value_adjusted: float | None = None
     chance_to_beat_control: float | None = None
     expected_loss: float | None = None
+    # Bayesian risk of keeping the control instead of this arm: E[max(rate - control rate, 0)].
+    control_expected_loss: float | None = None
     share: float = 0.0  # observed share of users
 
     def as_dict(self) -> dict:
@@ -149,11 +158,17 @@ def analyze(*, arms: Sequence[Arm], config: Config) -> Outcome:
             arm.p_value, arm.p_value_adjusted = _finite(r.p_value), _finite(r.p_value_adjusted)
         arm.chance_to_beat_control = _finite(_chance(chances, i))
         arm.expected_loss = _finite(_loss(chances, i))
+        arm.control_expected_loss = _finite(chances.arms[i - 1].control_expected_loss)
     control.lift = 0.0 if config.metric == CONVERSION_RATE else None
 
     if config.metric == REVENUE_PER_USER:
         _fill_welch(out_arms, config.confidence_level)
         control.lift = 0.0
+
+    if config.adjusted is not None and method != "sequential" and len(config.adjusted) == len(out_arms) - 1:
+        for arm, (lift, low, high, p, p_adj) in zip(out_arms[1:], config.adjusted, strict=True):
+            arm.lift, arm.ci_low, arm.ci_high = _pct(lift), _pct(low), _pct(high)
+            arm.p_value, arm.p_value_adjusted = _finite(p), _finite(p_adj)
 
     seq = None
     if method == "sequential":
@@ -214,6 +229,7 @@ def analyze(*, arms: Sequence[Arm], config: Config) -> Outcome:
         winner = best if best.lift > 0 else (control if all((a.lift or 0) < 0 for a in treatments) else None)
     if winner is not None and winner is not control:
         worse = _guardrail_breaches(out_arms, winner, config)
+        worse += [label for name, label in config.failed_guardrails if name == winner.name and label not in worse]
         if worse:
             outcome.reason = f"{winner.name} wins on the primary metric but {', '.join(worse)} got significantly worse"
             outcome.recommended_action = (f"Do not ship {winner.name} yet: weigh its gain against the drop in "

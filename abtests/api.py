@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from abtests import selectors, services, stats
+from abtests import metrics, selectors, services, stats
 from abtests.models import ABTest, ABTestResult
 from marketing_ai.api import BadRequest
 from marketing_ai.validation import INT32_MAX
@@ -40,8 +40,15 @@ class CreateInput(serializers.Serializer):
     sample_size_target = serializers.IntegerField(max_value=INT32_MAX, help_text="Planned users across all variants")
     confidence_level = serializers.FloatField(default=0.95)
     primary_metric = serializers.ChoiceField(choices=ABTest.Metric.choices, default=ABTest.Metric.CONVERSION_RATE)
-    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=ABTest.Metric.choices),
-                                              required=False, default=list)
+    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=list(metrics.METRICS)),
+                                              required=False, default=list, max_length=len(metrics.METRICS),
+                                              help_text="Metrics that must not get worse; a failing one blocks shipping")
+    secondary_metrics = serializers.ListField(child=serializers.ChoiceField(choices=list(metrics.METRICS)),
+                                              required=False, default=list, max_length=len(metrics.METRICS),
+                                              help_text="Reported with intervals, p-values adjusted across them")
+    multiple_testing = serializers.ChoiceField(choices=ABTest.Correction.choices, default=ABTest.Correction.HOLM,
+                                               help_text="Correction across the secondary metrics")
+    cuped = serializers.BooleanField(default=True, help_text="Adjust by each customer's pre-test behaviour (CUPED)")
     sequential = serializers.BooleanField(default=False)
     hashing_seed = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     namespace = serializers.CharField(
@@ -74,6 +81,9 @@ class CreateInput(serializers.Serializer):
             confidence_level=d["confidence_level"],
             primary_metric=d["primary_metric"],
             guardrail_metrics=d["guardrail_metrics"],
+            secondary_metrics=d["secondary_metrics"],
+            multiple_testing=d["multiple_testing"],
+            cuped=d["cuped"],
             sequential=d["sequential"],
             hashing_seed=d["hashing_seed"],
             namespace=d["namespace"],
@@ -118,12 +128,45 @@ def variant_payload(test: ABTest) -> list[dict]:
     ]
 
 
+class MetricOutput(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=list(metrics.METRICS))
+    label = serializers.CharField()
+    role = serializers.ChoiceField(choices=[metrics.GOAL, metrics.SECONDARY, metrics.GUARDRAIL])
+    variant = serializers.CharField(help_text="The treatment compared with the control")
+    value = serializers.FloatField(help_text="The treatment's mean per user (a rate for binary metrics)")
+    control_value = serializers.FloatField()
+    lift = serializers.FloatField(allow_null=True, help_text="Relative difference vs control, percent")
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    p_value_adjusted = serializers.FloatField(
+        allow_null=True, help_text="Secondary: adjusted across the secondary metrics (Holm or BH); goal: as the verdict used it")
+    significant = serializers.BooleanField()
+    direction = serializers.ChoiceField(choices=["better", "worse", "flat"])
+    guardrail_failed = serializers.BooleanField(allow_null=True, help_text="Guardrails: worse with p < alpha")
+    note = serializers.CharField(allow_blank=True)
+    cuped_variance_reduction = serializers.FloatField(
+        allow_null=True, required=False, help_text="Share of this metric's variance CUPED removed; null if not applied")
+
+
+class CupedOutput(serializers.Serializer):
+    applied = serializers.BooleanField(required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, help_text="Why CUPED was not applied, if it was not")
+    theta = serializers.FloatField(required=False)
+    variance_reduction = serializers.FloatField(required=False, help_text="Share of the goal's variance removed")
+    correlation = serializers.FloatField(required=False, help_text="Pooled corr(pre-period, in-test) per customer")
+    pre_period_days = serializers.IntegerField(required=False)
+
+
 class ResultOutput(serializers.ModelSerializer):
     test_id = serializers.CharField(source="test.test_id")
     winner = serializers.SerializerMethodField()
     confidence_interval = serializers.SerializerMethodField(help_text="Interval of the relative lift, percent")
     confidence_level = serializers.FloatField(source="test.confidence_level")
     srm = serializers.SerializerMethodField()
+    metrics = MetricOutput(many=True, help_text="Goal, secondary and guardrail metrics per treatment")
+    cuped = CupedOutput(help_text="The goal metric's CUPED adjustment (empty for analyses stored before CUPED)",
+                        required=False)
 
     class Meta:
         model = ABTestResult
@@ -131,7 +174,7 @@ class ResultOutput(serializers.ModelSerializer):
                   "lift_ci_low", "lift_ci_high", "statistical_significance", "p_value", "significant",
                   "confidence_level", "chi2", "srm", "srm_p_value", "srm_detected", "chance_to_beat_control",
                   "users_total", "variant_a_conversions", "variant_b_conversions", "variants", "reason",
-                  "users_still_needed", "recommended_action"]
+                  "users_still_needed", "recommended_action", "metrics", "cuped"]
 
     def get_winner(self, result: ABTestResult) -> str | None:
         return result.winner or None
@@ -154,6 +197,7 @@ class TestOutput(serializers.ModelSerializer):
     class Meta:
         model = ABTest
         fields = ["test_id", "campaign_id", "test_name", "hypothesis", "status", "primary_metric", "guardrail_metrics",
+                  "secondary_metrics", "multiple_testing", "cuped",
                   "variant_a_name", "variant_b_name", "variants", "sample_size_target", "confidence_level",
                   "sequential", "hashing_seed", "namespace", "namespace_start", "namespace_end", "users_assigned", "created_at", "started_at", "ended_at", "winner",
                   "applied"]
@@ -205,6 +249,18 @@ class DayOutput(serializers.Serializer):
     treatments = TreatmentOnDayOutput(many=True)
 
 
+class MetricDayOutput(serializers.Serializer):
+    date = serializers.DateField()
+    treatments = TreatmentOnDayOutput(many=True)
+
+
+class MetricOverTimeOutput(serializers.Serializer):
+    metric = serializers.CharField()
+    label = serializers.CharField()
+    role = serializers.CharField(help_text="secondary or guardrail")
+    days = MetricDayOutput(many=True)
+
+
 class OverTimeOutput(serializers.Serializer):
     test_id = serializers.CharField()
     metric = serializers.CharField()
@@ -213,6 +269,33 @@ class OverTimeOutput(serializers.Serializer):
     variants = serializers.ListField(child=serializers.CharField(), help_text="Variant names, control first")
     note = serializers.CharField(help_text="How to read a daily interval for this kind of test")
     days = DayOutput(many=True)
+    metrics = MetricOverTimeOutput(many=True, help_text="Each secondary metric and guardrail by day (unadjusted)")
+
+
+class SliceOutput(serializers.Serializer):
+    slice = serializers.CharField(help_text="Segment name, time zone, or (other) for the smallest slices together")
+    variant = serializers.CharField()
+    users = serializers.IntegerField()
+    control_users = serializers.IntegerField()
+    value = serializers.FloatField()
+    control_value = serializers.FloatField()
+    lift = serializers.FloatField(allow_null=True, help_text="Percent")
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    p_value_adjusted = serializers.FloatField(allow_null=True, help_text="Adjusted across every slice comparison")
+    significant = serializers.BooleanField()
+    note = serializers.CharField(allow_blank=True)
+
+
+class BreakdownOutput(serializers.Serializer):
+    test_id = serializers.CharField()
+    by = serializers.CharField()
+    metric = serializers.CharField()
+    multiple_testing = serializers.CharField()
+    confidence_level = serializers.FloatField()
+    note = serializers.CharField()
+    slices = SliceOutput(many=True)
 
 
 # ---------------------------------------------------------------- views
@@ -307,6 +390,14 @@ class ABTestViewSet(viewsets.GenericViewSet):
         """Results over time: by UTC day, cumulative users and conversions per variant, each treatment's lift
         with its interval, and the sample-ratio check."""
         return Response(OverTimeOutput(selectors.results_over_time(test=self.get_object())).data)
+
+    @extend_schema(parameters=[OpenApiParameter("by", str, enum=[*selectors.BREAKDOWN_DIMENSIONS])],
+                   responses=BreakdownOutput)
+    @action(detail=True, methods=["get"])
+    def breakdown(self, request: Request, test_id: str) -> Response:
+        """The goal metric by customer segment or time zone, adjusted for looking at many slices."""
+        by = request.query_params.get("by", "segment")
+        return Response(BreakdownOutput(selectors.breakdown(test=self.get_object(), by=by)).data)
 
     @extend_schema(responses=HistoryOutput(many=True))
     @action(detail=False, methods=["get"])

@@ -33,7 +33,7 @@ def variant_rates(status: dict, *, div_id: str | None = None) -> SafeString:
 PALETTE = ["#868e96", "#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#1098ad", "#f08c00", "#c2255c", "#5c940d", "#495057"]
 
 
-def lift_over_time(over_time: dict, *, div_id: str | None = None) -> SafeString:
+def lift_over_time(over_time: dict, *, div_id: str | None = None, title: str = "Cumulative lift by day") -> SafeString:
     """Each treatment's cumulative lift by day with its interval as a band; days with a sample-ratio
     mismatch are marked, since their lift cannot be trusted."""
     days = over_time["days"]
@@ -53,15 +53,22 @@ def lift_over_time(over_time: dict, *, div_id: str | None = None) -> SafeString:
                                  line=dict(color=colour), legendgroup=name,
                                  customdata=list(zip(low, high, strict=True)),
                                  hovertemplate="%{x}: %{y:+.1f}% [%{customdata[0]:+.1f}, %{customdata[1]:+.1f}]<extra></extra>"))
-    srm_days = [d["date"] for d in days if d["srm_detected"]]
+    srm_days = [d["date"] for d in days if d.get("srm_detected")]
     if srm_days:
         fig.add_trace(go.Scatter(x=srm_days, y=[0] * len(srm_days), mode="markers", name="sample ratio mismatch",
                                  marker=dict(symbol="x", size=10, color="#c92a2a")))
     fig.add_hline(y=0, line=dict(color="#1d2330", width=1, dash="dot"))
     level = f"{over_time['confidence_level']:.1%}".replace(".0%", "%")
-    fig.update_layout(title=f"Cumulative lift by day ({level} interval)", yaxis=dict(title="lift, %"), height=300,
+    fig.update_layout(title=f"{title} ({level} interval)", yaxis=dict(title="lift, %"), height=300,
                       legend=dict(orientation="h", y=-0.2))
     return embed(fig, div_id=div_id)
+
+
+def metric_lift_over_time(over_time: dict, metric: dict, *, div_id: str | None = None) -> SafeString:
+    """One secondary metric or guardrail's cumulative lift by day (the same chart as the goal's)."""
+    series = {"variants": over_time["variants"], "confidence_level": over_time["confidence_level"],
+              "days": metric["days"]}
+    return lift_over_time(series, div_id=div_id, title=f"{metric['label'].capitalize()} ({metric['role']}): lift by day")
 
 
 def users_over_time(over_time: dict, *, div_id: str | None = None) -> SafeString:

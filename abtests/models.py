@@ -40,8 +40,19 @@ class ABTest(models.Model):
     hypothesis = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     primary_metric = models.CharField(max_length=32, choices=Metric.choices, default=Metric.CONVERSION_RATE)
-    # Metrics that must not get significantly worse for a winner to be declared (subset of Metric values).
+    # Metrics that must not get significantly worse for a winner to be declared (names of abtests.metrics.METRICS).
     guardrail_metrics = models.JSONField(default=list, blank=True)
+    # Reported with their own intervals, p-values adjusted across them by ``multiple_testing``.
+    secondary_metrics = models.JSONField(default=list, blank=True)
+
+    class Correction(models.TextChoices):
+        HOLM = "holm", "Holm (family-wise error rate)"
+        BH = "bh", "Benjamini-Hochberg (false discovery rate)"
+
+    multiple_testing = models.CharField(max_length=8, choices=Correction.choices, default=Correction.HOLM)
+    # CUPED: adjust each metric by the customer's own value in the weeks before the test started, where
+    # such pre-period data exist (abtests/cuped.py).
+    cuped = models.BooleanField(default=True)
     sample_size_target = models.PositiveIntegerField(help_text="Planned users across all variants")
     confidence_level = models.FloatField(
         default=0.95, validators=[MinValueValidator(CONFIDENCE_MIN), MaxValueValidator(CONFIDENCE_MAX)]
@@ -164,6 +175,10 @@ class ABTestResult(models.Model):
     reason = models.TextField(blank=True)
     users_still_needed = models.PositiveIntegerField(null=True, blank=True)
     recommended_action = models.TextField(blank=True)
+    # Goal, secondary and guardrail metrics per treatment (abtests.metrics.MetricResult.as_dict).
+    metrics = models.JSONField(default=list, blank=True)
+    # The goal metric's CUPED adjustment: {applied, reason, theta, variance_reduction, correlation, pre_period_days}.
+    cuped = models.JSONField(default=dict, blank=True)
     # Users and conversions per arm: the hourly job writes a new row only when this changes.
     fingerprint = models.CharField(max_length=200, blank=True)
 

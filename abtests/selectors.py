@@ -19,9 +19,11 @@ from django.db import connection, transaction
 from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import TruncDate
 
-from abtests import analysis, stats, timeline
+from abtests import analysis, metrics, multiple_testing, stats, timeline
+from abtests import breakdown as breakdown_math
+from abtests import cuped as cuped_math
 from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestAssignment, ABTestResult, ABTestVariant
-from campaigns.models import Event
+from campaigns.models import Customer, Event, Segment
 from marketing_ai.api import BadRequest, NotFound
 
 
@@ -141,22 +143,198 @@ def arm_totals(*, test: ABTest) -> list[ArmTotals]:
     return arms
 
 
+_BINARY_TOTALS_SQL = f"""
+SELECT a.variant_id, e.type, COUNT(DISTINCT e.customer_id)
+FROM {Event._meta.db_table} e
+JOIN {ABTestAssignment._meta.db_table} a
+  ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
+WHERE e.campaign_id = %s AND e.type IN ({{types}}) AND e.occurred_at <= %s
+GROUP BY a.variant_id, e.type
+"""
+
+
+def metric_arms(*, test: ABTest, names, arms: list[ArmTotals]) -> dict[str, list[metrics.MetricArm]]:
+    """Per metric, each arm's sums (control first). Conversion and revenue come from ``arm_totals``; the
+    other binary metrics (opens, clicks) are counted in one grouped query under the same attribution rule."""
+    out: dict[str, list[metrics.MetricArm]] = {}
+    others = sorted({metrics.METRICS[n].event_type for n in names
+                     if metrics.METRICS[n].kind == metrics.BINARY and metrics.METRICS[n].event_type != Event.Type.CONVERSION})
+    counted: dict[tuple[int, str], int] = {}
+    if others:
+        ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
+        sql = _BINARY_TOTALS_SQL.format(types=", ".join(["%s"] * len(others)))
+        with connection.cursor() as cur:
+            cur.execute(sql, [test.pk, test.campaign_id, *others, ended])
+            counted = {(v, t): int(n) for v, t, n in cur.fetchall()}
+    pk_by_position = {v.position: v.pk for v in test.ordered_variants}
+    for name in names:
+        metric = metrics.METRICS[name]
+        if name == "conversion_rate":
+            out[name] = [metrics.MetricArm(a.users, a.conversions, a.conversions) for a in arms]
+        elif name == "revenue_per_user":
+            out[name] = [metrics.MetricArm(a.users, a.revenue, a.revenue_sq) for a in arms]
+        else:
+            counts = [counted.get((pk_by_position[a.position], metric.event_type), 0) for a in arms]
+            out[name] = [metrics.MetricArm(a.users, n, n) for a, n in zip(arms, counts, strict=True)]
+    return out
+
+
+PRE_PERIOD_DAYS = 28  # CUPED's covariate: each customer's behaviour in the 4 weeks before the test started
+
+# Per variant, over customers with pre-period events of a type in the campaign (in the window before the
+# start and before their own assignment, so no in-test event is ever part of X): how many (the binary X),
+# the sum and sum of squares of their pre-period amounts, how many of them also have a counted event in
+# the test (binary X*Y), and the sum of pre x in-test amounts. Customers without pre-period events have
+# X = 0 and add nothing to these sums.
+_COVARIATE_SQL = f"""
+WITH pre AS (
+    SELECT a.customer_id, SUM(COALESCE(e.amount, 0)) AS x
+    FROM {Event._meta.db_table} e
+    JOIN {ABTestAssignment._meta.db_table} a
+      ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at < a.assigned_at
+    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at >= %s AND e.occurred_at < %s
+    GROUP BY a.customer_id
+), post AS (
+    SELECT a.customer_id, SUM(COALESCE(e.amount, 0)) AS y
+    FROM {Event._meta.db_table} e
+    JOIN {ABTestAssignment._meta.db_table} a
+      ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
+    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
+    GROUP BY a.customer_id
+)
+SELECT a.variant_id, COUNT(*), SUM(pre.x), SUM(pre.x * pre.x), COUNT(post.customer_id), SUM(pre.x * COALESCE(post.y, 0))
+FROM {ABTestAssignment._meta.db_table} a
+JOIN pre ON pre.customer_id = a.customer_id
+LEFT JOIN post ON post.customer_id = a.customer_id
+WHERE a.test_id = %s
+GROUP BY a.variant_id
+"""
+
+
+def covariate_sums(*, test: ABTest, event_type: str) -> dict[int, tuple[int, float, float, int, float]]:
+    """Variant pk -> (customers with pre-period events, sum x, sum x^2, of them with a counted event, sum x*y)."""
+    if test.started_at is None:
+        return {}
+    adapt = connection.ops.adapt_datetimefield_value
+    window = [adapt(test.started_at - dt.timedelta(days=PRE_PERIOD_DAYS)), adapt(test.started_at)]
+    ended = adapt(test.ended_at or _FAR_FUTURE)
+    with connection.cursor() as cur:
+        cur.execute(_COVARIATE_SQL, [test.pk, test.campaign_id, event_type, *window, test.pk, test.campaign_id,
+                                     event_type, ended, test.pk])
+        return {v: (int(n), float(sx or 0), float(sxx or 0), int(nxy), float(sxy or 0))
+                for v, n, sx, sxx, nxy, sxy in cur.fetchall()}
+
+
+def _with_covariates(test: ABTest, by_metric: dict[str, list[metrics.MetricArm]]) -> dict[str, list[metrics.MetricArm]]:
+    pk_by_index = [v.pk for v in test.ordered_variants]
+    sums_by_type: dict[str, dict] = {}
+    out = {}
+    for name, arms in by_metric.items():
+        metric = metrics.METRICS[name]
+        if metric.event_type not in sums_by_type:
+            sums_by_type[metric.event_type] = covariate_sums(test=test, event_type=metric.event_type)
+        sums = sums_by_type[metric.event_type]
+        new = []
+        for pk, arm in zip(pk_by_index, arms, strict=True):
+            n, sx, sxx, nxy, sxy = sums.get(pk, (0, 0.0, 0.0, 0, 0.0))
+            if metric.kind == metrics.BINARY:
+                new.append(dataclasses.replace(arm, x_total=n, x_sq=n, xy=nxy))
+            else:
+                new.append(dataclasses.replace(arm, x_total=sx, x_sq=sxx, xy=sxy))
+        out[name] = new
+    return out
+
+
+def _cuped_goal(test: ABTest, by_metric, config: analysis.Config) -> tuple[dict, tuple | None]:
+    """The goal's CUPED summary and, if it applies, the adjusted comparisons the verdict should use."""
+    if not test.cuped:
+        return {"applied": False, "reason": "switched off for this test"}, None
+    if config.sequential and config.metric == analysis.CONVERSION_RATE:
+        return {"applied": False, "reason": "a sequential test keeps its always-valid statistics on the raw counts"}, None
+    arms = by_metric[test.primary_metric]
+    if not cuped_math.applicable(metrics.cuped_arms(arms)):
+        return {"applied": False, "reason": f"no pre-period data: no customer has {metrics.METRICS[test.primary_metric].label} "
+                                            f"events in the {PRE_PERIOD_DAYS} days before the test started"}, None
+    comparisons = metrics.compare(metrics.METRICS[test.primary_metric], arms, test.confidence_level, use_cuped=True)
+    p = [c.p_value for c in comparisons]
+    p_adj = list(multiple_testing.holm(p)) if len(p) > 1 else p
+    result = comparisons[0].cuped
+    summary = {"applied": True, "reason": "", "theta": result.theta, "variance_reduction": result.variance_reduction,
+               "correlation": result.correlation, "pre_period_days": PRE_PERIOD_DAYS}
+    return summary, tuple((c.lift, c.ci_low, c.ci_high, c.p_value, float(pa)) for c, pa in zip(comparisons, p_adj, strict=True))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    arms: list[ArmTotals]
+    outcome: analysis.Outcome | None  # None while nobody is assigned
+    metrics: list[metrics.MetricResult]
+    cuped: dict = dataclasses.field(default_factory=dict)
+
+
+def evaluate(*, test: ABTest) -> Evaluation:
+    """The analysis of a test as it stands now: the verdict on the goal metric (``analysis``), blocked by any
+    failing guardrail, and every metric's row (``metrics``). One place for the analyze action and the status."""
+    arms = arm_totals(test=test)
+    if sum(a.users for a in arms) == 0:
+        return Evaluation(arms=arms, outcome=None, metrics=[])
+    names = [a.name for a in arms]
+    wanted = list(dict.fromkeys([test.primary_metric, *test.secondary_metrics, *test.guardrail_metrics]))
+    by_metric = metric_arms(test=test, names=wanted, arms=arms)
+    if test.cuped:
+        by_metric = _with_covariates(test, by_metric)
+    side_rows = metrics.evaluate(names=names, goal=test.primary_metric, secondary=test.secondary_metrics,
+                                 guardrails=test.guardrail_metrics, arms_by_metric=by_metric,
+                                 confidence_level=test.confidence_level, correction=test.multiple_testing,
+                                 goal_rows=[], use_cuped=test.cuped)
+    failed = tuple((variant, label) for variant, labels in metrics.failed_guardrails(side_rows).items()
+                   for label in labels)
+    config = dataclasses.replace(analysis_config(test), failed_guardrails=failed)
+    cuped_summary, adjusted = _cuped_goal(test, by_metric, config)
+    config = dataclasses.replace(config, adjusted=adjusted)
+    outcome = analysis.analyze(arms=[analysis.Arm(name=a.name, weight=a.weight, users=a.users,
+                                                  conversions=a.conversions, revenue_mean=a.revenue_mean,
+                                                  revenue_variance=a.revenue_variance) for a in arms],
+                               config=config)
+    return Evaluation(arms=arms, outcome=outcome, cuped=cuped_summary,
+                      metrics=_goal_rows(test, outcome, by_metric, cuped_summary) + side_rows)
+
+
+def _goal_rows(test: ABTest, outcome: analysis.Outcome, by_metric, cuped_summary: dict) -> list[metrics.MetricResult]:
+    """The goal metric's rows, exactly as the verdict computed them."""
+    metric = metrics.METRICS[test.primary_metric]
+    alpha = 1.0 - test.confidence_level
+    control = by_metric[test.primary_metric][0]
+    rows = []
+    for arm, sums in zip(outcome.arms[1:], by_metric[test.primary_metric][1:], strict=True):
+        diff = sums.mean - control.mean
+        rows.append(metrics.MetricResult(
+            metric=metric.name, label=metric.label, role=metrics.GOAL, variant=arm.name, value=sums.mean,
+            control_value=control.mean, lift=arm.lift, ci_low=arm.ci_low, ci_high=arm.ci_high, p_value=arm.p_value,
+            p_value_adjusted=arm.p_value_adjusted,
+            significant=arm.p_value_adjusted is not None and arm.p_value_adjusted < alpha,
+            direction="better" if diff > 0 else "worse" if diff < 0 else "flat",
+            note=f"as the verdict used it ({outcome.method}{', CUPED' if cuped_summary.get('applied') else ''})",
+            cuped_variance_reduction=cuped_summary.get("variance_reduction") if cuped_summary.get("applied") else None,
+        ))
+    return rows
+
+
 def test_status(*, test: ABTest) -> dict:
     """Live progress of a test: users and conversions per variant, significance so far, progress vs target.
 
     Computed from the assignments and events now (not from the last stored analysis), so it is current.
     """
-    arms = arm_totals(test=test) if test.status != ABTest.Status.DRAFT else [
-        ArmTotals(position=v.position, name=v.name, weight=v.weight, users=0, conversions=0, revenue=0.0,
-                  revenue_sq=0.0) for v in test.ordered_variants
-    ]
+    if test.status != ABTest.Status.DRAFT:
+        evaluation = evaluate(test=test)
+        arms, outcome, metric_rows, cuped_summary = (evaluation.arms, evaluation.outcome, evaluation.metrics,
+                                                     evaluation.cuped)
+    else:
+        cuped_summary = {}
+        arms = [ArmTotals(position=v.position, name=v.name, weight=v.weight, users=0, conversions=0, revenue=0.0,
+                          revenue_sq=0.0) for v in test.ordered_variants]
+        outcome, metric_rows = None, []
     total = sum(a.users for a in arms)
-    outcome = None
-    if total:
-        outcome = analysis.analyze(arms=[analysis.Arm(name=a.name, weight=a.weight, users=a.users,
-                                                      conversions=a.conversions, revenue_mean=a.revenue_mean,
-                                                      revenue_variance=a.revenue_variance) for a in arms],
-                                   config=analysis_config(test))
     by_name = {a.name: a for a in outcome.arms} if outcome else {}
     variants = []
     for a in arms:
@@ -168,6 +346,12 @@ def test_status(*, test: ABTest) -> dict:
             "lift": o.lift if o else None, "ci_low": o.ci_low if o else None, "ci_high": o.ci_high if o else None,
             "p_value": o.p_value_adjusted if o else None,
             "chance_to_beat_control": o.chance_to_beat_control if o else None,
+            # Risk (conversion-rate points given up on average): shipping this variant / keeping the control.
+            "expected_loss": o.expected_loss if o else None,
+            "control_expected_loss": o.control_expected_loss if o else None,
+            "expected_loss_pp": 100.0 * o.expected_loss if o and o.expected_loss is not None else None,
+            "control_expected_loss_pp": (100.0 * o.control_expected_loss
+                                         if o and o.control_expected_loss is not None else None),
         })
     target = test.sample_size_target
     return {
@@ -195,6 +379,9 @@ def test_status(*, test: ABTest) -> dict:
         "recommended_action": outcome.recommended_action if outcome else "Start the test and assign customers.",
         "started_at": test.started_at,
         "ended_at": test.ended_at,
+        "multiple_testing": test.multiple_testing,
+        "metrics": [r.as_dict() for r in metric_rows],
+        "cuped": cuped_summary,
     }
 
 
@@ -290,9 +477,10 @@ class DailyTotals:
     days: list[dt.date]
     arms: list[ABTestVariant]
     conversion: timeline.Cumulative  # customers = converters; total = revenue
+    by_type: dict[str, timeline.Cumulative]  # the same for every event type asked for (conversion included)
 
 
-def daily_totals(*, test: ABTest, today: dt.date | None = None) -> DailyTotals:
+def daily_totals(*, test: ABTest, today: dt.date | None = None, event_types=()) -> DailyTotals:
     """Per arm and UTC day, cumulative users, converters and revenue sums (the attribution rule above)."""
     arms = test.ordered_variants
     index = {v.pk: i for i, v in enumerate(arms)}
@@ -310,24 +498,30 @@ def daily_totals(*, test: ABTest, today: dt.date | None = None) -> DailyTotals:
     new_users = np.zeros((len(arms), len(days)), dtype=np.int64)
     for variant_pk, day, n in per_day:
         new_users[index[variant_pk], max((day - first).days, 0)] += n  # older days fold into the first shown
-    events = counted_events(test=test, event_type=Event.Type.CONVERSION)
-    conversion = timeline.cumulative(
-        arms=len(arms), days=len(days), new_users=new_users,
-        event_arm=np.array([index[v] for v, _, _, _ in events], dtype=np.int64),
-        event_customer=np.array([c for _, c, _, _ in events], dtype=np.int64),
-        event_day=np.array([min(max((t.date() - first).days, 0), len(days) - 1) for _, _, t, _ in events],
-                           dtype=np.int64),
-        event_value=np.array([a for _, _, _, a in events], dtype=np.float64),
-    )
-    return DailyTotals(days=days, arms=arms, conversion=conversion)
+    by_type = {}
+    for event_type in dict.fromkeys([Event.Type.CONVERSION, *event_types]):
+        events = counted_events(test=test, event_type=event_type)
+        by_type[event_type] = timeline.cumulative(
+            arms=len(arms), days=len(days), new_users=new_users,
+            event_arm=np.array([index[v] for v, _, _, _ in events], dtype=np.int64),
+            event_customer=np.array([c for _, c, _, _ in events], dtype=np.int64),
+            event_day=np.array([min(max((t.date() - first).days, 0), len(days) - 1) for _, _, t, _ in events],
+                               dtype=np.int64),
+            event_value=np.array([a for _, _, _, a in events], dtype=np.float64),
+        )
+    return DailyTotals(days=days, arms=arms, conversion=by_type[Event.Type.CONVERSION], by_type=by_type)
 
 
 def results_over_time(*, test: ABTest, today: dt.date | None = None) -> dict:
     """The primary metric's analysis as it stood at the end of each day: cumulative users and conversions
     per arm, each treatment's lift with its interval and p-value, and the sample-ratio check by day (on the
     cumulative users, and on that day's new users alone, which shows a one-day assignment fault)."""
-    totals = daily_totals(test=test, today=today)
-    config = dataclasses.replace(analysis_config(test), previous_p_values=None)
+    side = [(name, metrics.SECONDARY) for name in test.secondary_metrics if name != test.primary_metric]
+    side += [(name, metrics.GUARDRAIL) for name in test.guardrail_metrics if name != test.primary_metric]
+    totals = daily_totals(test=test, today=today,
+                          event_types=[metrics.METRICS[name].event_type for name, _ in side])
+    # Each day starts from that day's own history, not from the last stored look (later data).
+    config = dataclasses.replace(analysis_config(test), previous_p_values=None, previous_intervals=None)
     weights = [v.weight for v in totals.arms]
     c = totals.conversion
     rows = []
@@ -342,10 +536,13 @@ def results_over_time(*, test: ABTest, today: dt.date | None = None) -> dict:
                                      revenue_mean=mean, revenue_variance=variance))
         outcome = analysis.analyze(arms=arms, config=config) if users.sum() else None
         if outcome is not None and config.sequential:
-            # The always-valid p-value is a running minimum over the looks: carry it day to day.
+            # The always-valid p-value is a running minimum over the looks, and its interval the running
+            # intersection (percent on the arms, fractions in the config): carry both day to day.
             p_values = tuple(a.p_value for a in outcome.arms[1:])
             if all(p is not None for p in p_values):
-                config = dataclasses.replace(config, previous_p_values=p_values)
+                intervals = tuple((None if a.ci_low is None else a.ci_low / 100, None if a.ci_high is None else a.ci_high / 100)
+                                  for a in outcome.arms[1:])
+                config = dataclasses.replace(config, previous_p_values=p_values, previous_intervals=intervals)
         new = c.new_users[:, d]
         rows.append({
             "date": day,
@@ -374,4 +571,88 @@ def results_over_time(*, test: ABTest, today: dt.date | None = None) -> dict:
         "variants": [v.name for v in totals.arms],
         "note": peeking,
         "days": rows,
+        "metrics": [_metric_over_time(test, totals, name, role) for name, role in side],
     }
+
+
+def _metric_over_time(test: ABTest, totals: DailyTotals, name: str, role: str) -> dict:
+    """A secondary metric or guardrail by day: each treatment's lift with its own (unadjusted) interval."""
+    metric = metrics.METRICS[name]
+    c = totals.by_type[metric.event_type]
+    days = []
+    for d, day in enumerate(totals.days):
+        if metric.kind == metrics.BINARY:
+            arms = [metrics.MetricArm(int(c.users[i, d]), int(c.customers[i, d]), int(c.customers[i, d]))
+                    for i in range(len(totals.arms))]
+        else:
+            arms = [metrics.MetricArm(int(c.users[i, d]), float(c.total[i, d]), float(c.total_sq[i, d]))
+                    for i in range(len(totals.arms))]
+        comparisons = metrics.compare(metric, arms, test.confidence_level)
+        days.append({"date": day, "treatments": [
+            {"name": v.name, "lift": None if cmp is None or cmp.lift is None else 100.0 * cmp.lift,
+             "ci_low": None if cmp is None or cmp.ci_low is None else 100.0 * cmp.ci_low,
+             "ci_high": None if cmp is None or cmp.ci_high is None else 100.0 * cmp.ci_high,
+             "p_value": None if cmp is None else cmp.p_value, "chance_to_beat_control": None}
+            for v, cmp in zip(totals.arms[1:], comparisons, strict=True)]})
+    return {"metric": name, "label": metric.label, "role": role, "days": days}
+
+
+# ---------------------------------------------------------------- breakdowns
+
+# Slices are customer attributes fixed before assignment, so each slice is itself a randomised
+# experiment. (A property of the conversion events, e.g. their merchant, would split the outcome rather
+# than the customers, and a test runs in one campaign, so its channel is the same for every customer.)
+BREAKDOWN_DIMENSIONS = {"segment": "COALESCE(c.segment_id, 0)", "timezone": "c.timezone"}
+
+_BREAKDOWN_SQL = """
+WITH users AS (
+    SELECT a.variant_id, {key} AS k, COUNT(*) AS n
+    FROM {assignments} a JOIN {customers} c ON c.id = a.customer_id
+    WHERE a.test_id = %s
+    GROUP BY a.variant_id, {key}
+), converters AS (
+    SELECT a.variant_id, {key} AS k, SUM(COALESCE(e.amount, 0)) AS revenue
+    FROM {events} e
+    JOIN {assignments} a ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
+    JOIN {customers} c ON c.id = a.customer_id
+    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
+    GROUP BY a.variant_id, {key}, a.customer_id
+)
+SELECT u.variant_id, u.k, u.n, COUNT(cv.variant_id), COALESCE(SUM(cv.revenue), 0),
+       COALESCE(SUM(cv.revenue * cv.revenue), 0)
+FROM users u
+LEFT JOIN converters cv ON cv.variant_id = u.variant_id AND cv.k = u.k
+GROUP BY u.variant_id, u.k, u.n
+"""
+
+
+def breakdown(*, test: ABTest, by: str) -> dict:
+    """The goal metric per slice of customers (by segment or time zone), each treatment vs the control,
+    with p-values adjusted across every slice comparison (the test's correction)."""
+    if by not in BREAKDOWN_DIMENSIONS:
+        raise BadRequest({"by": [f"one of {', '.join(BREAKDOWN_DIMENSIONS)}"]})
+    sql = _BREAKDOWN_SQL.format(key=BREAKDOWN_DIMENSIONS[by], assignments=ABTestAssignment._meta.db_table,
+                                customers=Customer._meta.db_table, events=Event._meta.db_table)
+    ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
+    with connection.cursor() as cur:
+        cur.execute(sql, [test.pk, test.pk, test.campaign_id, Event.Type.CONVERSION, ended])
+        rows = cur.fetchall()
+    variants = test.ordered_variants
+    index = {v.pk: i for i, v in enumerate(variants)}
+    labels: dict = {}
+    if by == "segment":
+        labels = dict(Segment.objects.filter(pk__in={k for _, k, *_ in rows}).values_list("pk", "name"))
+        labels[0] = "(no segment)"
+    zero = metrics.MetricArm(0, 0.0, 0.0)
+    by_slice: dict[str, list[metrics.MetricArm]] = {}
+    revenue = test.primary_metric == "revenue_per_user"
+    for variant_pk, key, n, converters, total, total_sq in rows:
+        name = str(labels.get(key, key))
+        arms = by_slice.setdefault(name, [zero] * len(variants))
+        arms[index[variant_pk]] = (metrics.MetricArm(int(n), float(total), float(total_sq)) if revenue
+                                   else metrics.MetricArm(int(n), int(converters), int(converters)))
+    slice_rows, note = breakdown_math.slices(names=[v.name for v in variants], metric=test.primary_metric,
+                                             by_slice=by_slice, confidence_level=test.confidence_level,
+                                             correction=test.multiple_testing)
+    return {"test_id": test.test_id, "by": by, "metric": test.primary_metric, "multiple_testing": test.multiple_testing,
+            "confidence_level": test.confidence_level, "note": note, "slices": [r.as_dict() for r in slice_rows]}

@@ -21,7 +21,7 @@ from celery.schedules import crontab
 from django.db import transaction
 from django.utils import timezone
 
-from abtests import analysis, assignment, selectors
+from abtests import analysis, assignment, metrics, selectors
 from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestResult, ABTestVariant
 from campaigns import configuration
 from campaigns import selectors as campaign_selectors
@@ -43,7 +43,8 @@ class VariantSpec:
 
 
 def _validate(*, test_name: str, variants: Sequence[VariantSpec], sample_size_target, confidence_level,
-              primary_metric: str, guardrail_metrics: Sequence[str]) -> dict[str, list[str]]:
+              primary_metric: str, guardrail_metrics: Sequence[str], secondary_metrics: Sequence[str] = (),
+              multiple_testing: str = ABTest.Correction.HOLM) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if not (test_name or "").strip():
         errors["test_name"] = ["give the test a name"]
@@ -77,9 +78,12 @@ def _validate(*, test_name: str, variants: Sequence[VariantSpec], sample_size_ta
         errors["confidence_level"] = [f"must be between {CONFIDENCE_MIN} and {CONFIDENCE_MAX} (e.g. 0.95)"]
     if primary_metric not in ABTest.Metric.values:
         errors["primary_metric"] = [f"one of {', '.join(ABTest.Metric.values)}"]
-    bad_guardrails = [g for g in guardrail_metrics if g not in ABTest.Metric.values]
-    if bad_guardrails:
-        errors["guardrail_metrics"] = [f"unknown metrics {bad_guardrails}; use {', '.join(ABTest.Metric.values)}"]
+    for field, names in (("guardrail_metrics", guardrail_metrics), ("secondary_metrics", secondary_metrics)):
+        unknown = [g for g in names if g not in metrics.METRICS]
+        if unknown:
+            errors[field] = [f"unknown metrics {unknown}; use {', '.join(metrics.METRICS)}"]
+    if multiple_testing not in ABTest.Correction.values:
+        errors["multiple_testing"] = [f"one of {', '.join(ABTest.Correction.values)}"]
     return errors
 
 
@@ -108,6 +112,9 @@ def test_create(
     hypothesis: str = "",
     primary_metric: str = ABTest.Metric.CONVERSION_RATE,
     guardrail_metrics: Sequence[str] = (),
+    secondary_metrics: Sequence[str] = (),
+    multiple_testing: str = ABTest.Correction.HOLM,
+    cuped: bool = True,
     sequential: bool = False,
     hashing_seed: str = "",
     namespace: str = "",
@@ -118,7 +125,8 @@ def test_create(
     """Create a draft test. Every problem with the input is reported at once, by field (400)."""
     errors = _validate(test_name=test_name, variants=variants, sample_size_target=sample_size_target,
                        confidence_level=confidence_level, primary_metric=primary_metric,
-                       guardrail_metrics=guardrail_metrics)
+                       guardrail_metrics=guardrail_metrics, secondary_metrics=secondary_metrics,
+                       multiple_testing=multiple_testing)
     errors.update(_validate_namespace(namespace or "", namespace_start, namespace_end))
     campaign = Campaign.objects.filter(campaign_id=campaign_id).first() if campaign_id else None
     if campaign is None:
@@ -139,6 +147,9 @@ def test_create(
             hypothesis=hypothesis or "",
             primary_metric=primary_metric,
             guardrail_metrics=list(dict.fromkeys(guardrail_metrics)),
+            secondary_metrics=list(dict.fromkeys(secondary_metrics)),
+            multiple_testing=multiple_testing,
+            cuped=bool(cuped),
             sample_size_target=sample_size_target,
             confidence_level=float(confidence_level),
             sequential=sequential,
@@ -194,14 +205,12 @@ def test_analyze(*, test: ABTest, save: bool = True) -> ABTestResult:
     """Count per variant, run the statistics, decide; store the analysis as a new ``ab_test_results`` row."""
     if test.status == ABTest.Status.DRAFT:
         raise Conflict(f"test {test.test_id} is a draft; start it and assign customers before analysing")
-    arms = selectors.arm_totals(test=test)
-    if sum(a.users for a in arms) == 0:
+    evaluation = selectors.evaluate(test=test)
+    if evaluation.outcome is None:
         raise Conflict(f"test {test.test_id} has no customers assigned yet; nothing to analyse")
-    outcome = analysis.analyze(arms=[analysis.Arm(name=a.name, weight=a.weight, users=a.users,
-                                                  conversions=a.conversions, revenue_mean=a.revenue_mean,
-                                                  revenue_variance=a.revenue_variance) for a in arms],
-                               config=selectors.analysis_config(test))
-    result = _result_row(test, outcome)
+    result = _result_row(test, evaluation.outcome)
+    result.metrics = [r.as_dict() for r in evaluation.metrics]
+    result.cuped = evaluation.cuped
     if save:
         result.save()
     return result

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException, ValidationError
 
-from abtests import charts, selectors, services
+from abtests import charts, metrics, selectors, services
 from abtests.models import ABTest
 from campaigns.models import Campaign, Offer
 from marketing_ai.api import is_marketer
@@ -59,6 +59,8 @@ def _form_values(post) -> dict:
         confidence_level=_number(post.get("confidence_level")),
         primary_metric=post.get("primary_metric") or ABTest.Metric.CONVERSION_RATE,
         guardrail_metrics=post.getlist("guardrail_metrics"),
+        secondary_metrics=post.getlist("secondary_metrics"),
+        multiple_testing=post.get("multiple_testing") or ABTest.Correction.HOLM,
         sequential=post.get("sequential") == "on",
     )
 
@@ -116,6 +118,8 @@ def ab_tests_page(request: HttpRequest) -> HttpResponse:
         ],
         "confidence_choices": CONFIDENCE_CHOICES,
         "metrics": ABTest.Metric.choices,
+        "all_metrics": [(m.name, m.label) for m in metrics.METRICS.values()],
+        "corrections": ABTest.Correction.choices,
     }
     return render(request, "abtests/index.html", context, status=status_code)
 
@@ -130,8 +134,11 @@ def ab_test_detail_page(request: HttpRequest, test_id: str) -> HttpResponse:
         "card": card, "test": test, "results": _distinct_results(selectors.results_of(test=test)[:50]),
         "can_write": is_marketer(request.user),
         "over_time": over_time,
+        "breakdown": selectors.breakdown(test=test, by="segment") if has_users else None,
         "lift_chart": charts.lift_over_time(over_time, div_id="lift-over-time") if has_users else "",
         "users_chart": charts.users_over_time(over_time, div_id="users-over-time") if has_users else "",
+        "metric_charts": [charts.metric_lift_over_time(over_time, m, div_id=f"lift-over-time-{m['metric']}")
+                          for m in over_time["metrics"]] if has_users else [],
     })
 
 

@@ -182,3 +182,54 @@ def test_the_page_of_a_test_without_users_says_so(client, marketer):
     client.force_login(marketer)
     html = client.get(f"/ab-tests/{test.test_id}/").content.decode()
     assert "the results over time appear from the first day with users" in html
+
+
+@pytest.mark.django_db
+def test_each_secondary_metric_and_guardrail_has_its_own_series_and_chart(api, client, marketer):
+    from statsmodels.stats.proportion import proportions_ztest
+
+    test = ABTestFactory(started_at=DAY0, secondary_metrics=["revenue_per_user"], guardrail_metrics=["click_rate"])
+    assigned, counted = build(test, np.random.default_rng(9), days=4)
+    pk = dict(Customer.objects.filter(customer_id__in=list(assigned.customer_id)).values_list("customer_id", "pk"))
+    clicks = assigned.iloc[::3]  # every third customer clicks, 5 hours after assignment
+    Event.objects.bulk_create([Event(event_id=f"click_{pk[r.customer_id]}", type="click",
+                                     occurred_at=r.assigned_at + dt.timedelta(hours=5), customer_id=pk[r.customer_id],
+                                     campaign_id=test.campaign_id) for r in clicks.itertuples()])
+    body = api.get(f"/api/v1/ab-tests/{test.test_id}/over-time").json()
+    assert [(m["metric"], m["role"]) for m in body["metrics"]] == [("revenue_per_user", "secondary"),
+                                                                  ("click_rate", "guardrail")]
+    series = body["metrics"][1]["days"]
+    assert len(series) == len(body["days"])
+    for day in series[:5]:
+        end = dt.datetime.combine(dt.date.fromisoformat(day["date"]), dt.time.max, tzinfo=dt.UTC)
+        users = [int(((assigned.assigned_at <= end) & (assigned.arm == a)).sum()) for a in (0, 1)]
+        clicked = clicks[clicks.assigned_at + dt.timedelta(hours=5) <= end]
+        counts = [int((clicked.arm == a).sum()) for a in (0, 1)]
+        (b,) = day["treatments"]
+        if counts[0]:
+            assert b["p_value"] == pytest.approx(proportions_ztest([counts[1], counts[0]], [users[1], users[0]])[1])
+            assert b["lift"] == pytest.approx(100 * (counts[1] / users[1] / (counts[0] / users[0]) - 1))
+    client.force_login(marketer)
+    html = client.get(f"/ab-tests/{test.test_id}/").content.decode()
+    assert 'id="lift-over-time-click_rate"' in html and 'id="lift-over-time-revenue_per_user"' in html
+    assert "Click rate (guardrail): lift by day" in html
+
+
+@pytest.mark.django_db
+def test_the_card_shows_the_risk_of_shipping_and_of_keeping_the_control(api, client, marketer):
+    from tests.abtests.factories import populate
+
+    test = ABTestFactory()
+    populate(test, users=[1000, 1000], conversions=[100, 120])
+    status = api.get(f"/api/ab-tests/{test.test_id}/status").json()
+    b = status["variants"][1]
+    # Independent reference: Monte Carlo over the Beta(1 + c, 1 + n - c) posteriors.
+    rng = np.random.default_rng(0)
+    rate_a, rate_b = rng.beta(101, 901, 400_000), rng.beta(121, 881, 400_000)
+    assert b["expected_loss"] == pytest.approx(np.maximum(rate_a - rate_b, 0).mean(), rel=0.03)
+    assert b["control_expected_loss"] == pytest.approx(np.maximum(rate_b - rate_a, 0).mean(), rel=0.03)
+    assert b["expected_loss_pp"] == pytest.approx(100 * b["expected_loss"])
+    client.force_login(marketer)
+    html = client.get(f"/ab-tests/{test.test_id}/").content.decode()
+    assert "Risk: ship / keep control" in html
+    assert f"{b['expected_loss_pp']:.3f} / {b['control_expected_loss_pp']:.3f} pp" in html
