@@ -143,17 +143,29 @@ class RolePermission(permissions.BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        if user.is_superuser:
-            return True
-        groups = _group_names(user)
-        if getattr(view, "ingest_allowed", False) and INGEST in groups:
-            return True
-        if groups == {INGEST}:
-            self.message = "This service account may only send events."
+        refusal = role_refusal(user, request.method, ingest_allowed=getattr(view, "ingest_allowed", False))
+        if refusal:
+            self.message = refusal
             return False
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        return MARKETER in groups
+        return True
+
+
+def role_refusal(user, method: str, *, ingest_allowed: bool = False) -> str | None:
+    """Why this authenticated user's role may not make this request (``None``: it may).
+
+    The one rule of roles, for the API (``RolePermission``) and the dashboard pages
+    (``marketing_ai.middleware.PageRoleMiddleware``) alike.
+    """
+    if user.is_superuser:
+        return None
+    groups = _group_names(user)
+    if ingest_allowed and INGEST in groups:
+        return None
+    if groups == {INGEST}:
+        return "This service account may only send events."
+    if method in permissions.SAFE_METHODS or MARKETER in groups:
+        return None
+    return RolePermission.message
 
 
 def _group_names(user) -> set[str]:
