@@ -1,7 +1,8 @@
 """Admin pages for the shared domain.
 
 Events run into the millions: their page uses raw id widgets for foreign keys, skips the full
-count, filters on indexed columns, and drills down by date.
+count, filters on indexed columns, and drills down by date. Events are read-only facts; campaign
+changes go through ``campaigns.services`` like the API's.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count
 
+from campaigns import services
 from campaigns.models import Campaign, Customer, Event, Merchant, Offer, Segment
+from marketing_ai.admin import FactAdmin
 
 
 @admin.register(Segment)
@@ -62,9 +65,23 @@ class CampaignAdmin(admin.ModelAdmin):
     filter_horizontal = ["target_segments"]
     date_hierarchy = "start_date"
 
+    def save_model(self, request, obj: Campaign, form, change: bool) -> None:
+        # Through the campaign service, like the API (its checks and, once it has one, its change log).
+        services.campaign_admin_save(campaign=obj, changed=form.changed_data if change else None, user=request.user)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        if not change or "target_segments" in form.changed_data:
+            services.campaign_admin_save_segments(
+                campaign=form.instance, segments=list(form.cleaned_data.get("target_segments") or []), user=request.user
+            )
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(FactAdmin):
+    """Events are append-only facts: read-only here (they arrive through ingestion only)."""
+
     list_display = ["event_id", "type", "occurred_at", "campaign", "customer", "merchant", "variant", "amount"]
     list_filter = ["type", "occurred_at"]
     list_select_related = ["campaign", "customer", "merchant"]
@@ -72,5 +89,4 @@ class EventAdmin(admin.ModelAdmin):
     raw_id_fields = ["customer", "campaign", "merchant", "offer"]
     date_hierarchy = "occurred_at"
     show_full_result_count = False
-    readonly_fields = ["received_at"]
     list_per_page = 50
