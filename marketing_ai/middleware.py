@@ -119,6 +119,9 @@ class RequestGuardMiddleware:
         try:
             items = request.GET.lists()
             for key, values in items:
+                if "[" in key and request.path_info.startswith("/api/"):
+                    # The API's parameters are plain names: page[x]=1 is not a page number (it was ignored).
+                    return f"The query parameter {key[:40]!r} is not a plain name; the API takes no nested parameters."
                 for text in (key, *values):
                     problem = validation.text_problem(text)
                     if problem:
