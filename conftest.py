@@ -73,6 +73,21 @@ def fast_password_hashing():
         yield
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Each test counts its own requests: rate-limit counters are keyed apart per test (not flushed:
+    in CI the counters live in the shared Redis)."""
+    import uuid
+
+    from django.core.cache import caches
+
+    cache = caches["throttle"]
+    previous = cache.key_prefix
+    cache.key_prefix = f"test-{uuid.uuid4().hex}"
+    yield
+    cache.key_prefix = previous
+
+
 @pytest.fixture
 def make_user(db):
     from django.contrib.auth.models import Group, User

@@ -74,6 +74,9 @@ class ABTest(models.Model):
     winner = models.CharField(max_length=64, blank=True, help_text="Winning variant name; empty if none")
     # What ending the test with apply_winner changed on the campaign, e.g. {"current_offer": "off_25pct"}.
     applied = models.JSONField(default=dict, blank=True)
+    # Free text for the team (what was learned, follow-ups): the one field the admin may still edit
+    # once the test is completed; everything else about a completed test is a fact.
+    notes = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "ab_tests"

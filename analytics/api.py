@@ -263,8 +263,11 @@ class PortfolioOut(serializers.Serializer):
 RANGE_PARAMS = [
     OpenApiParameter("days", OpenApiTypes.INT, enum=list(selectors.ALLOWED_DAYS),
                      description="last N days ending today (UTC); default 30"),
-    OpenApiParameter("from", OpenApiTypes.DATE, description="first day (inclusive), instead of days"),
-    OpenApiParameter("to", OpenApiTypes.DATE, description="last day (inclusive); default today"),
+    # YYYY-MM-DD, or empty (= not given: the dashboard's range form sends empty fields).
+    OpenApiParameter("from", {"type": "string", "pattern": r"^(\d{4}-\d{2}-\d{2})?$"},
+                     description="first day (inclusive, YYYY-MM-DD), instead of days"),
+    OpenApiParameter("to", {"type": "string", "pattern": r"^(\d{4}-\d{2}-\d{2})?$"},
+                     description="last day (inclusive, YYYY-MM-DD); default today"),
     OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="csv for a CSV attachment"),
 ]
 

@@ -1,7 +1,8 @@
 """Admin pages for the shared domain.
 
 Events run into the millions: their page uses raw id widgets for foreign keys, skips the full
-count, filters on indexed columns, and drills down by date.
+count, filters on indexed columns, and drills down by date. Events are read-only facts; campaign
+changes go through ``campaigns.services`` like the API's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from django.db.models import Count
 
 from campaigns import configuration
 from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Customer, Event, Merchant, Offer, Segment
+from marketing_ai.admin import FactAdmin
 
 
 @admin.register(Segment)
@@ -138,7 +140,9 @@ class CampaignChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(FactAdmin):
+    """Events are append-only facts: read-only here (they arrive through ingestion only)."""
+
     list_display = ["event_id", "type", "occurred_at", "campaign", "customer", "merchant", "variant", "amount"]
     list_filter = ["type", "occurred_at"]
     list_select_related = ["campaign", "customer", "merchant"]
@@ -146,5 +150,4 @@ class EventAdmin(admin.ModelAdmin):
     raw_id_fields = ["customer", "campaign", "merchant", "offer"]
     date_hierarchy = "occurred_at"
     show_full_result_count = False
-    readonly_fields = ["received_at"]
     list_per_page = 50

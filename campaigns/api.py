@@ -156,6 +156,7 @@ class EventIngestView(APIView):
     """``POST /api/v1/events/``: a batch of up to 5,000 events, all stored or none."""
 
     ingest_allowed = True  # service accounts in the `ingest` group may call this (and nothing else)
+    throttle_scope = "ingest"  # its own rate limit (marketing_ai/throttles.py): reads stay served when it is hit
 
     @extend_schema(
         operation_id="events_ingest",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns import configuration
@@ -44,12 +45,12 @@ class CampaignSerializer(serializers.ModelSerializer):
         source="merchant", slug_field="merchant_id", queryset=Merchant.objects.all(), allow_null=True, required=False,
         help_text="The merchant's external id, e.g. m_7",
     )
-    merchant_name = serializers.CharField(source="merchant.name", read_only=True, default=None)
+    merchant_name = serializers.SerializerMethodField(help_text="The merchant's name; null without a merchant")
     current_offer_id = serializers.SlugRelatedField(
         source="current_offer", slug_field="offer_id", queryset=Offer.objects.all(), allow_null=True, required=False,
         help_text="The current offer's external id, e.g. off_25pct",
     )
-    current_offer = OfferSerializer(read_only=True)
+    current_offer = OfferSerializer(read_only=True, allow_null=True)
     target_segments = serializers.SlugRelatedField(
         slug_field="name", queryset=Segment.objects.all(), many=True, required=False,
         help_text="Segment names, e.g. [\"new_users\", \"high_value_users\"]",
@@ -76,6 +77,10 @@ class CampaignSerializer(serializers.ModelSerializer):
             "promoted_merchants", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_merchant_name(self, campaign: Campaign) -> str | None:
+        return campaign.merchant.name if campaign.merchant_id else None
 
     def get_fields(self):
         fields = super().get_fields()
@@ -117,7 +122,7 @@ class CampaignChangeSerializer(serializers.ModelSerializer):
 
 
 class CustomerSerializer(serializers.ModelSerializer):
-    segment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    segment = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = Customer

@@ -1,10 +1,27 @@
-"""Admin for job runs (read-only history). django-celery-beat registers its own periodic-task admin."""
+"""Admin for job runs (read-only history), and the read-only base of every admin page over facts.
+
+django-celery-beat registers its own periodic-task admin.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
 from marketing_ai.models import JobRun
+
+
+class FactAdmin(admin.ModelAdmin):
+    """Rows that record what happened (events, assignments, analyses): shown, never added, edited or
+    deleted in the admin. They change only through their services (ingestion, assignment, analysis)."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(JobRun)

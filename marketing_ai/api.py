@@ -149,17 +149,29 @@ class RolePermission(permissions.BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        if user.is_superuser:
-            return True
-        groups = _group_names(user)
-        if getattr(view, "ingest_allowed", False) and INGEST in groups:
-            return True
-        if groups == {INGEST}:
-            self.message = "This service account may only send events."
+        refusal = role_refusal(user, request.method, ingest_allowed=getattr(view, "ingest_allowed", False))
+        if refusal:
+            self.message = refusal
             return False
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        return MARKETER in groups
+        return True
+
+
+def role_refusal(user, method: str, *, ingest_allowed: bool = False) -> str | None:
+    """Why this authenticated user's role may not make this request (``None``: it may).
+
+    The one rule of roles, for the API (``RolePermission``) and the dashboard pages
+    (``marketing_ai.middleware.PageRoleMiddleware``) alike.
+    """
+    if user.is_superuser:
+        return None
+    groups = _group_names(user)
+    if ingest_allowed and INGEST in groups:
+        return None
+    if groups == {INGEST}:
+        return "This service account may only send events."
+    if method in permissions.SAFE_METHODS or MARKETER in groups:
+        return None
+    return RolePermission.message
 
 
 def _group_names(user) -> set[str]:
@@ -204,8 +216,23 @@ class WholeBodyJSONParser(JSONParser):
 
 
 class Pagination(PageNumberPagination):
+    """``?page=`` and ``?page_size=`` (1-1000); a value that is not a positive whole number is a 400
+    (DRF would silently fall back to the default, answering a page the client did not ask for)."""
+
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw not in (None, "") and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise BadRequest({self.page_size_query_param: [f"a whole number from 1 to {self.max_page_size}"]})
+        return super().get_page_size(request)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        raw = request.query_params.get(self.page_query_param)
+        if raw not in (None, "", "last") and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise BadRequest({self.page_query_param: ["a page number from 1"]})
+        return super().paginate_queryset(queryset, request, view)
 
 
 def seed_path(route: str, view, name: str | None = None) -> URLPattern:

@@ -88,3 +88,19 @@ for _model in (Token, Group):
 def _membership_changed(action: str, **_) -> None:
     if action.startswith("post_"):
         forget_all_tokens()
+
+
+from axes.backends import AxesStandaloneBackend  # noqa: E402 (kept beside the token cache: both guard logins)
+
+
+class LoginLockoutBackend(AxesStandaloneBackend):
+    """django-axes' lockout for both login forms (the dashboard's and the admin's).
+
+    Only a login attempt over HTTP carries a request; ``authenticate()`` called without one (a
+    management command checking a password) is not a login form and is not counted or refused.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)

@@ -96,6 +96,7 @@ def _check_range(start, end) -> None:
 
 
 class JobViewSet(viewsets.GenericViewSet):
+    throttle_scope: str | None = None  # the run action sets "jobs" (marketing_ai/throttles.py)
     lookup_field = "name"
     lookup_value_regex = r"[\w.-]+"
     serializer_class = JobOutput
@@ -118,7 +119,7 @@ class JobViewSet(viewsets.GenericViewSet):
         return Response(JobOutput(self._job(name), context={"last_runs": selectors.last_run_per_job([name])}).data)
 
     @extend_schema(request=RunInput, responses={200: JobRunOutput, 202: QueuedOutput})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_scope="jobs")  # its own, tighter rate limit
     def run(self, request, name=None):
         job = self._job(name)
         data = _valid(RunInput, request.data)

@@ -12,7 +12,7 @@ from django.urls import get_urlconf, is_valid_path
 from rest_framework import exceptions as drf_exceptions
 
 from marketing_ai import validation
-from marketing_ai.api import body_limit, json_error, too_large_message
+from marketing_ai.api import body_limit, json_error, role_refusal, too_large_message
 
 # Django-level 4xx (outside DRF's exception handler) get these codes in the error shape.
 CODES = {
@@ -119,6 +119,9 @@ class RequestGuardMiddleware:
         try:
             items = request.GET.lists()
             for key, values in items:
+                if "[" in key and request.path_info.startswith("/api/"):
+                    # The API's parameters are plain names: page[x]=1 is not a page number (it was ignored).
+                    return f"The query parameter {key[:40]!r} is not a plain name; the API takes no nested parameters."
                 for text in (key, *values):
                     problem = validation.text_problem(text)
                     if problem:
@@ -144,4 +147,31 @@ class RequestGuardMiddleware:
             raise PermissionDenied(str(exc.detail)) from exc
         if isinstance(exc, (drf_exceptions.ValidationError, drf_exceptions.ParseError)):
             raise DjangoBadRequest(str(exc.detail)) from exc
+        return None
+
+
+# Paths with their own access rules: the API (RolePermission), the admin (staff and model permissions),
+# login/logout, static files and the health checks.
+PAGE_ROLE_EXEMPT = ("/api/", "/admin/", "/accounts/", "/static/", "/healthz", "/readyz")
+
+
+class PageRoleMiddleware:
+    """Dashboard pages follow the API's roles (``marketing_ai.api.role_refusal``): an ``ingest`` service
+    account that can log in still reads no page (403), and page writes need the ``marketer`` role."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        if request.path_info.startswith(PAGE_ROLE_EXEMPT):
+            return None
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None  # the page's login_required sends it to the login form
+        refusal = role_refusal(user, request.method)
+        if refusal:
+            raise PermissionDenied(refusal)
         return None

@@ -7,6 +7,7 @@ stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "axes",
     "django_celery_beat",
     "marketing_ai",
     "campaigns",
@@ -62,11 +64,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "marketing_ai.middleware.PageRoleMiddleware",  # pages check the API's roles
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "marketing_ai.middleware.ApiNotFoundMiddleware",
     "marketing_ai.outages.DatabaseUnavailableMiddleware",  # a lost database connection: 503, not 500
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its 429 page
 ]
 
 ROOT_URLCONF = "marketing_ai.urls"
@@ -127,6 +131,20 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# Repeated failed logins (either login form: /accounts/login/ and /admin/login/) lock that username
+# from that IP for AXES_COOLOFF_TIME; the lockout page is a 429. Attempts are kept in the database
+# (admin: Axes). Unlock early with `manage.py axes_reset_username NAME`.
+AUTHENTICATION_BACKENDS = [
+    "marketing_ai.auth.LoginLockoutBackend",  # django-axes, first: refuses a locked-out attempt before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT: int = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -183,12 +201,27 @@ CACHES = {
                 "OPTIONS": {"MAX_ENTRIES": env.int("CACHE_MAX_ENTRIES", default=20000)}},
     "auth": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "auth",
              "OPTIONS": {"MAX_ENTRIES": 10000}},
+    # Rate-limit counters (marketing_ai/throttles.py): shared by every process through Redis in
+    # production (short timeouts: a frozen Redis must not hold a request), per process otherwise.
+    "throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle",
+                 "OPTIONS": {"MAX_ENTRIES": 100000}},
 }
 # How long a revoked token (or a changed role) may keep working in another process; 0: no cache.
 AUTH_TOKEN_CACHE_SECONDS: int = env.int("AUTH_TOKEN_CACHE_SECONDS", default=30)
 # How long a process reuses the analytics data version before asking the database again (a new
 # aggregation run reaches the API within this bound).
 ANALYTICS_VERSION_CACHE_SECONDS: float = env.float("ANALYTICS_VERSION_CACHE_SECONDS", default=1.0)
+
+# --- Rate limits (marketing_ai/throttles.py): requests per minute, per scope and per user or client IP ---
+THROTTLE_RATES: dict[str, int] = {
+    "ingest_per_user": env.int("THROTTLE_INGEST_PER_USER", default=600),  # 600 batches of 5,000 events a minute
+    "ingest_per_ip": env.int("THROTTLE_INGEST_PER_IP", default=1200),
+    "write_per_user": env.int("THROTTLE_WRITE_PER_USER", default=120),
+    "write_per_ip": env.int("THROTTLE_WRITE_PER_IP", default=300),
+    "jobs_per_user": env.int("THROTTLE_JOBS_PER_USER", default=10),
+    "jobs_per_ip": env.int("THROTTLE_JOBS_PER_IP", default=20),
+}
+THROTTLE_TRUST_X_FORWARDED_FOR: bool = env.bool("THROTTLE_TRUST_X_FORWARDED_FOR", default=False)
 
 # --- REST API ---
 # POST /api/v1/events/ takes 5,000 events; with 64-character ids that is ~3 MB of JSON (Django's default cap: 2.5 MB).
@@ -199,6 +232,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["marketing_ai.api.RolePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["marketing_ai.throttles.UserRateThrottle", "marketing_ai.throttles.IPRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "marketing_ai.api.Pagination",
     "DEFAULT_PARSER_CLASSES": [
         "marketing_ai.api.WholeBodyJSONParser",  # DRF's JSON parser without its per-chunk decoding
@@ -224,6 +258,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents the error answers the request path can give (marketing_ai/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "marketing_ai.schema.add_error_responses"],
     # Only the health checks answer without authentication; the schema and its docs need a login too.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Choice sets shared by several serializers get one stable name each (and `check --deploy` stays clean).
@@ -238,6 +274,13 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ---
 REDIS_URL: str | None = env("REDIS_URL", default=None) or None
+if REDIS_URL:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "mai",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_RESULT_EXPIRES = None  # no result backend, so no backend_cleanup entry in beat

@@ -243,4 +243,5 @@ def test_admin_pages_load_with_search_and_filters(client, make_user, model):
     assert client.get(f"/admin/campaigns/{model}/").status_code == 200
     assert client.get(f"/admin/campaigns/{model}/?q=x").status_code == 200
     assert client.get(f"/admin/campaigns/{model}/{obj.pk}/change/").status_code == 200
-    assert client.get(f"/admin/campaigns/{model}/add/").status_code == 200
+    # Events are read-only facts in the admin (tests/platform/test_admin_facts.py): no add form.
+    assert client.get(f"/admin/campaigns/{model}/add/").status_code == (403 if model == "event" else 200)

@@ -1,0 +1,100 @@
+"""Rate limits of the API: per token (user) and per client IP, on ingestion, writes and job runs.
+
+Each limited request belongs to one scope: ``ingest`` (``POST /api/v1/events/``), ``jobs`` (running a job),
+or ``write`` (any other POST/PUT/PATCH/DELETE). Reads are not limited here, and every scope counts
+apart: a sender throttled on ingestion still reads its metrics. Two limits apply to each scope: one
+per authenticated user (a token belongs to one user) and one per client IP (``REMOTE_ADDR``; behind a
+proxy, set ``THROTTLE_TRUST_X_FORWARDED_FOR`` so the proxy's own address is not shared by everyone).
+
+Counters are fixed one-minute windows (``cache.add`` + ``cache.incr``: atomic on Redis, so every web
+process shares one count) in the ``throttle`` cache: Redis when ``REDIS_URL`` is set (production),
+local memory otherwise. Over the limit: 429 in the error shape with ``Retry-After`` (seconds to the
+next window). If the cache itself fails (Redis down), the request is let through and the failure
+logged: a rate limit must not take the API down with it. Rates: ``THROTTLE_RATES`` in settings
+(docs/api.md, "Rate limits").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from django.conf import settings
+from django.core.cache import caches
+from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger(__name__)
+
+CACHE_ALIAS = "throttle"
+WINDOW_SECONDS = 60
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def scope_of(request, view) -> str | None:
+    """The limited scope of a request, or ``None`` for reads."""
+    scope = getattr(view, "throttle_scope", None)
+    if scope:
+        return scope if request.method not in SAFE_METHODS else None
+    return "write" if request.method not in SAFE_METHODS else None
+
+
+def client_ip(request) -> str:
+    if getattr(settings, "THROTTLE_TRUST_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return request.META.get("REMOTE_ADDR", "")[:64]
+
+
+class _WindowThrottle(BaseThrottle):
+    kind = ""  # "user" or "ip"
+
+    def ident(self, request) -> str | None:
+        raise NotImplementedError
+
+    def allow_request(self, request, view) -> bool:
+        self.retry_after = None
+        scope = scope_of(request, view)
+        if scope is None:
+            return True
+        limit = settings.THROTTLE_RATES.get(f"{scope}_per_{self.kind}")
+        ident = self.ident(request)
+        if not limit or ident is None:
+            return True
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
+        key = f"throttle:{scope}:{self.kind}:{ident}:{window}"
+        try:
+            cache = caches[CACHE_ALIAS]
+            cache.add(key, 0, WINDOW_SECONDS + 5)
+            count = cache.incr(key)
+        except Exception:  # noqa: BLE001 (any cache failure: let the request through, say so in the log)
+            logger.warning("rate limit cache unavailable; %s not counted", key, exc_info=True)
+            return True
+        if count <= limit:
+            return True
+        self.retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+        return False
+
+    def wait(self) -> float | None:
+        return self.retry_after
+
+
+class UserRateThrottle(_WindowThrottle):
+    """Per authenticated user (so per token); anonymous requests never get past authentication."""
+
+    kind = "user"
+
+    def ident(self, request) -> str | None:
+        user = getattr(request, "user", None)
+        return str(user.pk) if user is not None and user.is_authenticated else None
+
+
+class IPRateThrottle(_WindowThrottle):
+    """Per client IP: a client holding many tokens still shares one budget."""
+
+    kind = "ip"
+
+    def ident(self, request) -> str | None:
+        return client_ip(request) or None
