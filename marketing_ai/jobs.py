@@ -330,6 +330,10 @@ def _start_record(name: str, arguments: dict[str, Any], task_id: str):
             queued.arguments = {**queued.arguments, **arguments, "trigger": queued.arguments.get("trigger", arguments["trigger"])}
             queued.save(update_fields=["status", "started_at", "worker", "arguments"])
             return queued
+        # A retry or redelivery: who asked is who asked for the first attempt.
+        first = JobRun.objects.filter(task_id=task_id, job=name).order_by("pk").first()
+        if first is not None:
+            arguments = {**arguments, "trigger": first.arguments.get("trigger", arguments["trigger"])}
     return JobRun.objects.create(job=name, arguments=arguments, status=JobRun.Status.RUNNING, task_id=task_id,
                                  worker=worker_name(), started_at=now)
 
