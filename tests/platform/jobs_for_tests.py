@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from celery.schedules import crontab
 from django.db import connection
 
 from marketing_ai.jobs import Progress, job
@@ -30,4 +31,10 @@ def probe_sql(*, progress: Progress) -> int:
     seconds = float(os.environ.get("PROBE_SQL_SECONDS", "6"))
     with connection.cursor() as cursor:
         cursor.execute("INSERT INTO platform_probe_effects (done_at) SELECT now() FROM pg_sleep(%s)", [seconds])
+    return 1
+
+
+@job("platform_probe_beat", schedule=crontab(minute="*"))
+def probe_beat(*, progress: Progress) -> int:
+    """Scheduled every minute (only the two-beats test's beats send it)."""
     return 1
