@@ -136,3 +136,16 @@ def test_a_slot_belongs_to_the_first_task_and_its_redeliveries(registry):
     assert jobs.claim_slot("nightly", slot, "task-b") == "task-a"
     assert jobs.claim_slot("nightly", slot + dt.timedelta(days=1), "task-b") is None
     assert JobSlot.objects.count() == 2
+
+
+def test_every_redis_cache_gives_up_within_the_redis_socket_timeout(settings):
+    """A frozen Redis must not hold a request in a cache call either (e.g. throttling counters in Redis)."""
+    redis_caches = {alias: c for alias, c in settings.CACHES.items() if "redis" in c["BACKEND"].lower()}
+    for alias, cache in redis_caches.items():
+        options = {k.lower(): v for k, v in cache.get("OPTIONS", {}).items()}
+        for key in ("socket_timeout", "socket_connect_timeout"):
+            assert options.get(key) is not None, f"CACHES[{alias!r}] has no {key}: a frozen Redis would hang requests"
+            assert options[key] <= settings.REDIS_SOCKET_TIMEOUT, (alias, key, options[key])
+    broker = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    assert broker["socket_timeout"] == broker["socket_connect_timeout"] == settings.REDIS_SOCKET_TIMEOUT
+    assert 1 < settings.REDIS_SOCKET_TIMEOUT <= 5  # above kombu's 1 s BRPOP poll, short for a request
