@@ -149,3 +149,28 @@ def test_every_redis_cache_gives_up_within_the_redis_socket_timeout(settings):
     broker = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     assert broker["socket_timeout"] == broker["socket_connect_timeout"] == settings.REDIS_SOCKET_TIMEOUT
     assert 1 < settings.REDIS_SOCKET_TIMEOUT <= 5  # above kombu's 1 s BRPOP poll, short for a request
+
+
+@pytest.mark.django_db
+def test_an_unfinished_earlier_attempt_is_labelled_by_how_celery_sent_this_one(registry):
+    """A retry (higher attempt) follows an error its worker saw but could not write: the database was down.
+    The same attempt again is a redelivery: its worker died."""
+    jobs.job("sturdy", schedule=None)(lambda *, progress: 1)
+    jobs.job("steady", schedule=None)(lambda *, progress: 1)  # a second job: a run settles its own job's rows
+    retried = JobRun.objects.create(job="sturdy", status=JobRun.Status.RUNNING, task_id="t-retry",
+                                    arguments={"trigger": "api"})
+    redelivered = JobRun.objects.create(job="steady", status=JobRun.Status.RUNNING, task_id="t-again",
+                                        arguments={"trigger": "beat", "attempt": 2})
+
+    second = jobs.run("sturdy", trigger="celery", task_id="t-retry", attempt=1)
+    third = jobs.run("steady", trigger="celery", task_id="t-again", attempt=2)
+
+    retried.refresh_from_db()
+    redelivered.refresh_from_db()
+    assert retried.status == redelivered.status == JobRun.Status.FAILED
+    assert retried.error.startswith("database connection lost (its end could not be written")
+    assert retried.error.endswith(f"retried as run #{second.pk}")
+    assert redelivered.error.startswith("killed: the worker running this attempt was lost")
+    assert redelivered.error.endswith(f"delivered again as run #{third.pk}")
+    assert (second.arguments, third.arguments) == ({"trigger": "api", "attempt": 1}, {"trigger": "beat", "attempt": 2})
+    assert second.status == third.status == JobRun.Status.SUCCEEDED
