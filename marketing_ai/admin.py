@@ -31,7 +31,8 @@ class JobRunAdmin(admin.ModelAdmin):
     search_fields = ("job", "error")
     date_hierarchy = "started_at"
     ordering = ("-started_at",)
-    readonly_fields = ("job", "arguments", "started_at", "finished_at", "status", "rows_written", "error")
+    readonly_fields = ("job", "arguments", "started_at", "finished_at", "status", "rows_written", "error",
+                       "task_id", "worker", "db_pid")
 
     @admin.display(description="duration (s)")
     def duration(self, run: JobRun) -> str:

@@ -48,8 +48,10 @@ def _broker_errors() -> tuple[type[BaseException], ...]:
     return (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError)
 
 
-def enqueue(name: str, *, start: dt.date | None = None, end: dt.date | None = None, trigger: str = "api") -> JobRun:
-    """Record a ``queued`` run of job ``name`` and send it to the workers."""
+def enqueue(
+    name: str, *, start: dt.date | None = None, end: dt.date | None = None, trigger: str = "api", queue: str | None = None
+) -> JobRun:
+    """Record a ``queued`` run of job ``name`` and send it to the workers (``queue``: Celery's default)."""
     from marketing_ai.tasks import run_job
 
     jobs.get(name)
@@ -58,7 +60,7 @@ def enqueue(name: str, *, start: dt.date | None = None, end: dt.date | None = No
     record = JobRun.objects.create(job=name, arguments={"trigger": trigger, **dates}, status=JobRun.Status.QUEUED,
                                    task_id=task_id)
     try:
-        run_job.apply_async(kwargs={"name": name, **dates}, task_id=task_id)
+        run_job.apply_async(kwargs={"name": name, **dates}, task_id=task_id, queue=queue)
     except _broker_errors() as exc:
         reason = f"enqueue failed: the broker did not take the task ({type(exc).__name__}: {exc})"
         record.finish(JobRun.Status.FAILED, error=reason)

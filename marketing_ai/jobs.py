@@ -330,6 +330,10 @@ def _start_record(name: str, arguments: dict[str, Any], task_id: str):
             queued.arguments = {**queued.arguments, **arguments, "trigger": queued.arguments.get("trigger", arguments["trigger"])}
             queued.save(update_fields=["status", "started_at", "worker", "arguments"])
             return queued
+        # A retry or redelivery: who asked is who asked for the first attempt.
+        first = JobRun.objects.filter(task_id=task_id, job=name).order_by("pk").first()
+        if first is not None:
+            arguments = {**arguments, "trigger": first.arguments.get("trigger", arguments["trigger"])}
     return JobRun.objects.create(job=name, arguments=arguments, status=JobRun.Status.RUNNING, task_id=task_id,
                                  worker=worker_name(), started_at=now)
 
@@ -342,13 +346,23 @@ def _killed_attempts(record) -> tuple[int, ...]:
     if not record.task_id:
         return ()
     lost = list(JobRun.objects.filter(task_id=record.task_id, status=JobRun.Status.RUNNING).exclude(pk=record.pk))
+    attempt = record.arguments.get("attempt", 0)
     for run in lost:
-        run.finish(JobRun.Status.FAILED, rows=run.rows_written, error=f"{KILLED}; delivered again as run #{record.pk}")
-    return tuple(run.db_pid for run in lost if run.db_pid)
+        if run.arguments.get("attempt", 0) < attempt:
+            # Celery retried it, so its worker lived and saw an error: one it could not write down, which
+            # is the database being unreachable (another worker process kept it in _UNRECORDED).
+            error = f"{DATABASE_LOST} (its end could not be written while the database was down); retried as run #{record.pk}"
+        else:  # the same message delivered again: its worker died
+            error = f"{KILLED}; delivered again as run #{record.pk}"
+        run.finish(JobRun.Status.FAILED, rows=run.rows_written, error=error)
+    return tuple(run.db_pid for run in lost if run.db_pid and run.arguments.get("attempt", 0) >= attempt)
 
 
 def _same_work(a, b) -> bool:
-    return {k: v for k, v in a.arguments.items() if k != "trigger"} == {k: v for k, v in b.arguments.items() if k != "trigger"}
+    def work(arguments: dict) -> dict:
+        return {k: v for k, v in arguments.items() if k not in ("trigger", "attempt")}
+
+    return work(a.arguments) == work(b.arguments)
 
 
 def run(
@@ -362,6 +376,7 @@ def run(
     task_id: str = "",
     slot: dt.datetime | None = None,
     retry_when_locked: bool = False,
+    attempt: int = 0,
 ):
     """Run one job now, recorded in ``job_runs``. Returns the JobRun row.
 
@@ -369,6 +384,7 @@ def run(
     still ``running`` were killed). ``slot``: the scheduled time a beat sent this run for; only
     one task runs each slot. ``retry_when_locked``: when another run holds the lock for
     different work, raise ``JobLocked`` (Celery retries) instead of recording a plain skip.
+    ``attempt``: Celery's retry count (a redelivery repeats it, a retry increments it).
     """
     from marketing_ai.models import JobRun
 
@@ -382,6 +398,8 @@ def run(
         arguments.update(start=start.isoformat(), end=end.isoformat())
     if slot is not None:
         arguments["slot"] = slot.isoformat()
+    if attempt:
+        arguments["attempt"] = attempt  # Celery's retry count: 1 for the first retry
     record = _start_record(name, arguments, task_id)
     if slot is not None and (taken := claim_slot(name, slot, task_id)) is not None:
         record.finish(JobRun.Status.SKIPPED, error=f"the run scheduled for {slot:%Y-%m-%d %H:%M} UTC was taken by task {taken} (another beat)")

@@ -33,6 +33,8 @@ class JobRunOutput(serializers.ModelSerializer):
             "duration_seconds",
             "rows_written",
             "error",
+            "task_id",
+            "worker",
         )
 
 

@@ -60,6 +60,7 @@ def run_job(self, name: str, start: str | None = None, end: str | None = None, s
             task_id=self.request.id or "",
             slot=jobs.slot_of(schedule, timezone.now()) if scheduled and schedule is not None else None,
             retry_when_locked=True,
+            attempt=self.request.retries or 0,
         )
     except jobs.JobLocked as exc:
         if self.request.retries >= MAX_RETRIES and exc.record is not None:

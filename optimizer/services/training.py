@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from celery.schedules import crontab
+from django.db import transaction
 from scipy import sparse
 
 from campaigns.models import Merchant
@@ -234,7 +235,10 @@ def retrain_models(*, progress: Progress) -> int:
     if features.data_span()[1] is None:
         log.warning("model_retraining: no events yet, nothing to train")
         return 0
-    return len(train_all(progress=progress))
+    # All new versions or none: a run that dies part way (worker killed, database lost) and is run
+    # again must not leave the versions it registered before dying beside the ones the rerun makes.
+    with transaction.atomic():
+        return len(train_all(progress=progress))
 
 
 def summary(record: MLModel) -> dict[str, Any]:

@@ -185,3 +185,20 @@ def test_affinity_job_still_ranks_merchants_when_the_active_model_predates_them(
     jobs.run("merchant_affinity")
     written = set(UserMerchantAffinity.objects.values_list("merchant_id", flat=True))
     assert written and written <= set(replacements.values())
+
+
+def test_a_retraining_that_dies_part_way_leaves_no_new_model_version(demo, monkeypatch):
+    """Three models are registered before the fourth dies (as when its worker is killed): none of them stays,
+    so the run Celery delivers again does not leave extra versions beside its own."""
+    before = sorted(MLModel.objects.values_list("model_type", "version", "is_active"))
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("worker lost while training affinities")
+
+    monkeypatch.setattr(training, "train_affinity", dies)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        jobs.run("model_retraining")
+
+    assert sorted(MLModel.objects.values_list("model_type", "version", "is_active")) == before
+    run = JobRun.objects.filter(job="model_retraining").latest("started_at")
+    assert run.status == JobRun.Status.FAILED and "worker lost while training" in run.error
