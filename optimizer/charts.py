@@ -28,7 +28,13 @@ def open_heatmap(heatmap: Heatmap) -> SafeString:
     h = heatmap.recommended_hour
     fig.add_shape(type="rect", x0=h - 0.5, x1=h + 0.5, y0=-0.5, y1=6.5, line=dict(color="#e03131", width=3))
     fig.add_annotation(x=h, y=6.5, yshift=12, text=f"recommended {h:02d}:00", showarrow=False, font=dict(color="#e03131"))
-    fig.update_layout(title="Opens by weekday and local hour", xaxis_title="local hour", yaxis=dict(autorange="reversed"))
+    # What the outline is: the fallback hour for customers without enough history of their own.
+    fig.add_annotation(x=0, xref="paper", xanchor="left", y=-0.22, yref="paper", yanchor="top", showarrow=False,
+                       align="left", font=dict(size=11, color="#495057"),
+                       text=f"Outlined: {h:02d}:00 local, the most common personal best send hour; customers without "
+                            "enough opens of their own are sent at it." if heatmap.total_opens else "No opens yet.")
+    fig.update_layout(title="Opens by weekday and local hour", xaxis_title="local hour (customer's time zone)",
+                      yaxis=dict(autorange="reversed"), margin=dict(b=72))
     return embed(fig, div_id="open-heatmap")
 
 
@@ -60,22 +66,30 @@ def offer_response(curves: dict[str, recommend.OfferRecommendation]) -> SafeStri
 
 
 def model_metrics(models) -> SafeString:
-    """Primary holdout metric of every version, one line per model type; active versions ringed."""
+    """Holdout metric of every version, one small chart per model type (each metric on its own axis:
+    ROC AUC and log loss do not share a scale); active versions ringed."""
     by_type = defaultdict(list)
     for m in models:
         if m.accuracy is not None:
             by_type[m.model_type].append(m)
-    fig = go.Figure()
-    for model_type, versions in sorted(by_type.items()):
+    types = sorted(by_type)
+    titles = [f"{t}: {by_type[t][-1].primary_metric or 'metric'}" for t in types] or ["no model trained yet"]
+    fig = make_subplots(rows=1, cols=max(len(types), 1), subplot_titles=titles, horizontal_spacing=0.12)
+    for col, model_type in enumerate(types, start=1):
+        versions = by_type[model_type]
         fig.add_trace(
             go.Scatter(
                 x=[v.version for v in versions],
                 y=[v.accuracy for v in versions],
                 mode="lines+markers",
-                name=f"{model_type} ({versions[-1].primary_metric or 'metric'})",
+                name=model_type,
+                showlegend=False,
                 marker=dict(size=[14 if v.is_active else 7 for v in versions], line=dict(width=[2 if v.is_active else 0 for v in versions], color="#111")),
                 hovertemplate="v%{x}: %{y:.4f}<extra>" + model_type + "</extra>",
-            )
+            ),
+            row=1, col=col,
         )
-    fig.update_layout(title="Holdout metric by model version (ringed: active)", xaxis=dict(title="version", dtick=1), yaxis_title="primary metric")
+        fig.update_xaxes(title_text="version", dtick=1, row=1, col=col)
+        fig.update_yaxes(title_text=versions[-1].primary_metric or "metric", row=1, col=col)
+    fig.update_layout(margin=dict(t=48))  # the card's heading names the chart; each panel names its metric
     return embed(fig, div_id="model-metrics")
