@@ -204,3 +204,31 @@ def test_campaign_without_sends_says_there_is_nothing_to_rank(client, marketer):
     client.force_login(marketer)
     html = client.get("/analytics/campaign/camp_norank/").content.decode()
     assert "nothing to rank segments by" in html
+
+
+@pytest.mark.parametrize("query, field, words", [
+    ({"from": "2026-11-01", "to": "2026-12-03"}, "to", "must not be after today (2026-12-02, UTC)"),
+    ({"from": "2027-01-01"}, "from", "must not be after today"),
+    ({"from": "2024-01-01", "to": "2026-12-01"}, "from", "at most 366 days (one year); this one spans 1066"),
+])
+def test_future_and_multi_year_ranges_are_refused_with_the_reason(query, field, words):
+    from marketing_ai.api import BadRequest
+
+    with pytest.raises(BadRequest) as caught:
+        Period.from_query(query, today=dt.date(2026, 12, 2))
+    assert words in " ".join(map(str, caught.value.detail[field]))
+
+
+def test_a_leap_year_is_within_the_bound():
+    period = Period.from_query({"from": "2024-01-01", "to": "2024-12-31"}, today=dt.date(2026, 12, 2))
+    assert period.length == 366
+
+
+@pytest.mark.django_db
+def test_page_and_api_refuse_a_future_range_with_a_message(client, marketer, api):
+    tomorrow = (timezone.now().date() + dt.timedelta(days=1)).isoformat()
+    client.force_login(marketer)
+    html = client.get(f"/analytics/?from=2026-01-01&to={tomorrow}").content.decode()
+    assert "Invalid range (to: must not be after today" in html and "showing the last 30 days" in html
+    response = api.get(f"/api/analytics/portfolio?from=2026-01-01&to={tomorrow}")
+    assert response.status_code == 400 and response.json()["error"]["fields"]["to"]
