@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from campaigns.models import Campaign, Customer, Event, Merchant, Offer, Segment
+from marketing_ai.admin_delete import CountProtectedOnDelete
 
 
 @admin.register(Segment)
@@ -50,7 +51,8 @@ class OfferAdmin(admin.ModelAdmin):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(CountProtectedOnDelete, admin.ModelAdmin):
+    protected_hint = "Events and A/B tests are kept as facts: end the campaign (status completed) instead of deleting it."
     list_display = [
         "campaign_id", "name", "merchant", "status", "channel", "start_date", "end_date", "budget",
         "current_offer", "send_time",
