@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import plotly.graph_objects as go
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from plotly.subplots import make_subplots
 
@@ -28,14 +29,13 @@ def open_heatmap(heatmap: Heatmap) -> SafeString:
     h = heatmap.recommended_hour
     fig.add_shape(type="rect", x0=h - 0.5, x1=h + 0.5, y0=-0.5, y1=6.5, line=dict(color="#e03131", width=3))
     fig.add_annotation(x=h, y=6.5, yshift=12, text=f"recommended {h:02d}:00", showarrow=False, font=dict(color="#e03131"))
-    # What the outline is: the fallback hour for customers without enough history of their own.
-    fig.add_annotation(x=0, xref="paper", xanchor="left", y=-0.22, yref="paper", yanchor="top", showarrow=False,
-                       align="left", font=dict(size=11, color="#495057"),
-                       text=f"Outlined: {h:02d}:00 local, the most common personal best send hour; customers without "
-                            "enough opens of their own are sent at it." if heatmap.total_opens else "No opens yet.")
     fig.update_layout(title="Opens by weekday and local hour", xaxis_title="local hour (customer's time zone)",
-                      yaxis=dict(autorange="reversed"), margin=dict(b=72))
-    return embed(fig, div_id="open-heatmap")
+                      yaxis=dict(autorange="reversed"))
+    # What the outline is (under the chart, where it wraps on a phone): the fallback hour for customers
+    # without enough history of their own.
+    caption = (f"Outlined: {h:02d}:00 local, the most common personal best send hour; customers without enough "
+               "opens of their own are sent at it." if heatmap.total_opens else "No opens yet.")
+    return embed(fig, div_id="open-heatmap") + format_html('<p class="muted small" data-caption>{}</p>', caption)
 
 
 def offer_response(curves: dict[str, recommend.OfferRecommendation]) -> SafeString:
@@ -74,8 +74,11 @@ def model_metrics(models) -> SafeString:
             by_type[m.model_type].append(m)
     types = sorted(by_type)
     titles = [f"{t}: {by_type[t][-1].primary_metric or 'metric'}" for t in types] or ["no model trained yet"]
-    fig = make_subplots(rows=1, cols=max(len(types), 1), subplot_titles=titles, horizontal_spacing=0.12)
-    for col, model_type in enumerate(types, start=1):
+    cols = min(max(len(types), 1), 2)  # two panels a row: still readable on a phone
+    rows = max(1, -(-len(types) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.18, vertical_spacing=0.5 / rows)
+    for i, model_type in enumerate(types):
+        row, col = i // cols + 1, i % cols + 1
         versions = by_type[model_type]
         fig.add_trace(
             go.Scatter(
@@ -87,9 +90,10 @@ def model_metrics(models) -> SafeString:
                 marker=dict(size=[14 if v.is_active else 7 for v in versions], line=dict(width=[2 if v.is_active else 0 for v in versions], color="#111")),
                 hovertemplate="v%{x}: %{y:.4f}<extra>" + model_type + "</extra>",
             ),
-            row=1, col=col,
+            row=row, col=col,
         )
-        fig.update_xaxes(title_text="version", dtick=1, row=1, col=col)
-        fig.update_yaxes(title_text=versions[-1].primary_metric or "metric", row=1, col=col)
-    fig.update_layout(margin=dict(t=48))  # the card's heading names the chart; each panel names its metric
+        fig.update_xaxes(title_text="version", dtick=1, row=row, col=col)
+        fig.update_yaxes(title_text=versions[-1].primary_metric or "metric", row=row, col=col)
+    # The card's heading names the chart; each panel names its metric.
+    fig.update_layout(margin=dict(t=48), height=max(320, 230 * rows))
     return embed(fig, div_id="model-metrics")

@@ -33,7 +33,7 @@ def test_model_registry_chart_puts_each_metric_on_its_own_axis():
 def test_heatmap_explains_the_outlined_hour_and_says_when_there_are_no_opens():
     counts = np.zeros((7, 24), dtype=int)
     counts[2, 19] = 5
-    text = " ".join(a["text"] for a in _figure(charts.open_heatmap(Heatmap(counts, 19, 5)))["layout"]["annotations"])
-    assert "Outlined: 19:00 local, the most common personal best send hour" in text
-    empty = " ".join(a["text"] for a in _figure(charts.open_heatmap(Heatmap(np.zeros((7, 24), dtype=int), 9, 0)))["layout"]["annotations"])
-    assert "No opens yet." in empty
+    html = charts.open_heatmap(Heatmap(counts, 19, 5))
+    assert "recommended 19:00" in " ".join(a["text"] for a in _figure(html)["layout"]["annotations"])
+    assert "Outlined: 19:00 local, the most common personal best send hour" in html.split("</script>")[-1]
+    assert "No opens yet." in charts.open_heatmap(Heatmap(np.zeros((7, 24), dtype=int), 9, 0))
