@@ -232,3 +232,13 @@ def test_page_and_api_refuse_a_future_range_with_a_message(client, marketer, api
     assert "Invalid range (to: must not be after today" in html and "showing the last 30 days" in html
     response = api.get(f"/api/analytics/portfolio?from=2026-01-01&to={tomorrow}")
     assert response.status_code == 400 and response.json()["error"]["fields"]["to"]
+
+
+@pytest.mark.django_db
+def test_portfolio_row_of_a_campaign_without_views_says_so(client, marketer):
+    CampaignFactory(campaign_id="camp_quiet")
+    client.force_login(marketer)
+    html = client.get("/analytics/?days=7").content.decode()
+    row = html[html.index('data-campaign="camp_quiet"'):]
+    row = row[: row.index("</tr>")]
+    assert "no views" in row and "0.00%" not in row
