@@ -28,7 +28,9 @@ def open_heatmap(heatmap: Heatmap) -> SafeString:
     )
     h = heatmap.recommended_hour
     fig.add_shape(type="rect", x0=h - 0.5, x1=h + 0.5, y0=-0.5, y1=6.5, line=dict(color="#e03131", width=3))
-    fig.add_annotation(x=h, y=6.5, yshift=12, text=f"recommended {h:02d}:00", showarrow=False, font=dict(color="#e03131"))
+    # Above the outline (the weekday axis is reversed: Monday, y=0, is at the top), not over Sunday's cells.
+    fig.add_annotation(x=h, y=-0.5, yanchor="bottom", yshift=2, text=f"recommended {h:02d}:00", showarrow=False,
+                       font=dict(color="#e03131"))
     fig.update_layout(title="Opens by weekday and local hour", xaxis_title="local hour (customer's time zone)",
                       yaxis=dict(autorange="reversed"))
     # What the outline is (under the chart, where it wraps on a phone): the fallback hour for customers

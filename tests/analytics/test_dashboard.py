@@ -242,3 +242,23 @@ def test_portfolio_row_of_a_campaign_without_views_says_so(client, marketer):
     row = html[html.index('data-campaign="camp_quiet"'):]
     row = row[: row.index("</tr>")]
     assert "no views" in row and "0.00%" not in row
+
+
+def test_a_figure_with_panel_titles_keeps_its_title_above_them():
+    import json
+    import re
+
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from marketing_ai.charts import embed
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["left panel", "right panel"])
+    fig.add_trace(go.Bar(x=[1], y=[1]), row=1, col=1)
+    fig.update_layout(title="Overall")
+    layout = json.loads(re.search(r">(\{.*\})<", embed(fig)).group(1))["layout"]
+    assert layout["title"]["yref"] == "container" and layout["margin"]["t"] >= 96
+    single = go.Figure(go.Bar(x=[1], y=[1]))
+    single.update_layout(title="Alone")
+    layout = json.loads(re.search(r">(\{.*\})<", embed(single)).group(1))["layout"]
+    assert layout["title"]["yref"] == "paper" and layout["title"]["xanchor"] == "left"
