@@ -79,6 +79,8 @@ class ABTest(models.Model):
     notes = models.TextField(blank=True, default="")
 
     class Meta:
+        verbose_name = "A/B test"
+        verbose_name_plural = "A/B tests"
         db_table = "ab_tests"
         ordering = ["-created_at", "-id"]
 
@@ -136,6 +138,7 @@ class ABTestAssignment(models.Model):
     assigned_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = "A/B test assignment"
         db_table = "ab_test_assignments"
         constraints = [models.UniqueConstraint(fields=["test", "customer"], name="ab_assignment_unique_customer")]
         indexes = [models.Index(fields=["test", "variant"], name="ab_assignment_test_variant")]
@@ -186,6 +189,7 @@ class ABTestResult(models.Model):
     fingerprint = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = "A/B test result"
         db_table = "ab_test_results"
         ordering = ["-calculated_at", "-id"]
         indexes = [models.Index(fields=["test", "-calculated_at"], name="ab_result_test_latest")]

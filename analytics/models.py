@@ -8,6 +8,7 @@ Days are UTC calendar days of ``Event.occurred_at``.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 
@@ -135,3 +136,48 @@ class AggregateRefresh(models.Model):
 
     def __str__(self) -> str:
         return f"aggregated {self.start}..{self.end} at {self.computed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AlertSubscription(models.Model):
+    """A user asks for an e-mail when something of ``kind`` happens (for one campaign, or any when empty)."""
+
+    class Kind(models.TextChoices):
+        ABTEST_DECISION = "abtest_decision", "a running A/B test reaches a decision"
+        ABTEST_SRM = "abtest_srm", "a running A/B test shows a sample ratio mismatch"
+        JOB_FAILED = "job_failed", "a scheduled job fails"
+        CONVERSIONS_UNUSUAL = "conversions_unusual", "a campaign's daily conversions fall outside their usual range"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_subscriptions")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    campaign = models.ForeignKey("campaigns.Campaign", null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="alert_subscriptions", help_text="empty: every campaign")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "alert_subscriptions"
+        constraints = [  # NULL campaigns are distinct in SQL: "every campaign" gets its own partial constraint
+            models.UniqueConstraint(fields=["user", "kind", "campaign"], condition=models.Q(campaign__isnull=False),
+                                    name="alert_subscription_per_campaign"),
+            models.UniqueConstraint(fields=["user", "kind"], condition=models.Q(campaign__isnull=True),
+                                    name="alert_subscription_every_campaign"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} <- {self.kind}{f' ({self.campaign_id})' if self.campaign_id else ''}"
+
+
+class AlertSent(models.Model):
+    """One e-mail sent for one subscription about one thing (``key``): the same thing is never mailed twice."""
+
+    subscription = models.ForeignKey(AlertSubscription, on_delete=models.CASCADE, related_name="sent")
+    key = models.CharField(max_length=200, help_text="what it was about, e.g. abtest:<test_id>:decision:winner:B")
+    subject = models.CharField(max_length=300)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "alerts_sent"
+        ordering = ["-sent_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["subscription", "key"], name="alert_sent_once")]
+
+    def __str__(self) -> str:
+        return self.subject

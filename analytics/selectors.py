@@ -28,7 +28,7 @@ from marketing_ai.api import BadRequest, NotFound
 
 ALLOWED_DAYS = (7, 30, 90)
 DEFAULT_DAYS = 30
-MAX_RANGE_DAYS = 1096  # three years: bounds the work of one request
+MAX_RANGE_DAYS = 366  # a year (a leap year's too): bounds one request's work; a typo'd year is refused, not summed
 INTERVALS = tuple(CampaignTrendData.Interval.values)  # hourly, daily, weekly, monthly
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
@@ -70,10 +70,15 @@ class Period:
                 raise BadRequest({"from": ["required when to is given (an ISO date, YYYY-MM-DD)"]})
             first = _iso_date("from", start)
             last = _iso_date("to", end) if end else today
+            for name, day in (("from", first), ("to", last)):
+                if day > today:
+                    raise BadRequest({name: [f"must not be after today ({today.isoformat()}, UTC): "
+                                             f"there are no figures for days to come (got {day.isoformat()})"]})
             if last < first:
                 raise BadRequest({"to": [f"must be on or after from ({first.isoformat()})"]})
             if (last - first).days + 1 > MAX_RANGE_DAYS:
-                raise BadRequest({"from": [f"the range may span at most {MAX_RANGE_DAYS} days"]})
+                raise BadRequest({"from": [f"the range may span at most {MAX_RANGE_DAYS} days (one year); "
+                                           f"this one spans {(last - first).days + 1}: ask one year at a time"]})
             return cls(first, last)
         if days in (None, ""):
             n = DEFAULT_DAYS

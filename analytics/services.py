@@ -320,3 +320,7 @@ def aggregate_days(
     AggregateRefresh.objects.create(computed_at=computed_at, start=start, end=end, rows_written=written)
     progress.advance(1)
     return written
+
+# The alerts job is declared in its own module; importing it here registers it with the jobs
+# (the registry imports every app's services module at start-up).
+from analytics import alerts  # noqa: E402, F401

@@ -29,4 +29,5 @@ page_patterns: list = [
     path("analytics/campaign/", views.pick_campaign, name="analytics-pick-campaign"),
     path("analytics/campaign/<str:campaign_id>/", views.campaign_page, name="analytics-campaign-page"),
     path("analytics/refresh", views.refresh, name="analytics-refresh"),
+    path("analytics/alerts/", views.alerts_page, name="analytics-alerts"),
 ]

@@ -176,3 +176,45 @@ def refresh(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         target = reverse("analytics-page")
     return redirect(target)
+
+
+@login_required
+def alerts_page(request: HttpRequest) -> HttpResponse:
+    """Subscribe to e-mail alerts: one set of kinds for every campaign, or for one campaign."""
+    from django.core.exceptions import ValidationError as FieldError
+    from django.core.validators import validate_email
+
+    from analytics import alerts
+    from analytics.models import AlertSent, AlertSubscription
+
+    user = request.user
+    if request.method == "POST":
+        email = request.POST.get("email", "").strip()
+        campaign_id = request.POST.get("campaign_id", "").strip()
+        try:
+            validate_email(email)
+            campaign = selectors.campaign_by_external_id(campaign_id) if campaign_id else None
+            kinds = set(request.POST.getlist("kinds"))
+            chosen = alerts.subscriptions_set(user=user, kinds=kinds, campaign=campaign)
+        except FieldError:
+            messages.error(request, f"{email!r} is not an e-mail address: alerts need one.")
+        except (NotFound, ValueError) as exc:
+            messages.error(request, str(exc))
+        else:
+            if user.email != email:
+                user.email = email
+                user.save(update_fields=["email"])
+            scope = campaign.name if campaign else "every campaign"
+            what = ", ".join(str(AlertSubscription.Kind(s.kind).label) for s in chosen) or "nothing"
+            messages.success(request, f"Alerts for {scope} to {email}: {what}.")
+        return redirect("analytics-alerts")
+    subscriptions = AlertSubscription.objects.filter(user=user).select_related("campaign").order_by("campaign__name", "kind")
+    return render(request, "analytics/alerts.html", {
+        "kinds": AlertSubscription.Kind.choices,
+        "every_campaign": {s.kind for s in subscriptions if s.campaign_id is None},
+        "subscriptions": subscriptions,
+        "choices": selectors.campaign_choices(),
+        "sent": AlertSent.objects.filter(subscription__user=user).select_related("subscription")[:20],
+        "usual_days": alerts.USUAL_DAYS,
+        "min_days": alerts.MIN_HISTORY_DAYS,
+    })

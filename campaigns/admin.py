@@ -13,6 +13,7 @@ from django.db.models import Count
 from campaigns import configuration
 from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Customer, Event, Merchant, Offer, Segment
 from marketing_ai.admin import FactAdmin
+from marketing_ai.admin_delete import CountProtectedOnDelete
 
 
 @admin.register(Segment)
@@ -81,9 +82,10 @@ class ChangeInline(ReadOnlyInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(CountProtectedOnDelete, admin.ModelAdmin):
     """Edits of the settings (offer, send time, segments, promoted merchants, status) are logged as source "admin"."""
 
+    protected_hint = "Events and A/B tests are kept as facts: end the campaign (status completed) instead of deleting it."
     list_display = [
         "campaign_id", "name", "merchant", "status", "channel", "start_date", "end_date", "budget",
         "current_offer", "send_time",

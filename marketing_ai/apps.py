@@ -26,3 +26,9 @@ class MarketingAiConfig(AppConfig):
         # django-celery-beat's DatabaseScheduler copies this into its tables at start-up.
         app.conf.beat_schedule = {**jobs.beat_schedule(), **job_queue.BEAT_ENTRIES}
         user_logged_out.connect(say_logged_out, dispatch_uid="marketing_ai.say_logged_out")
+        from django.db.models.signals import post_migrate
+
+        from marketing_ai.schedule_rows import sync_periodic_tasks
+
+        # After django_celery_beat's own tables exist: its migrations run before this signal.
+        post_migrate.connect(sync_periodic_tasks, sender=self, dispatch_uid="marketing_ai.sync_periodic_tasks")

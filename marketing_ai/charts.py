@@ -43,7 +43,12 @@ def embed(fig: go.Figure, *, div_id: str | None = None, height: int | None = Non
     """A <div> plus the JSON that static/js/charts.js hands to Plotly.newPlot on page load."""
     fig.update_layout(**{k: v for k, v in LAYOUT_DEFAULTS.items() if k not in fig.layout.to_plotly_json()})
     if fig.layout.title.text:
-        fig.update_layout(title={k: v for k, v in TITLE_PLACEMENT.items() if fig.layout.title[k] is None})
+        subplot_titles = any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations)
+        if subplot_titles:  # the panels' own titles sit where the title would: it goes higher, with more room
+            fig.update_layout(title=dict(x=0, xref="paper", xanchor="left", y=1, yref="container", yanchor="top",
+                                         pad=dict(t=34)), margin=dict(t=max(fig.layout.margin.t or 0, 96)))
+        else:
+            fig.update_layout(title={k: v for k, v in TITLE_PLACEMENT.items() if fig.layout.title[k] is None})
     if height:
         fig.update_layout(height=height)
     div_id = div_id or f"chart-{uuid.uuid4().hex[:8]}"

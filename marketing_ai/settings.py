@@ -272,6 +272,13 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Mail (the alert e-mails) ---
+# The console backend prints each mail (development, the demo); production sets an SMTP backend and host.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="marketing_ai <alerts@localhost>")
+
 # --- Celery ---
 REDIS_URL: str | None = env("REDIS_URL", default=None) or None
 if REDIS_URL:

@@ -5,15 +5,17 @@
 - ``page_patterns``: server-rendered dashboard pages
 """
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from abtests import urls as abtests_urls
 from analytics import urls as analytics_urls
 from campaigns import urls as campaigns_urls
-from marketing_ai import health, jobs_api, views
+from marketing_ai import api_root, health, jobs_api, views
 from optimizer import urls as optimizer_urls
 
 APPS = (campaigns_urls, analytics_urls, abtests_urls, optimizer_urls)
@@ -34,8 +36,11 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file, so the page needs no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
+    path("api/v1/", api_root.ApiRootView.as_view(), name="api-root"),
     path("api/v1/", include(api_v1)),
+    # Pages link the SVG icon; the admin's and other pages' implicit /favicon.ico request lands on it too.
+    path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}favicon.svg", permanent=True)),
     path("api/", include(seed)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import plotly.graph_objects as go
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from plotly.subplots import make_subplots
 
@@ -27,9 +28,16 @@ def open_heatmap(heatmap: Heatmap) -> SafeString:
     )
     h = heatmap.recommended_hour
     fig.add_shape(type="rect", x0=h - 0.5, x1=h + 0.5, y0=-0.5, y1=6.5, line=dict(color="#e03131", width=3))
-    fig.add_annotation(x=h, y=6.5, yshift=12, text=f"recommended {h:02d}:00", showarrow=False, font=dict(color="#e03131"))
-    fig.update_layout(title="Opens by weekday and local hour", xaxis_title="local hour", yaxis=dict(autorange="reversed"))
-    return embed(fig, div_id="open-heatmap")
+    # Above the outline (the weekday axis is reversed: Monday, y=0, is at the top), not over Sunday's cells.
+    fig.add_annotation(x=h, y=-0.5, yanchor="bottom", yshift=2, text=f"recommended {h:02d}:00", showarrow=False,
+                       font=dict(color="#e03131"))
+    fig.update_layout(title="Opens by weekday and local hour", xaxis_title="local hour (customer's time zone)",
+                      yaxis=dict(autorange="reversed"))
+    # What the outline is (under the chart, where it wraps on a phone): the fallback hour for customers
+    # without enough history of their own.
+    caption = (f"Outlined: {h:02d}:00 local, the most common personal best send hour; customers without enough "
+               "opens of their own are sent at it." if heatmap.total_opens else "No opens yet.")
+    return embed(fig, div_id="open-heatmap") + format_html('<p class="muted small" data-caption>{}</p>', caption)
 
 
 def offer_response_figure(curves: dict[str, recommend.OfferRecommendation]) -> go.Figure:
@@ -78,22 +86,34 @@ def offer_response(curves: dict[str, recommend.OfferRecommendation]) -> SafeStri
 
 
 def model_metrics(models) -> SafeString:
-    """Primary holdout metric of every version, one line per model type; active versions ringed."""
+    """Holdout metric of every version, one small chart per model type (each metric on its own axis:
+    ROC AUC and log loss do not share a scale); active versions ringed."""
     by_type = defaultdict(list)
     for m in models:
         if m.accuracy is not None:
             by_type[m.model_type].append(m)
-    fig = go.Figure()
-    for model_type, versions in sorted(by_type.items()):
+    types = sorted(by_type)
+    titles = [f"{t}: {by_type[t][-1].primary_metric or 'metric'}" for t in types] or ["no model trained yet"]
+    cols = min(max(len(types), 1), 2)  # two panels a row: still readable on a phone
+    rows = max(1, -(-len(types) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.18, vertical_spacing=0.5 / rows)
+    for i, model_type in enumerate(types):
+        row, col = i // cols + 1, i % cols + 1
+        versions = by_type[model_type]
         fig.add_trace(
             go.Scatter(
                 x=[v.version for v in versions],
                 y=[v.accuracy for v in versions],
                 mode="lines+markers",
-                name=f"{model_type} ({versions[-1].primary_metric or 'metric'})",
+                name=model_type,
+                showlegend=False,
                 marker=dict(size=[14 if v.is_active else 7 for v in versions], line=dict(width=[2 if v.is_active else 0 for v in versions], color="#111")),
                 hovertemplate="v%{x}: %{y:.4f}<extra>" + model_type + "</extra>",
-            )
+            ),
+            row=row, col=col,
         )
-    fig.update_layout(title="Holdout metric by model version (ringed: active)", xaxis=dict(title="version", dtick=1), yaxis_title="primary metric")
+        fig.update_xaxes(title_text="version", dtick=1, row=row, col=col)
+        fig.update_yaxes(title_text=versions[-1].primary_metric or "metric", row=row, col=col)
+    # The card's heading names the chart; each panel names its metric.
+    fig.update_layout(margin=dict(t=48), height=max(320, 230 * rows))
     return embed(fig, div_id="model-metrics")

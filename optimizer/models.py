@@ -43,6 +43,7 @@ class MLModel(models.Model):
     created_at = models.DateTimeField(default=now)
 
     class Meta:
+        verbose_name = "ML model"
         db_table = "ml_models"
         ordering = ["model_type", "-version"]
         constraints = [
@@ -121,6 +122,7 @@ class UserMerchantAffinity(models.Model):
     last_updated = models.DateTimeField(default=now)
 
     class Meta:
+        verbose_name_plural = "user merchant affinities"
         db_table = "user_merchant_affinity"
         ordering = ["customer_id", "rank"]
         constraints = [models.UniqueConstraint(fields=["customer", "merchant"], name="affinity_customer_merchant")]

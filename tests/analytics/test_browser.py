@@ -131,3 +131,27 @@ def test_analytics_pages_fit_a_390px_phone(logged_in_page):
         bar = page.locator("#chart-trend .modebar").bounding_box()
         title = page.locator("#chart-trend .gtitle").bounding_box()
         assert bar["y"] + bar["height"] <= title["y"] or bar["x"] >= title["x"] + title["width"], (bar, title)
+
+
+def test_a_marketer_subscribes_to_alerts_on_a_phone_and_a_failed_job_is_mailed(logged_in_page):
+    from django.core import mail
+
+    from analytics import alerts
+    from marketing_ai.models import JobRun
+
+    page, base = logged_in_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{base}/analytics/?days=7")
+    page.click("a[href='/analytics/alerts/']")
+    page.fill("input[name=email]", "marketer@example.com")
+    page.check("input[value=job_failed]")
+    page.click("form[data-alerts-form] button[type=submit]")
+    page.wait_for_selector(".messages .msg")
+    assert "Alerts for every campaign to marketer@example.com" in page.locator(".messages").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("input[value=job_failed]").is_checked()
+
+    JobRun.objects.create(job="daily_analytics", status="failed", error="boom")
+    assert alerts.send_due() == 1 and mail.outbox[-1].to == ["marketer@example.com"]
+    page.reload()
+    assert "Job daily_analytics failed" in page.locator(".card", has_text="Last alerts sent").inner_text()

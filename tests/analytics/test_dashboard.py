@@ -204,3 +204,61 @@ def test_campaign_without_sends_says_there_is_nothing_to_rank(client, marketer):
     client.force_login(marketer)
     html = client.get("/analytics/campaign/camp_norank/").content.decode()
     assert "nothing to rank segments by" in html
+
+
+@pytest.mark.parametrize("query, field, words", [
+    ({"from": "2026-11-01", "to": "2026-12-03"}, "to", "must not be after today (2026-12-02, UTC)"),
+    ({"from": "2027-01-01"}, "from", "must not be after today"),
+    ({"from": "2024-01-01", "to": "2026-12-01"}, "from", "at most 366 days (one year); this one spans 1066"),
+])
+def test_future_and_multi_year_ranges_are_refused_with_the_reason(query, field, words):
+    from marketing_ai.api import BadRequest
+
+    with pytest.raises(BadRequest) as caught:
+        Period.from_query(query, today=dt.date(2026, 12, 2))
+    assert words in " ".join(map(str, caught.value.detail[field]))
+
+
+def test_a_leap_year_is_within_the_bound():
+    period = Period.from_query({"from": "2024-01-01", "to": "2024-12-31"}, today=dt.date(2026, 12, 2))
+    assert period.length == 366
+
+
+@pytest.mark.django_db
+def test_page_and_api_refuse_a_future_range_with_a_message(client, marketer, api):
+    tomorrow = (timezone.now().date() + dt.timedelta(days=1)).isoformat()
+    client.force_login(marketer)
+    html = client.get(f"/analytics/?from=2026-01-01&to={tomorrow}").content.decode()
+    assert "Invalid range (to: must not be after today" in html and "showing the last 30 days" in html
+    response = api.get(f"/api/analytics/portfolio?from=2026-01-01&to={tomorrow}")
+    assert response.status_code == 400 and response.json()["error"]["fields"]["to"]
+
+
+@pytest.mark.django_db
+def test_portfolio_row_of_a_campaign_without_views_says_so(client, marketer):
+    CampaignFactory(campaign_id="camp_quiet")
+    client.force_login(marketer)
+    html = client.get("/analytics/?days=7").content.decode()
+    row = html[html.index('data-campaign="camp_quiet"'):]
+    row = row[: row.index("</tr>")]
+    assert "no views" in row and "0.00%" not in row
+
+
+def test_a_figure_with_panel_titles_keeps_its_title_above_them():
+    import json
+    import re
+
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from marketing_ai.charts import embed
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["left panel", "right panel"])
+    fig.add_trace(go.Bar(x=[1], y=[1]), row=1, col=1)
+    fig.update_layout(title="Overall")
+    layout = json.loads(re.search(r">(\{.*\})<", embed(fig)).group(1))["layout"]
+    assert layout["title"]["yref"] == "container" and layout["margin"]["t"] >= 96
+    single = go.Figure(go.Bar(x=[1], y=[1]))
+    single.update_layout(title="Alone")
+    layout = json.loads(re.search(r">(\{.*\})<", embed(single)).group(1))["layout"]
+    assert layout["title"]["yref"] == "paper" and layout["title"]["xanchor"] == "left"

@@ -70,3 +70,21 @@ def test_page_draws_heatmap_offer_chart_registry_and_a_customer_top_merchants(lo
     assert "Corner Bakery" in page.locator("#top-merchants tr[data-merchant='m_page']").inner_text()
     assert page.locator("#model-registry .badge.active").count() == 1
     assert Campaign.objects.count() == 1
+
+
+def test_on_a_phone_the_apply_button_is_on_screen_without_scrolling_the_table(logged_in_page):
+    page, base = logged_in_page
+    campaign = CampaignFactory(campaign_id="camp_phone", name="A campaign with a long name")
+    rec = CampaignOptimization.objects.create(
+        campaign=campaign, recommendation_type="offer", target="returning_users", current_value="10",
+        recommended_value="25", rationale="converts better at 25 % than at 10 % in this segment",
+        expected_impact=12.5, confidence=0.9, affected_users=1200, priority=1,
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{base}/optimize/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    button = page.locator(f"button[data-apply='{rec.pk}']").bounding_box()
+    assert button["x"] >= 0 and button["x"] + button["width"] <= 390
+    page.locator(f"button[data-apply='{rec.pk}']").click()  # reachable: the click lands, nothing covers it
+    page.wait_for_selector(".messages .msg")
+    assert "A campaign with a long name: offer 10 → 25 (applied)." in page.locator(".messages").inner_text()

@@ -74,3 +74,31 @@ def test_swagger_ui_renders_the_schema_from_local_assets(logged_in_page):
     assert "marketing_ai API" in page.locator(".swagger-ui .info .title").inner_text()
     page.wait_for_selector(".opblock-tag-section", timeout=60_000)  # the schema was fetched with the session
     assert [url for url in external if not url.startswith("data:")] == []
+
+
+def test_redoc_renders_from_local_assets_only(logged_in_page):
+    page, base = logged_in_page
+    fetched, blocked = [], []
+    local = ("data:", base, "blob:" + base)  # blob: is the worker Redoc starts from its own script
+    page.on("requestfinished", lambda r: fetched.append(r.url) if not r.url.startswith(local) else None)
+    page.on("requestfailed", lambda r: blocked.append((r.url, r.failure)) if not r.url.startswith(local) else None)
+    page.goto(f"{base}/api/redoc/")
+    page.wait_for_selector("h1", timeout=60_000)
+    assert "marketing_ai API" in page.locator("h1").first.inner_text()
+    page.wait_for_load_state("networkidle")
+    # Redoc's bundle hard-codes a sidebar logo on cdn.redoc.ly: the page's policy stops it before the network.
+    assert fetched == []
+    assert all(failure == "csp" for _, failure in blocked), blocked
+
+
+def test_no_page_requests_a_missing_file(logged_in_page, make_user):
+    page, base = logged_in_page
+    missing = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    for path in ("/", "/analytics/", "/ab-tests/", "/optimize/", "/api/docs/"):
+        page.goto(base + path)
+        page.wait_for_load_state("load")
+    page.wait_for_timeout(500)  # the browser asks for the icon after the load event
+    assert missing == []
+    icon = page.evaluate("document.querySelector('link[rel=icon]').href")
+    assert page.request.get(icon).status == 200
