@@ -40,10 +40,10 @@ class CreateInput(serializers.Serializer):
     sample_size_target = serializers.IntegerField(max_value=INT32_MAX, help_text="Planned users across all variants")
     confidence_level = serializers.FloatField(default=0.95)
     primary_metric = serializers.ChoiceField(choices=ABTest.Metric.choices, default=ABTest.Metric.CONVERSION_RATE)
-    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=list(metrics.METRICS)),
+    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=metrics.METRIC_NAMES),
                                               required=False, default=list, max_length=len(metrics.METRICS),
                                               help_text="Metrics that must not get worse; a failing one blocks shipping")
-    secondary_metrics = serializers.ListField(child=serializers.ChoiceField(choices=list(metrics.METRICS)),
+    secondary_metrics = serializers.ListField(child=serializers.ChoiceField(choices=metrics.METRIC_NAMES),
                                               required=False, default=list, max_length=len(metrics.METRICS),
                                               help_text="Reported with intervals, p-values adjusted across them")
     multiple_testing = serializers.ChoiceField(choices=ABTest.Correction.choices, default=ABTest.Correction.HOLM,
@@ -129,7 +129,7 @@ def variant_payload(test: ABTest) -> list[dict]:
 
 
 class MetricOutput(serializers.Serializer):
-    metric = serializers.ChoiceField(choices=list(metrics.METRICS))
+    metric = serializers.ChoiceField(choices=metrics.METRIC_NAMES)
     label = serializers.CharField()
     role = serializers.ChoiceField(choices=[metrics.GOAL, metrics.SECONDARY, metrics.GUARDRAIL])
     variant = serializers.CharField(help_text="The treatment compared with the control")

@@ -51,6 +51,8 @@ METRICS: dict[str, Metric] = {
     )
 }
 
+# The names a test may list as secondary metrics or guardrails (one choice set in the API schema).
+METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 GOAL, SECONDARY, GUARDRAIL = "goal", "secondary", "guardrail"
 
 

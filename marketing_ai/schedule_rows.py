@@ -10,7 +10,8 @@ from __future__ import annotations
 
 
 def sync_periodic_tasks(*, using: str = "default", **_) -> int:
-    """Create or update one periodic task per scheduled job; returns how many (0 before beat's tables exist)."""
+    """Create or update one periodic task per beat entry, and delete our rows no entry names any more
+    (a removed or renamed job); returns how many entries (0 before beat's tables exist)."""
     from django.db import connections
     from django_celery_beat.models import PeriodicTask
     from django_celery_beat.schedulers import ModelEntry
@@ -20,6 +21,10 @@ def sync_periodic_tasks(*, using: str = "default", **_) -> int:
     if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
         return 0  # a partial migrate (one app) before django_celery_beat's own
 
-    for name, entry in app.conf.beat_schedule.items():
+    schedule = app.conf.beat_schedule
+    for name, entry in schedule.items():
         ModelEntry.from_entry(name, app=app, **entry)
-    return len(app.conf.beat_schedule)
+    # Rows of jobs that were removed or renamed would go on sending runs nobody answers: drop them.
+    ours = {entry["task"] for entry in schedule.values()}
+    PeriodicTask.objects.using(using).filter(task__in=ours).exclude(name__in=list(schedule)).delete()
+    return len(schedule)

@@ -268,6 +268,7 @@ SPECTACULAR_SETTINGS = {
         "CampaignStatusEnum": "campaigns.models.Campaign.Status",
         "ABTestStatusEnum": "abtests.models.ABTest.Status",
         "ABTestMetricEnum": "abtests.models.ABTest.Metric",
+        "ABTestSideMetricEnum": "abtests.metrics.METRIC_NAMES",
         "OptimizationStatusEnum": "optimizer.models.CampaignOptimization.Status",
     },
 }

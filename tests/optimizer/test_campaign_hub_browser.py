@@ -6,13 +6,23 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
+from analytics.services import aggregate_days
 from campaigns import selectors as campaign_selectors
 from campaigns.models import CampaignChange
 from optimizer.models import CampaignOptimization
-from tests.factories import CampaignFactory, OfferFactory, SegmentFactory
+from tests.factories import CampaignFactory, EventFactory, OfferFactory, SegmentFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _a_week_of_views(campaign) -> None:
+    """Events on the trend's days (a campaign without any shows "no data yet" instead of a chart)."""
+    today = timezone.now().date()
+    for days_ago in range(1, 4):
+        EventFactory(campaign=campaign, type="view", occurred_at=timezone.now() - dt.timedelta(days=days_ago))
+    aggregate_days(start=today - dt.timedelta(days=7), end=today)
 
 
 def test_preview_then_apply_then_undo_on_the_campaign_page(logged_in_page):
@@ -21,6 +31,7 @@ def test_preview_then_apply_then_undo_on_the_campaign_page(logged_in_page):
     OfferFactory(offer_id="off_40pct", value=Decimal(40))
     campaign = CampaignFactory(campaign_id="camp_browser", current_offer=ten, send_time=dt.time(9))
     campaign.target_segments.set([SegmentFactory(name="new_users"), SegmentFactory(name="returning_users")])
+    _a_week_of_views(campaign)
     opt = CampaignOptimization.objects.create(
         campaign=campaign, recommendation_type="offer", target="new_users", current_value="10", recommended_value="40",
         live_value="off_10pct", expected_impact=22.0, confidence=0.95, affected_users=321, priority=1,

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Event
 from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
-from tests.factories import CampaignFactory, CustomerFactory, MerchantFactory, OfferFactory
+from tests.factories import CampaignFactory, CustomerFactory, MerchantFactory, OfferFactory, SegmentFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -74,9 +74,11 @@ def test_page_draws_heatmap_offer_chart_registry_and_a_customer_top_merchants(lo
 
 def test_on_a_phone_the_apply_button_is_on_screen_without_scrolling_the_table(logged_in_page):
     page, base = logged_in_page
-    campaign = CampaignFactory(campaign_id="camp_phone", name="A campaign with a long name")
-    rec = CampaignOptimization.objects.create(
-        campaign=campaign, recommendation_type="offer", target="returning_users", current_value="10",
+    ten = OfferFactory(offer_id="off_10pct", value=Decimal(10))
+    campaign = CampaignFactory(campaign_id="camp_phone", name="A campaign with a long name", current_offer=ten)
+    campaign.target_segments.set([SegmentFactory(name="returning_users")])
+    rec = CampaignOptimization.objects.create(  # computed against the live offer (else apply is refused as stale)
+        campaign=campaign, recommendation_type="offer", target="returning_users", current_value="10", live_value="off_10pct",
         recommended_value="25", rationale="converts better at 25 % than at 10 % in this segment",
         expected_impact=12.5, confidence=0.9, affected_users=1200, priority=1,
     )
