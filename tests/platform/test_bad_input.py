@@ -260,3 +260,21 @@ def test_a_job_run_range_stays_within_the_data_and_the_documented_maximum(api, w
     too_long = (dt.date(2025, 3, 1) + dt.timedelta(days=MAX_RUN_DAYS)).isoformat()
     error = assert_refused(api.post(url, {"start": "2025-03-01", "end": too_long}, format="json"), 400)
     assert f"at most {MAX_RUN_DAYS} days" in error["fields"]["start"][0]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs/", "/api/v1/jobs/daily_analytics/", "/api/v1/job-runs/",
+                                  "/api/v1/campaigns/", "/api/v1/ab-tests/"])
+def test_the_browsable_api_renders(client, marketer, path):
+    client.force_login(marketer)
+    response = client.get(path, HTTP_ACCEPT="text/html")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
+
+
+def test_send_times_are_hh_mm_strings_in_the_schema(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"]["schemas"]
+    pattern = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
+    assert schema["Campaign"]["properties"]["send_time"]["pattern"] == pattern
+    assert schema["SendTimeRow"]["properties"]["optimal_send_time"]["pattern"] == pattern
+    assert "format" not in schema["Campaign"]["properties"]["send_time"]
+    assert {"AssignOutput", "StatusOutput", "EndOutput"} <= set(schema)
+    assert schema["Campaign"]["properties"]["merchant_name"]["nullable"] is True
