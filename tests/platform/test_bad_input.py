@@ -278,3 +278,21 @@ def test_send_times_are_hh_mm_strings_in_the_schema(api):
     assert "format" not in schema["Campaign"]["properties"]["send_time"]
     assert {"AssignOutput", "StatusOutput", "EndOutput"} <= set(schema)
     assert schema["Campaign"]["properties"]["merchant_name"]["nullable"] is True
+
+
+def test_a_server_error_under_the_api_is_json_in_the_error_shape(marketer, monkeypatch):
+    """Any unhandled failure (here one injected into a selector) answers 500 in the error shape, no HTML."""
+    from django.test import Client
+
+    from marketing_ai import selectors
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(selectors, "last_run_per_job", broken)
+    client = Client(raise_request_exception=False)
+    client.force_login(marketer)
+    error = assert_refused(client.get("/api/v1/jobs/"), 500, "server_error")
+    assert "injected" not in error["message"]  # no internals in the answer
+    page = client.get("/")  # a page keeps Django's own 500 page
+    assert page.status_code == 500 and not page["Content-Type"].startswith("application/json")
