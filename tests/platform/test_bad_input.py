@@ -270,8 +270,12 @@ def test_the_browsable_api_renders(client, marketer, path):
     assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
 
 
-def test_send_times_are_hh_mm_strings_in_the_schema(api):
-    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"]["schemas"]
+def test_the_schema_states_hh_mm_times_nullable_fields_and_empty_choices(api):
+    document = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    schema = document["components"]["schemas"]
+    channel = next(p for p in document["paths"]["/api/v1/campaigns/"]["get"]["parameters"] if p["name"] == "channel")
+    assert channel["schema"]["enum"][-1] == ""  # ?channel= means "not given"
+    assert api.get("/api/v1/campaigns/?channel=").status_code == 200
     pattern = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
     assert schema["Campaign"]["properties"]["send_time"]["pattern"] == pattern
     assert schema["SendTimeRow"]["properties"]["optimal_send_time"]["pattern"] == pattern
