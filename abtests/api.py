@@ -5,7 +5,7 @@ Thin: serializers parse input and shape output; ``services`` writes, ``selectors
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from abtests import metrics, selectors, services, stats
 from abtests.models import ABTest, ABTestResult
-from marketing_ai.api import BadRequest
+from marketing_ai.api import BadRequest, ClockTimeField
 from marketing_ai.validation import INT32_MAX
 
 # ---------------------------------------------------------------- input
@@ -23,7 +23,7 @@ class VariantInput(serializers.Serializer):
     name = serializers.CharField(max_length=64)
     weight = serializers.FloatField(min_value=0.0, max_value=1.0)
     offer_id = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
-    send_time = serializers.TimeField(required=False, allow_null=True, help_text="HH:MM, UTC")
+    send_time = ClockTimeField(required=False, allow_null=True, help_text="HH:MM, UTC")
 
 
 class CreateInput(serializers.Serializer):
@@ -298,6 +298,88 @@ class BreakdownOutput(serializers.Serializer):
     slices = SliceOutput(many=True)
 
 
+class AssignmentOutput(serializers.Serializer):
+    customer_id = serializers.CharField()
+    variant = serializers.CharField()
+    assigned_at = serializers.DateTimeField()
+    new = serializers.BooleanField(help_text="True when assigned by this call, false when it already was")
+
+
+class AssignOneOutput(AssignmentOutput):
+    test_id = serializers.CharField()
+
+
+class AssignManyOutput(serializers.Serializer):
+    test_id = serializers.CharField()
+    assignments = AssignmentOutput(many=True)
+    new = serializers.IntegerField(help_text="How many were assigned by this call")
+
+
+class StatusVariantOutput(serializers.Serializer):
+    name = serializers.CharField()
+    weight = serializers.FloatField()
+    control = serializers.BooleanField()
+    users = serializers.IntegerField()
+    conversions = serializers.IntegerField()
+    conversion_rate = serializers.FloatField()
+    conversion_rate_pct = serializers.FloatField()
+    revenue_per_user = serializers.FloatField(allow_null=True)
+    lift = serializers.FloatField(allow_null=True)
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    chance_to_beat_control = serializers.FloatField(allow_null=True)
+
+
+class StatusOutput(serializers.Serializer):
+    """``GET .../status``: progress and the current read of the test (documentation of ``selectors.test_status``)."""
+
+    test_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=ABTest.Status.choices)
+    users_assigned = serializers.IntegerField()
+    sample_size_target = serializers.IntegerField()
+    progress = serializers.FloatField(allow_null=True)
+    progress_percent = serializers.FloatField(allow_null=True)
+    variant_a_conversions = serializers.IntegerField()
+    variant_b_conversions = serializers.IntegerField()
+    variants = StatusVariantOutput(many=True)
+    statistical_significance = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    lift = serializers.FloatField(allow_null=True)
+    confidence_level = serializers.FloatField()
+    confidence_percent = serializers.CharField()
+    srm_detected = serializers.BooleanField()
+    srm_p_value = serializers.FloatField(allow_null=True)
+    decision = serializers.CharField(allow_null=True)
+    safe_to_stop = serializers.BooleanField()
+    reason = serializers.CharField()
+    users_still_needed = serializers.IntegerField(allow_null=True)
+    recommended_action = serializers.CharField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+
+class EndOutput(serializers.Serializer):
+    test_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=ABTest.Status.choices)
+    winner = serializers.CharField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    applied = serializers.DictField(help_text="What applying the winner changed on the campaign ({} if nothing)")
+    result = ResultOutput(allow_null=True)
+
+
+class SampleSizeOutput(serializers.Serializer):
+    baseline_rate = serializers.FloatField()
+    mde = serializers.FloatField()
+    confidence_level = serializers.FloatField()
+    power = serializers.FloatField()
+    arms = serializers.IntegerField()
+    users_per_arm = serializers.IntegerField()
+    total_users = serializers.IntegerField()
+    daily_traffic = serializers.FloatField(allow_null=True)
+    days_needed = serializers.IntegerField(allow_null=True)
+
+
 # ---------------------------------------------------------------- views
 
 
@@ -339,7 +421,9 @@ class ABTestViewSet(viewsets.GenericViewSet):
     def start(self, request: Request, test_id: str) -> Response:
         return Response(TestOutput(services.test_start(test=self.get_object())).data)
 
-    @extend_schema(request=AssignInput)
+    @extend_schema(request=AssignInput, responses=PolymorphicProxySerializer(
+        component_name="AssignOutput", serializers=[AssignOneOutput, AssignManyOutput], resource_type_field_name=None,
+    ))
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, test_id: str) -> Response:
         data = AssignInput(data=request.data)
@@ -353,6 +437,7 @@ class ABTestViewSet(viewsets.GenericViewSet):
             return Response({"test_id": test_id, **rows[0]})
         return Response({"test_id": test_id, "assignments": rows, "new": sum(r["new"] for r in rows)})
 
+    @extend_schema(responses=StatusOutput)
     @action(detail=True, methods=["get"])
     def status(self, request: Request, test_id: str) -> Response:
         return Response(selectors.test_status(test=self.get_object()))
@@ -362,7 +447,7 @@ class ABTestViewSet(viewsets.GenericViewSet):
     def analyze(self, request: Request, test_id: str) -> Response:
         return Response(ResultOutput(services.test_analyze(test=self.get_object())).data)
 
-    @extend_schema(request=EndInput)
+    @extend_schema(request=EndInput, responses=EndOutput)
     @action(detail=True, methods=["post"])
     def end(self, request: Request, test_id: str) -> Response:
         data = EndInput(data=request.data)
@@ -406,7 +491,7 @@ class ABTestViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(selectors.test_history())
         return self.get_paginated_response(HistoryOutput(page, many=True).data)
 
-    @extend_schema(parameters=[SampleSizeInput])
+    @extend_schema(parameters=[SampleSizeInput], responses=SampleSizeOutput)
     @action(detail=False, methods=["get"], url_path="sample-size")
     def sample_size(self, request: Request) -> Response:
         """Users per arm (and days, given daily traffic) to detect a relative lift: the planning calculator."""

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from campaigns import configuration
 from campaigns.models import Campaign, CampaignChange, Customer, Merchant, Offer, Segment
 from campaigns.services import MAX_API_BATCH
+from marketing_ai.api import ClockTimeField
 
 
 class MerchantSerializer(serializers.ModelSerializer):
@@ -55,10 +56,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         slug_field="name", queryset=Segment.objects.all(), many=True, required=False,
         help_text="Segment names, e.g. [\"new_users\", \"high_value_users\"]",
     )
-    send_time = serializers.TimeField(
-        format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], allow_null=True, required=False,
-        help_text="Current send time, HH:MM in UTC",
-    )
+    send_time = ClockTimeField(allow_null=True, required=False, help_text="Current send time, HH:MM in UTC")
     segment_offers = SegmentOfferSerializer(
         many=True, required=False,
         help_text="Per-segment offers overriding current_offer (the campaign default). A write replaces the "

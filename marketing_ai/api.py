@@ -16,7 +16,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404, JsonResponse
 from django.urls import URLPattern, re_path
-from rest_framework import exceptions, permissions, status
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.utils import json
@@ -213,6 +214,17 @@ class WholeBodyJSONParser(JSONParser):
         except ValueError as exc:  # UnicodeDecodeError and validation.BadJSON are ones too
             raise exceptions.ParseError(f"JSON parse error - {exc}") from None
         return data
+
+
+@extend_schema_field({"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$", "example": "09:30"})
+class ClockTimeField(serializers.TimeField):
+    """A time of day on the wire as ``HH:MM`` (``HH:MM:SS`` also read), and so in the OpenAPI schema:
+    a string with that pattern, not OpenAPI's ``time`` format (which demands seconds and an offset)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("format", "%H:%M")
+        kwargs.setdefault("input_formats", ["%H:%M", "%H:%M:%S"])
+        super().__init__(**kwargs)
 
 
 class Pagination(PageNumberPagination):

@@ -11,7 +11,7 @@ superuser flag or a group itself through the ORM clears the ``auth`` cache *of t
 change* at once (signals below). Other processes (the other gunicorn workers, or every worker when the
 change comes from ``manage.py create_api_token --rotate`` or the admin in another process) keep their
 entry until it expires: a revoked token keeps working there for at most ``AUTH_TOKEN_CACHE_SECONDS``
-(default 30 s). Changes that bypass signals (``QuerySet.update``, raw SQL) get the same bound.
+(default 5 s). Changes that bypass signals (``QuerySet.update``, raw SQL) get the same bound.
 ``AUTH_TOKEN_CACHE_SECONDS=0`` turns the cache off (every request reads the database, as DRF does).
 """
 
@@ -34,7 +34,7 @@ CACHE_ALIAS = "auth"
 
 
 def _cache_seconds() -> int:
-    return int(getattr(settings, "AUTH_TOKEN_CACHE_SECONDS", 30))
+    return int(getattr(settings, "AUTH_TOKEN_CACHE_SECONDS", 5))
 
 
 def _cache_key(token_key: str) -> str:

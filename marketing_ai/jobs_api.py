@@ -103,6 +103,10 @@ class JobViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[\w.-]+"
     serializer_class = JobOutput
 
+    def get_queryset(self) -> list[jobs.Job]:
+        # Jobs are a registry, not a table; the browsable API asks for this to build its forms.
+        return jobs.in_dependency_order()
+
     def _job(self, name: str) -> jobs.Job:
         try:
             return jobs.get(name)

@@ -10,8 +10,9 @@ throttles), all in the one error shape ``{"error": {"code", "message", "fields"}
 - writes (POST/PUT/PATCH/DELETE) also 409 (the object's state forbids it) and 429 (rate limit, with
   ``Retry-After``).
 
-It also states two things every operation shares: a string in a path or query parameter holds no control
-character (the guard answers 400), and an operation with ``?format=csv`` answers ``text/csv`` as well.
+It also states what every operation shares: a string in a path or query parameter holds no control
+character (the guard answers 400), an empty choice in a query (``?status=``) means "not given", and an
+operation with ``?format=csv`` answers ``text/csv`` as well.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
                 if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema \
                         and "format" not in schema:
                     schema["pattern"] = STORABLE_TEXT_PATTERN
+                if parameter.get("in") == "query" and schema.get("type") == "string" and "enum" in schema \
+                        and "" not in schema["enum"]:
+                    schema["enum"] = [*schema["enum"], ""]  # an empty choice means "not given" (no filter, the default)
                 if parameter.get("name") == "format" and "csv" in schema.get("enum", []):
                     csv = True
             if csv:  # ?format=csv answers the same rows as a CSV attachment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from marketing_ai.api import ClockTimeField
 from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
 
 
@@ -124,8 +125,8 @@ class AffinityAnswerSerializer(serializers.Serializer):
 
 class SendTimeRowSerializer(serializers.ModelSerializer):
     customer_id = serializers.CharField(source="customer.customer_id")
-    optimal_send_time = serializers.TimeField(source="local_send_time", format="%H:%M")
-    optimal_send_time_utc = serializers.TimeField(source="utc_send_time", format="%H:%M")
+    optimal_send_time = ClockTimeField(source="local_send_time")
+    optimal_send_time_utc = ClockTimeField(source="utc_send_time")
 
     class Meta:
         model = UserSendTime

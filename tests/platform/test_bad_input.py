@@ -260,3 +260,43 @@ def test_a_job_run_range_stays_within_the_data_and_the_documented_maximum(api, w
     too_long = (dt.date(2025, 3, 1) + dt.timedelta(days=MAX_RUN_DAYS)).isoformat()
     error = assert_refused(api.post(url, {"start": "2025-03-01", "end": too_long}, format="json"), 400)
     assert f"at most {MAX_RUN_DAYS} days" in error["fields"]["start"][0]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs/", "/api/v1/jobs/daily_analytics/", "/api/v1/job-runs/",
+                                  "/api/v1/campaigns/", "/api/v1/ab-tests/"])
+def test_the_browsable_api_renders(client, marketer, path):
+    client.force_login(marketer)
+    response = client.get(path, HTTP_ACCEPT="text/html")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
+
+
+def test_the_schema_states_hh_mm_times_nullable_fields_and_empty_choices(api):
+    document = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    schema = document["components"]["schemas"]
+    channel = next(p for p in document["paths"]["/api/v1/campaigns/"]["get"]["parameters"] if p["name"] == "channel")
+    assert channel["schema"]["enum"][-1] == ""  # ?channel= means "not given"
+    assert api.get("/api/v1/campaigns/?channel=").status_code == 200
+    pattern = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
+    assert schema["Campaign"]["properties"]["send_time"]["pattern"] == pattern
+    assert schema["SendTimeRow"]["properties"]["optimal_send_time"]["pattern"] == pattern
+    assert "format" not in schema["Campaign"]["properties"]["send_time"]
+    assert {"AssignOutput", "StatusOutput", "EndOutput"} <= set(schema)
+    assert schema["Campaign"]["properties"]["merchant_name"]["nullable"] is True
+
+
+def test_a_server_error_under_the_api_is_json_in_the_error_shape(marketer, monkeypatch):
+    """Any unhandled failure (here one injected into a selector) answers 500 in the error shape, no HTML."""
+    from django.test import Client
+
+    from marketing_ai import selectors
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(selectors, "last_run_per_job", broken)
+    client = Client(raise_request_exception=False)
+    client.force_login(marketer)
+    error = assert_refused(client.get("/api/v1/jobs/"), 500, "server_error")
+    assert "injected" not in error["message"]  # no internals in the answer
+    page = client.get("/")  # a page keeps Django's own 500 page
+    assert page.status_code == 500 and not page["Content-Type"].startswith("application/json")
