@@ -53,7 +53,7 @@ class OfferAdmin(admin.ModelAdmin):
 class CampaignAdmin(admin.ModelAdmin):
     list_display = [
         "campaign_id", "name", "merchant", "status", "channel", "start_date", "end_date", "budget",
-        "current_offer", "send_time",
+        "current_offer", "send_time", "send_time_policy",
     ]
     list_filter = ["status", "channel", "target_segments", "start_date"]
     list_select_related = ["merchant", "current_offer"]

@@ -92,6 +92,10 @@ class Campaign(models.Model):
         PAUSED = "paused"
         COMPLETED = "completed"
 
+    class SendTimePolicy(models.TextChoices):
+        FIXED = "fixed"
+        PERSONAL = "personal"
+
     class Channel(models.TextChoices):
         PUSH = "push"
         EMAIL = "email"
@@ -108,6 +112,11 @@ class Campaign(models.Model):
     budget = models.DecimalField(**MONEY, default=0, validators=[MinValueValidator(0)])
     current_offer = models.ForeignKey(Offer, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns")
     send_time = models.TimeField(null=True, blank=True, help_text="Current send time (UTC)")
+    send_time_policy = models.CharField(
+        max_length=16, choices=SendTimePolicy.choices, default=SendTimePolicy.FIXED,
+        help_text="fixed: everyone at send_time (UTC); personal: each customer at their own best local hour "
+                  "(user_send_times; the population hour for customers with too few opens)",
+    )
     target_segments = models.ManyToManyField(Segment, blank=True, related_name="campaigns")
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(auto_now=True)

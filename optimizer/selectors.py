@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from django.core.cache import cache
-from django.db.models import Avg, Count, Max, QuerySet
+from django.db.models import Avg, Count, Max, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -134,10 +133,24 @@ def segment_answer(campaign: Campaign) -> list[dict[str, Any]]:
 
 
 # --- Send time ------------------------------------------------------------------------------------
+# A notification service asks for at most this many customers in one batch look-up (bounded work per request).
+MAX_SEND_TIME_LOOKUP = 1000
+
+
 def population_local_hour() -> int:
-    """The most common personal best local hour (the fallback for customers without enough history)."""
-    hours = Counter(t.hour for t in UserSendTime.objects.filter(method=UserSendTime.Method.PERSONAL).values_list("local_send_time", flat=True))
-    return hours.most_common(1)[0][0] if hours else DEFAULT_LOCAL_HOUR
+    """The hour customers without enough history get (the send-time model's population hour).
+
+    The job writes it on every "fallback" row; before any fallback row exists, the most common personal
+    best local hour; before any send time at all, DEFAULT_LOCAL_HOUR. Two indexed or grouped queries at most.
+    """
+    fallback = UserSendTime.objects.filter(method=UserSendTime.Method.FALLBACK).values_list("local_send_time", flat=True).first()
+    if fallback is not None:
+        return fallback.hour
+    common = (
+        UserSendTime.objects.filter(method=UserSendTime.Method.PERSONAL)
+        .values("local_send_time").annotate(n=Count("id")).order_by("-n", "local_send_time").first()
+    )
+    return common["local_send_time"].hour if common else DEFAULT_LOCAL_HOUR
 
 
 def local_to_utc(local: dt.time, tz_name: str, day: dt.date | None = None) -> dt.time:
@@ -146,8 +159,8 @@ def local_to_utc(local: dt.time, tz_name: str, day: dt.date | None = None) -> dt
     return moment.astimezone(dt.UTC).time().replace(tzinfo=None)
 
 
-def send_time_answer(customer: Customer) -> dict[str, Any]:
-    row = UserSendTime.objects.filter(customer=customer).first()
+def _send_time_of(customer: Customer, row: UserSendTime | None, population_hour: int) -> dict[str, Any]:
+    """The answer for one customer from their ``user_send_times`` row, or the population hour without one."""
     if row is not None:
         local, utc = row.local_send_time, row.utc_send_time
         answer = {
@@ -158,7 +171,7 @@ def send_time_answer(customer: Customer) -> dict[str, Any]:
             "last_updated": row.last_updated,
         }
     else:  # not computed yet (a new customer): the population's hour, marked as a fallback
-        local = dt.time(population_local_hour(), 0)
+        local = dt.time(population_hour, 0)
         utc = local_to_utc(local, customer.timezone)
         answer = {"expected_improvement": 0.0, "method": UserSendTime.Method.FALLBACK, "events_used": 0, "confidence": 0.0, "last_updated": None}
     return {
@@ -167,6 +180,99 @@ def send_time_answer(customer: Customer) -> dict[str, Any]:
         "timezone": customer.timezone,
         "optimal_send_time_utc": utc.strftime("%H:%M"),
         **answer,
+    }
+
+
+def send_time_answer(customer: Customer) -> dict[str, Any]:
+    row = UserSendTime.objects.filter(customer=customer).first()
+    return _send_time_of(customer, row, population_local_hour() if row is None else DEFAULT_LOCAL_HOUR)
+
+
+def send_time_answers(customer_ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Batch look-up: (answers in the order asked, ids with no such customer). Two queries, whatever the size."""
+    if len(customer_ids) > MAX_SEND_TIME_LOOKUP:
+        raise ValueError(f"at most {MAX_SEND_TIME_LOOKUP} customers per look-up, got {len(customer_ids)}")
+    found = {c.customer_id: c for c in Customer.objects.filter(customer_id__in=set(customer_ids)).select_related("send_time")}
+    rows = {cid: getattr(c, "send_time", None) for cid, c in found.items()}
+    population_hour = population_local_hour() if any(r is None for r in rows.values()) else DEFAULT_LOCAL_HOUR
+    answers, missing, seen = [], [], set()
+    for cid in customer_ids:
+        if cid in seen:
+            continue
+        seen.add(cid)
+        if cid in found:
+            answers.append(_send_time_of(found[cid], rows[cid], population_hour))
+        else:
+            missing.append(cid)
+    return answers, missing
+
+
+def campaign_audience(campaign: Campaign) -> QuerySet[Customer]:
+    """The customers a campaign targets: its target segments, or everyone when it names none."""
+    segments = [s.pk for s in campaign.target_segments.all()]
+    qs = Customer.objects.all()
+    return qs.filter(segment_id__in=segments) if segments else qs
+
+
+def _local_hour_in_window(start: dt.datetime, tz_name: str) -> int:
+    """The whole local hour that falls within the UTC hour starting at ``start`` in zone ``tz_name``.
+
+    Send times are whole local hours; in a zone offset by 30 or 45 minutes the one inside the UTC window
+    is the next whole hour after the window's local start.
+    """
+    local = start.astimezone(zoneinfo.ZoneInfo(tz_name))
+    whole = local.replace(minute=0, second=0, microsecond=0)
+    return (whole + dt.timedelta(hours=1)).hour if local != whole else whole.hour
+
+
+def campaign_due(campaign: Campaign, start: dt.datetime) -> tuple[QuerySet[Customer], str]:
+    """Who should get ``campaign`` in the UTC hour starting at ``start``, and the policy that decided it.
+
+    ``personal``: customers of the audience whose best local hour (``user_send_times``; the population hour
+    for sparse histories and customers without a row) falls in that hour, on that date in their own zone
+    (daylight saving included). ``fixed``: the whole audience when the campaign's UTC send time is in that
+    hour, nobody otherwise. Ordered by customer_id, for paging. One query per page whatever the audience size
+    (plus one listing the audience's zones).
+    """
+    start = start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    audience = campaign_audience(campaign).select_related("send_time").order_by("customer_id")
+    if campaign.send_time_policy != Campaign.SendTimePolicy.PERSONAL:
+        due = campaign.send_time is not None and campaign.send_time.hour == start.hour
+        return (audience if due else audience.none()), Campaign.SendTimePolicy.FIXED
+    population_hour = population_local_hour()
+    match = Q(pk__in=[])
+    for tz_name in audience.order_by().values_list("timezone", flat=True).distinct():
+        try:
+            hour = _local_hour_in_window(start, tz_name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # an unknown zone cannot be scheduled by local time
+            continue
+        zone = Q(timezone=tz_name, send_time__local_send_time=dt.time(hour, 0))
+        if hour == population_hour:
+            zone |= Q(timezone=tz_name, send_time__isnull=True)
+        match |= zone
+    return audience.filter(match), Campaign.SendTimePolicy.PERSONAL
+
+
+def due_row(customer: Customer, campaign: Campaign, start: dt.datetime, population_hour: int) -> dict[str, Any]:
+    """One customer of ``campaign_due``: when to send (UTC and local) and why."""
+    if campaign.send_time_policy == Campaign.SendTimePolicy.PERSONAL:
+        row = getattr(customer, "send_time", None)
+        local = row.local_send_time if row is not None else dt.time(population_hour, 0)
+        tz = zoneinfo.ZoneInfo(customer.timezone)
+        day = start.astimezone(tz).date()
+        moment = dt.datetime.combine(day, local, tzinfo=tz).astimezone(dt.UTC)
+        if moment < start:  # the window's local start is late in the day: the whole hour is on the next date
+            moment = dt.datetime.combine(day + dt.timedelta(days=1), local, tzinfo=tz).astimezone(dt.UTC)
+        method = row.method if row is not None else UserSendTime.Method.FALLBACK
+    else:
+        moment = start.replace(minute=campaign.send_time.minute)
+        method = Campaign.SendTimePolicy.FIXED
+    return {
+        "customer_id": customer.customer_id,
+        "timezone": customer.timezone,
+        "send_at": moment,
+        "local_send_time": moment.astimezone(zoneinfo.ZoneInfo(customer.timezone)).strftime("%H:%M"),
+        "method": method,
     }
 
 
