@@ -13,13 +13,12 @@ import numpy as np
 import pandas as pd
 from django.core.cache import cache
 from django.db.models import Avg, Count, Max, Q, QuerySet
-from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from campaigns.models import Campaign, Customer, Event, Offer
 from marketing_ai.api import NotFound
-from optimizer import recommend
-from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
+from optimizer import features, recommend
+from optimizer.models import CampaignOptimization, MLModel, PageSnapshot, UserMerchantAffinity, UserSendTime
 from optimizer.services import recommendations as reco
 
 Opt = CampaignOptimization
@@ -29,6 +28,8 @@ HEATMAP_DAYS = 90
 # cached for PAGE_CACHE_SECONDS, keyed by the newest event id (new events give a new key).
 PAGE_CACHE_MIN_EVENTS = 200_000
 PAGE_CACHE_SECONDS = 600
+HEATMAP_SNAPSHOT = "open_heatmap"
+OFFER_OUTCOMES_SNAPSHOT = "offer_outcomes"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -61,6 +62,55 @@ def optimization_list(
     if target is not None:
         qs = qs.filter(target=target)
     return qs
+
+
+@dataclass(frozen=True)
+class ProposalFilters:
+    """The /optimize/ page's filters: status ("all" = every status but superseded), type and campaign."""
+
+    status: str
+    kind: str | None
+    campaign_id: str | None
+
+    @classmethod
+    def from_query(cls, query, *, statuses) -> ProposalFilters:
+        """From the page's query string; an unknown value falls back to the default (a page never fails on it)."""
+        status = query.get("status", Opt.Status.PROPOSED)
+        kind = query.get("type") or None
+        campaign_id = (query.get("campaign") or "").strip()[:64] or None
+        return cls(
+            status=status if status in (*statuses, "all") else Opt.Status.PROPOSED,
+            kind=kind if kind in Opt.Type.values else None,
+            campaign_id=campaign_id,
+        )
+
+    def queryset(self) -> QuerySet[CampaignOptimization]:
+        qs = optimization_list(status=None if self.status == "all" else self.status, campaign_id=self.campaign_id)
+        return qs.exclude(status=Opt.Status.SUPERSEDED) if self.status == "all" else qs
+
+    def query_string(self, **extra: str) -> str:
+        """The filters as a query string (for page links that keep them)."""
+        from urllib.parse import urlencode
+
+        params = {"status": self.status, "type": self.kind or "", "campaign": self.campaign_id or "", **extra}
+        return urlencode({k: v for k, v in params.items() if v})
+
+
+def proposal_counts(filters: ProposalFilters) -> dict[str, int]:
+    """Proposals per type under ``filters`` (one grouped query)."""
+    rows = filters.queryset().order_by().values("recommendation_type").annotate(n=Count("id"))
+    return {r["recommendation_type"]: r["n"] for r in rows}
+
+
+def proposal_rows(filters: ProposalFilters, kind: str) -> QuerySet[CampaignOptimization]:
+    """One type's proposals under ``filters``, best first, for paging (the page reads one slice of it)."""
+    return filters.queryset().filter(recommendation_type=kind).defer("details")
+
+
+def proposal_campaigns() -> list[tuple[str, str]]:
+    """(campaign_id, name) of the campaigns with a live proposal, for the page's campaign filter."""
+    live = Opt.objects.exclude(status=Opt.Status.SUPERSEDED).values("campaign_id")
+    return list(Campaign.objects.filter(pk__in=live).values_list("campaign_id", "name").order_by("campaign_id"))
 
 
 def campaign_recommendations(campaign: Campaign) -> QuerySet[CampaignOptimization]:
@@ -325,6 +375,7 @@ class Heatmap:
     counts: np.ndarray  # 7 weekdays (Mon..Sun) x 24 local hours
     recommended_hour: int
     total_opens: int
+    computed_at: dt.datetime | None = None  # when the daily job computed it; None: computed for this request
 
 
 def _cached(name: str, compute):
@@ -340,31 +391,45 @@ def _cached(name: str, compute):
     return value
 
 
+def page_snapshot(name: str) -> PageSnapshot | None:
+    return PageSnapshot.objects.filter(name=name).first()
+
+
 def open_heatmap(*, days: int = HEATMAP_DAYS) -> Heatmap:
-    """Opens by weekday x hour in each customer's own time zone (grouped by zone and UTC hour in SQL)."""
-    return _cached(f"heatmap:{days}", lambda: _open_heatmap(days))
+    """Opens by weekday x local hour: the daily job's snapshot; before its first run, computed now."""
+    snapshot = page_snapshot(HEATMAP_SNAPSHOT) if days == HEATMAP_DAYS else None
+    if snapshot is not None:
+        counts, computed_at = np.asarray(snapshot.data["counts"], dtype=int), snapshot.computed_at
+    else:
+        counts, computed_at = _cached(f"heatmap:{days}", lambda: open_heatmap_counts(days=days)), None
+    return Heatmap(counts=counts, recommended_hour=population_local_hour(), total_opens=int(counts.sum()), computed_at=computed_at)
 
 
-def _open_heatmap(days: int) -> Heatmap:
-    since = timezone.now() - dt.timedelta(days=days)
-    rows = list(
+def open_heatmap_counts(*, days: int = HEATMAP_DAYS, now: dt.datetime | None = None) -> np.ndarray:
+    """Opens of the last ``days`` by weekday x hour in each customer's own time zone (grouped by zone and UTC hour in SQL)."""
+    since = (now or timezone.now()) - dt.timedelta(days=days)
+    rows = features.fetch(
         Event.objects.filter(type=Event.Type.NOTIFICATION_OPENED, occurred_at__gte=since, customer__isnull=False)
-        .annotate(hour=TruncHour("occurred_at", tzinfo=dt.UTC))
+        .annotate(hour=features.utc_hour_text())
         .values("customer__timezone", "hour")
         .annotate(n=Count("id"))
-        .order_by()
+        .order_by(),
+        ["timezone", "hour", "n"],
     )
     counts = np.zeros((7, 24), dtype=int)
-    if rows:
-        df = pd.DataFrame(rows)
-        for tz_name, group in df.groupby("customer__timezone"):
-            local = pd.DatetimeIndex(pd.to_datetime(group["hour"], utc=True)).tz_convert(tz_name)
-            np.add.at(counts, (local.weekday.to_numpy(), local.hour.to_numpy()), group["n"].to_numpy())
-    return Heatmap(counts=counts, recommended_hour=population_local_hour(), total_opens=int(counts.sum()))
+    for tz_name, group in rows.groupby("timezone"):
+        local = pd.DatetimeIndex(features.parse_moments(group["hour"])).tz_convert(tz_name)
+        np.add.at(counts, (local.weekday.to_numpy(), local.hour.to_numpy()), group["n"].to_numpy(dtype=int))
+    return counts
 
 
 def offer_curves() -> dict[str, recommend.OfferRecommendation]:
-    return _cached("offer_curves", reco.offer_response_curves)
+    """Population offer response per segment, from the daily job's snapshot of the outcomes (computed now before it)."""
+    snapshot = page_snapshot(OFFER_OUTCOMES_SNAPSHOT)
+    if snapshot is None:
+        return _cached("offer_curves", reco.offer_response_curves)
+    population = {segment: [recommend.OfferOutcome(**o) for o in rows] for segment, rows in snapshot.data["segments"].items()}
+    return reco.offer_response_curves(population=population)
 
 
 def top_merchants(customer_id: str | None) -> tuple[Customer | None, list[dict[str, Any]]]:

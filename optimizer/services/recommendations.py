@@ -41,6 +41,7 @@ from marketing_ai.api import Conflict
 from marketing_ai.jobs import NullProgress, Progress, job
 from optimizer import recommend
 from optimizer.models import CampaignOptimization, UserMerchantAffinity, UserSendTime
+from optimizer.services import page_data
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +188,16 @@ def offer_recommendations(
     return out
 
 
-def offer_response_curves(*, since: dt.datetime | None = None) -> dict[str, recommend.OfferRecommendation]:
-    """Population offer response per segment (observed rate, expected profit, recommended offer): for the page."""
-    since = since or timezone.now() - dt.timedelta(days=LOOKBACK_DAYS)
-    population = offer_outcomes(outcome_frame(since=since))
+def offer_response_curves(
+    *, since: dt.datetime | None = None, population: dict[str, list[recommend.OfferOutcome]] | None = None
+) -> dict[str, recommend.OfferRecommendation]:
+    """Population offer response per segment (observed rate, expected profit, recommended offer): for the page.
+
+    ``population``: the outcomes per segment when already at hand (the page's snapshot); else read since ``since``.
+    """
+    if population is None:
+        since = since or timezone.now() - dt.timedelta(days=LOOKBACK_DAYS)
+        population = offer_outcomes(outcome_frame(since=since))
     return {
         segment: recommend.recommend_offer(segment, outcomes, current_offer=None, prior_strength=1.0, seed=SEED)
         for segment, outcomes in sorted(population.items())
@@ -446,7 +453,9 @@ def generate_optimizations(*, progress: Progress | None = None, now: dt.datetime
         ])
         progress.advance()
     with transaction.atomic():
-        return _save(proposals, campaigns, now)
+        written = _save(proposals, campaigns, now)
+        page_data.refresh(population=population, now=now)
+    return written
 
 
 # --- Apply and dismiss ----------------------------------------------------------------------------
