@@ -170,7 +170,7 @@ def utc_hour_text(field: str = "occurred_at"):
     return _text(TruncHour(field))
 
 
-def _utc_quarter(field: str = "occurred_at"):
+def utc_quarter(field: str = "occurred_at"):
     """The quarter of the hour (0..3) of the moment, in UTC."""
     if connection.vendor == "sqlite":
         return Cast(Substr(field, 15, 2), output_field=IntegerField()) / Value(15)
@@ -338,7 +338,7 @@ def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | Non
     counts = {f"n{i}": Count("id", filter=Q(occurred_at__lt=e) if e is not None else None) for i, e in enumerate(ends)}
     rows = (
         _window(Event.objects.filter(type=T.NOTIFICATION_OPENED, customer__isnull=False), start, last)
-        .annotate(hour=utc_hour_text(), quarter=_utc_quarter())
+        .annotate(hour=utc_hour_text(), quarter=utc_quarter())
         .values("customer_id", "hour", "quarter")
         .annotate(**counts)
     )

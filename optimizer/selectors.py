@@ -410,15 +410,16 @@ def open_heatmap_counts(*, days: int = HEATMAP_DAYS, now: dt.datetime | None = N
     since = (now or timezone.now()) - dt.timedelta(days=days)
     rows = features.fetch(
         Event.objects.filter(type=Event.Type.NOTIFICATION_OPENED, occurred_at__gte=since, customer__isnull=False)
-        .annotate(hour=features.utc_hour_text())
-        .values("customer__timezone", "hour")
+        .annotate(hour=features.utc_hour_text(), quarter=features.utc_quarter())  # quarters: zones offset by 30 or 45 min
+        .values("customer__timezone", "hour", "quarter")
         .annotate(n=Count("id"))
         .order_by(),
-        ["timezone", "hour", "n"],
+        ["timezone", "hour", "quarter", "n"],
     )
     counts = np.zeros((7, 24), dtype=int)
     for tz_name, group in rows.groupby("timezone"):
-        local = pd.DatetimeIndex(features.parse_moments(group["hour"])).tz_convert(tz_name)
+        moments = features.parse_moments(group["hour"]) + pd.to_timedelta(group["quarter"].astype(int) * 15, unit="m")
+        local = pd.DatetimeIndex(moments).tz_convert(tz_name)
         np.add.at(counts, (local.weekday.to_numpy(), local.hour.to_numpy()), group["n"].to_numpy(dtype=int))
     return counts
 
