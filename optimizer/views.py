@@ -62,7 +62,7 @@ def optimize_page(request):
             "query_without_page": filters.query_string(customer_id=customer_id),
             "can_apply": is_marketer(request.user),
             "heatmap_computed_at": heatmap.computed_at,
-            "heatmap": _cached_chart(f"heatmap:{heatmap.computed_at}:{heatmap.recommended_hour}", lambda: charts.open_heatmap(heatmap))
+            "heatmap": _cached_chart(f"heatmap:{heatmap.computed_at.timestamp() if heatmap.computed_at else 0}:{heatmap.recommended_hour}", lambda: charts.open_heatmap(heatmap))
             if heatmap.computed_at else charts.open_heatmap(heatmap),
             "offer_chart": _offer_chart(),
             "customer_id": customer_id,
@@ -78,7 +78,7 @@ def _offer_chart() -> str:
     snapshot = selectors.page_snapshot(selectors.OFFER_OUTCOMES_SNAPSHOT)
     if snapshot is None:
         return charts.offer_response(selectors.offer_curves())
-    return _cached_chart(f"offers:{snapshot.computed_at}", lambda: charts.offer_response(selectors.offer_curves()))
+    return _cached_chart(f"offers:{snapshot.computed_at.timestamp()}", lambda: charts.offer_response(selectors.offer_curves()))
 
 
 @login_required
