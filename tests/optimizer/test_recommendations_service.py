@@ -189,6 +189,7 @@ def test_timing_proposal_switches_to_personal_hours_with_the_expected_gain_and_a
     jobs.run("campaign_optimizations")
     row = Opt.objects.get(campaign=campaign, recommendation_type="timing", status="proposed")
     assert (row.current_value, row.recommended_value) == ("fixed 03:00", "personal")
+    assert reco.setting_of(row) == ("send_time_policy", "") and row.live_value == "fixed"
 
     # Independent aggregation of the model's per-customer open probabilities (posterior mean, shrunk open rate).
     artifact, _ = send_time.fit(*_histories(people), n_segments=3)
@@ -204,10 +205,13 @@ def test_timing_proposal_switches_to_personal_hours_with_the_expected_gain_and_a
     assert row.expected_impact == pytest.approx(expected, rel=1e-6)
     lo, hi = row.details["relative_gain_interval"]
     assert 0 < lo < row.expected_impact < hi
+    assert row.details["impact_interval"] == {"low": round(lo, 2), "high": round(hi, 2), "level": 0.9}  # what the preview shows
 
     reco.apply_optimization(row, marketer)
     campaign.refresh_from_db()
     assert campaign.send_time_policy == "personal" and campaign.send_time == dt.time(3, 0)
+    change = campaign.changes.get()
+    assert (change.field, change.old_value, change.new_value, change.source) == ("send_time_policy", "fixed", "personal", "recommendation")
     jobs.run("campaign_optimizations")  # a campaign already at personal hours gets no timing proposal
     assert not Opt.objects.filter(campaign=campaign, recommendation_type="timing", status="proposed").exists()
 
