@@ -83,12 +83,12 @@ class ChangeInline(ReadOnlyInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(CountProtectedOnDelete, admin.ModelAdmin):
-    """Edits of the settings (offer, send time, segments, promoted merchants, status) are logged as source "admin"."""
+    """Edits of the settings (offer, send time and its policy, segments, promoted merchants, status) are logged as source "admin"."""
 
     protected_hint = "Events and A/B tests are kept as facts: end the campaign (status completed) instead of deleting it."
     list_display = [
         "campaign_id", "name", "merchant", "status", "channel", "start_date", "end_date", "budget",
-        "current_offer", "send_time",
+        "current_offer", "send_time", "send_time_policy",
     ]
     list_filter = ["status", "channel", "target_segments", "start_date"]
     list_select_related = ["merchant", "current_offer"]
@@ -98,14 +98,14 @@ class CampaignAdmin(CountProtectedOnDelete, admin.ModelAdmin):
     date_hierarchy = "start_date"
     inlines = [SegmentOfferInline, ChangeInline]
 
-    SETTINGS = ("current_offer", "send_time", "status", "target_segments", "promoted_merchants")
+    SETTINGS = ("current_offer", "send_time", "send_time_policy", "status", "target_segments", "promoted_merchants")
 
     def save_model(self, request, obj, form, change):
         if change:
             # The settings are written (and logged) by save_related through the one service; the row
             # saved here keeps their stored values.
             stored = Campaign.objects.get(pk=obj.pk)
-            for name in ("current_offer_id", "send_time", "status"):
+            for name in ("current_offer_id", "send_time", "send_time_policy", "status"):
                 setattr(obj, name, getattr(stored, name))
         super().save_model(request, obj, form, change)
 

@@ -12,6 +12,8 @@ live value they were computed against):
 - ``offer`` with a segment name: that segment's own offer (``CampaignSegmentOffer``), or "" when the
   segment follows the default;
 - ``send_time``: ``HH:MM`` (UTC) or "";
+- ``send_time_policy``: one of ``Campaign.SendTimePolicy`` ("fixed": everyone at ``send_time``;
+  "personal": each customer at their own best local hour);
 - ``target_segments``: segment names, sorted, comma-separated ("" = all segments);
 - ``promoted_merchants``: merchant ids, sorted, comma-separated;
 - ``status``: one of ``Campaign.Status``.
@@ -132,6 +134,12 @@ def _write(campaign: Campaign, change: SettingChange) -> str:
         campaign.promoted_merchants.set(merchants)
         campaign.save(update_fields=["updated_at"])
         return ",".join(ids)
+    if field == Field.SEND_TIME_POLICY:
+        if value not in Campaign.SendTimePolicy.values:
+            raise BadRequest({"send_time_policy": [f"one of {', '.join(Campaign.SendTimePolicy.values)}"]})
+        campaign.send_time_policy = value
+        campaign.save(update_fields=["send_time_policy", "updated_at"])
+        return value
     if field == Field.STATUS:
         if value not in Campaign.Status.values:
             raise BadRequest({"status": [f"one of {', '.join(Campaign.Status.values)}"]})
@@ -181,7 +189,7 @@ def change_settings(
 
 def _refresh(campaign: Campaign, locked: Campaign) -> None:
     """Bring the caller's instance up to date (it may be the serializer's or the admin's object)."""
-    for name in ("current_offer_id", "send_time", "status", "updated_at"):
+    for name in ("current_offer_id", "send_time", "send_time_policy", "status", "updated_at"):
         setattr(campaign, name, getattr(locked, name))
     campaign._state.fields_cache.pop("current_offer", None)
     getattr(campaign, "_prefetched_objects_cache", {}).clear()
@@ -250,7 +258,9 @@ def campaign_create(data: dict, *, user=None) -> Campaign:
     return campaign
 
 
-SETTING_FIELDS = ("current_offer", "send_time", "target_segments", "promoted_merchants", "status", "segment_offers")
+SETTING_FIELDS = (
+    "current_offer", "send_time", "send_time_policy", "target_segments", "promoted_merchants", "status", "segment_offers",
+)
 
 
 def setting_changes_from(campaign: Campaign, data: dict) -> list[SettingChange]:
@@ -260,6 +270,8 @@ def setting_changes_from(campaign: Campaign, data: dict) -> list[SettingChange]:
         out.append(SettingChange(Field.OFFER, canonical(Field.OFFER, data["current_offer"])))
     if "send_time" in data:
         out.append(SettingChange(Field.SEND_TIME, canonical(Field.SEND_TIME, data["send_time"])))
+    if "send_time_policy" in data:
+        out.append(SettingChange(Field.SEND_TIME_POLICY, canonical(Field.SEND_TIME_POLICY, data["send_time_policy"])))
     if "target_segments" in data:
         out.append(SettingChange(Field.TARGET_SEGMENTS, canonical(Field.TARGET_SEGMENTS, data["target_segments"])))
     if "promoted_merchants" in data:

@@ -101,6 +101,10 @@ class Campaign(models.Model):
         PAUSED = "paused"
         COMPLETED = "completed"
 
+    class SendTimePolicy(models.TextChoices):
+        FIXED = "fixed"
+        PERSONAL = "personal"
+
     class Channel(models.TextChoices):
         PUSH = "push"
         EMAIL = "email"
@@ -119,6 +123,11 @@ class Campaign(models.Model):
     budget = models.DecimalField(**MONEY, default=0, validators=[MinValueValidator(0)])
     current_offer = models.ForeignKey(Offer, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns")
     send_time = models.TimeField(null=True, blank=True, help_text="Current send time (UTC)")
+    send_time_policy = models.CharField(
+        max_length=16, choices=SendTimePolicy.choices, default=SendTimePolicy.FIXED,
+        help_text="fixed: everyone at send_time (UTC); personal: each customer at their own best local hour "
+                  "(user_send_times; the population hour for customers with too few opens)",
+    )
     target_segments = models.ManyToManyField(Segment, blank=True, related_name="campaigns")
     # Partners this campaign cross-promotes (what applying a merchant recommendation adds to).
     promoted_merchants = models.ManyToManyField(Merchant, blank=True, related_name="promoted_by_campaigns")
@@ -167,6 +176,7 @@ class CampaignChange(models.Model):
     class Field(models.TextChoices):
         OFFER = "offer", "offer"  # segment "" = the campaign default, else that segment's own offer
         SEND_TIME = "send_time", "send time"
+        SEND_TIME_POLICY = "send_time_policy", "send-time policy"
         TARGET_SEGMENTS = "target_segments", "target segments"
         PROMOTED_MERCHANTS = "promoted_merchants", "promoted merchants"
         STATUS = "status", "status"

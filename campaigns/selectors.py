@@ -135,12 +135,17 @@ def setting_value(campaign: Campaign, field: str, segment: str = "") -> str:
             CampaignSegmentOffer.objects.filter(campaign=campaign, segment__name=segment)
             .values_list("offer__offer_id", flat=True).first() or ""
         )
-    if field in (F.OFFER, F.SEND_TIME, F.STATUS):
+    if field in (F.OFFER, F.SEND_TIME, F.SEND_TIME_POLICY, F.STATUS):
         # From the row, not the instance: a caller's instance may predate a change made elsewhere.
-        offer_id, send_time, status = Campaign.objects.filter(pk=campaign.pk).values_list(
-            "current_offer__offer_id", "send_time", "status"
+        offer_id, send_time, policy, status = Campaign.objects.filter(pk=campaign.pk).values_list(
+            "current_offer__offer_id", "send_time", "send_time_policy", "status"
         ).get()
-        return {F.OFFER: offer_id or "", F.SEND_TIME: send_time.strftime("%H:%M") if send_time else "", F.STATUS: status}[field]
+        return {
+            F.OFFER: offer_id or "",
+            F.SEND_TIME: send_time.strftime("%H:%M") if send_time else "",
+            F.SEND_TIME_POLICY: policy,
+            F.STATUS: status,
+        }[field]
     if field == F.TARGET_SEGMENTS:
         return ",".join(sorted(campaign.target_segments.values_list("name", flat=True)))
     if field == F.PROMOTED_MERCHANTS:
@@ -208,4 +213,9 @@ def setting_label(field: str, value: str, *, segment: str = "") -> str:
         return value.replace(",", ", ") if value else "none"
     if field == F.SEND_TIME:
         return f"{value} UTC" if value else "not set"
+    if field == F.SEND_TIME_POLICY:
+        if value == Campaign.SendTimePolicy.PERSONAL:
+            return "personal (each customer at their own best local hour)"
+        if value == Campaign.SendTimePolicy.FIXED:
+            return "fixed (everyone at the send time)"
     return value or "none"

@@ -71,8 +71,8 @@ class CampaignSerializer(serializers.ModelSerializer):
         model = Campaign
         fields = [
             "campaign_id", "name", "merchant_id", "merchant_name", "status", "channel", "start_date", "end_date",
-            "budget", "current_offer_id", "current_offer", "send_time", "target_segments", "segment_offers",
-            "promoted_merchants", "created_at", "updated_at",
+            "budget", "current_offer_id", "current_offer", "send_time", "send_time_policy", "target_segments",
+            "segment_offers", "promoted_merchants", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
 

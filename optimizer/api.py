@@ -5,13 +5,15 @@ Reads need a login; apply and dismiss (POST) need the marketer role (``RolePermi
 
 from __future__ import annotations
 
+import datetime as dt
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, viewsets
+from rest_framework import generics, mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketing_ai.api import BadRequest
+from marketing_ai.api import INGEST, BadRequest, RolePermission, _group_names
 from optimizer import selectors, serializers
 from optimizer.models import CampaignOptimization, MLModel, ModelType, UserMerchantAffinity, UserSendTime
 from optimizer.services import recommendations as services
@@ -186,3 +188,71 @@ class CustomerAffinityView(APIView):
         """Top merchants: merchant_id, merchant_name, affinity_score, engagement_level, avg_purchase_value, confidence."""
         rows = selectors.affinity_answer(selectors.customer_by_id(user_id))
         return Response(serializers.AffinityAnswerSerializer(rows, many=True).data)
+
+
+# --- Per-customer send times for a notification service ----------------------------------------------
+class LookupPermission(RolePermission):
+    """A POST that only reads (a batch look-up): whoever may read may call it, except ingest-only accounts."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method != "POST":
+            return super().has_permission(request, view)
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return user.is_superuser or _group_names(user) != {INGEST}
+
+
+class SendTimeLookupView(APIView):
+    permission_classes = [LookupPermission]
+
+    @extend_schema(request=serializers.SendTimeLookupInput, responses=serializers.SendTimeLookupSerializer)
+    def post(self, request):
+        """Send times of many customers at once (at most 1000): each one's best local hour and its UTC time today."""
+        data = serializers.SendTimeLookupInput(data=request.data)
+        if not data.is_valid():
+            raise BadRequest(data.errors)
+        results, missing = selectors.send_time_answers(data.validated_data["customer_ids"])
+        return Response(serializers.SendTimeLookupSerializer({"results": results, "missing": missing}).data)
+
+
+def _hour_param(request) -> dt.datetime:
+    """``?hour=`` (ISO date-time; naive means UTC), default the current hour."""
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+
+    raw = request.query_params.get("hour")
+    if raw in (None, ""):
+        return timezone.now()
+    try:
+        value = parse_datetime(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise BadRequest({"hour": ["must be an ISO 8601 date-time, e.g. 2026-06-01T14:00:00Z"]})
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+class CampaignDueView(generics.ListAPIView):
+    """Who should get this campaign in one UTC hour (``?hour=``, default now), by its send-time policy. Paginated."""
+
+    serializer_class = serializers.DueCustomerSerializer
+
+    def get_queryset(self):
+        self.campaign = selectors.campaign_by_id(self.kwargs["campaign_id"])
+        self.start = _hour_param(self.request)
+        queryset, _policy = selectors.campaign_due(self.campaign, self.start)
+        return queryset
+
+    def get_serializer(self, *args, **kwargs):
+        if args:
+            population_hour = selectors.population_local_hour()
+            start = self.start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+            args = ([selectors.due_row(c, self.campaign, start, population_hour) for c in args[0]], *args[1:])
+        return super().get_serializer(*args, **kwargs)
+
+    @extend_schema(parameters=[OpenApiParameter("hour", str, description="UTC hour to plan, ISO 8601; default: now")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

@@ -163,14 +163,14 @@ def _text(expression) -> Cast:
 # demo's training time went there). SQLite stores a moment as UTC text "YYYY-MM-DD HH:MM:SS[.ffffff]",
 # so a prefix of it is the same hour or day: these three helpers are the one place for that fast path,
 # with the portable expression beside it (PostgreSQL computes those natively).
-def _utc_hour_text(field: str = "occurred_at"):
-    """The moment's UTC hour, as text pandas parses (``_moments``)."""
+def utc_hour_text(field: str = "occurred_at"):
+    """The moment's UTC hour, as text pandas parses (``parse_moments``)."""
     if connection.vendor == "sqlite":
         return Concat(Substr(field, 1, 13), Value(":00:00"), output_field=CharField())
     return _text(TruncHour(field))
 
 
-def _utc_quarter(field: str = "occurred_at"):
+def utc_quarter(field: str = "occurred_at"):
     """The quarter of the hour (0..3) of the moment, in UTC."""
     if connection.vendor == "sqlite":
         return Cast(Substr(field, 15, 2), output_field=IntegerField()) / Value(15)
@@ -184,7 +184,7 @@ def _utc_day_text(field: str = "occurred_at"):
     return _text(TruncDate(field))
 
 
-def _moments(values: pd.Series) -> pd.Series:
+def parse_moments(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
@@ -197,7 +197,7 @@ def customers() -> pd.DataFrame:
 
 
 def _days_before(as_of: dt.datetime, moments: pd.Series) -> pd.Series:
-    moments = _moments(moments)
+    moments = parse_moments(moments)
     return (pd.Timestamp(as_of) - moments).dt.total_seconds() / 86400.0
 
 
@@ -247,7 +247,7 @@ def _finish_frame(base: pd.DataFrame, hist: pd.DataFrame, hours: pd.DataFrame, a
     # active days, whose COUNT(DISTINCT) cost four times the rest of this query on PostgreSQL.
     frame["active_span_days"] = (_days_before(as_of, frame["first_event"]) - frame["recency_days"]).fillna(0.0)
     signup = pd.to_datetime(frame["signup_date"]).dt.tz_localize("UTC")
-    first_seen = _moments(frame["first_event"]).fillna(pd.to_datetime(frame["created_at"], utc=True))
+    first_seen = parse_moments(frame["first_event"]).fillna(pd.to_datetime(frame["created_at"], utc=True))
     frame["tenure_days"] = _days_before(as_of, signup.fillna(first_seen)).clip(lower=0).fillna(0.0)
     frame["open_rate"] = frame["opens"] / frame["sent"].where(frame["sent"] > 0)
     frame["click_rate"] = frame["clicks"] / np.maximum(frame["views"], frame["opens"]).where(lambda s: s > 0)
@@ -338,14 +338,14 @@ def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | Non
     counts = {f"n{i}": Count("id", filter=Q(occurred_at__lt=e) if e is not None else None) for i, e in enumerate(ends)}
     rows = (
         _window(Event.objects.filter(type=T.NOTIFICATION_OPENED, customer__isnull=False), start, last)
-        .annotate(hour=_utc_hour_text(), quarter=_utc_quarter())
+        .annotate(hour=utc_hour_text(), quarter=utc_quarter())
         .values("customer_id", "hour", "quarter")
         .annotate(**counts)
     )
     opens = fetch(rows.order_by())
     out = [np.zeros((len(base), HOURS), dtype=np.int64) for _ in ends]
     if not opens.empty:
-        opens["hour"] = _moments(opens["hour"]) + pd.to_timedelta(opens["quarter"].astype(int) * 15, unit="m")
+        opens["hour"] = parse_moments(opens["hour"]) + pd.to_timedelta(opens["quarter"].astype(int) * 15, unit="m")
         opens["tz"] = base["timezone"].reindex(opens["customer_id"]).fillna("UTC").to_numpy()
         local = np.empty(len(opens), dtype=np.int64)
         for tz, idx in opens.groupby("tz").indices.items():  # one vectorised conversion per zone

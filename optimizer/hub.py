@@ -43,8 +43,9 @@ def configuration(campaign: Campaign) -> dict:
             {"segment": name, "offer": label(CampaignChange.Field.OFFER, offer.offer_id if offer else ""), "own": name in own}
             for name, offer in offers.items()
         ],
-        # A send-time policy field, where the campaign has one, is shown beside the UTC send time.
-        "send_time_policy": getattr(campaign, "send_time_policy", None),
+        "send_time_policy": label(
+            CampaignChange.Field.SEND_TIME_POLICY, campaign_selectors.setting_value(campaign, "send_time_policy")
+        ),
         "send_time": label(CampaignChange.Field.SEND_TIME, campaign_selectors.setting_value(campaign, "send_time")),
         "target_segments": targeted,
         "promoted_merchants": list(campaign.promoted_merchants.order_by("merchant_id").values_list("merchant_id", "name")),

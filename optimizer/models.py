@@ -151,3 +151,21 @@ class UserSendTime(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.local_send_time:%H:%M} ({self.method})"
+
+
+class PageSnapshot(models.Model):
+    """An event aggregate the /optimize/ page draws, computed by the daily job instead of on each request.
+
+    ``name`` is what it holds ("open_heatmap": opens by weekday x local hour; "offer_outcomes": the
+    population's sends, conversions and revenue per segment and offer); ``data`` is its JSON.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    data = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(default=now)
+
+    class Meta:
+        db_table = "optimizer_page_snapshots"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.computed_at:%Y-%m-%d %H:%M})"

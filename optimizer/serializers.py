@@ -157,3 +157,35 @@ class MLModelSerializer(serializers.ModelSerializer):
             "train_start", "train_end", "train_rows", "holdout_rows", "features", "artifact_sha256",
             "is_active", "promotion_note", "last_trained", "created_at",
         ]
+
+
+# --- Per-customer send times for a notification service ---------------------------------------------
+class SendTimeLookupInput(serializers.Serializer):
+    customer_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64, allow_blank=False),
+        min_length=1,
+        help_text="Customers to look up (at most MAX_SEND_TIME_LOOKUP = 1000; repeats answered once)",
+    )
+
+    def validate_customer_ids(self, value: list[str]) -> list[str]:
+        from optimizer.selectors import MAX_SEND_TIME_LOOKUP
+
+        if len(value) > MAX_SEND_TIME_LOOKUP:
+            raise serializers.ValidationError(f"at most {MAX_SEND_TIME_LOOKUP} customer ids per look-up, got {len(value)}")
+        return value
+
+
+class SendTimeLookupSerializer(serializers.Serializer):
+    results = SendTimeAnswerSerializer(many=True)
+    missing = serializers.ListField(child=serializers.CharField(), help_text="Asked-for ids with no such customer")
+
+
+class DueCustomerSerializer(serializers.Serializer):
+    customer_id = serializers.CharField()
+    timezone = serializers.CharField()
+    send_at = serializers.DateTimeField(help_text="When to send, UTC (within the hour asked for)")
+    local_send_time = serializers.CharField(help_text="HH:MM in the customer's time zone")
+    method = serializers.ChoiceField(
+        choices=["personal", "fallback", "fixed"],
+        help_text="personal: the customer's own best hour; fallback: the population hour (too few opens); fixed: the campaign's one UTC time",
+    )

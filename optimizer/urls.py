@@ -29,6 +29,8 @@ api_v1_patterns: list = [
         api.CampaignRegenerateView.as_view(),
         name="optimize-campaign-regenerate",
     ),
+    path("optimize/campaigns/<str:campaign_id>/due", api.CampaignDueView.as_view(), name="optimize-campaign-due"),
+    path("optimize/send-time-lookup", api.SendTimeLookupView.as_view(), name="optimize-send-time-lookup"),
     path("optimize/customers/<str:user_id>/send-time", api.CustomerSendTimeView.as_view(), name="optimize-customer-send-time"),
     path("optimize/customers/<str:user_id>/affinity", api.CustomerAffinityView.as_view(), name="optimize-customer-affinity"),
     *router.urls,

@@ -8,8 +8,10 @@ x segment x offer; spend grouped by campaign), plus the precomputed ``user_send_
   segment's posterior (``optimizer.recommend.campaign_offer_recommendations``: every campaign's sends
   and conversions of that segment and offer, each counted once). Proposed only when the data decide
   (P(beats the current offer) >= ``recommend.DECISION_PROBABILITY``); otherwise the answer is "keep".
-- ``timing`` (target = ""): the UTC send hour with the largest expected open-rate gain over the
-  campaign's audience, from each customer's best hour in ``user_send_times``.
+- ``timing`` (target = ""): switch a fixed-time campaign to personal send hours (each customer at their
+  best local hour from ``user_send_times``) when the send-time model expects more opens from the campaign's
+  audience, with a 90 % interval above zero (``optimizer.ml.send_time.policy_gain``).
+  Applying it sets the campaign's ``send_time_policy`` setting (logged like every setting change).
 - ``segment`` (target = ""): the segments with positive expected ROI (``recommend_targeting``).
 - ``merchant`` (target = ""): a cross-promotion partner for the campaign's merchant, from affinities.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -43,7 +46,10 @@ from campaigns.models import Campaign, CampaignChange, Customer, Event, Offer
 from marketing_ai.api import Conflict
 from marketing_ai.jobs import NullProgress, Progress, job
 from optimizer import recommend
-from optimizer.models import CampaignOptimization, UserMerchantAffinity, UserSendTime
+from optimizer.ml import send_time as send_time_model
+from optimizer.models import CampaignOptimization, UserMerchantAffinity
+from optimizer.services import page_data
+from optimizer.services import send_times as send_times_service
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,7 @@ Field = CampaignChange.Field
 # Which campaign setting each kind of proposal changes (an offer proposal: its target segment's offer).
 FIELD_OF_KIND = {
     Opt.Type.OFFER: Field.OFFER,
-    Opt.Type.TIMING: Field.SEND_TIME,
+    Opt.Type.TIMING: Field.SEND_TIME_POLICY,  # rows from before send-time policies proposed a send_time
     Opt.Type.SEGMENT: Field.TARGET_SEGMENTS,
     Opt.Type.MERCHANT: Field.PROMOTED_MERCHANTS,
 }
@@ -161,7 +167,8 @@ def offer_response_curves(
     """Offer response per segment (observed rate, expected profit, recommended offer): for the page.
 
     The same posterior and the same draws as the proposals (``campaign_offer_recommendations``), so the
-    chart's starred offer is the offer proposed to every campaign of that segment.
+    chart's starred offer is the offer proposed to every campaign of that segment. ``population``: the
+    outcomes per segment when already at hand (the page's snapshot); else read since ``since``.
     """
     if population is None:
         since = since or timezone.now() - dt.timedelta(days=LOOKBACK_DAYS)
@@ -260,25 +267,54 @@ def _offer_proposals(campaign, population, users) -> list[Proposal]:
     return out
 
 
-def _timing_proposal(campaign, send_times: pd.DataFrame) -> Proposal | None:
-    segments = {s.name for s in campaign.target_segments.all()}
-    audience = send_times[send_times["segment"].isin(segments)] if segments else send_times
-    current = campaign.send_time.hour if campaign.send_time is not None else None
-    rec = recommend.recommend_send_hour(audience["utc_hour"].to_numpy(), audience["improvement"].to_numpy(), current_hour=current)
-    if rec is None or rec.recommended_hour == current or rec.expected_impact <= 0:
+def _timing_proposal(campaign, inputs) -> Proposal | None:
+    """Personal send hours instead of one fixed UTC time, when the model expects more opens with them.
+
+    Proposed only when the 90 % interval of the relative gain in opens lies above zero; a campaign that already
+    sends at personal hours, or has no fixed time to compare with, gets no timing proposal.
+    """
+    if inputs is None or campaign.send_time is None or campaign.send_time_policy == Campaign.SendTimePolicy.PERSONAL:
         return None
+    segments = {s.name for s in campaign.target_segments.all()}
+    # Seeded by what the answer depends on (audience and time), so campaigns with the same data get the same words.
+    seed = SEED + zlib.crc32(f"{sorted(segments)}{campaign.send_time}".encode())
+    gain, audience = send_times_service.campaign_policy_gain(inputs, segments, campaign.send_time, seed=seed)
+    if gain is None or gain.interval[0] <= 0:
+        return None
+    fixed = campaign.send_time.strftime("%H:%M")
+    personal_hours = inputs.personal_hours[audience & inputs.personal]
+    top_hours = np.bincount(personal_hours, minlength=24).argsort()[::-1][:3] if len(personal_hours) else []
+    peaks = ", ".join(f"{h:02d}:00" for h in top_hours)
+    sparse_count = int(np.sum(audience & ~inputs.personal))
+    rationale = (
+        f"{gain.moved:,} of {gain.customers:,} targeted customers open best at another local hour than {fixed} UTC gives them "
+        f"(most common best hours: {peaks or 'none yet'}). Expected opens per send to the whole audience: "
+        f"{gain.opens_current:,.1f} at {fixed} UTC vs {gain.opens_personal:,.1f} at personal hours "
+        f"({gain.relative_gain:+.1f} %, 90 % interval {gain.interval[0]:+.1f} % to {gain.interval[1]:+.1f} %); "
+        f"{sparse_count:,} customers with fewer than {send_time_model.MIN_EVENTS} opens get the population hour "
+        f"{inputs.population_hour:02d}:00 local."
+    )
     return Proposal(
         campaign=campaign,
         kind=Opt.Type.TIMING,
         target="",
-        current_value=campaign.send_time.strftime("%H:%M") if campaign.send_time else "",
-        recommended_value=f"{rec.recommended_hour:02d}:00",
-        expected_impact=rec.expected_impact,
-        confidence=rec.confidence,
-        affected_users=rec.affected_users,
-        rationale=f"{rec.affected_users} of {len(audience)} targeted customers open best within an hour of {rec.recommended_hour:02d}:00 UTC.",
-        live_value=configuration.canonical(Field.SEND_TIME, campaign.send_time),
-        details={"gain_by_utc_hour": [round(g, 3) for g in rec.gain_by_hour], "audience": int(len(audience))},
+        current_value=f"fixed {fixed}",
+        recommended_value=Campaign.SendTimePolicy.PERSONAL,
+        expected_impact=gain.relative_gain,
+        confidence=gain.prob_gain,
+        affected_users=gain.moved,
+        rationale=rationale,
+        live_value=configuration.canonical(Field.SEND_TIME_POLICY, campaign.send_time_policy),
+        details={
+            "audience": gain.customers,
+            "expected_opens_current": round(gain.opens_current, 3),
+            "expected_opens_personal": round(gain.opens_personal, 3),
+            "relative_gain_interval": [round(gain.interval[0], 3), round(gain.interval[1], 3)],
+            "interval_level": send_time_model.INTERVAL,
+            "fallback_customers": sparse_count,
+            "population_local_hour": inputs.population_hour,
+            "impact_interval": _interval(gain.interval, send_time_model.INTERVAL),
+        },
     )
 
 
@@ -348,14 +384,6 @@ def _merchant_proposal(campaign, co_affinity: recommend.CoAffinity | None, merch
         live_value=promoted,
         details={"partner_name": merchant_names.get(rec.partner, rec.partner), "support": rec.support},
     )
-
-
-def _send_time_frame() -> pd.DataFrame:
-    rows = UserSendTime.objects.values_list("utc_send_time", "expected_improvement", "customer__segment__name")
-    df = pd.DataFrame(list(rows), columns=["utc", "improvement", "segment"])
-    df["utc_hour"] = [t.hour for t in df["utc"]] if len(df) else pd.Series(dtype=int)
-    df["improvement"] = df["improvement"].astype(float).clip(lower=0)
-    return df
 
 
 def _affinity_frame() -> pd.DataFrame:
@@ -446,7 +474,7 @@ def generate_optimizations(
     spend = spend_by_campaign(since=since)
     users = users_by_segment()
     population = offer_outcomes(frame)
-    send_times = _send_time_frame()
+    send_time_inputs = send_times_service.policy_inputs(now=now, since=since)
     affinity = _affinity_frame()
     co_affinity = recommend.CoAffinity(affinity["customer"].to_numpy(), affinity["merchant"].to_numpy()) if len(affinity) else None
     merchant_names = dict(
@@ -468,13 +496,15 @@ def generate_optimizations(
         dropped = set(targeting.details["dropped"]) if targeting is not None else set()
         proposals += [p for p in _offer_proposals(campaign, population, users) if p.target not in dropped]
         proposals += filter(None, [
-            _timing_proposal(campaign, send_times),
+            _timing_proposal(campaign, send_time_inputs),
             targeting,
             _merchant_proposal(campaign, co_affinity, merchant_names),
         ])
         progress.advance()
     with transaction.atomic():
-        return _save(proposals, campaigns, now)
+        written = _save(proposals, campaigns, now)
+        page_data.refresh(population=population, now=now)
+    return written
 
 
 # --- Apply, undo, dismiss ------------------------------------------------------------------------
@@ -494,6 +524,8 @@ def _offer_for(value: Decimal, *, create: bool = True) -> Offer | None:
 def setting_of(opt: CampaignOptimization) -> tuple[str, str]:
     """(field, segment) of the campaign setting this proposal changes."""
     field = FIELD_OF_KIND[opt.recommendation_type]
+    if opt.recommendation_type == Opt.Type.TIMING and opt.recommended_value not in Campaign.SendTimePolicy.values:
+        field = Field.SEND_TIME  # a proposal of one UTC hour (rows from before send-time policies)
     return field, (opt.target if field == Field.OFFER else "")
 
 
@@ -515,6 +547,8 @@ def _computed_against(campaign: Campaign, opt: CampaignOptimization, live: str) 
         return live if opt.current_value == _fmt_offer(percent_value(offer)) else opt.current_value
     if opt.recommendation_type == Opt.Type.SEGMENT:
         return ",".join(sorted(n for n in opt.current_value.split(",") if n))
+    if opt.recommendation_type == Opt.Type.TIMING and opt.recommended_value in Campaign.SendTimePolicy.values:
+        return opt.current_value.split(" ")[0]  # "fixed 09:00": the policy it was computed against
     if opt.recommendation_type == Opt.Type.TIMING:
         return opt.current_value
     return live  # merchant rows recorded the campaign's merchant, not the promoted list: nothing to compare
@@ -528,7 +562,9 @@ def planned_value(campaign: Campaign, opt: CampaignOptimization, *, create: bool
         value = Decimal(opt.recommended_value)
         offer = _offer_for(value, create=create)
         return offer.offer_id if offer is not None else f"off_{value:g}pct"
-    if kind == Opt.Type.TIMING:
+    if kind == Opt.Type.TIMING and opt.recommended_value in Campaign.SendTimePolicy.values:
+        return opt.recommended_value
+    if kind == Opt.Type.TIMING:  # a proposal of one UTC hour (rows from before send-time policies)
         return dt.time.fromisoformat(opt.recommended_value).strftime("%H:%M")
     if kind == Opt.Type.SEGMENT:
         return ",".join(sorted(n for n in opt.recommended_value.split(",") if n))

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from celery.schedules import crontab
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
+from campaigns.models import Event
 from marketing_ai.jobs import NullProgress, Progress, job
 from optimizer import features
 from optimizer.ml import send_time
@@ -84,3 +87,73 @@ def compute_send_times(*, progress: Progress | None = None) -> int:
         UserSendTime.objects.all().delete()
         bulk.insert(UserSendTime, rows, progress=progress)
     return len(rows)
+
+
+# --- Inputs of the send-time policy recommendation (the campaign_optimizations job) -----------------
+@dataclass
+class PolicyInputs:
+    """Everything the timing proposals need, read once per job run (arrays aligned on customer pk)."""
+
+    artifact: dict
+    counts: np.ndarray  # (n, 24) opens by local hour, all history
+    segments: np.ndarray  # segment code per customer (-1: none)
+    segment_names: np.ndarray
+    zones: pd.Series  # IANA zone per customer
+    sends: np.ndarray  # sends in the lookback window
+    opens: np.ndarray
+    personal_hours: np.ndarray  # recommended local hour (user_send_times; the population hour without a row)
+    personal: np.ndarray  # True where that hour is the customer's own (not the population's)
+    population_hour: int
+    day: dt.date
+
+
+def policy_inputs(*, now: dt.datetime, since: dt.datetime) -> PolicyInputs | None:
+    """Read the send-time model, every customer's open hours, sends and opens, and their stored send hour."""
+    base = features.customers()
+    if base.empty:
+        return None
+    counts = features.open_hour_counts(None, now, frame=base).to_numpy()
+    segments = segment_codes(base["segment"])
+    artifact = model_artifact(counts, segments)
+    activity = features.fetch(
+        Event.objects.filter(occurred_at__gte=since, occurred_at__lt=now, customer__isnull=False,
+                             type__in=[Event.Type.NOTIFICATION_SENT, Event.Type.NOTIFICATION_OPENED])
+        .values("customer_id")
+        .annotate(sends=Count("id", filter=Q(type=Event.Type.NOTIFICATION_SENT)),
+                  opens=Count("id", filter=Q(type=Event.Type.NOTIFICATION_OPENED)))
+        .order_by(),
+        ["customer_id", "sends", "opens"],
+    ).set_index("customer_id").reindex(base.index).fillna(0)
+    stored = pd.DataFrame(
+        list(UserSendTime.objects.values_list("customer_id", "local_send_time", "method")), columns=["customer_id", "local", "method"]
+    ).set_index("customer_id").reindex(base.index)
+    population_hour = int(artifact["population_hour"])
+    hours = stored["local"].map(lambda t: t.hour if isinstance(t, dt.time) else population_hour).to_numpy(dtype=int)
+    return PolicyInputs(
+        artifact=artifact, counts=counts, segments=segments, segment_names=base["segment"].fillna("").to_numpy(),
+        zones=base["timezone"].fillna("UTC"), sends=activity["sends"].to_numpy(float), opens=activity["opens"].to_numpy(float),
+        personal_hours=hours, personal=(stored["method"] == UserSendTime.Method.PERSONAL).to_numpy(),
+        population_hour=population_hour, day=now.date(),
+    )
+
+
+def local_hours_of(utc_time: dt.time, zones: pd.Series, day: dt.date) -> np.ndarray:
+    """The local hour, in each customer's zone, of ``utc_time`` on ``day`` (vectorised per zone)."""
+    out = np.empty(len(zones), dtype=int)
+    moment = pd.Timestamp(dt.datetime.combine(day, utc_time), tz="UTC")
+    for tz, idx in pd.Series(zones.to_numpy()).groupby(zones.to_numpy()).indices.items():
+        out[idx] = moment.tz_convert(tz).hour
+    return out
+
+
+def campaign_policy_gain(
+    inputs: PolicyInputs, segment_names: set[str], fixed_time: dt.time, *, seed: int
+) -> tuple[send_time.PolicyGain | None, np.ndarray]:
+    """The personal policy's gain for one campaign's audience (``segment_names``; empty = everyone) over its fixed UTC time."""
+    audience = np.isin(inputs.segment_names, list(segment_names)) if segment_names else np.ones(len(inputs.counts), dtype=bool)
+    current = local_hours_of(fixed_time, inputs.zones, inputs.day)
+    gain = send_time.policy_gain(
+        inputs.artifact, inputs.counts[audience], inputs.segments[audience], inputs.sends[audience], inputs.opens[audience],
+        current[audience], inputs.personal_hours[audience], seed=seed,
+    )
+    return gain, audience

@@ -200,7 +200,7 @@ def test_admin_save_goes_through_the_service_and_the_log_is_read_only(client, ma
     data.update({
         "campaign_id": campaign.campaign_id, "name": campaign.name, "merchant": campaign.merchant_id, "status": "paused",
         "channel": "push", "budget": "1000.00", "current_offer": offers[25].pk, "send_time": "08:00",
-        "target_segments": [s.pk for s in campaign.target_segments.all()], "promoted_merchants": [],
+        "send_time_policy": "personal", "target_segments": [s.pk for s in campaign.target_segments.all()], "promoted_merchants": [],
         "created_at_0": "2025-01-01", "created_at_1": "00:00:00",
     })
     for prefix in ("segment_offers", "changes"):
@@ -209,8 +209,11 @@ def test_admin_save_goes_through_the_service_and_the_log_is_read_only(client, ma
     assert resp.status_code == 302, resp.context["adminform"].form.errors if resp.context else resp
     assert log_rows(campaign) == [
         ("offer", "", "off_10pct", "off_25pct", "admin"),
+        ("send_time_policy", "", "fixed", "personal", "admin"),
         ("status", "", "active", "paused", "admin"),
     ]
+    campaign.refresh_from_db()
+    assert campaign.send_time_policy == "personal"
     assert set(CampaignChange.objects.values_list("changed_by__username", flat=True)) == {"boss"}
     log_url = "/admin/campaigns/campaignchange/"
     assert client.get(log_url).status_code == 200

@@ -129,10 +129,10 @@ def test_applying_supersedes_the_other_open_proposals_for_the_same_setting(campa
                               recommended_value="40", live_value="off_0pct", expected_impact=3, confidence=0.6)
     other_segment = Opt.objects.create(campaign=campaign, recommendation_type="offer", target="returning_users",
                                        current_value="0", recommended_value="20", live_value="off_0pct", expected_impact=3, confidence=0.6)
-    timing = Opt.objects.create(campaign=campaign, recommendation_type="timing", current_value="03:00",
-                                recommended_value="14:00", live_value="03:00", expected_impact=3, confidence=0.6)
-    stale_timing = Opt.objects.create(campaign=campaign, recommendation_type="timing", current_value="05:00",
-                                      recommended_value="15:00", live_value="05:00", expected_impact=3, confidence=0.6)
+    timing = Opt.objects.create(campaign=campaign, recommendation_type="timing", current_value="fixed 03:00",
+                                recommended_value="personal", live_value="fixed", expected_impact=3, confidence=0.6)
+    stale_timing = Opt.objects.create(campaign=campaign, recommendation_type="timing", current_value="personal",
+                                      recommended_value="fixed", live_value="personal", expected_impact=3, confidence=0.6)
     reco.apply_optimization(proposal, marketer)
     statuses = {o.pk: o.status for o in Opt.objects.filter(pk__in=[twin.pk, other_segment.pk, timing.pk, stale_timing.pk])}
     assert statuses == {
@@ -290,10 +290,11 @@ def test_two_concurrent_applies_for_one_setting_one_wins_the_other_is_refused(po
     from django.db import connection, transaction
 
     c = CampaignFactory(campaign_id="camp_race", current_offer=offers[0], send_time=dt.time(3))
+    # Two open proposals for the send-time policy (e.g. one left open by an earlier run and its regeneration).
     first, second = (
-        Opt.objects.create(campaign=c, recommendation_type="timing", current_value="03:00", recommended_value=v,
-                           live_value="03:00", expected_impact=3, confidence=0.8)
-        for v in ("14:00", "18:00")
+        Opt.objects.create(campaign=c, recommendation_type="timing", current_value="fixed 03:00", recommended_value="personal",
+                           live_value="fixed", expected_impact=impact, confidence=0.8)
+        for impact in (3, 4)
     )
     outcome: list = []
 
@@ -315,5 +316,72 @@ def test_two_concurrent_applies_for_one_setting_one_wins_the_other_is_refused(po
     thread.join(30)
     assert outcome == [f"recommendation {second.pk} is superseded; only a proposed recommendation can be applied"]
     c.refresh_from_db()
-    assert c.send_time == dt.time(14)
-    assert [(ch.old_value, ch.new_value) for ch in CampaignChange.objects.filter(campaign=c)] == [("03:00", "14:00")]
+    assert (c.send_time_policy, c.send_time) == ("personal", dt.time(3))
+    assert [(ch.field, ch.old_value, ch.new_value) for ch in CampaignChange.objects.filter(campaign=c)] == [
+        ("send_time_policy", "fixed", "personal")
+    ]
+
+
+# --- The timing proposal (a send-time policy switch) through the same workflow -----------------------
+@pytest.fixture
+def timing(campaign):
+    """An open timing proposal as the job writes it: switch the fixed 03:00 campaign to personal hours."""
+    return Opt.objects.create(
+        campaign=campaign, recommendation_type="timing", current_value="fixed 03:00", recommended_value="personal",
+        live_value="fixed", expected_impact=6.5, confidence=0.97, affected_users=40,
+        details={"impact_interval": {"low": 2.1, "high": 11.0, "level": 0.9}},
+    )
+
+
+def test_timing_preview_apply_and_undo_go_through_the_change_log(api, campaign, timing):
+    body = api.get(f"/api/v1/optimize/recommendations/{timing.pk}/preview/").json()
+    assert (body["field"], body["from_value"], body["to_value"], body["can_apply"]) == ("send_time_policy", "fixed", "personal", True)
+    assert body["to_label"].startswith("personal") and body["impact_interval"] == {"low": 2.1, "high": 11.0, "level": 0.9}
+    assert not CampaignChange.objects.exists()
+
+    resp = api.post(f"/api/v1/optimize/recommendations/{timing.pk}/apply/")
+    assert resp.status_code == 200, resp.content
+    campaign.refresh_from_db()
+    assert (campaign.send_time_policy, campaign.send_time) == ("personal", dt.time(3))  # the fixed time stays
+    assert log(campaign) == [("send_time_policy", "", "fixed", "personal", "recommendation")]
+    assert resp.json()["applied_change"] == CampaignChange.objects.get().pk
+
+    resp = api.post(f"/api/v1/optimize/recommendations/{timing.pk}/undo/")
+    assert resp.status_code == 200 and resp.json()["status"] == "undone"
+    campaign.refresh_from_db()
+    assert campaign.send_time_policy == "fixed"
+    assert log(campaign)[-1] == ("send_time_policy", "", "personal", "fixed", "undo")
+
+
+def test_timing_apply_is_409_when_the_live_policy_changed_and_api_edits_are_logged(api, campaign, timing):
+    resp = api.patch("/api/v1/campaigns/camp_1/", {"send_time_policy": "personal"}, format="json")
+    assert resp.status_code == 200 and resp.json()["send_time_policy"] == "personal"
+    assert log(campaign) == [("send_time_policy", "", "fixed", "personal", "api")]
+    assert api.get(f"/api/v1/optimize/recommendations/{timing.pk}/preview/").json()["stale"] is True
+    resp = api.post(f"/api/v1/optimize/recommendations/{timing.pk}/apply/")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "stale_value"
+    message = resp.json()["error"]["message"]
+    assert "send_time_policy = fixed" in message and "now personal" in message and "an API write" in message
+    timing.refresh_from_db()
+    assert timing.status == "proposed" and len(log(campaign)) == 1
+    bad = api.patch("/api/v1/campaigns/camp_1/", {"send_time_policy": "sometimes"}, format="json")
+    assert bad.status_code == 400 and "send_time_policy" in bad.json()["error"]["fields"]
+
+
+def test_applying_a_timing_proposal_supersedes_the_other_open_policy_proposals(campaign, proposal, timing, marketer):
+    twin = Opt.objects.create(campaign=campaign, recommendation_type="timing", current_value="fixed 03:00",
+                              recommended_value="personal", live_value="fixed", expected_impact=1, confidence=0.6)
+    reco.apply_optimization(timing, marketer)
+    twin.refresh_from_db()
+    proposal.refresh_from_db()
+    assert (twin.status, proposal.status) == ("superseded", "proposed")  # the offer is another setting
+
+
+def test_a_timing_row_from_before_send_time_policies_still_applies_to_the_send_time(campaign, marketer):
+    legacy = Opt.objects.create(campaign=campaign, recommendation_type="timing", current_value="03:00",
+                                recommended_value="14:00", expected_impact=3, confidence=0.8)  # no live_value recorded
+    assert reco.setting_of(legacy) == ("send_time", "")
+    reco.apply_optimization(legacy, marketer)
+    campaign.refresh_from_db()
+    assert (campaign.send_time, campaign.send_time_policy) == (dt.time(14), "fixed")
+    assert log(campaign) == [("send_time", "", "03:00", "14:00", "recommendation")]

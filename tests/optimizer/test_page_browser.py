@@ -90,3 +90,65 @@ def test_on_a_phone_the_apply_button_is_on_screen_without_scrolling_the_table(lo
     page.locator(f"button[data-apply='{rec.pk}']").click()  # reachable: the click lands, nothing covers it
     page.wait_for_selector(".messages .msg")
     assert "A campaign with a long name: offer 10 → 25 (applied)." in page.locator(".messages").inner_text()
+
+
+def overflow(page) -> dict:
+    """How far the page and each proposal table reach past their boxes, in CSS pixels (0 = fits)."""
+    return page.evaluate(
+        """() => ({
+            page: document.documentElement.scrollWidth - window.innerWidth,
+            tables: [...document.querySelectorAll('table.proposals')].map(t => t.scrollWidth - t.clientWidth),
+            cells: [...document.querySelectorAll('table.proposals td')].filter(td => td.scrollWidth > td.clientWidth + 1).length,
+        })"""
+    )
+
+
+@pytest.fixture
+def many_proposals():
+    """45 offer proposals over 3 campaigns (3 pages of 20), 2 timing ones, long rationales and ids."""
+    campaigns = [CampaignFactory(campaign_id=f"camp_long_identifier_{i:02d}", name=f"Spring reactivation push number {i}") for i in range(3)]
+    offers = []
+    for i in range(45):
+        offers.append(CampaignOptimization.objects.create(
+            campaign=campaigns[i % 3], recommendation_type="offer", target=f"segment_with_a_long_name_{i}",
+            current_value="10", recommended_value=str(20 + i), expected_impact=100 - i, confidence=0.95, affected_users=1000 + i,
+            priority=1, rationale="The expected profit per send is highest at this offer for this segment; " * 3,
+        ))
+    timing = [CampaignOptimization.objects.create(
+        campaign=campaigns[i], recommendation_type="timing", current_value="fixed 09:00", recommended_value="personal",
+        expected_impact=4.0, confidence=0.9, affected_users=500, priority=2, rationale=f"Campaign {i}: personal hours.",
+    ) for i in range(2)]
+    return campaigns, offers, timing
+
+
+@pytest.mark.parametrize("width, height", [(1440, 900), (390, 844)])
+def test_proposals_are_paged_filtered_and_fit_the_screen(logged_in_page, many_proposals, width, height):
+    page, base = logged_in_page
+    campaigns, offers, timing = many_proposals
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(f"{base}/optimize/")
+
+    offer_rows = page.locator("#recommendations-offer tbody tr")
+    assert offer_rows.count() == 20
+    assert "(45)" in page.locator("#recommendations-offer [data-count]").inner_text()
+    assert "page 1 of 3" in page.locator("[data-pager=offer]").inner_text()
+    assert overflow(page) == {"page": 0, "tables": [0, 0], "cells": 0}
+    if width < 640:  # a phone: one card per proposal, each value labelled, the header row hidden
+        assert not page.locator("#recommendations-offer thead").is_visible()
+        assert page.locator("#recommendations-offer tbody tr").first.evaluate("tr => getComputedStyle(tr).display") == "block"
+    assert page.locator(f"button[data-apply='{offers[0].pk}']").is_visible()
+
+    page.locator("[data-pager=offer] a[rel=next]").click()
+    page.wait_for_url(lambda url: "page_offer=2" in url)
+    shown = {int(pk) for pk in page.locator("#recommendations-offer tbody tr").evaluate_all("rows => rows.map(r => r.dataset.recommendation)")}
+    assert shown == {o.pk for o in offers[20:40]}  # best first: the second 20 by expected impact
+
+    # Filters: one type and one campaign.
+    page.select_option("#proposal-filters select[name=type]", "timing")
+    page.select_option("#proposal-filters select[name=campaign]", campaigns[1].campaign_id)
+    page.locator("#proposal-filters button[type=submit]").click()
+    page.wait_for_url(lambda url: "type=timing" in url)
+    assert page.locator("#recommendations-offer").count() == 0
+    rows = page.locator("#recommendations-timing tbody tr")
+    assert rows.count() == 1 and rows.first.get_attribute("data-recommendation") == str(timing[1].pk)
+    assert overflow(page)["page"] == 0

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
@@ -14,7 +15,7 @@ from campaigns.models import Campaign, Customer, Event, Offer, Segment
 from marketing_ai import jobs
 from marketing_ai.api import Conflict
 from optimizer import recommend
-from optimizer.models import CampaignOptimization, UserMerchantAffinity, UserSendTime
+from optimizer.models import CampaignOptimization, UserMerchantAffinity
 from optimizer.services import recommendations as reco
 from tests.factories import CampaignFactory, CustomerFactory, MerchantFactory, OfferFactory, SegmentFactory
 
@@ -173,23 +174,56 @@ def test_a_dismissed_proposal_is_not_proposed_again(campaign, marketer):
         reco.dismiss_optimization(applied, marketer)
 
 
-def test_timing_proposal_moves_the_send_to_the_audience_best_hour_and_apply_sets_it(campaign, marketer):
-    people = Customer.objects.filter(segment__name="new_users")
+def test_timing_proposal_switches_to_personal_hours_with_the_expected_gain_and_apply_sets_the_policy(campaign, marketer):
+    from optimizer.ml import send_time
+
+    people = list(Customer.objects.filter(segment__name="new_users"))
+    days = [timezone.now() - dt.timedelta(days=d) for d in range(2, 12)]
+    opens = []
     for i, customer in enumerate(people):
-        hour = 14 if i % 5 else 2  # four in five open best at 14:00 UTC
-        UserSendTime.objects.create(customer=customer, local_send_time=dt.time(hour), utc_send_time=dt.time(hour),
-                                    expected_improvement=20.0, confidence=0.8, events_used=30, method="personal")
+        hour = 14 if i % 5 else 2  # four in five open at 14:00 (UTC customers), the others at 02:00
+        opens += [Event(event_id=f"open_{next(_ids)}", type=Event.Type.NOTIFICATION_OPENED, customer=customer, campaign=campaign,
+                        occurred_at=day.replace(hour=hour, minute=10)) for day in days[: 3 + i % 4]]
+    Event.objects.bulk_create(opens)
+    jobs.run("send_times")
     jobs.run("campaign_optimizations")
     row = Opt.objects.get(campaign=campaign, recommendation_type="timing", status="proposed")
-    assert (row.current_value, row.recommended_value) == ("03:00", "14:00")
-    # Gain per customer: 20 % at their best hour, 10 % an hour away, 0 beyond (02:00 fans lose 10 % at 03:00).
-    n = people.count()
-    at_14 = 20.0 * sum(1 for i in range(n) if i % 5) / n
-    at_3 = 10.0 * sum(1 for i in range(n) if not i % 5) / n
-    assert row.expected_impact == pytest.approx(at_14 - at_3)
+    assert (row.current_value, row.recommended_value) == ("fixed 03:00", "personal")
+    assert reco.setting_of(row) == ("send_time_policy", "") and row.live_value == "fixed"
+
+    # Independent aggregation of the model's per-customer open probabilities (posterior mean, shrunk open rate).
+    artifact, _ = send_time.fit(*_histories(people), n_segments=3)
+    counts, segments = _histories(people)
+    sends = np.array([Event.objects.filter(customer=c, type="notification_sent").count() for c in people], dtype=float)
+    opened = counts.sum(axis=1).astype(float)
+    pooled = (opened.sum() + 0.5) / (sends.sum() + 1)
+    rate = (pooled * send_time.OPEN_RATE_PRIOR_SENDS + np.minimum(opened, sends)) / (send_time.OPEN_RATE_PRIOR_SENDS + sends)
+    post = send_time.posterior(artifact, counts, segments)
+    best = send_time.recommend(artifact, counts, segments)["hour"]
+    at = lambda hours: np.minimum(1, rate * post[np.arange(len(people))[:, None], (hours[:, None] + np.array([-1, 0, 1])) % 24].sum(axis=1) * 8)  # noqa: E731
+    expected = (at(best).sum() / at(np.full(len(people), 3)).sum() - 1) * 100
+    assert row.expected_impact == pytest.approx(expected, rel=1e-6)
+    lo, hi = row.details["relative_gain_interval"]
+    assert 0 < lo < row.expected_impact < hi
+    assert row.details["impact_interval"] == {"low": round(lo, 2), "high": round(hi, 2), "level": 0.9}  # what the preview shows
+
     reco.apply_optimization(row, marketer)
     campaign.refresh_from_db()
-    assert campaign.send_time == dt.time(14, 0)
+    assert campaign.send_time_policy == "personal" and campaign.send_time == dt.time(3, 0)
+    change = campaign.changes.get()
+    assert (change.field, change.old_value, change.new_value, change.source) == ("send_time_policy", "fixed", "personal", "recommendation")
+    jobs.run("campaign_optimizations")  # a campaign already at personal hours gets no timing proposal
+    assert not Opt.objects.filter(campaign=campaign, recommendation_type="timing", status="proposed").exists()
+
+
+def _histories(people):
+    from optimizer import features
+    from optimizer.services.training import segment_codes
+
+    base = features.customers()
+    counts = features.open_hour_counts(None, timezone.now(), frame=base)
+    keep = base.index.get_indexer([c.pk for c in people])
+    return counts.to_numpy()[keep], segment_codes(base["segment"])[keep]
 
 
 def test_segment_proposal_drops_a_losing_segment_and_apply_sets_the_targets(offers, marketer):
