@@ -78,6 +78,10 @@ def offer_response_figure(curves: dict[str, recommend.OfferRecommendation]) -> g
             row=1, col=i, secondary_y=True,
         )
     fig.update_layout(title="Offer response by segment (grey star: not decided yet)", legend=dict(orientation="h", y=-0.2), height=360)
+    # Units on every axis: the discount on x, the observed rate (bars) left, the profit per send (line) right.
+    fig.update_xaxes(title_text="discount (% off)")
+    fig.update_yaxes(title_text="conversion rate (% of sends)", ticksuffix="%", rangemode="tozero", secondary_y=False, col=1)
+    fig.update_yaxes(title_text="expected profit per send ($)", tickprefix="$", secondary_y=True, col=max(len(segments), 1))
     return fig
 
 

@@ -98,6 +98,11 @@ def test_offer_chart_stars_the_offer_the_proposals_recommend_with_the_same_numbe
         assert star.marker.color == "#e03131"  # decided: the red star
         offers_by_label = {f"{o['offer']:g}%": o["expected_profit"] for o in row.details["offers"]}
         assert dict(zip(line.x, line.y, strict=True)) == pytest.approx(offers_by_label)
+    layout = figure.layout
+    assert layout.xaxis.title.text == "discount (% off)"
+    assert layout.yaxis.title.text == "conversion rate (% of sends)" and layout.yaxis.ticksuffix == "%"
+    right = [getattr(layout, name) for name in dir(layout) if name.startswith("yaxis") and getattr(layout, name).title.text]
+    assert any(axis.title.text == "expected profit per send ($)" and axis.tickprefix == "$" for axis in right)
 
 
 def test_rerun_on_the_same_day_keeps_the_same_proposals(campaign):
