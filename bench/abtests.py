@@ -164,7 +164,7 @@ def check_plausible(test: ABTest, rates: list[float]) -> list[dict]:
     arms = selectors.arm_totals(test=test)
     lo, hi = CONVERSION_OFFSET_DAYS
     counted_share = (hi / (hi - lo)) * (1 - OTHER_CAMPAIGN_SHARE)
-    binary = selectors.metric_arms(test=test, names=["open_rate", "click_rate"], arms=arms)
+    binary = selectors.metric_arms(test=test, names=["open_rate", "click_rate"])
     rows = []
     for i, arm in enumerate(arms):
         for what, observed, p in (("converters", arm.conversions, rates[i] * counted_share),
@@ -276,13 +276,10 @@ def main() -> None:
         # Interleaved rounds, so drifting load on the shared machine hits every measurement alike.
         measured = [
             ("SELECT COUNT(*) of the test's assignments (floor)", count_floor),
-            ("selectors.arm_totals (attribution query: users, converters, revenue)",
+            ("selectors.arm_totals (one grouped pass, conversions only: users, converters, revenue, CUPED sums)",
              lambda: selectors.arm_totals(test=test)),
-            ("selectors.covariate_sums (CUPED: pre-period x in-test, conversions)",
-             lambda: selectors.covariate_sums(test=test, event_type="conversion")),
-            ("selectors.metric_arms (opens and clicks)",
-             lambda: selectors.metric_arms(test=test, names=["open_rate", "click_rate"],
-                                           arms=selectors.arm_totals(test=test))),
+            ("selectors.arm_sums (the analysis' one grouped pass: conversions, opens, clicks, with CUPED sums)",
+             lambda: selectors.arm_sums(test=test, event_types=["conversion", "notification_opened", "click"])),
             ("services.test_analyze (whole analysis: all queries + stats + CUPED + metrics + decision + row)",
              lambda: services.test_analyze(test=test)),
             ("selectors.test_status (GET .../status)", lambda: selectors.test_status(test=test)),
