@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from abtests import multiple_testing  # Holm's step-down: one implementation, pure numpy
+
 # An SRM p-value below this blocks declaring a winner (the threshold GrowthBook and Optimizely use).
 SRM_THRESHOLD = 0.001
 MIN_CONFIDENCE = 0.80
@@ -73,22 +75,11 @@ def _check_users_conversions(users, conversions) -> tuple[np.ndarray, np.ndarray
     return n, c
 
 
-def _holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment (Holm 1979): monotone, capped at 1."""
-    m = p_values.size
-    order = np.argsort(p_values, kind="mergesort")
-    stepped = np.minimum(1.0, (m - np.arange(m)) * p_values[order])
-    adjusted_sorted = np.maximum.accumulate(stepped)
-    adjusted = np.empty(m)
-    adjusted[order] = adjusted_sorted
-    return adjusted
-
-
 def _holm_over(p_values: np.ndarray, in_family: np.ndarray) -> np.ndarray:
     """Holm over the comparisons that exist (arms with users); the others keep p = 1."""
     adjusted = np.ones_like(p_values)
     if in_family.any():
-        adjusted[in_family] = _holm(p_values[in_family])
+        adjusted[in_family] = multiple_testing.holm(p_values[in_family])
     return adjusted
 
 
@@ -315,7 +306,7 @@ def welch_test(
     t = np.where(degenerate, 0.0, t)
     p = np.where(degenerate, np.where(diff == 0, 1.0, 0.0), 2.0 * special.stdtr(dof, -np.abs(t)))
     t_crit = special.stdtrit(dof, 0.5 + level / 2.0)
-    p_adj = _holm(p) if m.size > 2 else p.copy()
+    p_adj = multiple_testing.holm(p) if m.size > 2 else p.copy()
     arms = [
         WelchArm(index=0, n=int(nn[0]), mean=float(m[0]), variance=float(v[0]), diff=0.0, diff_ci_low=0.0,
                  diff_ci_high=0.0, rel_diff=0.0, rel_ci_low=0.0, rel_ci_high=0.0, t=0.0, dof=0.0, p_value=1.0,
