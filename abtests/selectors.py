@@ -97,151 +97,142 @@ def users_assigned(*, test: ABTest) -> int:
     return ABTestAssignment.objects.filter(test=test).count()
 
 
-# Users per variant come from the (test, variant) index alone; the counted conversions are grouped per
-# customer (for the revenue variance) and then per variant, so the million-row side is never joined
-# row by row against the small conversion side.
-_ARM_TOTALS_SQL = f"""
-WITH users AS (
-    SELECT variant_id, COUNT(*) AS n
-    FROM {ABTestAssignment._meta.db_table}
-    WHERE test_id = %s
-    GROUP BY variant_id
-), converters AS (
-    SELECT a.variant_id, SUM(COALESCE(e.amount, 0)) AS revenue
-    FROM {Event._meta.db_table} e
-    JOIN {ABTestAssignment._meta.db_table} a
-      ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
-    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
-    GROUP BY a.variant_id, a.customer_id
-)
-SELECT u.variant_id, u.n, COUNT(c.variant_id), COALESCE(SUM(c.revenue), 0), COALESCE(SUM(c.revenue * c.revenue), 0)
-FROM users u
-LEFT JOIN converters c ON c.variant_id = u.variant_id
-GROUP BY u.variant_id, u.n
-"""
-
 _FAR_FUTURE = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 
+PRE_PERIOD_DAYS = 28  # CUPED's covariate: each customer's behaviour in the 4 weeks before the test started
 
-def arm_totals(*, test: ABTest) -> list[ArmTotals]:
-    """Users, converters and revenue sums per variant (control first), in one grouped query."""
-    # Adapted by the backend so SQLite compares text in its own stored format.
-    ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
+# One grouped pass for the whole analysis: the campaign's events of the types the test's metrics use are
+# grouped per assigned customer (in-test value y and pre-period covariate x per type, by CASE so the same
+# SQL runs on PostgreSQL and SQLite), then per variant into sufficient statistics: customers with the
+# event, sum y, sum y^2, customers with pre-period events, sum x, sum x^2, customers with both, sum x*y.
+# Customers without any such event add 0 to every sum, so only the event side is grouped; users per
+# variant come from the (test, variant) index. In-test: at or after the customer's assignment and not
+# after the end. Pre-period: in the PRE_PERIOD_DAYS before the start and before the customer's assignment,
+# so no in-test event is ever part of x.
+_PER_TYPE_SQL = """
+        MAX(CASE WHEN e.type = %s AND e.occurred_at >= a.assigned_at THEN 1 ELSE 0 END) AS y{i}_any,
+        SUM(CASE WHEN e.type = %s AND e.occurred_at >= a.assigned_at THEN COALESCE(e.amount, 0) ELSE 0 END) AS y{i},
+        MAX(CASE WHEN e.type = %s AND e.occurred_at >= %s AND e.occurred_at < %s AND e.occurred_at < a.assigned_at
+                 THEN 1 ELSE 0 END) AS x{i}_any,
+        SUM(CASE WHEN e.type = %s AND e.occurred_at >= %s AND e.occurred_at < %s AND e.occurred_at < a.assigned_at
+                 THEN COALESCE(e.amount, 0) ELSE 0 END) AS x{i}"""
+_PER_VARIANT_SQL = """
+        SUM(y{i}_any), SUM(y{i}), SUM(y{i} * y{i}), SUM(x{i}_any), SUM(x{i}), SUM(x{i} * x{i}),
+        SUM(x{i}_any * y{i}_any), SUM(x{i} * y{i})"""
+_SUMS_SQL = """
+WITH users AS (
+    SELECT variant_id, COUNT(*) AS n FROM {assignments} WHERE test_id = %s GROUP BY variant_id
+), per_customer AS (
+    SELECT a.variant_id, {per_type}
+    FROM {events} e
+    JOIN {assignments} a ON a.test_id = %s AND a.customer_id = e.customer_id
+    WHERE e.campaign_id = %s AND e.type IN ({types}) AND e.occurred_at <= %s
+    GROUP BY a.variant_id, a.customer_id
+), per_variant AS (
+    SELECT variant_id, {per_variant}
+    FROM per_customer
+    GROUP BY variant_id
+)
+SELECT u.variant_id, u.n, p.*
+FROM users u LEFT JOIN per_variant p ON p.variant_id = u.variant_id
+"""
+
+
+@dataclass(frozen=True)
+class TypeSums:
+    """One arm's sufficient statistics for one event type (y: in the test, x: the pre-period)."""
+
+    customers: int = 0  # customers with at least one counted event
+    y: float = 0.0  # sum over customers of their counted amounts
+    y_sq: float = 0.0
+    x_customers: int = 0  # customers with pre-period events
+    x: float = 0.0
+    x_sq: float = 0.0
+    xy_customers: int = 0  # customers with both
+    xy: float = 0.0  # sum over customers of x * y
+
+
+@dataclass(frozen=True)
+class ArmSums:
+    variant_pk: int
+    users: int
+    by_type: dict[str, TypeSums]
+
+
+def arm_sums(*, test: ABTest, event_types) -> list[ArmSums]:
+    """Per variant (control first): users and, for each event type, the sums above, in one grouped query."""
+    types = list(dict.fromkeys([Event.Type.CONVERSION, *event_types]))
+    adapt = connection.ops.adapt_datetimefield_value
+    ended = adapt(test.ended_at or _FAR_FUTURE)
+    if test.started_at is not None:
+        window = [adapt(test.started_at - dt.timedelta(days=PRE_PERIOD_DAYS)), adapt(test.started_at)]
+    else:
+        window = [ended, ended]  # not started: an empty pre-period
+    sql = _SUMS_SQL.format(
+        assignments=ABTestAssignment._meta.db_table, events=Event._meta.db_table,
+        per_type=",".join(_PER_TYPE_SQL.format(i=i) for i in range(len(types))),
+        per_variant=",".join(_PER_VARIANT_SQL.format(i=i) for i in range(len(types))),
+        types=", ".join(["%s"] * len(types)),
+    )
+    params: list = [test.pk]
+    for t in types:
+        params += [t, t, t, *window, t, *window]
+    params += [test.pk, test.campaign_id, *types, ended]
     with transaction.atomic(), connection.cursor() as cur:
         if connection.vendor == "postgresql":
             # A short analytic query: JIT compilation costs more than it saves, and the per-customer
             # grouping should stay in memory.
             cur.execute("SET LOCAL jit = off")
             cur.execute("SET LOCAL work_mem = '64MB'")
-        cur.execute(_ARM_TOTALS_SQL, [test.pk, test.pk, test.campaign_id, Event.Type.CONVERSION, ended])
-        by_variant = {row[0]: row[1:] for row in cur.fetchall()}
-    arms = []
+        cur.execute(sql, params)
+        by_variant = {row[0]: row for row in cur.fetchall()}
+    out = []
     for v in test.ordered_variants:
-        users, conversions, revenue, revenue_sq = by_variant.get(v.pk, (0, 0, 0, 0))
-        arms.append(ArmTotals(position=v.position, name=v.name, weight=v.weight, users=int(users),
-                              conversions=int(conversions), revenue=float(revenue), revenue_sq=float(revenue_sq)))
-    return arms
-
-
-_BINARY_TOTALS_SQL = f"""
-SELECT a.variant_id, e.type, COUNT(DISTINCT e.customer_id)
-FROM {Event._meta.db_table} e
-JOIN {ABTestAssignment._meta.db_table} a
-  ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
-WHERE e.campaign_id = %s AND e.type IN ({{types}}) AND e.occurred_at <= %s
-GROUP BY a.variant_id, e.type
-"""
-
-
-def metric_arms(*, test: ABTest, names, arms: list[ArmTotals]) -> dict[str, list[metrics.MetricArm]]:
-    """Per metric, each arm's sums (control first). Conversion and revenue come from ``arm_totals``; the
-    other binary metrics (opens, clicks) are counted in one grouped query under the same attribution rule."""
-    out: dict[str, list[metrics.MetricArm]] = {}
-    others = sorted({metrics.METRICS[n].event_type for n in names
-                     if metrics.METRICS[n].kind == metrics.BINARY and metrics.METRICS[n].event_type != Event.Type.CONVERSION})
-    counted: dict[tuple[int, str], int] = {}
-    if others:
-        ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
-        sql = _BINARY_TOTALS_SQL.format(types=", ".join(["%s"] * len(others)))
-        with connection.cursor() as cur:
-            cur.execute(sql, [test.pk, test.campaign_id, *others, ended])
-            counted = {(v, t): int(n) for v, t, n in cur.fetchall()}
-    pk_by_position = {v.position: v.pk for v in test.ordered_variants}
-    for name in names:
-        metric = metrics.METRICS[name]
-        if name == "conversion_rate":
-            out[name] = [metrics.MetricArm(a.users, a.conversions, a.conversions) for a in arms]
-        elif name == "revenue_per_user":
-            out[name] = [metrics.MetricArm(a.users, a.revenue, a.revenue_sq) for a in arms]
-        else:
-            counts = [counted.get((pk_by_position[a.position], metric.event_type), 0) for a in arms]
-            out[name] = [metrics.MetricArm(a.users, n, n) for a, n in zip(arms, counts, strict=True)]
+        row = by_variant.get(v.pk)
+        users = int(row[1]) if row else 0
+        sums = {}
+        for i, t in enumerate(types):
+            vals = row[3 + 8 * i: 11 + 8 * i] if row else ()
+            if not vals or vals[0] is None:
+                sums[t] = TypeSums()
+                continue
+            c, y, ysq, xc, x, xsq, xyc, xy = vals
+            sums[t] = TypeSums(int(c), float(y), float(ysq), int(xc), float(x), float(xsq), int(xyc), float(xy))
+        out.append(ArmSums(variant_pk=v.pk, users=users, by_type=sums))
     return out
 
 
-PRE_PERIOD_DAYS = 28  # CUPED's covariate: each customer's behaviour in the 4 weeks before the test started
-
-# Per variant, over customers with pre-period events of a type in the campaign (in the window before the
-# start and before their own assignment, so no in-test event is ever part of X): how many (the binary X),
-# the sum and sum of squares of their pre-period amounts, how many of them also have a counted event in
-# the test (binary X*Y), and the sum of pre x in-test amounts. Customers without pre-period events have
-# X = 0 and add nothing to these sums.
-_COVARIATE_SQL = f"""
-WITH pre AS (
-    SELECT a.customer_id, SUM(COALESCE(e.amount, 0)) AS x
-    FROM {Event._meta.db_table} e
-    JOIN {ABTestAssignment._meta.db_table} a
-      ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at < a.assigned_at
-    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at >= %s AND e.occurred_at < %s
-    GROUP BY a.customer_id
-), post AS (
-    SELECT a.customer_id, SUM(COALESCE(e.amount, 0)) AS y
-    FROM {Event._meta.db_table} e
-    JOIN {ABTestAssignment._meta.db_table} a
-      ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
-    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
-    GROUP BY a.customer_id
-)
-SELECT a.variant_id, COUNT(*), SUM(pre.x), SUM(pre.x * pre.x), COUNT(post.customer_id), SUM(pre.x * COALESCE(post.y, 0))
-FROM {ABTestAssignment._meta.db_table} a
-JOIN pre ON pre.customer_id = a.customer_id
-LEFT JOIN post ON post.customer_id = a.customer_id
-WHERE a.test_id = %s
-GROUP BY a.variant_id
-"""
+def _arm_totals_of(test: ABTest, sums: list[ArmSums]) -> list[ArmTotals]:
+    arms = []
+    for v, s in zip(test.ordered_variants, sums, strict=True):
+        conv = s.by_type[Event.Type.CONVERSION]
+        arms.append(ArmTotals(position=v.position, name=v.name, weight=v.weight, users=s.users,
+                              conversions=conv.customers, revenue=conv.y, revenue_sq=conv.y_sq))
+    return arms
 
 
-def covariate_sums(*, test: ABTest, event_type: str) -> dict[int, tuple[int, float, float, int, float]]:
-    """Variant pk -> (customers with pre-period events, sum x, sum x^2, of them with a counted event, sum x*y)."""
-    if test.started_at is None:
-        return {}
-    adapt = connection.ops.adapt_datetimefield_value
-    window = [adapt(test.started_at - dt.timedelta(days=PRE_PERIOD_DAYS)), adapt(test.started_at)]
-    ended = adapt(test.ended_at or _FAR_FUTURE)
-    with connection.cursor() as cur:
-        cur.execute(_COVARIATE_SQL, [test.pk, test.campaign_id, event_type, *window, test.pk, test.campaign_id,
-                                     event_type, ended, test.pk])
-        return {v: (int(n), float(sx or 0), float(sxx or 0), int(nxy), float(sxy or 0))
-                for v, n, sx, sxx, nxy, sxy in cur.fetchall()}
+def arm_totals(*, test: ABTest) -> list[ArmTotals]:
+    """Users, converters and revenue sums per variant (control first), in one grouped query."""
+    return _arm_totals_of(test, arm_sums(test=test, event_types=()))
 
 
-def _with_covariates(test: ABTest, by_metric: dict[str, list[metrics.MetricArm]]) -> dict[str, list[metrics.MetricArm]]:
-    pk_by_index = [v.pk for v in test.ordered_variants]
-    sums_by_type: dict[str, dict] = {}
-    out = {}
-    for name, arms in by_metric.items():
+def metric_arms(*, test: ABTest, names, sums: list[ArmSums] | None = None) -> dict[str, list[metrics.MetricArm]]:
+    """Per metric, each arm's sums with its CUPED covariate (control first), all from one ``arm_sums`` pass.
+    Binary metrics: y and x are 0/1 per customer (had the event / had a pre-period event); revenue: amounts."""
+    if sums is None:
+        sums = arm_sums(test=test, event_types=[metrics.METRICS[n].event_type for n in names])
+    out: dict[str, list[metrics.MetricArm]] = {}
+    for name in names:
         metric = metrics.METRICS[name]
-        if metric.event_type not in sums_by_type:
-            sums_by_type[metric.event_type] = covariate_sums(test=test, event_type=metric.event_type)
-        sums = sums_by_type[metric.event_type]
-        new = []
-        for pk, arm in zip(pk_by_index, arms, strict=True):
-            n, sx, sxx, nxy, sxy = sums.get(pk, (0, 0.0, 0.0, 0, 0.0))
+        row = []
+        for s in sums:
+            t = s.by_type[metric.event_type]
             if metric.kind == metrics.BINARY:
-                new.append(dataclasses.replace(arm, x_total=n, x_sq=n, xy=nxy))
+                row.append(metrics.MetricArm(s.users, t.customers, t.customers, x_total=t.x_customers,
+                                             x_sq=t.x_customers, xy=t.xy_customers))
             else:
-                new.append(dataclasses.replace(arm, x_total=sx, x_sq=sxx, xy=sxy))
-        out[name] = new
+                row.append(metrics.MetricArm(s.users, t.y, t.y_sq, x_total=t.x, x_sq=t.x_sq, xy=t.xy))
+        out[name] = row
     return out
 
 
@@ -275,14 +266,13 @@ class Evaluation:
 def evaluate(*, test: ABTest) -> Evaluation:
     """The analysis of a test as it stands now: the verdict on the goal metric (``analysis``), blocked by any
     failing guardrail, and every metric's row (``metrics``). One place for the analyze action and the status."""
-    arms = arm_totals(test=test)
+    wanted = list(dict.fromkeys([test.primary_metric, *test.secondary_metrics, *test.guardrail_metrics]))
+    sums = arm_sums(test=test, event_types=[metrics.METRICS[n].event_type for n in wanted])
+    arms = _arm_totals_of(test, sums)
     if sum(a.users for a in arms) == 0:
         return Evaluation(arms=arms, outcome=None, metrics=[])
     names = [a.name for a in arms]
-    wanted = list(dict.fromkeys([test.primary_metric, *test.secondary_metrics, *test.guardrail_metrics]))
-    by_metric = metric_arms(test=test, names=wanted, arms=arms)
-    if test.cuped:
-        by_metric = _with_covariates(test, by_metric)
+    by_metric = metric_arms(test=test, names=wanted, sums=sums)
     side_rows = metrics.evaluate(names=names, goal=test.primary_metric, secondary=test.secondary_metrics,
                                  guardrails=test.guardrail_metrics, arms_by_metric=by_metric,
                                  confidence_level=test.confidence_level, correction=test.multiple_testing,

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import special
 
+from abtests import multiple_testing  # pure numpy, like this package
+
 MIN_CONFIDENCE = 0.80
 MAX_CONFIDENCE = 0.999
 
@@ -51,14 +53,8 @@ def _check_users_conversions(users, conversions) -> tuple[np.ndarray, np.ndarray
 
 
 def _holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment (Holm 1979): monotone, capped at 1."""
-    m = p_values.size
-    order = np.argsort(p_values, kind="mergesort")
-    stepped = np.minimum(1.0, (m - np.arange(m)) * p_values[order])
-    adjusted_sorted = np.maximum.accumulate(stepped)
-    adjusted = np.empty(m)
-    adjusted[order] = adjusted_sorted
-    return adjusted
+    """Holm's step-down adjustment (Holm 1979): one implementation, ``abtests.multiple_testing.holm``."""
+    return np.asarray(multiple_testing.holm(p_values), dtype=float)
 
 
 def _holm_over(p_values: np.ndarray, in_family: np.ndarray) -> np.ndarray:
