@@ -228,21 +228,21 @@ class ClockTimeField(serializers.TimeField):
 
 
 class Pagination(PageNumberPagination):
-    """``?page=`` and ``?page_size=`` (1-1000); a value that is not a positive whole number is a 400
-    (DRF would silently fall back to the default, answering a page the client did not ask for)."""
+    """``?page=`` and ``?page_size=`` (1-1000); a value that is not a positive whole number (an empty one
+    included) is a 400 (DRF would silently fall back to the default, answering a page the client did not ask for)."""
 
     page_size_query_param = "page_size"
     max_page_size = 1000
 
     def get_page_size(self, request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
-        if raw not in (None, "") and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+        if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
             raise BadRequest({self.page_size_query_param: [f"a whole number from 1 to {self.max_page_size}"]})
         return super().get_page_size(request)
 
     def paginate_queryset(self, queryset, request, view=None):
         raw = request.query_params.get(self.page_query_param)
-        if raw not in (None, "", "last") and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+        if raw not in (None, "last") and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
             raise BadRequest({self.page_query_param: ["a page number from 1"]})
         return super().paginate_queryset(queryset, request, view)
 

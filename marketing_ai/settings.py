@@ -270,6 +270,8 @@ SPECTACULAR_SETTINGS = {
         "ABTestStatusEnum": "abtests.models.ABTest.Status",
         "ABTestMetricEnum": "abtests.models.ABTest.Metric",
         "ABTestSideMetricEnum": "abtests.metrics.METRIC_NAMES",
+        "SendTimeMethodEnum": "optimizer.models.UserSendTime.Method",
+        "DueSendMethodEnum": "optimizer.serializers.DUE_METHODS",
         "OptimizationStatusEnum": "optimizer.models.CampaignOptimization.Status",
     },
 }

@@ -8,6 +8,10 @@ from marketing_ai.api import ClockTimeField
 from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
 
 
+# How a due customer's send time was chosen (one named choice set in the API schema).
+DUE_METHODS = ("personal", "fallback", "fixed")
+
+
 class OptimizationSerializer(serializers.ModelSerializer):
     optimization_id = serializers.IntegerField(source="pk", read_only=True)
     campaign_id = serializers.CharField(source="campaign.campaign_id", read_only=True)
@@ -186,6 +190,6 @@ class DueCustomerSerializer(serializers.Serializer):
     send_at = serializers.DateTimeField(help_text="When to send, UTC (within the hour asked for)")
     local_send_time = serializers.CharField(help_text="HH:MM in the customer's time zone")
     method = serializers.ChoiceField(
-        choices=["personal", "fallback", "fixed"],
+        choices=DUE_METHODS,
         help_text="personal: the customer's own best hour; fallback: the population hour (too few opens); fixed: the campaign's one UTC time",
     )

@@ -29,6 +29,8 @@ PUBLIC = ("/api/phase4/health", "/favicon.ico")  # the icon redirects to a stati
 DOCS = ("/api/schema/", "/api/docs/", "/api/redoc/")  # any logged-in account may read the API's description
 PAGE_EXEMPT = ("/admin/", "/accounts/", "/static/", "/healthz", "/readyz")
 READS = ("get", "head", "options")
+# Reads sent as POST because their input is a list (bounded batch look-ups): any reading role may call them.
+READ_POSTS = ("/api/v1/optimize/send-time-lookup",)
 
 
 def _sample(regex: str) -> str:
@@ -85,7 +87,7 @@ def allowed(role: str, kind: str, path: str, method: str) -> bool:
         return True
     if role == "ingest":
         return kind == "api" and path.startswith("/api/v1/events") and method == "post"
-    return method in READS  # viewer
+    return method in READS or (kind == "api" and path.startswith(READ_POSTS))  # viewer
 
 
 @pytest.fixture
