@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketing_ai.api import INGEST, BadRequest, RolePermission, _group_names
+from marketing_ai.api import INGEST, BadRequest, RolePermission, WholeBodyJSONParser, _group_names
 from optimizer import selectors, serializers
 from optimizer.models import CampaignOptimization, MLModel, ModelType, UserMerchantAffinity, UserSendTime
 from optimizer.services import recommendations as services
@@ -205,6 +205,8 @@ class LookupPermission(RolePermission):
 
 class SendTimeLookupView(APIView):
     permission_classes = [LookupPermission]
+    # A list of ids is JSON only: a form field would turn any scalar into a one-id list.
+    parser_classes = [WholeBodyJSONParser]
 
     @extend_schema(request=serializers.SendTimeLookupInput, responses=serializers.SendTimeLookupSerializer)
     def post(self, request):

@@ -7,7 +7,6 @@ from rest_framework import serializers
 from marketing_ai.api import ClockTimeField
 from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
 
-
 # How a due customer's send time was chosen (one named choice set in the API schema).
 DUE_METHODS = ("personal", "fallback", "fixed")
 
