@@ -83,6 +83,18 @@ def canonical(field: str, value) -> str:
     return str(value)
 
 
+def _set_related(campaign: Campaign, related, model, key: str, keys: list[str], missing_text: str) -> str:
+    """Replace a many-to-many setting (target segments, promoted merchants) by external keys; 400 naming
+    the keys that match nothing. Returns the canonical value (the keys, comma-separated)."""
+    rows = list(model.objects.filter(**{f"{key}__in": keys}))
+    missing = sorted(set(keys) - {getattr(row, key) for row in rows})
+    if missing:
+        raise BadRequest({related.prefetch_cache_name: [f"{missing_text} {', '.join(missing)}"]})
+    related.set(rows)
+    campaign.save(update_fields=["updated_at"])
+    return ",".join(keys)
+
+
 def _write(campaign: Campaign, change: SettingChange) -> str:
     """Write one canonical value; returns it normalised. Raises BadRequest naming the field."""
     field, value, segment = change.field, (change.value or "").strip(), change.segment
@@ -117,23 +129,10 @@ def _write(campaign: Campaign, change: SettingChange) -> str:
         campaign.save(update_fields=["send_time", "updated_at"])
         return canonical(field, campaign.send_time)
     if field == Field.TARGET_SEGMENTS:
-        names = _names(value)
-        segments = list(Segment.objects.filter(name__in=names))
-        missing = sorted(set(names) - {s.name for s in segments})
-        if missing:
-            raise BadRequest({"target_segments": [f"no segments named {', '.join(missing)}"]})
-        campaign.target_segments.set(segments)
-        campaign.save(update_fields=["updated_at"])
-        return ",".join(names)
+        return _set_related(campaign, campaign.target_segments, Segment, "name", _names(value), "no segments named")
     if field == Field.PROMOTED_MERCHANTS:
-        ids = _names(value)
-        merchants = list(Merchant.objects.filter(merchant_id__in=ids))
-        missing = sorted(set(ids) - {m.merchant_id for m in merchants})
-        if missing:
-            raise BadRequest({"promoted_merchants": [f"no merchants with merchant_id {', '.join(missing)}"]})
-        campaign.promoted_merchants.set(merchants)
-        campaign.save(update_fields=["updated_at"])
-        return ",".join(ids)
+        return _set_related(campaign, campaign.promoted_merchants, Merchant, "merchant_id", _names(value),
+                            "no merchants with merchant_id")
     if field == Field.SEND_TIME_POLICY:
         if value not in Campaign.SendTimePolicy.values:
             raise BadRequest({"send_time_policy": [f"one of {', '.join(Campaign.SendTimePolicy.values)}"]})

@@ -90,6 +90,21 @@ def test_a_bad_value_changes_nothing_and_names_the_field(campaign):
     assert campaign.send_time == dt.time(8) and not CampaignChange.objects.exists()  # all or nothing
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("target_segments", "new_users,nobody", "no segments named nobody"),
+    ("promoted_merchants", "m_ghost", "no merchants with merchant_id m_ghost"),
+])
+def test_an_unknown_segment_or_merchant_is_named_and_nothing_changes(campaign, field, value, message):
+    from marketing_ai.api import BadRequest
+
+    before = set(campaign.target_segments.values_list("name", flat=True))
+    with pytest.raises(BadRequest) as err:
+        configuration.change_settings(campaign, [SettingChange(field, value)], source="api")
+    assert [str(m) for m in err.value.detail[field]] == [message]
+    assert set(campaign.target_segments.values_list("name", flat=True)) == before
+    assert not campaign.promoted_merchants.exists() and not CampaignChange.objects.exists()
+
+
 def test_undo_restores_the_value_before_and_is_logged_as_an_undo(campaign, marketer):
     [change] = configuration.change_settings(campaign, [SettingChange("offer", "off_40pct", "new_users")], source="recommendation")
     undo = configuration.undo_change(change, user=marketer)
