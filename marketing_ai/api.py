@@ -227,6 +227,16 @@ class ClockTimeField(serializers.TimeField):
         super().__init__(**kwargs)
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF's CharField would turn a number into its text (``7`` -> ``"7"``), so an id
+    sent as a number would be looked up instead of refused."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class Pagination(PageNumberPagination):
     """``?page=`` and ``?page_size=`` (1-1000); a value that is not a positive whole number (an empty one
     included) is a 400 (DRF would silently fall back to the default, answering a page the client did not ask for)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from marketing_ai.api import ClockTimeField
+from marketing_ai.api import ClockTimeField, StrictCharField
 from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
 
 # How a due customer's send time was chosen (one named choice set in the API schema).
@@ -165,7 +165,7 @@ class MLModelSerializer(serializers.ModelSerializer):
 # --- Per-customer send times for a notification service ---------------------------------------------
 class SendTimeLookupInput(serializers.Serializer):
     customer_ids = serializers.ListField(
-        child=serializers.CharField(max_length=64, allow_blank=False),
+        child=StrictCharField(max_length=64, allow_blank=False),
         min_length=1,
         help_text="Customers to look up (at most MAX_SEND_TIME_LOOKUP = 1000; repeats answered once)",
     )

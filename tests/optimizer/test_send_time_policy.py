@@ -64,6 +64,7 @@ def test_batch_lookup_reads_a_fixed_number_of_queries_whatever_the_batch_size(ap
         ({"customer_ids": ["x" * 65]}, "customer_ids"),
         ({"customer_ids": [f"u_{i}" for i in range(selectors.MAX_SEND_TIME_LOOKUP + 1)]}, "customer_ids"),
         ({}, "customer_ids"),
+        ({"customer_ids": [7, 1e7]}, "customer_ids"),  # numbers are not ids (not turned into "7")
     ],
 )
 def test_batch_lookup_refuses_bad_input_with_the_error_shape(api, payload, field):
