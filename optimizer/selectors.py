@@ -178,11 +178,11 @@ def offer_answer(campaign: Campaign) -> list[dict[str, Any]]:
     users = reco.users_by_segment()
     keep_segments = [s for s in segments if s not in latest]
     evidence = {r.segment: r for r in reco.offer_recommendations(campaign, offer_population(), keep_segments)} if keep_segments else {}
-    current_offers = campaign_selectors.offers_by_segment(campaign, segments)
+    current_values = reco.current_offers(campaign, segments)  # the one reading of a segment's live offer
     out = []
     for segment in segments:
         row = latest.get(segment)
-        current_value = reco.percent_value(current_offers[segment])
+        current_value = current_values[segment]
         if row is not None:
             out.append(
                 {
