@@ -409,7 +409,7 @@ _ID_VALUES = st.one_of(
 def test_fast_row_check_accepts_exactly_what_the_detailed_checks_accept(
     event_id, customer_id, campaign_id, merchant_id, variant, event_type, occurred_at, amount, extra
 ):
-    from campaigns.services import _detailed_row, _fast_row
+    from campaigns.ingest.validation import _detailed_row, _fast_row
 
     raw = {"event_id": event_id, "type": event_type, "occurred_at": occurred_at, "customer_id": customer_id,
            "campaign_id": campaign_id, "merchant_id": merchant_id, "variant": variant, "amount": amount}
@@ -443,9 +443,10 @@ def test_database_refuses_to_delete_a_campaign_customer_or_merchant_with_events(
 @pytest.mark.parametrize("expect_duplicates", [False, True], ids=["copy-first", "look-up-first"])
 def test_partly_known_batch_counts_exactly_whichever_way_it_is_written(campaign, monkeypatch, expect_duplicates):
     from campaigns import services
+    from campaigns.ingest import store
 
     services.ingest_events([wire(n) for n in range(0, 10, 2)])  # evt_0, evt_2, ... evt_8
-    monkeypatch.setattr(services, "_expect_duplicates", expect_duplicates)
+    monkeypatch.setattr(store, "_expect_duplicates", expect_duplicates)
     result = services.ingest_events([wire(n) for n in range(10)] + [wire(3)])
 
     assert (result.stored, result.duplicates) == (5, 6)  # 5 known ids + evt_3 twice in the batch

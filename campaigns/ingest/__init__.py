@@ -1,0 +1,1 @@
+"""Event ingestion: validation, then storing a batch (``campaigns.services`` re-exports the public names)."""
