@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import itertools
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import PROTECT, ProtectedError, Q
 from django.utils import timezone
 
 from campaigns.demo import DemoConfig, DemoData, generate
 from campaigns.models import Campaign, Customer, Event, Merchant, Offer, Segment
+from marketing_ai.db import copy_in
 from marketing_ai.jobs import NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -281,13 +281,9 @@ def _write_customers(customers: pd.DataFrame, segment_pk: dict[str, int], progre
             "created_at": now,
         }
     )
-    if connection.vendor == "postgresql":
-        _copy(Customer._meta.db_table, (rows.iloc[lo : lo + CHUNK] for lo in range(0, len(rows), CHUNK)), progress)
-        return
-    for lo in range(0, len(rows), CHUNK):
-        chunk = rows.iloc[lo : lo + CHUNK]
-        _insert(Customer._meta.db_table, chunk)
-        progress.advance(len(chunk))
+    # Every id was resolved in this transaction: the per-row foreign-key triggers may be skipped.
+    copy_in(Customer._meta.db_table, (rows.iloc[lo : lo + CHUNK] for lo in range(0, len(rows), CHUNK)),
+            advanced=progress.advance, skip_fk_triggers=True)
 
 
 def _pks(values: pd.Series, lookup: tuple[pd.Index, np.ndarray], column: str) -> pd.array:
@@ -325,14 +321,7 @@ def _amount_text(frame: pd.DataFrame) -> pd.Series:
 
 def _write_events(frame: pd.DataFrame, lookups: dict, progress: Progress) -> int:
     chunks = (_event_rows(frame.iloc[lo : lo + CHUNK], lookups) for lo in range(0, len(frame), CHUNK))
-    if connection.vendor == "postgresql":
-        return _copy(Event._meta.db_table, chunks, progress)
-    written = 0
-    for rows in chunks:
-        _insert(Event._meta.db_table, rows)
-        progress.advance(len(rows))
-        written += len(rows)
-    return written
+    return copy_in(Event._meta.db_table, chunks, advanced=progress.advance, skip_fk_triggers=True)
 
 
 def _event_rows(part: pd.DataFrame, lookups: dict) -> pd.DataFrame:
@@ -361,79 +350,5 @@ def _optional_pks(part: pd.DataFrame, column: str, lookups: dict) -> pd.array:
     if column not in part:
         return pd.array([pd.NA] * len(part), dtype="Int64")
     return _pks(part[column], lookups[column], column)
-
-
-def _insert(table: str, rows: pd.DataFrame) -> None:
-    """One executemany INSERT (SQLite and other non-PostgreSQL databases), values adapted as Django would.
-
-    Django stores datetimes on SQLite as naive UTC text and Decimals as their text, so those are
-    formatted here in one vectorised step instead of one model instance per row.
-    """
-    values = {}
-    for name, column in rows.items():
-        if isinstance(column.dtype, pd.DatetimeTZDtype):
-            column = column.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-        values[name] = column.astype(object).where(column.notna(), None)
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in rows.columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(rows.columns))})"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, list(zip(*(v.tolist() for v in values.values()), strict=True)))
-
-
-def _copy(table: str, chunks: Iterable[pd.DataFrame], progress: Progress) -> int:
-    """COPY row chunks into a table (PostgreSQL, text format), as one COPY; returns the rows written.
-
-    Every id was resolved to an existing primary key in this transaction, so when the role may, the
-    per-row foreign-key triggers are switched off for the COPY (``session_replication_role``, local to
-    the transaction): at 10 million events they would otherwise cost more than the COPY itself.
-    """
-    quote = connection.ops.quote_name
-    written = 0
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('is_superuser') = 'on'")
-        skip_fk_triggers = cursor.fetchone()[0]
-        if skip_fk_triggers:
-            cursor.execute("SET LOCAL session_replication_role = replica")
-        try:
-            chunks = iter(chunks)
-            first = next(chunks, None)
-            if first is None:
-                return 0
-            # The psycopg 3 cursor under Django's wrapper, its errors wrapped like Django's own.
-            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {quote(table)} ({', '.join(quote(c) for c in first.columns)}) FROM STDIN") as copy:
-                for rows in itertools.chain([first], chunks):
-                    copy.write(_copy_text(rows))
-                    progress.advance(len(rows))
-                    written += len(rows)
-        finally:
-            if skip_fk_triggers:
-                cursor.execute("SET LOCAL session_replication_role = DEFAULT")
-    return written
-
-
-def _copy_text(rows: pd.DataFrame) -> str:
-    """COPY text format: tab-separated, ``\\N`` for NULL; columns formatted vectorised."""
-    columns = []
-    for name, column in rows.items():
-        if isinstance(column.dtype, pd.DatetimeTZDtype):
-            text = np.datetime_as_string(column.dt.tz_convert("UTC").to_numpy("datetime64[us]"), unit="us") + "Z"
-            values = text.tolist()
-        elif isinstance(column.dtype, pd.Int64Dtype):
-            missing = column.isna().to_numpy()
-            text = column.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
-            text[missing] = "\\N"
-            values = text.tolist()
-        else:
-            column = column.astype(object)
-            missing = column.isna()
-            strings = column.where(~missing, "").astype(str)
-            if strings.str.contains(r"[\t\n\r\\]", regex=True).any():
-                raise ValueError(f"{name}: tabs, newlines and backslashes are not allowed in demo values")
-            values = strings.where(~missing, "\\N").tolist()
-        columns.append(values)
-    return "".join(f"{line}\n" for line in map("\t".join, zip(*columns, strict=True)))
 
 

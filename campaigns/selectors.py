@@ -1,7 +1,7 @@
 """Reads of the shared domain: external id -> primary key look-ups and the API's filtered lists.
 
-Ingestion resolves each kind of id with one query per batch (chunked so a big ``--batch-size``
-stays under SQLite's parameter limit), never one query per event.
+Ingestion resolves each kind of id with one query per batch (``marketing_ai.db.rows_by_keys``: one
+array parameter on PostgreSQL, chunked ``IN`` lists elsewhere), never one query per event.
 """
 
 from __future__ import annotations
@@ -12,24 +12,14 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Customer, Merchant, Offer, Segment
-from marketing_ai.db import psycopg_cursor
-
-LOOKUP_CHUNK = 5000  # ids per IN (...) list
+from marketing_ai.db import rows_by_keys
 
 
 def _pk_by_external_id(model, field: str, external_ids: Iterable[str]) -> dict[str, int]:
     ids = sorted(set(external_ids))
-    if not ids:
-        return {}
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(model._meta.db_table)
-        column = connection.ops.quote_name(model._meta.get_field(field).column)
-        return dict(fetch_by_keys(table, column, f"{column}, id", ids))
-    found: dict[str, int] = {}
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        chunk = ids[start : start + LOOKUP_CHUNK]
-        found.update(model.objects.filter(**{f"{field}__in": chunk}).values_list(field, "pk"))
-    return found
+    table = connection.ops.quote_name(model._meta.db_table)
+    column = connection.ops.quote_name(model._meta.get_field(field).column)
+    return dict(rows_by_keys(table, column, f"{column}, id", ids))
 
 
 def prefer_index_lookups() -> None:
@@ -45,19 +35,6 @@ def prefer_index_lookups() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL random_page_cost = 1.1")
-
-
-def fetch_by_keys(table: str, key: str, columns: str, keys: list, *, lock: bool = False) -> list[tuple]:
-    """PostgreSQL: ``columns`` of the rows whose ``key`` is one of ``keys`` (one query, one array parameter).
-
-    The array is bound server-side: Django's cursor would quote 5,000 ids into the SQL text, and
-    PostgreSQL would parse them all. ``lock`` takes ``FOR KEY SHARE`` on each row found (what a foreign
-    key check does), in key order.
-    """
-    lock_clause = f" ORDER BY {key} FOR KEY SHARE" if lock else ""
-    with psycopg_cursor(server_binding=True) as cursor:
-        cursor.execute(f"SELECT {columns} FROM {table} WHERE {key} = ANY(%s){lock_clause}", [keys])
-        return cursor.fetchall()
 
 
 def campaign_pks(campaign_ids: Iterable[str]) -> dict[str, int]:

@@ -1,4 +1,10 @@
-"""Raw psycopg access under Django's connection, with Django's guards kept.
+"""The database-specific fast paths, each beside its portable path, and raw psycopg access.
+
+One function per kind of work, both branches side by side (PostgreSQL; elsewhere, i.e. SQLite for the
+demo and the SQLite test leg): ``rows_by_keys`` (key look-ups), ``fetch_frame`` (query -> pandas),
+``copy_in`` (frames -> a table), ``insert_new_rows`` (tuples -> a table, skipping stored keys),
+``advisory_lock`` (a lock held by this database session).
+Callers never test ``connection.vendor`` for these.
 
 COPY and server-bound array parameters need the psycopg cursor itself, but a cursor taken from
 ``connection.connection`` (or ``cursor.cursor``) bypasses two things Django does for every
@@ -10,11 +16,23 @@ instead of handing the dead connection to the next request). ``psycopg_cursor`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+import io
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import psycopg
-from django.db import connection
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from psycopg.errors import UniqueViolation
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -30,3 +48,326 @@ def psycopg_cursor(*, server_binding: bool = False) -> Iterator[psycopg.Cursor]:
                 yield cursor
         else:
             yield django_cursor.cursor
+
+
+# --- look-ups ------------------------------------------------------------------------------------
+
+KEYS_PER_QUERY = 5000  # keys per IN (...) list where there are no array parameters (SQLite's limit is 32,766)
+
+
+def rows_by_keys(table: str, key: str, columns: str, keys: Sequence[Any], *, lock: bool = False) -> list[tuple]:
+    """``columns`` of the rows of ``table`` whose ``key`` is one of ``keys`` (identifiers quoted by the caller).
+
+    PostgreSQL: one query with one server-bound array parameter (``key = ANY(%s)``): Django's cursor
+    would quote 5,000 ids into the SQL text and PostgreSQL would parse them all. ``lock`` takes
+    ``FOR KEY SHARE`` on each row found (what a foreign-key check does), in key order.
+    Elsewhere: ``IN (...)`` lists of ``KEYS_PER_QUERY`` keys; ``lock`` is moot (SQLite has one writer
+    at a time).
+    """
+    if not keys:
+        return []
+    if connection.vendor == "postgresql":
+        lock_clause = f" ORDER BY {key} FOR KEY SHARE" if lock else ""
+        with psycopg_cursor(server_binding=True) as cursor:
+            cursor.execute(f"SELECT {columns} FROM {table} WHERE {key} = ANY(%s){lock_clause}", [list(keys)])
+            return cursor.fetchall()
+    found: list[tuple] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            chunk = list(keys[start : start + KEYS_PER_QUERY])
+            cursor.execute(f"SELECT {columns} FROM {table} WHERE {key} IN ({', '.join(['%s'] * len(chunk))})", chunk)
+            found.extend(cursor.fetchall())
+    return found
+
+
+# --- reads into pandas ---------------------------------------------------------------------------
+
+_NUMERIC_TYPES = {"int2", "int4", "int8", "float4", "float8", "numeric"}
+
+
+def fetch_frame(sql: str, params: Sequence[Any], columns: list[str] | None = None) -> pd.DataFrame:
+    """Run a query and load its rows straight into pandas, without the ORM's per-row conversion.
+
+    Columns are named by the query unless ``columns`` names them by position. Numbers come as numbers
+    (NULL as NaN); every other column (text, dates, times) as text, which callers parse with
+    ``pd.to_datetime`` (SQLite returns dates and times as text anyway).
+
+    PostgreSQL: ``COPY (query) TO STDOUT`` as CSV, parsed by pandas' C reader. At a million customers it
+    beats building a Python tuple per row and converting each date and decimal on the way (measured,
+    1M customers and 10.9M events: ``customer_frame_pair`` 20 s -> 14 s). Column types come from a
+    ``LIMIT 0`` run of the same query, so that only numeric columns are parsed as numbers: an external
+    id such as ``0042`` stays text. Elsewhere: ``fetchall`` into ``DataFrame.from_records``.
+    """
+    if connection.vendor == "postgresql":
+        frame = _fetch_csv(sql, params)
+        if columns:
+            frame.columns = columns
+        return frame
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = columns or [d[0] for d in cursor.description]
+        return pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+
+
+def _fetch_csv(sql: str, params: Sequence[Any]) -> pd.DataFrame:
+    with psycopg_cursor() as raw:
+        raw.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0", params)
+        description = raw.description or []
+        names = [d.name for d in description]
+        numeric = {d.name for d in description
+                   if (t := raw.adapters.types.get(d.type_code)) is not None and t.name in _NUMERIC_TYPES}
+        buffer = io.BytesIO()
+        with raw.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER true)", params) as copy:
+            for block in copy:
+                buffer.write(block)
+    buffer.seek(0)
+    if not buffer.getbuffer().nbytes:
+        return pd.DataFrame(columns=names)
+    # Only an empty field is missing (NULL); "NA" or "null" are values like any other.
+    return pd.read_csv(buffer, dtype={n: str for n in names if n not in numeric}, keep_default_na=False, na_values=[""])
+
+
+# --- bulk writes ---------------------------------------------------------------------------------
+
+
+def copy_in(table: str, chunks: Iterable[pd.DataFrame], *, advanced: Callable[[int], None] | None = None,
+            skip_fk_triggers: bool = False) -> int:
+    """Write frames (columns = the table's column names) into ``table``; returns the rows written.
+
+    PostgreSQL: all the chunks as ONE text-format ``COPY``, each chunk formatted vectorised
+    (``copy_text``). ``skip_fk_triggers``: the caller resolved every foreign key in this transaction,
+    so when the role may (a superuser), the per-row foreign-key triggers are switched off for the COPY
+    (``session_replication_role``, local to the transaction): at 10 million events they would
+    otherwise cost more than the COPY itself. Elsewhere: one ``executemany`` INSERT per chunk, values
+    adapted as Django stores them (``insert_values``). ``advanced(n)`` is called after each chunk.
+    """
+    quote = connection.ops.quote_name
+    written = 0
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        return 0
+    if connection.vendor != "postgresql":
+        for rows in itertools.chain([first], chunks):
+            _insert_frame(table, rows)
+            written += len(rows)
+            if advanced:
+                advanced(len(rows))
+        return written
+    with connection.cursor() as cursor:
+        triggers_off = False
+        if skip_fk_triggers:
+            cursor.execute("SELECT current_setting('is_superuser') = 'on'")
+            triggers_off = bool(cursor.fetchone()[0])
+        if triggers_off:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        try:
+            names = ", ".join(quote(c) for c in first.columns)
+            # The psycopg 3 cursor under Django's wrapper, its errors wrapped like Django's own.
+            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
+                for rows in itertools.chain([first], chunks):
+                    copy.write(copy_text(rows))
+                    written += len(rows)
+                    if advanced:
+                        advanced(len(rows))
+        finally:
+            if triggers_off:
+                cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+    return written
+
+
+def copy_text(rows: pd.DataFrame) -> str:
+    """COPY text format: tab-separated, ``\\N`` for NULL; columns formatted vectorised.
+
+    Times go as UTC ISO text; NaN and NA as NULL. A tab, newline or backslash in a text value would need
+    escaping: such a value is refused (ids and names never hold one).
+    """
+    columns = []
+    for name, column in rows.items():
+        missing = column.isna().to_numpy()
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            text = np.datetime_as_string(column.dt.tz_convert("UTC").to_numpy("datetime64[us]"), unit="us") + "Z"
+            values = text.astype(object)
+        elif isinstance(column.dtype, pd.Int64Dtype):
+            values = column.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
+        elif column.dtype.kind in "iufb":  # numpy numbers and booleans: numpy's own C formatting
+            values = column.to_numpy().astype(str).astype(object)
+        else:
+            strings = column.astype(object).where(~missing, "").astype(str)
+            if strings.str.contains(r"[\t\n\r\\]", regex=True).any():
+                raise ValueError(f"{name}: tabs, newlines and backslashes are not allowed in bulk-written values")
+            values = strings.to_numpy(dtype=object)
+        if missing.any():
+            values[missing] = "\\N"
+        columns.append(values.tolist())
+    return "".join(f"{line}\n" for line in map("\t".join, zip(*columns, strict=True)))
+
+
+def _insert_frame(table: str, rows: pd.DataFrame) -> None:
+    """One executemany INSERT of a frame, values adapted as Django would.
+
+    Django stores datetimes on SQLite as naive UTC text and Decimals as their text, so those are
+    formatted here in one vectorised step instead of one model instance per row.
+    """
+    values = {}
+    for name, column in rows.items():
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            column = column.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        elif column.dtype == object:
+            sample = column.dropna().head(1).tolist()
+            if sample and not isinstance(sample[0], str):  # times, dates, decimals: Django's own adaptation
+                column = column.map(_sqlite_value, na_action="ignore")
+        values[name] = column.astype(object).where(column.notna(), None)
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in rows.columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(rows.columns))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, list(zip(*(v.tolist() for v in values.values()), strict=True)))
+
+
+def _sqlite_value(value: Any) -> Any:
+    ops = connection.ops
+    if isinstance(value, dt.datetime):
+        return ops.adapt_datetimefield_value(value)
+    if isinstance(value, dt.time):
+        return ops.adapt_timefield_value(value)
+    if isinstance(value, (dt.date, Decimal)):
+        return str(value)
+    return value
+
+
+def insert_new_rows(table: str, columns: Sequence[str], rows: list[tuple], *, key: str,
+                    copy_types: Sequence[str]) -> int:
+    """Insert tuples into ``table``, skipping those whose unique ``key`` is stored already; returns how
+    many were stored (exact, even when another transaction writes the same keys right now).
+
+    PostgreSQL: binary COPY straight into the table (``copy_types``: the columns' PostgreSQL types),
+    for rows expected to be new. COPY cannot skip conflicts, and ``INSERT ... ON CONFLICT`` from a
+    staging table costs about a third more (a speculative insertion per row). If one of the keys is
+    stored already (or a concurrent batch stores it now), the COPY fails on the unique index: it is
+    rolled back to its savepoint and the rows go the staging way: binary COPY into a temporary table,
+    then ``INSERT ... SELECT ... ORDER BY key ON CONFLICT (key) DO NOTHING``.
+    Elsewhere: one ``executemany`` of ``INSERT ... ON CONFLICT (key) DO NOTHING``, datetimes and
+    decimals adapted as Django stores them.
+    """
+    if not rows:
+        return 0
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(c) for c in columns)
+    if connection.vendor != "postgresql":
+        ops = connection.ops
+        adapted = [
+            tuple(ops.adapt_datetimefield_value(v) if isinstance(v, dt.datetime)
+                  else str(v) if isinstance(v, Decimal) else v for v in row)
+            for row in rows
+        ]
+        placeholders = ", ".join(["%s"] * len(columns))
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {quote(table)} ({names}) VALUES ({placeholders}) ON CONFLICT ({quote(key)}) DO NOTHING",
+                adapted,
+            )
+            return cursor.rowcount
+    try:
+        with transaction.atomic(), psycopg_cursor() as cursor:
+            _copy_binary(cursor, quote(table), names, copy_types, rows)
+        return len(rows)
+    except IntegrityError as exc:  # Django's wrapper of psycopg's error: only a duplicate key means "go staged"
+        if not isinstance(exc.__cause__, UniqueViolation):
+            raise
+    staging = quote(f"staging_{table}")
+    with psycopg_cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS"
+            f" AS SELECT {names} FROM {quote(table)} WITH NO DATA"
+        )
+        cursor.execute(f"TRUNCATE {staging}")
+        _copy_binary(cursor, staging, names, copy_types, rows)
+        cursor.execute(
+            f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {staging} ORDER BY {quote(key)}"
+            f" ON CONFLICT ({quote(key)}) DO NOTHING"
+        )
+        return cursor.rowcount
+
+
+def _copy_binary(cursor: psycopg.Cursor, table: str, names: str, types: Sequence[str], rows: list[tuple]) -> None:
+    # Binary COPY skips text formatting of timestamps and numbers: ~4x the rows/s of text COPY.
+    with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(list(types))
+        for row in rows:
+            copy.write_row(row)
+
+
+# --- locks ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def advisory_lock(key: int, *, wait: float = 0, before_waiting: Callable[[], None] | None = None) -> Iterator[bool]:
+    """Yield True if this session holds the lock ``key``, False if another holds it (tried for ``wait`` s).
+
+    PostgreSQL: a session-level advisory lock, released by the server if the process dies (so a crashed
+    worker never leaves it held). ``before_waiting`` runs once when the first try fails (e.g. to end an
+    orphaned session that holds it). Elsewhere (SQLite: one process, demo and bare tests): a lock in
+    this process (``process_lock``).
+    """
+    if connection.vendor != "postgresql":
+        with process_lock(key) as got:
+            yield got
+        return
+
+    def try_lock() -> bool:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            return bool(cur.fetchone()[0])
+
+    got = try_lock()
+    if not got and before_waiting is not None:
+        before_waiting()
+    deadline = time.monotonic() + wait
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.25)
+        got = try_lock()
+    try:
+        yield got
+    finally:
+        if got:
+            try:
+                with connection.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:  # the session is gone, and its locks with it
+                log.warning("advisory lock %s: session lost before unlock (the server freed the lock)", key)
+
+
+def advisory_lock_holder(key: int) -> int | None:
+    """PostgreSQL: the backend pid holding the advisory lock ``key`` in this database, or None.
+    Elsewhere None: no other session can hold a process lock."""
+    if connection.vendor != "postgresql":
+        return None
+    # A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+            " AND classid = 0 AND objid = %s::bigint::oid"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            [key],
+        )
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+@contextmanager
+def process_lock(key: int | str) -> Iterator[bool]:
+    """A lock within this process: True for the first holder of ``key``, False while it is held."""
+    got = key not in _PROCESS_LOCKS
+    if got:
+        _PROCESS_LOCKS.add(key)
+    try:
+        yield got
+    finally:
+        if got:
+            _PROCESS_LOCKS.discard(key)
+
+
+_PROCESS_LOCKS: set[int | str] = set()

@@ -17,7 +17,6 @@ import datetime as dt
 import logging
 import os
 import socket
-import time
 import traceback
 import zlib
 from collections.abc import Callable, Iterator
@@ -29,6 +28,8 @@ from celery.schedules import crontab
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
+
+from marketing_ai import db
 
 log = logging.getLogger(__name__)
 
@@ -194,45 +195,22 @@ def _advisory_key(scope: str) -> int:
 
 def advisory_lock_holder(scope: str) -> int | None:
     """PostgreSQL: the backend pid holding the job's advisory lock, or None."""
-    # A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-            " AND classid = 0 AND objid = %s::bigint::oid"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            [_advisory_key(scope)],
-        )
-        row = cur.fetchone()
-    return row[0] if row else None
+    return db.advisory_lock_holder(_advisory_key(scope))
 
 
 @contextmanager
 def postgres_lock(scope: str, *, orphan_pids: tuple[int, ...] = (), wait: float = 0) -> Iterator[bool]:
-    key = _advisory_key(scope)
+    """The job's advisory lock (``marketing_ai.db.advisory_lock``); if an orphaned session of an earlier
+    attempt holds it, that session is terminated before waiting."""
 
-    def try_lock() -> bool:
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            return bool(cur.fetchone()[0])
+    def end_orphan() -> None:
+        if orphan_pids and (holder := advisory_lock_holder(scope)) in orphan_pids:
+            log.warning("job lock %s: terminating the orphaned session %s of a killed attempt", scope, holder)
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", [holder])
 
-    got = try_lock()
-    if not got and orphan_pids and (holder := advisory_lock_holder(scope)) in orphan_pids:
-        log.warning("job lock %s: terminating the orphaned session %s of a killed attempt", scope, holder)
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(%s)", [holder])
-    deadline = time.monotonic() + wait
-    while not got and time.monotonic() < deadline:
-        time.sleep(0.25)
-        got = try_lock()
-    try:
+    with db.advisory_lock(_advisory_key(scope), wait=wait, before_waiting=end_orphan) as got:
         yield got
-    finally:
-        if got:
-            try:
-                with connection.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except DatabaseError:  # the session is gone, and its locks with it
-                log.warning("job lock %s: session lost before unlock (the server freed the lock)", scope)
 
 
 def redis_client():
@@ -263,17 +241,9 @@ def redis_lock(scope: str, *, timeout: int | None = None, wait: float = 0) -> It
 
 @contextmanager
 def local_lock(scope: str) -> Iterator[bool]:
-    got = scope not in _LOCAL_LOCKS
-    if got:
-        _LOCAL_LOCKS.add(scope)
-    try:
+    with db.process_lock(scope) as got:
         yield got
-    finally:
-        if got:
-            _LOCAL_LOCKS.discard(scope)
 
-
-_LOCAL_LOCKS: set[str] = set()
 
 # Failures that could not be written because the database itself was gone: {job_runs id: (status, error)}.
 # The next run in this process writes them first, so the row tells what happened (not "killed").

@@ -6,7 +6,8 @@ PostgreSQL: drop the ids already stored (one query), lock the referenced rows ``
 (one query per table: the events table has no per-row foreign-key triggers), then binary ``COPY``
 straight into the events table; if a concurrent batch stored one of the ids meanwhile, fall back to
 COPY into a temporary table + ``INSERT ... ON CONFLICT (event_id) DO NOTHING``. Elsewhere one
-``executemany`` of that INSERT. ``event_id`` is the idempotency key: a re-sent id (from an earlier
+``executemany`` of that INSERT. The database-specific steps are ``marketing_ai.db.rows_by_keys`` and
+``marketing_ai.db.insert_new_rows``. ``event_id`` is the idempotency key: a re-sent id (from an earlier
 batch or earlier in the same batch) is counted as a duplicate.
 """
 
@@ -26,6 +27,7 @@ from campaigns import selectors
 from campaigns.ingest.event_table import _insert_events, _known_event_ids
 from campaigns.ingest.validation import EventRow, InvalidRows, RowError, validate_batch
 from campaigns.models import Campaign, Customer, Merchant, Offer
+from marketing_ai.db import rows_by_keys
 
 
 @dataclass
@@ -159,22 +161,20 @@ _REFERENCED_MODELS = {4: Customer, 5: Campaign, 6: Merchant, 7: Offer}
 
 
 def _lock_references(records: list[tuple]) -> dict[int, set[int]]:
-    """On PostgreSQL, take FOR KEY SHARE locks on every row the batch refers to (one query per table,
-    what a foreign key does per event) and return the pks that are gone, by record position.
+    """Return the pks the batch refers to that are gone, by record position (one query per table);
+    on PostgreSQL, also take FOR KEY SHARE locks on every row found (what a foreign key does per event).
 
     A concurrent delete of one of those rows then waits for this transaction, and the reference trigger
-    on that table refuses it once our events are committed. Elsewhere nothing to do: SQLite has one
-    writer at a time.
+    on that table refuses it once our events are committed. Elsewhere the look-up takes no lock (SQLite
+    has one writer at a time) and still names a row deleted between validation and this write.
     """
-    if connection.vendor != "postgresql":
-        return {}
     dead: dict[int, set[int]] = {}
     for position in _REFERENCE_COLUMNS:
         pks = sorted({record[position] for record in records if record[position] is not None})
         if not pks:
             continue
         table = connection.ops.quote_name(_REFERENCED_MODELS[position]._meta.db_table)
-        rows = selectors.fetch_by_keys(table, "id", "id", pks, lock=True)
+        rows = rows_by_keys(table, "id", "id", pks, lock=True)
         missing = set(pks).difference(pk for (pk,) in rows)
         if missing:
             dead[position] = missing

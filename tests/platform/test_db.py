@@ -1,0 +1,199 @@
+"""marketing_ai.db: each fast path and its portable path give the same answers.
+
+CI runs this file on both legs (PostgreSQL with DATABASE_URL, SQLite with TEST_DATABASE_LEG=sqlite), so
+each test checks whichever branch its database takes; the PostgreSQL-only behaviours (row locks, the
+COPY fallback, another session holding a lock) have their own tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.db import connection, transaction
+
+from campaigns.models import Campaign, Customer, Event, Segment
+from marketing_ai import db as data_access
+from optimizer.models import UserSendTime
+from tests.factories import CampaignFactory, CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+q = connection.ops.quote_name
+
+
+def test_rows_by_keys_finds_exactly_the_stored_keys_across_chunks(monkeypatch):
+    monkeypatch.setattr(data_access, "KEYS_PER_QUERY", 7)  # several IN lists on the portable branch
+    stored = [f"user_{n:04d}" for n in range(0, 40, 3)]
+    Customer.objects.bulk_create([Customer(customer_id=c) for c in stored])
+    asked = [f"user_{n:04d}" for n in range(40)] + ["nobody"]
+    table, column = q(Customer._meta.db_table), q("customer_id")
+
+    rows = data_access.rows_by_keys(table, column, f"{column}, id", asked)
+
+    assert dict(rows) == dict(Customer.objects.values_list("customer_id", "pk"))
+    assert data_access.rows_by_keys(table, column, column, []) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_by_keys_with_lock_holds_off_a_delete_of_a_found_row(postgres):
+    import psycopg
+
+    customer = CustomerFactory()
+    table = q(Customer._meta.db_table)
+    with transaction.atomic():
+        assert data_access.rows_by_keys(table, "id", "id", [customer.pk, 10**9], lock=True) == [(customer.pk,)]
+        other = _other_session()
+        try:
+            other.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute(f"DELETE FROM {table} WHERE id = %s", [customer.pk])
+        finally:
+            other.close()
+
+
+def _other_session():
+    import psycopg
+
+    s = connection.settings_dict
+    return psycopg.connect(host=s["HOST"], port=s["PORT"] or 5432, user=s["USER"], password=s["PASSWORD"] or None,
+                           dbname=s["NAME"], autocommit=True)
+
+
+def test_fetch_frame_keeps_ids_as_text_numbers_as_numbers_and_null_as_missing():
+    segment = Segment.objects.create(name="loyal")
+    Customer.objects.create(customer_id="0042", timezone="Europe/Paris", segment=segment)
+    Customer.objects.create(customer_id="NA", timezone="UTC", segment=None)
+    sql, params = Customer.objects.order_by("customer_id").values_list("customer_id", "segment_id", "timezone").query.sql_with_params()
+
+    frame = data_access.fetch_frame(sql, params, ["customer_id", "segment", "tz"])
+
+    assert frame["customer_id"].tolist() == ["0042", "NA"]  # not 42, not missing
+    assert frame["segment"].iloc[0] == segment.pk and pd.isna(frame["segment"].iloc[1])
+    assert frame["tz"].tolist() == ["Europe/Paris", "UTC"]
+    empty_sql, empty_params = Customer.objects.filter(pk=-1).values_list("customer_id").query.sql_with_params()
+    assert data_access.fetch_frame(empty_sql, empty_params).empty
+
+
+def test_copy_in_writes_what_the_orm_reads_back():
+    segment = Segment.objects.create(name="new")
+    made = dt.datetime(2025, 3, 1, 9, 15, 30, 123456, tzinfo=dt.UTC)
+    frame = pd.DataFrame({
+        "customer_id": [f"c_{n}" for n in range(5)],
+        "signup_date": [f"2025-01-0{n + 1}" if n != 2 else None for n in range(5)],
+        "timezone": ["UTC", "Europe/Paris", "UTC", "Asia/Tokyo", "UTC"],
+        "segment_id": pd.array([segment.pk, None, segment.pk, None, segment.pk], dtype="Int64"),
+        "created_at": pd.Series([made + dt.timedelta(hours=n) for n in range(5)]).dt.tz_convert("Europe/Paris"),
+    })
+    advanced: list[int] = []
+
+    written = data_access.copy_in(Customer._meta.db_table, [frame.iloc[:2], frame.iloc[2:]], advanced=advanced.append,
+                         skip_fk_triggers=True)
+
+    assert written == 5 and advanced == [2, 3]
+    got = {c.customer_id: c for c in Customer.objects.all()}
+    assert got["c_0"].signup_date == dt.date(2025, 1, 1) and got["c_2"].signup_date is None
+    assert got["c_1"].segment_id is None and got["c_4"].segment_id == segment.pk
+    assert got["c_3"].timezone == "Asia/Tokyo"
+    assert [got[f"c_{n}"].created_at for n in range(5)] == [made + dt.timedelta(hours=n) for n in range(5)]
+    assert data_access.copy_in(Customer._meta.db_table, []) == 0
+
+
+def test_copy_in_writes_times_floats_and_missing_numbers():
+    customers = [CustomerFactory() for _ in range(3)]
+    frame = pd.DataFrame({
+        "customer_id": np.array([c.pk for c in customers]),
+        "local_send_time": [dt.time(9, 0), dt.time(18, 30), dt.time(0, 15)],
+        "utc_send_time": [dt.time(8, 0), dt.time(17, 30), dt.time(23, 15)],
+        "expected_improvement": np.array([12.5, 0.1, 1e-7]),
+        "confidence": np.array([0.25, np.nan, 1.0]),
+        "events_used": np.array([3, 0, 120]),
+        "method": ["personal", "fallback", "personal"],
+        "last_updated": pd.Timestamp("2025-03-01T00:00:00Z"),
+    })
+    frame["confidence"] = frame["confidence"].fillna(0.5)
+
+    assert data_access.copy_in(UserSendTime._meta.db_table, [frame]) == 3
+
+    got = {r.customer_id: r for r in UserSendTime.objects.all()}
+    first, second, third = (got[c.pk] for c in customers)
+    assert (first.local_send_time, second.utc_send_time) == (dt.time(9, 0), dt.time(17, 30))
+    assert (first.expected_improvement, third.expected_improvement) == (12.5, 1e-7)
+    assert (second.confidence, third.events_used, second.method) == (0.5, 120, "fallback")
+    assert first.last_updated == dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+
+
+def test_copy_text_marks_missing_values_and_refuses_a_tab():
+    frame = pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "x": [0.5, np.nan], "s": ["a", None]})
+    assert data_access.copy_text(frame) == "1\t0.5\ta\n\\N\t\\N\t\\N\n"
+    with pytest.raises(ValueError, match="tabs"):
+        data_access.copy_text(pd.DataFrame({"s": ["a\tb"]}))
+
+
+def _event_record(event_id: str, campaign: Campaign, customer: Customer, amount: str | None = None) -> tuple:
+    at = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
+    kind = "conversion" if amount else "view"
+    return (event_id, kind, at, at, customer.pk, campaign.pk, None, None, "B", Decimal(amount) if amount else None)
+
+
+EVENT_COLUMNS = ("event_id", "type", "occurred_at", "received_at", "customer_id", "campaign_id", "merchant_id",
+                 "offer_id", "variant", "amount")
+EVENT_TYPES = ["varchar", "varchar", "timestamptz", "timestamptz", "int8", "int8", "int8", "int8", "varchar", "numeric"]
+
+
+@pytest.mark.parametrize("known_first", [0, 3], ids=["all-new", "some-stored"])
+def test_insert_new_rows_skips_stored_keys_and_counts_exactly(known_first):
+    campaign, customer = CampaignFactory(), CustomerFactory()
+    records = [_event_record(f"e_{n}", campaign, customer, "19.90" if n % 2 else None) for n in range(6)]
+    if known_first:
+        assert data_access.insert_new_rows(Event._meta.db_table, EVENT_COLUMNS, records[:known_first], key="event_id",
+                                  copy_types=EVENT_TYPES) == known_first
+
+    stored = data_access.insert_new_rows(Event._meta.db_table, EVENT_COLUMNS, records, key="event_id", copy_types=EVENT_TYPES)
+
+    assert stored == 6 - known_first
+    events = {e.event_id: e for e in Event.objects.all()}
+    assert sorted(events) == [f"e_{n}" for n in range(6)]
+    assert events["e_1"].amount == Decimal("19.90") and events["e_2"].amount is None
+    assert events["e_3"].occurred_at == dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
+    assert data_access.insert_new_rows(Event._meta.db_table, EVENT_COLUMNS, [], key="event_id", copy_types=EVENT_TYPES) == 0
+
+
+def test_the_advisory_lock_admits_one_holder_and_frees_on_exit():
+    key = zlib.crc32(b"test_db.one-holder")
+    with data_access.advisory_lock(key) as first:
+        assert first is True
+        if connection.vendor == "postgresql":
+            assert data_access.advisory_lock_holder(key) is not None
+    with data_access.advisory_lock(key) as again:
+        assert again is True
+    assert data_access.advisory_lock_holder(key) is None
+
+
+def test_the_advisory_lock_is_refused_while_another_session_holds_it(postgres):
+    key = zlib.crc32(b"test_db.other-session")
+    other = _other_session()
+    try:
+        other.execute("SELECT pg_advisory_lock(%s)", [key])
+        holder = other.execute("SELECT pg_backend_pid()").fetchone()[0]
+        called: list[int | None] = []
+        with data_access.advisory_lock(key, wait=0.3, before_waiting=lambda: called.append(data_access.advisory_lock_holder(key))) as got:
+            assert got is False
+        assert called == [holder]
+        other.execute("SELECT pg_advisory_unlock(%s)", [key])
+        with data_access.advisory_lock(key) as got:
+            assert got is True
+    finally:
+        other.close()
+
+
+def test_the_process_lock_admits_one_holder():
+    with data_access.process_lock("test_db") as first, data_access.process_lock("test_db") as second:
+        assert (first, second) == (True, False)
+    with data_access.process_lock("test_db") as again:
+        assert again is True
+
