@@ -8,10 +8,11 @@ and monthly points, and one grouped query per campaign and UTC hour over the eve
 rows in the recomputed days/periods that were not written by this run (their events are gone) are
 deleted, so a re-run gives the same rows and never duplicates.
 
-The grouped queries are written once, with the ORM. On PostgreSQL their compiled SQL runs inside
-``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` statements, so no row travels through Python (one
-statement fills both the daily and the segment table from a single scan of the events); on other
-databases (SQLite: demo, bare tests) the rows are fetched and upserted with ``bulk_create``.
+The grouped queries are written once, with the ORM, and written through ``marketing_ai.db.upsert_from_query``:
+on PostgreSQL their compiled SQL runs inside ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` statements,
+so no row travels through Python (one statement fills both the daily and the segment table from a single
+scan of the events); on other databases (SQLite: demo, bare tests) the rows are fetched and upserted
+with ``bulk_create``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
 from campaigns.models import Event
+from marketing_ai.db import UpsertTarget, upsert_from_query
 from marketing_ai.jobs import NullProgress, Progress, job
 
 ZERO = Decimal("0")
@@ -42,7 +44,6 @@ SEGMENT_COLUMNS = ("users", "views", "conversions", "revenue", "cost")
 # per-day ones pay a fixed cost 90 times. A quarter covers the usual 90-day backfill in one statement
 # while a year-long backfill still commits every quarter; progress still advances day by day.
 DEFAULT_CHUNK_DAYS = 92
-BULK_BATCH = 5000
 
 T = Event.Type
 
@@ -94,13 +95,6 @@ def grouped_hours(start: dt.date, end: dt.date) -> QuerySet:
     )
 
 
-def _upsert(model, rows: list, unique_fields: list[str], update_fields: list[str]) -> int:
-    model.objects.bulk_create(
-        rows, batch_size=BULK_BATCH, update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields
-    )
-    return len(rows)
-
-
 def native_sql() -> bool:
     """Whether to run the upserts as INSERT ... SELECT in the database (PostgreSQL) rather than via Python."""
     return connection.vendor == "postgresql"
@@ -108,74 +102,63 @@ def native_sql() -> bool:
 
 @transaction.atomic
 def aggregate_chunk(start: dt.date, end: dt.date, *, computed_at: dt.datetime, native: bool | None = None) -> int:
-    """Recompute the daily and segment rows of the days [start, end]; returns rows written."""
-    native = native_sql() if native is None else native
-    written = _aggregate_chunk_sql(start, end, computed_at) if native else _aggregate_chunk_orm(start, end, computed_at)
+    """Recompute the daily and segment rows of the days [start, end]; returns rows written.
+
+    Both tables from one scan of the events (``marketing_ai.db.upsert_from_query``): the ORM's grouped
+    query feeds the segment rows as they are and the daily rows summed over segments.
+    """
+    zero_money = lambda name: f"COALESCE(SUM(g.{name}), 0)"  # noqa: E731 - NULL when no such events
+    segment_target = UpsertTarget(
+        model=CampaignSegmentAnalytics,
+        columns=("campaign_id", "segment_id", "date", *SEGMENT_COLUMNS, "created_at", "computed_at"),
+        select="SELECT g.campaign_id, g.customer__segment_id, g.day, g.users, g.views, g.conversions,"
+               " COALESCE(g.revenue, 0), COALESCE(g.cost, 0), %s, %s FROM g WHERE g.customer__segment_id IS NOT NULL",
+        params=(computed_at, computed_at),
+        unique_fields=("campaign", "segment", "date"),
+        update_fields=(*SEGMENT_COLUMNS, "computed_at"),
+        build=lambda groups: _segment_rows(groups, computed_at),
+    )
+    daily_target = UpsertTarget(
+        model=CampaignAnalyticsDaily,
+        columns=("campaign_id", "date", *DAILY_METRICS, "created_at", "computed_at"),
+        select=f"SELECT g.campaign_id, g.day, {', '.join(f'SUM(g.{c})' for c in COUNTS)},"
+               f" {zero_money('revenue')}, {zero_money('cost')}, %s, %s FROM g GROUP BY g.campaign_id, g.day",
+        params=(computed_at, computed_at),
+        unique_fields=("campaign", "date"),
+        update_fields=(*DAILY_METRICS, "computed_at"),
+        build=lambda groups: _daily_rows(groups, computed_at),
+    )
+    written = upsert_from_query(grouped_events(start, end), [segment_target, daily_target], native=native)
     # Days that lost their events (or a campaign/segment that did): rows this run did not write.
     for model in (CampaignAnalyticsDaily, CampaignSegmentAnalytics):
         model.objects.filter(date__gte=start, date__lte=end).exclude(computed_at=computed_at).delete()
     return written
 
 
-def _aggregate_chunk_orm(start: dt.date, end: dt.date, computed_at: dt.datetime) -> int:
+def _segment_rows(groups: list[dict], computed_at: dt.datetime) -> list[CampaignSegmentAnalytics]:
+    return [
+        CampaignSegmentAnalytics(
+            campaign_id=g["campaign_id"], segment_id=g["customer__segment_id"], date=g["day"],
+            users=g["users"], views=g["views"], conversions=g["conversions"],
+            revenue=g["revenue"] or ZERO, cost=g["cost"] or ZERO, computed_at=computed_at,
+        )
+        for g in groups
+        if g["customer__segment_id"] is not None
+    ]
+
+
+def _daily_rows(groups: list[dict], computed_at: dt.datetime) -> list[CampaignAnalyticsDaily]:
     daily: dict[tuple[int, dt.date], dict] = defaultdict(lambda: dict.fromkeys(DAILY_METRICS, 0))
-    segment_rows: list[CampaignSegmentAnalytics] = []
-    for g in grouped_events(start, end).iterator(chunk_size=BULK_BATCH):
-        revenue, cost = g["revenue"] or ZERO, g["cost"] or ZERO
+    for g in groups:
         totals = daily[(g["campaign_id"], g["day"])]
         for name in COUNTS:
             totals[name] += g[name]
-        totals["revenue"] += revenue
-        totals["cost"] += cost
-        if g["customer__segment_id"] is not None:
-            segment_rows.append(
-                CampaignSegmentAnalytics(
-                    campaign_id=g["campaign_id"], segment_id=g["customer__segment_id"], date=g["day"],
-                    users=g["users"], views=g["views"], conversions=g["conversions"],
-                    revenue=revenue, cost=cost, computed_at=computed_at,
-                )
-            )
-    daily_rows = [
+        totals["revenue"] += g["revenue"] or ZERO
+        totals["cost"] += g["cost"] or ZERO
+    return [
         CampaignAnalyticsDaily(campaign_id=campaign_id, date=day, computed_at=computed_at, **totals)
         for (campaign_id, day), totals in daily.items()
     ]
-    written = _upsert(CampaignAnalyticsDaily, daily_rows, ["campaign", "date"], [*DAILY_METRICS, "computed_at"])
-    written += _upsert(
-        CampaignSegmentAnalytics, segment_rows, ["campaign", "segment", "date"], [*SEGMENT_COLUMNS, "computed_at"],
-    )
-    return written
-
-
-def _aggregate_chunk_sql(start: dt.date, end: dt.date, computed_at: dt.datetime) -> int:
-    """Both tables from one scan: the ORM's grouped query as a CTE feeding two INSERT ... ON CONFLICT."""
-    grouped_sql, grouped_params = grouped_events(start, end).query.sql_with_params()
-    daily_t, segment_t = CampaignAnalyticsDaily._meta.db_table, CampaignSegmentAnalytics._meta.db_table
-    zero_money = lambda name: f"COALESCE(SUM(g.{name}), 0)"  # noqa: E731 - NULL when no such events
-    sql = f"""
-        WITH g AS MATERIALIZED ({grouped_sql}),
-        segment_rows AS (
-            INSERT INTO {segment_t} (campaign_id, segment_id, date, {", ".join(SEGMENT_COLUMNS)}, created_at, computed_at)
-            SELECT g.campaign_id, g.customer__segment_id, g.day, g.users, g.views, g.conversions,
-                   COALESCE(g.revenue, 0), COALESCE(g.cost, 0), %s, %s
-            FROM g WHERE g.customer__segment_id IS NOT NULL
-            ON CONFLICT (campaign_id, segment_id, date) DO UPDATE SET
-                {", ".join(f"{c} = EXCLUDED.{c}" for c in SEGMENT_COLUMNS)}, computed_at = EXCLUDED.computed_at
-            RETURNING 1
-        ),
-        daily_rows AS (
-            INSERT INTO {daily_t} (campaign_id, date, {", ".join(DAILY_METRICS)}, created_at, computed_at)
-            SELECT g.campaign_id, g.day, {", ".join(f"SUM(g.{c})" for c in COUNTS)},
-                   {zero_money("revenue")}, {zero_money("cost")}, %s, %s
-            FROM g GROUP BY g.campaign_id, g.day
-            ON CONFLICT (campaign_id, date) DO UPDATE SET
-                {", ".join(f"{c} = EXCLUDED.{c}" for c in DAILY_METRICS)}, computed_at = EXCLUDED.computed_at
-            RETURNING 1
-        )
-        SELECT (SELECT COUNT(*) FROM segment_rows) + (SELECT COUNT(*) FROM daily_rows)
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*grouped_params, computed_at, computed_at, computed_at, computed_at])
-        return int(cursor.fetchone()[0])
 
 
 def period_bounds(interval: str, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
@@ -242,46 +225,34 @@ def refresh_trends(start: dt.date, end: dt.date, *, computed_at: dt.datetime, na
 def _write_points(interval: str, grouped: QuerySet, first: dt.date, last: dt.date, computed_at: dt.datetime, *,
                   native: bool, zeros: bool) -> int:
     """Upsert one trend row per metric of each ``grouped`` row (campaign_id, period, hour, the metrics), then
-    drop the points of [first, last] of this interval that this run did not write; returns rows written."""
-    if native:
-        written = _write_points_sql(interval, grouped, computed_at, zeros=zeros)
-    else:
-        points = [
+    drop the points of [first, last] of this interval that this run did not write; returns rows written.
+
+    PostgreSQL unpivots in the database (LATERAL VALUES); the portable way in Python."""
+    metric_values = ", ".join(f"('{name}', g.{name}::numeric)" for name in DAILY_METRICS)
+    target = UpsertTarget(
+        model=CampaignTrendData,
+        columns=("campaign_id", "period_start", "hour", "interval", "metric_type", "value", "created_at", "computed_at"),
+        select=f"SELECT g.campaign_id, g.period::date, g.hour, %s, m.metric, COALESCE(m.value, 0), %s, %s"
+               f" FROM g CROSS JOIN LATERAL (VALUES {metric_values}) AS m(metric, value)"
+               f"{'' if zeros else ' WHERE m.value <> 0'}",
+        params=(interval, computed_at, computed_at),
+        unique_fields=TREND_KEY,
+        update_fields=("value", "computed_at"),
+        build=lambda groups: [
             CampaignTrendData(
                 campaign_id=g["campaign_id"], period_start=_as_date(g["period"]), hour=g["hour"], interval=interval,
                 metric_type=name, value=g[name] or 0, computed_at=computed_at,
             )
-            for g in grouped.iterator(chunk_size=BULK_BATCH)
+            for g in groups
             for name in DAILY_METRICS
             if zeros or g[name]
-        ]
-        written = _upsert(CampaignTrendData, points, TREND_KEY, ["value", "computed_at"])
+        ],
+    )
+    written = upsert_from_query(grouped, [target], native=native)
     CampaignTrendData.objects.filter(
         interval=interval, period_start__gte=first, period_start__lte=last
     ).exclude(computed_at=computed_at).delete()
     return written
-
-
-def _write_points_sql(interval: str, grouped: QuerySet, computed_at: dt.datetime, *, zeros: bool) -> int:
-    """The ORM's grouped sums, unpivoted to one row per metric (LATERAL VALUES) and upserted in the database."""
-    grouped_sql, grouped_params = grouped.query.sql_with_params()
-    metric_values = ", ".join(f"('{name}', g.{name}::numeric)" for name in DAILY_METRICS)
-    sql = f"""
-        WITH points AS (
-            INSERT INTO {CampaignTrendData._meta.db_table}
-                (campaign_id, period_start, hour, interval, metric_type, value, created_at, computed_at)
-            SELECT g.campaign_id, g.period::date, g.hour, %s, m.metric, COALESCE(m.value, 0), %s, %s
-            FROM ({grouped_sql}) g CROSS JOIN LATERAL (VALUES {metric_values}) AS m(metric, value)
-            {"" if zeros else "WHERE m.value <> 0"}
-            ON CONFLICT (campaign_id, period_start, hour, interval, metric_type) DO UPDATE SET
-                value = EXCLUDED.value, computed_at = EXCLUDED.computed_at
-            RETURNING 1
-        )
-        SELECT COUNT(*) FROM points
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [interval, computed_at, computed_at, *grouped_params])
-        return int(cursor.fetchone()[0])
 
 
 def _as_date(value) -> dt.date:

@@ -3,7 +3,8 @@
 One function per kind of work, both branches side by side (PostgreSQL; elsewhere, i.e. SQLite for the
 demo and the SQLite test leg): ``rows_by_keys`` (key look-ups), ``fetch_frame`` (query -> pandas),
 ``copy_in`` (frames -> a table), ``insert_new_rows`` (tuples -> a table, skipping stored keys),
-``advisory_lock`` (a lock held by this database session).
+``upsert_from_query`` (a query's rows -> tables, updating rows already there), ``advisory_lock`` (a
+lock held by this database session).
 Callers never test ``connection.vendor`` for these.
 
 COPY and server-bound array parameters need the psycopg cursor itself, but a cursor taken from
@@ -23,13 +24,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import psycopg
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
+from django.db.models import QuerySet
 from psycopg.errors import UniqueViolation
 
 log = logging.getLogger(__name__)
@@ -371,3 +374,67 @@ def process_lock(key: int | str) -> Iterator[bool]:
 
 
 _PROCESS_LOCKS: set[int | str] = set()
+
+
+# --- upserts from a query ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpsertTarget:
+    """One table filled from the rows of a source query (see ``upsert_from_query``).
+
+    ``select``: PostgreSQL's way, the SELECT over the source (named ``g``) giving ``columns`` in order,
+    with its ``params``. ``build``: the portable way, the model instances for the source's rows (dicts).
+    ``unique_fields`` / ``update_fields`` are model field names: the conflict key and what a conflict
+    updates.
+    """
+
+    model: type[models.Model]
+    columns: Sequence[str]
+    select: str
+    params: Sequence[Any]
+    unique_fields: Sequence[str]
+    update_fields: Sequence[str]
+    build: Callable[[list[dict[str, Any]]], list[models.Model]]
+
+
+UPSERT_BATCH = 5000
+
+
+def upsert_from_query(source: QuerySet, targets: Sequence[UpsertTarget], *, native: bool | None = None) -> int:
+    """Insert-or-update the rows each target derives from ``source`` into its table; returns rows written.
+
+    PostgreSQL (``native``): ONE statement, no row through Python: the source as a materialized CTE
+    feeding one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` per target (so two tables fill from a
+    single scan of the events). Elsewhere (or ``native=False``, which tests use to compare the two on
+    PostgreSQL): the source's rows fetched once, each target's ``build`` makes its instances and
+    ``bulk_create(update_conflicts=True)`` writes them.
+    """
+    native = connection.vendor == "postgresql" if native is None else native
+    if not native:
+        rows = list(source.iterator(chunk_size=UPSERT_BATCH))
+        written = 0
+        for target in targets:
+            instances = target.build(rows)
+            target.model.objects.bulk_create(
+                instances, batch_size=UPSERT_BATCH, update_conflicts=True,
+                unique_fields=list(target.unique_fields), update_fields=list(target.update_fields),
+            )
+            written += len(instances)
+        return written
+    source_sql, source_params = source.query.sql_with_params()
+    quote = connection.ops.quote_name
+    parts, params = [f"g AS MATERIALIZED ({source_sql})"], list(source_params)
+    for n, target in enumerate(targets):
+        meta = target.model._meta
+        conflict = ", ".join(quote(meta.get_field(f).column) for f in target.unique_fields)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (quote(meta.get_field(f).column) for f in target.update_fields))
+        parts.append(
+            f"w{n} AS (INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in target.columns)})"
+            f" {target.select} ON CONFLICT ({conflict}) DO UPDATE SET {updates} RETURNING 1)"
+        )
+        params.extend(target.params)
+    counts = " + ".join(f"(SELECT COUNT(*) FROM w{n})" for n in range(len(targets)))
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {counts}", params)
+        return int(cursor.fetchone()[0])
