@@ -35,8 +35,8 @@ from psycopg.errors import UniqueViolation
 
 from campaigns import selectors
 from campaigns.models import Campaign, Customer, Event, Merchant, Offer
-from marketing_ai.api import BadRequest, Conflict
 from marketing_ai.db import psycopg_cursor
+from marketing_ai.errors import Conflict, InvalidRows
 from marketing_ai.validation import EXTERNAL_ID_RE, external_id_problem, text_problem
 
 MAX_API_BATCH = 5000  # events per POST /api/v1/events/
@@ -91,28 +91,6 @@ class IngestResult:
     rejected: list[RowError] = field(default_factory=list)
     customers_created: int = 0
     merchants_created: int = 0
-
-
-class InvalidRows(BadRequest):
-    """A batch with bad rows: HTTP 400 whose ``fields`` are ``{"rows": [{"index", "field", "reason"}, ...]}``.
-
-    ``typed_fields``/``typed_message`` keep the JSON types (``index`` stays an int) through the
-    shared exception handler, which would otherwise turn every leaf into a string.
-    """
-
-    def __init__(self, errors: Sequence[RowError]):
-        self.errors = list(errors)
-        listed = self.errors[:MAX_LISTED_ROW_ERRORS]
-        bad = len({e.index for e in self.errors})
-        first = self.errors[0]
-        more = len(self.errors) - len(listed)
-        self.typed_message = (
-            f"{bad} bad row(s), nothing stored; first: row {first.index} {first.field}: {first.reason}"
-            + (f" ({len(self.errors)} errors; the first {len(listed)} are listed)" if more else "")
-        )
-        self.typed_fields = {"rows": [e.as_dict() for e in listed], "errors_total": len(self.errors),
-                             "errors_not_listed": more}
-        super().__init__({"rows": [f"{e.index} {e.field}: {e.reason}" for e in listed]})
 
 
 # --- one row -------------------------------------------------------------------------------------
@@ -387,7 +365,7 @@ def _gc_paused():
 def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.datetime) -> IngestResult:
     valid, errors = validate_batch(raws, now=received_at)
     if errors and not skip_invalid:
-        raise InvalidRows(errors)
+        raise InvalidRows(errors, listed=MAX_LISTED_ROW_ERRORS)
     result = IngestResult(rejected=errors)
 
     # Within the batch the first occurrence of an event_id wins; the rest are duplicates.
@@ -461,7 +439,7 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
                 for index, row in valid if row.event_id in gone_ids
             ]
             if not skip_invalid:
-                raise InvalidRows(vanished)
+                raise InvalidRows(vanished, listed=MAX_LISTED_ROW_ERRORS)
             result.rejected = sorted([*result.rejected, *vanished], key=lambda e: e.index)
         result.stored = _insert_events(records) if records else 0
         _expect_duplicates = bool(known) or result.stored < len(records)
