@@ -12,8 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from abtests import metrics, selectors, services, stats
+from abtests.filters import ABTestFilter
 from abtests.models import ABTest, ABTestResult
-from marketing_ai.api import BadRequest, ClockTimeField
+from marketing_ai.api import ClockTimeField
+from marketing_ai.filters import ListFilterBackend
 from marketing_ai.validation import INT32_MAX
 
 # ---------------------------------------------------------------- input
@@ -389,21 +391,17 @@ class ABTestViewSet(viewsets.GenericViewSet):
     lookup_field = "test_id"
     lookup_value_regex = r"[^/]+"
     serializer_class = TestOutput
+    filter_backends = [ListFilterBackend]
+    filterset_class = ABTestFilter
 
     def get_queryset(self):
-        params = self.request.query_params
-        status = params.get("status")
-        if status and status not in ABTest.Status.values:
-            raise BadRequest({"status": [f"one of {', '.join(ABTest.Status.values)}"]})
-        return selectors.test_list(status=status, campaign_id=params.get("campaign_id"), search=params.get("search"))
+        return selectors.test_list()
 
     def get_object(self) -> ABTest:
         return selectors.test_get(test_id=self.kwargs["test_id"])
 
-    @extend_schema(parameters=[OpenApiParameter("status", str, enum=ABTest.Status.values),
-                               OpenApiParameter("campaign_id", str), OpenApiParameter("search", str)])
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(TestOutput(page, many=True).data)
 
     def retrieve(self, request: Request, test_id: str) -> Response:
@@ -434,13 +432,13 @@ class ABTestViewSet(viewsets.GenericViewSet):
         rows = [{"customer_id": a.customer_id, "variant": a.variant, "assigned_at": a.assigned_at, "new": a.new}
                 for a in assigned]
         if single:
-            return Response({"test_id": test_id, **rows[0]})
-        return Response({"test_id": test_id, "assignments": rows, "new": sum(r["new"] for r in rows)})
+            return Response(AssignOneOutput({"test_id": test_id, **rows[0]}).data)
+        return Response(AssignManyOutput({"test_id": test_id, "assignments": rows, "new": sum(r["new"] for r in rows)}).data)
 
     @extend_schema(responses=StatusOutput)
     @action(detail=True, methods=["get"])
     def status(self, request: Request, test_id: str) -> Response:
-        return Response(selectors.test_status(test=self.get_object()))
+        return Response(StatusOutput(selectors.test_status(test=self.get_object())).data)
 
     @extend_schema(request=None, responses=ResultOutput)
     @action(detail=True, methods=["post"])
@@ -453,16 +451,16 @@ class ABTestViewSet(viewsets.GenericViewSet):
         data = EndInput(data=request.data)
         data.is_valid(raise_exception=True)
         ended = services.test_end(test=self.get_object(), apply_winner=data.validated_data["apply_winner"], user=request.user)
-        return Response({
+        return Response(EndOutput({
             "test_id": ended.test.test_id,
             "status": ended.test.status,
             "winner": ended.test.winner or None,
             "ended_at": ended.test.ended_at,
             "applied": ended.applied,
-            "result": ResultOutput(ended.result).data if ended.result else None,
-        })
+            "result": ended.result,
+        }).data)
 
-    @extend_schema(responses=ResultOutput(many=True))
+    @extend_schema(responses=ResultOutput(many=True), filters=False)  # the list's filters are not this one's
     @action(detail=True, methods=["get"])
     def results(self, request: Request, test_id: str) -> Response:
         """Every stored analysis of the test, newest first."""
@@ -484,7 +482,7 @@ class ABTestViewSet(viewsets.GenericViewSet):
         by = request.query_params.get("by", "segment")
         return Response(BreakdownOutput(selectors.breakdown(test=self.get_object(), by=by)).data)
 
-    @extend_schema(responses=HistoryOutput(many=True))
+    @extend_schema(responses=HistoryOutput(many=True), filters=False)
     @action(detail=False, methods=["get"])
     def history(self, request: Request) -> Response:
         """Completed tests with their final outcome, most recently ended first."""
@@ -498,4 +496,4 @@ class ABTestViewSet(viewsets.GenericViewSet):
         data = SampleSizeInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         d = data.validated_data
-        return Response(selectors.sample_size_plan(**d))
+        return Response(SampleSizeOutput(selectors.sample_size_plan(**d)).data)

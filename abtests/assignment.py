@@ -17,7 +17,7 @@ from django.utils import timezone
 from abtests import stats
 from abtests.models import ABTest, ABTestAssignment, ABTestVariant
 from campaigns.models import Campaign, Customer
-from marketing_ai.api import BadRequest, Conflict
+from marketing_ai.errors import Conflict, InvalidInput
 
 MAX_BATCH = 10_000
 
@@ -45,18 +45,18 @@ def assign(*, test: ABTest, customer_ids: Sequence[str]) -> list[Assigned]:
         raise Conflict(f"test {test.test_id} is {test.status}; customers can only be assigned to a running test")
     ids = [str(c).strip() for c in customer_ids]
     if not ids:
-        raise BadRequest({"customer_ids": ["give at least one customer id"]})
+        raise InvalidInput({"customer_ids": ["give at least one customer id"]})
     if len(ids) > MAX_BATCH:
-        raise BadRequest({"customer_ids": [f"at most {MAX_BATCH} customers per call (got {len(ids)})"]})
+        raise InvalidInput({"customer_ids": [f"at most {MAX_BATCH} customers per call (got {len(ids)})"]})
     if any(not c for c in ids):
-        raise BadRequest({"customer_ids": ["customer ids must be non-empty strings"]})
+        raise InvalidInput({"customer_ids": ["customer ids must be non-empty strings"]})
 
     unique_ids = list(dict.fromkeys(ids))
     pk_by_id = dict(Customer.objects.filter(customer_id__in=unique_ids).values_list("customer_id", "pk"))
     unknown = [c for c in unique_ids if c not in pk_by_id]
     if unknown:
         shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        raise BadRequest({"customer_ids": [f"unknown customers ({len(unknown)}): {shown}"]})
+        raise InvalidInput({"customer_ids": [f"unknown customers ({len(unknown)}): {shown}"]})
 
     variants = test.ordered_variants
     weights = [v.weight for v in variants]

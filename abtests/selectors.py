@@ -24,7 +24,7 @@ from abtests import breakdown as breakdown_math
 from abtests import cuped as cuped_math
 from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestAssignment, ABTestResult, ABTestVariant
 from campaigns.models import Customer, Event, Segment
-from marketing_ai.api import BadRequest, NotFound
+from marketing_ai.errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,14 @@ def test_get(*, test_id: str) -> ABTest:
     return test
 
 
-def test_list(*, status: str | None = None, campaign_id: str | None = None, search: str | None = None) -> QuerySet[ABTest]:
+def test_list(*, status: str | None = None, campaign_id: str | None = None) -> QuerySet[ABTest]:
+    """Tests newest first; the API's list filters are abtests/filters.py."""
     # Meta.ordering does not apply to a GROUP BY query: order explicitly so pages are stable.
     qs = _tests().annotate(users_assigned=Count("assignments", distinct=True)).order_by("-created_at", "-id")
     if status:
         qs = qs.filter(status=status)
     if campaign_id:
         qs = qs.filter(campaign__campaign_id=campaign_id)
-    if search:
-        qs = qs.filter(test_name__icontains=search)
     return qs
 
 
@@ -415,18 +414,18 @@ def sample_size_plan(*, baseline_rate: float, mde: float, confidence_level: floa
     if daily_traffic is not None and daily_traffic <= 0:
         errors["daily_traffic"] = ["must be positive"]
     if errors:
-        raise BadRequest(errors)
+        raise InvalidInput(errors)
     # An effect too small to tell from float noise (mde=1e-17) needs "infinitely" many users: say so.
     try:
         exact = stats.sample_size_unrounded(baseline_rate, mde, confidence_level=confidence_level, power=power, arms=arms)
     except (ValueError, ZeroDivisionError, OverflowError) as exc:
-        raise BadRequest({"mde": [f"no plan for this effect: {exc}"]}) from None
+        raise InvalidInput({"mde": [f"no plan for this effect: {exc}"]}) from None
     if not math.isfinite(exact) or exact > MAX_PLANNED_USERS_PER_ARM:
-        raise BadRequest({"mde": [f"the effect is too small to detect with at most {MAX_PLANNED_USERS_PER_ARM:.0e} "
+        raise InvalidInput({"mde": [f"the effect is too small to detect with at most {MAX_PLANNED_USERS_PER_ARM:.0e} "
                                   "users per arm; plan for a larger effect"]})
     per_arm = stats.sample_size(baseline_rate, mde, confidence_level=confidence_level, power=power, arms=arms)
     if daily_traffic and per_arm * arms / daily_traffic > MAX_PLANNED_DAYS:
-        raise BadRequest({"daily_traffic": [f"the test would take more than {MAX_PLANNED_DAYS:,} days at this traffic"]})
+        raise InvalidInput({"daily_traffic": [f"the test would take more than {MAX_PLANNED_DAYS:,} days at this traffic"]})
     days = stats.days_needed(per_arm, arms, daily_traffic) if daily_traffic else None
     return {"baseline_rate": baseline_rate, "mde": mde, "confidence_level": confidence_level, "power": power,
             "arms": arms, "users_per_arm": per_arm, "total_users": per_arm * arms, "daily_traffic": daily_traffic,
@@ -620,7 +619,7 @@ def breakdown(*, test: ABTest, by: str) -> dict:
     """The goal metric per slice of customers (by segment or time zone), each treatment vs the control,
     with p-values adjusted across every slice comparison (the test's correction)."""
     if by not in BREAKDOWN_DIMENSIONS:
-        raise BadRequest({"by": [f"one of {', '.join(BREAKDOWN_DIMENSIONS)}"]})
+        raise InvalidInput({"by": [f"one of {', '.join(BREAKDOWN_DIMENSIONS)}"]})
     sql = _BREAKDOWN_SQL.format(key=BREAKDOWN_DIMENSIONS[by], assignments=ABTestAssignment._meta.db_table,
                                 customers=Customer._meta.db_table, events=Event._meta.db_table)
     ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)

@@ -26,7 +26,7 @@ from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestResult,
 from campaigns import configuration
 from campaigns import selectors as campaign_selectors
 from campaigns.models import Campaign, CampaignChange, Offer
-from marketing_ai.api import BadRequest, Conflict
+from marketing_ai.errors import Conflict, InvalidInput
 from marketing_ai.jobs import NullProgress, Progress, job
 from marketing_ai.validation import INT32_MAX
 
@@ -139,7 +139,7 @@ def test_create(
         if missing:
             errors.setdefault("variants", []).append(f"unknown offers: {', '.join(missing)}")
     if errors:
-        raise BadRequest(errors)
+        raise InvalidInput(errors)
     with transaction.atomic():
         test = ABTest.objects.create(
             campaign=campaign,

@@ -5,13 +5,12 @@ two addresses.
 """
 
 from django.urls import path
-from rest_framework.routers import SimpleRouter
 
 from abtests import views
 from abtests.api import ABTestViewSet
-from marketing_ai.api import seed_path
+from marketing_ai.routing import Router, api_path
 
-router = SimpleRouter(trailing_slash="/?")
+router = Router()
 router.register("ab-tests", ABTestViewSet, basename="abtest")
 
 api_v1_patterns: list = router.urls
@@ -22,13 +21,13 @@ def _alias(actions: dict[str, str]):
 
 
 seed_patterns: list = [
-    seed_path("ab-tests/create", _alias({"post": "create"}), name="seed-abtest-create"),
-    seed_path("ab-tests/history", _alias({"get": "history"}), name="seed-abtest-history"),
-    seed_path("ab-tests/<test_id>/start", _alias({"post": "start"}), name="seed-abtest-start"),
-    seed_path("ab-tests/<test_id>/assign", _alias({"post": "assign"}), name="seed-abtest-assign"),
-    seed_path("ab-tests/<test_id>/status", _alias({"get": "status"}), name="seed-abtest-status"),
-    seed_path("ab-tests/<test_id>/analyze", _alias({"post": "analyze"}), name="seed-abtest-analyze"),
-    seed_path("ab-tests/<test_id>/end", _alias({"post": "end"}), name="seed-abtest-end"),
+    api_path("ab-tests/create", _alias({"post": "create"}), name="seed-abtest-create"),
+    api_path("ab-tests/history", _alias({"get": "history"}), name="seed-abtest-history"),
+    api_path("ab-tests/<test_id>/start", _alias({"post": "start"}), name="seed-abtest-start"),
+    api_path("ab-tests/<test_id>/assign", _alias({"post": "assign"}), name="seed-abtest-assign"),
+    api_path("ab-tests/<test_id>/status", _alias({"get": "status"}), name="seed-abtest-status"),
+    api_path("ab-tests/<test_id>/analyze", _alias({"post": "analyze"}), name="seed-abtest-analyze"),
+    api_path("ab-tests/<test_id>/end", _alias({"post": "end"}), name="seed-abtest-end"),
 ]
 
 page_patterns: list = [

@@ -1,13 +1,11 @@
 """The A/B testing page (/ab-tests/) and one test's page: thin over services and selectors.
 
-Writes (create, start, analyze, end) are POST forms with CSRF, for marketers only; the service does
-all validation, so the form shows the same field errors as the API's 400.
+Writes (create, start, analyze, end) are POST forms with CSRF, for marketers only. The create form
+(``abtests.forms.ABTestCreateForm``) applies the API's serializer and the same service, so the page shows
+the same field errors as the API's 400.
 """
 
 from __future__ import annotations
-
-import datetime as dt
-import math
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -16,58 +14,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException, ValidationError
 
 from abtests import charts, metrics, selectors, services
+from abtests.forms import ABTestCreateForm
 from abtests.models import ABTest
 from campaigns.models import Campaign, Offer
 from marketing_ai.api import is_marketer
+from marketing_ai.errors import DomainError, InvalidInput
 
-VARIANT_ROWS = 4
 CONFIDENCE_CHOICES = (0.80, 0.90, 0.95, 0.99)
-
-
-def _number(raw: str | None, kind=float):
-    try:
-        value = kind((raw or "").strip())
-    except ValueError:
-        return math.nan if kind is float else None
-    return value
-
-
-def _form_values(post) -> dict:
-    variants = []
-    for i in range(VARIANT_ROWS):
-        name = (post.get(f"variant_name_{i}") or "").strip()
-        if not name:
-            continue
-        send_time = None
-        raw_time = (post.get(f"variant_send_time_{i}") or "").strip()
-        if raw_time:
-            try:
-                send_time = dt.time.fromisoformat(raw_time)
-            except ValueError:
-                send_time = None
-        variants.append(services.VariantSpec(name=name, weight=_number(post.get(f"variant_weight_{i}")),
-                                             offer_id=(post.get(f"variant_offer_{i}") or None), send_time=send_time))
-    return dict(
-        campaign_id=(post.get("campaign_id") or "").strip(),
-        test_name=post.get("test_name") or "",
-        hypothesis=post.get("hypothesis") or "",
-        variants=variants,
-        sample_size_target=_number(post.get("sample_size_target"), int),
-        confidence_level=_number(post.get("confidence_level")),
-        primary_metric=post.get("primary_metric") or ABTest.Metric.CONVERSION_RATE,
-        guardrail_metrics=post.getlist("guardrail_metrics"),
-        secondary_metrics=post.getlist("secondary_metrics"),
-        multiple_testing=post.get("multiple_testing") or ABTest.Correction.HOLM,
-        sequential=post.get("sequential") == "on",
-    )
-
-
-def _blank_form() -> dict:
-    return {"variant_name_0": "A", "variant_weight_0": "0.5", "variant_name_1": "B", "variant_weight_1": "0.5",
-            "confidence_level": "0.95", "primary_metric": ABTest.Metric.CONVERSION_RATE}
 
 
 def _active_cards(tests) -> list[dict]:
@@ -85,21 +40,20 @@ def _active_cards(tests) -> list[dict]:
 
 @login_required
 def ab_tests_page(request: HttpRequest) -> HttpResponse:
-    form_values = _blank_form()
-    errors: dict = {}
+    form = ABTestCreateForm(request.POST if request.method == "POST" else None)
     status_code = 200
     if request.method == "POST":
         if not is_marketer(request.user):
             raise PermissionDenied("Creating a test needs the marketer role.")
-        form_values = request.POST.dict()
-        try:
-            test = services.test_create(**_form_values(request.POST), user=request.user)
-        except ValidationError as exc:
-            errors = {k: [str(r) for r in v] if isinstance(v, list) else [str(v)] for k, v in exc.detail.items()}
-            status_code = 400
-        else:
-            messages.success(request, f"Created {test.test_name} ({test.test_id}) as a draft; start it when ready.")
-            return redirect("abtests-page")
+        if form.is_valid():
+            try:
+                test = services.test_create(**form.create_kwargs, user=request.user)
+            except InvalidInput as exc:
+                form.add_service_errors(exc.fields)
+            else:
+                messages.success(request, f"Created {test.test_name} ({test.test_id}) as a draft; start it when ready.")
+                return redirect("abtests-page")
+        status_code = 400
     active = selectors.test_list().exclude(status=ABTest.Status.COMPLETED).order_by("status", "-created_at")
     history = []
     for test in selectors.test_history()[:50]:
@@ -110,12 +64,10 @@ def ab_tests_page(request: HttpRequest) -> HttpResponse:
         "can_write": is_marketer(request.user),
         "campaigns": Campaign.objects.order_by("name").values("campaign_id", "name"),
         "offers": Offer.objects.all(),
-        "form": form_values,
-        "errors": errors,
-        "variant_rows": [
-            {"i": i, **{key: form_values.get(f"variant_{key}_{i}", "") for key in ("name", "weight", "offer", "send_time")}}
-            for i in range(VARIANT_ROWS)
-        ],
+        "form": form.values(),
+        "errors": form.field_errors() if form.is_bound else {},
+        "other_errors": form.other_errors() if form.is_bound else [],
+        "variant_rows": form.variant_rows(),
         "confidence_choices": CONFIDENCE_CHOICES,
         "metrics": ABTest.Metric.choices,
         "all_metrics": [(m.name, m.label) for m in metrics.METRICS.values()],
@@ -180,7 +132,7 @@ def ab_test_transition(request: HttpRequest, test_id: str, verb: str) -> HttpRes
                                       + (f". Applied to {campaign.name}: {applied}." if applied else "."))
         else:
             messages.error(request, f"Unknown action {verb!r}.")
-    except APIException as exc:
-        messages.error(request, str(exc.detail))
+    except DomainError as exc:
+        messages.error(request, exc.message)
     target = request.POST.get("next") or reverse("abtests-page")
     return redirect(target if target.startswith("/ab-tests/") else reverse("abtests-page"))

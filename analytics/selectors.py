@@ -24,7 +24,7 @@ from analytics import metrics
 from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
 from analytics.services import DAILY_METRICS, hourly_first_day, period_bounds
 from campaigns.models import Campaign, Segment
-from marketing_ai.api import BadRequest, NotFound
+from marketing_ai.errors import InvalidInput, NotFound
 
 ALLOWED_DAYS = (7, 30, 90)
 DEFAULT_DAYS = 30
@@ -58,26 +58,26 @@ class Period:
     def from_query(cls, params: Mapping[str, str], *, today: dt.date | None = None) -> Period:
         """``?days=7|30|90`` (ending today, UTC) or ``?from=YYYY-MM-DD&to=YYYY-MM-DD``; 30 days by default.
 
-        Bad values raise ``BadRequest`` naming the field and what is allowed.
+        Bad values raise ``InvalidInput`` naming the field and what is allowed.
         """
         today = today or timezone.now().date()
         days, start, end = params.get("days"), params.get("from"), params.get("to")
         allowed = ", ".join(map(str, ALLOWED_DAYS))
         if days not in (None, "") and (start or end):
-            raise BadRequest({"days": ["give either days or from/to, not both"]})
+            raise InvalidInput({"days": ["give either days or from/to, not both"]})
         if start or end:
             if not start:
-                raise BadRequest({"from": ["required when to is given (an ISO date, YYYY-MM-DD)"]})
+                raise InvalidInput({"from": ["required when to is given (an ISO date, YYYY-MM-DD)"]})
             first = _iso_date("from", start)
             last = _iso_date("to", end) if end else today
             for name, day in (("from", first), ("to", last)):
                 if day > today:
-                    raise BadRequest({name: [f"must not be after today ({today.isoformat()}, UTC): "
+                    raise InvalidInput({name: [f"must not be after today ({today.isoformat()}, UTC): "
                                              f"there are no figures for days to come (got {day.isoformat()})"]})
             if last < first:
-                raise BadRequest({"to": [f"must be on or after from ({first.isoformat()})"]})
+                raise InvalidInput({"to": [f"must be on or after from ({first.isoformat()})"]})
             if (last - first).days + 1 > MAX_RANGE_DAYS:
-                raise BadRequest({"from": [f"the range may span at most {MAX_RANGE_DAYS} days (one year); "
+                raise InvalidInput({"from": [f"the range may span at most {MAX_RANGE_DAYS} days (one year); "
                                            f"this one spans {(last - first).days + 1}: ask one year at a time"]})
             return cls(first, last)
         if days in (None, ""):
@@ -85,7 +85,7 @@ class Period:
         elif days.strip().isascii() and days.strip().isdigit() and int(days) in ALLOWED_DAYS:  # not "²"
             n = int(days)
         else:
-            raise BadRequest({"days": [f"must be one of {allowed} (got {days!r})"]})
+            raise InvalidInput({"days": [f"must be one of {allowed} (got {days!r})"]})
         return cls(today - dt.timedelta(days=n - 1), today, n)
 
 
@@ -93,16 +93,16 @@ def _iso_date(name: str, value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value.strip())
     except ValueError:
-        raise BadRequest({name: [f"must be an ISO date, YYYY-MM-DD (got {value!r})"]}) from None
+        raise InvalidInput({name: [f"must be an ISO date, YYYY-MM-DD (got {value!r})"]}) from None
 
 
 def parse_interval(value: str | None, period: Period | None = None) -> str:
     """The trend interval (daily by default); with a ``period``, also check that hourly points cover it."""
     interval = (value or CampaignTrendData.Interval.DAILY).strip().lower()
     if interval not in INTERVALS:
-        raise BadRequest({"interval": [f"must be one of {', '.join(INTERVALS)} (got {value!r})"]})
+        raise InvalidInput({"interval": [f"must be one of {', '.join(INTERVALS)} (got {value!r})"]})
     if interval == CampaignTrendData.Interval.HOURLY and period is not None and not hourly_covers(period):
-        raise BadRequest({"interval": [
+        raise InvalidInput({"interval": [
             f"hourly points are kept for the last {settings.ANALYTICS_HOURLY_DAYS} days "
             f"(from {hourly_first_day().isoformat()}); ask ?days={min(ALLOWED_DAYS)} or a from/to within them, "
             "or another interval"

@@ -1,12 +1,11 @@
 """URL lists included by marketing_ai/urls.py (see its docstring)."""
 
 from django.urls import path
-from rest_framework.routers import SimpleRouter
 
 from analytics import api, views
-from marketing_ai.api import seed_path
+from marketing_ai.routing import Router, api_path
 
-router = SimpleRouter(trailing_slash="/?")
+router = Router()
 router.register("analytics/campaigns", api.CampaignAnalyticsViewSet, basename="analytics-campaign")
 
 campaign_metrics = api.CampaignAnalyticsViewSet.as_view({"get": "metrics"})
@@ -16,13 +15,13 @@ portfolio = api.PortfolioView.as_view()
 
 api_v1_patterns: list = [
     *router.urls,
-    seed_path("analytics/portfolio", portfolio, name="analytics-portfolio"),
+    api_path("analytics/portfolio", portfolio, name="analytics-portfolio"),
 ]
 seed_patterns: list = [
-    seed_path("analytics/campaign/<campaign_id>/metrics", campaign_metrics, name="seed-analytics-metrics"),
-    seed_path("analytics/campaign/<campaign_id>/segments", campaign_segments, name="seed-analytics-segments"),
-    seed_path("analytics/campaign/<campaign_id>/trends", campaign_trends, name="seed-analytics-trends"),
-    seed_path("analytics/portfolio", portfolio, name="seed-analytics-portfolio"),
+    api_path("analytics/campaign/<campaign_id>/metrics", campaign_metrics, name="seed-analytics-metrics"),
+    api_path("analytics/campaign/<campaign_id>/segments", campaign_segments, name="seed-analytics-segments"),
+    api_path("analytics/campaign/<campaign_id>/trends", campaign_trends, name="seed-analytics-trends"),
+    api_path("analytics/portfolio", portfolio, name="seed-analytics-portfolio"),
 ]
 page_patterns: list = [
     path("analytics/", views.portfolio_page, name="analytics-page"),

@@ -14,13 +14,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import ValidationError
 
 from analytics import charts, selectors
 from analytics.models import CampaignTrendData
 from analytics.selectors import ALLOWED_DAYS, INTERVALS, Period
 from analytics.services import DAILY_METRICS
-from marketing_ai.api import NotFound, is_marketer
+from marketing_ai.api import is_marketer
+from marketing_ai.errors import InvalidInput, NotFound
 from optimizer import hub
 
 
@@ -28,19 +28,19 @@ def _period_and_interval(request: HttpRequest) -> tuple[Period, str]:
     """The page's range and interval; bad values show a message and fall back to the defaults."""
     try:
         period = Period.from_query(request.GET)
-    except ValidationError as exc:
+    except InvalidInput as exc:
         messages.error(request, f"Invalid range ({_reason(exc)}); showing the last {selectors.DEFAULT_DAYS} days.")
         period = Period.from_query({})
     try:
         interval = selectors.parse_interval(request.GET.get("interval"), period)
-    except ValidationError as exc:
+    except InvalidInput as exc:
         messages.error(request, f"Invalid interval ({_reason(exc)}); showing daily.")
         interval = "daily"
     return period, interval
 
 
-def _reason(exc: ValidationError) -> str:
-    return "; ".join(f"{field}: {' '.join(map(str, reasons))}" for field, reasons in exc.detail.items())
+def _reason(exc: InvalidInput) -> str:
+    return "; ".join(f"{field}: {' '.join(map(str, reasons))}" for field, reasons in exc.fields.items())
 
 
 def _links(request: HttpRequest, period: Period, interval: str, api_base: str, csv_paths: dict[str, str]) -> dict:

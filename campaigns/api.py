@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from campaigns import configuration, selectors, services
-from campaigns.models import Campaign, CampaignChange, Customer, Merchant
+from campaigns import configuration, filters, selectors, services
+from campaigns.models import Campaign, CampaignChange, Merchant
 from campaigns.serializers import (
     CampaignChangeSerializer,
     CampaignSerializer,
@@ -20,60 +20,34 @@ from campaigns.serializers import (
     MerchantSerializer,
 )
 from marketing_ai.api import BadRequest, NotFound
+from marketing_ai.filters import ListFilterBackend
 
 EXTERNAL_ID = r"[^/]+"
 
 
-def _choice(request, name: str, choices: list[str]) -> str | None:
-    value = request.query_params.get(name) or None
-    if value is not None and value not in choices:
-        raise BadRequest({name: [f"{value!r} is not one of {', '.join(choices)}"]})
-    return value
-
-
-SEARCH = OpenApiParameter("search", str, description="Substring of the name or external id")
-
-
-@extend_schema_view(
-    list=extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, enum=Campaign.Status.values),
-            OpenApiParameter("channel", str, enum=Campaign.Channel.values),
-            OpenApiParameter("merchant", str, description="Merchant external id"),
-            OpenApiParameter("segment", str, description="Campaigns targeting this segment"),
-            SEARCH,
-        ]
-    )
-)
 class CampaignViewSet(viewsets.ModelViewSet):
     """Campaigns keyed by ``campaign_id``. Writes take the merchant by ``merchant_id``, the offer by
     ``current_offer_id``, segments by name and ``send_time`` as HH:MM (UTC)."""
 
     serializer_class = CampaignSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = filters.CampaignFilter
     lookup_field = "campaign_id"
     lookup_value_regex = EXTERNAL_ID
 
     def get_queryset(self):
-        if self.action != "list":
-            return selectors.campaign_list()
-        q = self.request.query_params
-        return selectors.campaign_list(
-            status=_choice(self.request, "status", Campaign.Status.values),
-            channel=_choice(self.request, "channel", Campaign.Channel.values),
-            merchant_id=q.get("merchant") or None,
-            segment=q.get("segment") or None,
-            search=q.get("search") or None,
-        )
+        return selectors.campaign_list()
 
     def perform_destroy(self, instance: Campaign) -> None:
         services.campaign_delete(instance)
 
 
-@extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("field", str, enum=CampaignChange.Field.values)]))
 class CampaignChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """A campaign's change log, newest first: who, when, field, segment, from -> to, source. Read-only but for undo."""
 
     serializer_class = CampaignChangeSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = filters.CampaignChangeFilter
     lookup_value_regex = r"\d+"
 
     def campaign(self) -> Campaign:
@@ -85,8 +59,7 @@ class CampaignChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no campaign in the URL
             return CampaignChange.objects.none()
-        field = _choice(self.request, "field", CampaignChange.Field.values) if self.action == "list" else None
-        return selectors.campaign_changes(self.campaign(), fields=[field] if field else None)
+        return selectors.campaign_changes(self.campaign())
 
     @extend_schema(request=None, responses=CampaignChangeSerializer)
     @action(detail=True, methods=["post"])
@@ -96,49 +69,33 @@ class CampaignChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         return Response(CampaignChangeSerializer(undo).data)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[OpenApiParameter("category", str), SEARCH])
-)
 class MerchantViewSet(viewsets.ModelViewSet):
     """Merchants keyed by ``merchant_id``."""
 
     serializer_class = MerchantSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = filters.MerchantFilter
     lookup_field = "merchant_id"
     lookup_value_regex = EXTERNAL_ID
 
     def get_queryset(self):
-        q = self.request.query_params
-        if self.action != "list":
-            return Merchant.objects.all()
-        return selectors.merchant_list(category=q.get("category") or None, search=q.get("search") or None)
+        return selectors.merchant_list()
 
     def perform_destroy(self, instance: Merchant) -> None:
         services.merchant_delete(instance)
 
 
-@extend_schema_view(
-    list=extend_schema(
-        parameters=[
-            OpenApiParameter("segment", str, description="Segment name, or 'none' for customers without one"),
-            OpenApiParameter("timezone", str, description="IANA time zone, e.g. Europe/Paris"),
-            OpenApiParameter("search", str, description="Prefix of the customer id"),
-        ]
-    )
-)
 class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
     """Customers keyed by ``customer_id`` (read-only: they are created by event ingestion)."""
 
     serializer_class = CustomerSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = filters.CustomerFilter
     lookup_field = "customer_id"
     lookup_value_regex = EXTERNAL_ID
 
     def get_queryset(self):
-        q = self.request.query_params
-        if self.action != "list":
-            return Customer.objects.select_related("segment")
-        return selectors.customer_list(
-            segment=q.get("segment") or None, timezone=q.get("timezone") or None, search=q.get("search") or None
-        )
+        return selectors.customer_list()
 
 
 EVENT_EXAMPLE = [

@@ -39,16 +39,10 @@ from django.utils import timezone
 
 from campaigns import selectors
 from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Merchant, Offer, Segment
-from marketing_ai.api import BadRequest, Conflict
+from marketing_ai.errors import Conflict, InvalidInput, StaleValue
 
 Field = CampaignChange.Field
 Source = CampaignChange.Source
-
-
-class StaleValue(Conflict):
-    """The live value is no longer the one a proposal (or an undo) was based on."""
-
-    default_code = "stale_value"
 
 
 @dataclass(frozen=True)
@@ -89,30 +83,30 @@ def _set_related(campaign: Campaign, related, model, key: str, keys: list[str], 
     rows = list(model.objects.filter(**{f"{key}__in": keys}))
     missing = sorted(set(keys) - {getattr(row, key) for row in rows})
     if missing:
-        raise BadRequest({related.prefetch_cache_name: [f"{missing_text} {', '.join(missing)}"]})
+        raise InvalidInput({related.prefetch_cache_name: [f"{missing_text} {', '.join(missing)}"]})
     related.set(rows)
     campaign.save(update_fields=["updated_at"])
     return ",".join(keys)
 
 
 def _write(campaign: Campaign, change: SettingChange) -> str:
-    """Write one canonical value; returns it normalised. Raises BadRequest naming the field."""
+    """Write one canonical value; returns it normalised. Raises InvalidInput naming the field."""
     field, value, segment = change.field, (change.value or "").strip(), change.segment
     if field != Field.OFFER and segment:
-        raise BadRequest({field: [f"{field} is set for the whole campaign, not per segment ({segment!r})"]})
+        raise InvalidInput({field: [f"{field} is set for the whole campaign, not per segment ({segment!r})"]})
     if field == Field.OFFER:
         offer = None
         if value:
             offer = Offer.objects.filter(offer_id=value).first()
             if offer is None:
-                raise BadRequest({"offer_id": [f"no offer with offer_id {value!r}"]})
+                raise InvalidInput({"offer_id": [f"no offer with offer_id {value!r}"]})
         if not segment:
             campaign.current_offer = offer
             campaign.save(update_fields=["current_offer", "updated_at"])
             return value
         seg = Segment.objects.filter(name=segment).first()
         if seg is None:
-            raise BadRequest({"segment": [f"no segment named {segment!r}"]})
+            raise InvalidInput({"segment": [f"no segment named {segment!r}"]})
         if offer is None:
             CampaignSegmentOffer.objects.filter(campaign=campaign, segment=seg).delete()
         else:
@@ -125,7 +119,7 @@ def _write(campaign: Campaign, change: SettingChange) -> str:
         try:
             campaign.send_time = dt.time.fromisoformat(value) if value else None
         except ValueError:
-            raise BadRequest({"send_time": [f"{value!r} is not a time; use HH:MM (UTC)"]}) from None
+            raise InvalidInput({"send_time": [f"{value!r} is not a time; use HH:MM (UTC)"]}) from None
         campaign.save(update_fields=["send_time", "updated_at"])
         return canonical(field, campaign.send_time)
     if field == Field.TARGET_SEGMENTS:
@@ -135,17 +129,17 @@ def _write(campaign: Campaign, change: SettingChange) -> str:
                             "no merchants with merchant_id")
     if field == Field.SEND_TIME_POLICY:
         if value not in Campaign.SendTimePolicy.values:
-            raise BadRequest({"send_time_policy": [f"one of {', '.join(Campaign.SendTimePolicy.values)}"]})
+            raise InvalidInput({"send_time_policy": [f"one of {', '.join(Campaign.SendTimePolicy.values)}"]})
         campaign.send_time_policy = value
         campaign.save(update_fields=["send_time_policy", "updated_at"])
         return value
     if field == Field.STATUS:
         if value not in Campaign.Status.values:
-            raise BadRequest({"status": [f"one of {', '.join(Campaign.Status.values)}"]})
+            raise InvalidInput({"status": [f"one of {', '.join(Campaign.Status.values)}"]})
         campaign.status = value
         campaign.save(update_fields=["status", "updated_at"])
         return value
-    raise BadRequest({"field": [f"unknown setting {field!r}; one of {', '.join(Field.values)}"]})
+    raise InvalidInput({"field": [f"unknown setting {field!r}; one of {', '.join(Field.values)}"]})
 
 
 def lock(campaign: Campaign) -> Campaign:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Customer, Merchant, Offer, Segment
 from marketing_ai.db import rows_by_keys
@@ -54,49 +54,19 @@ def merchant_pks(merchant_ids: Iterable[str]) -> dict[str, int]:
     return _pk_by_external_id(Merchant, "merchant_id", merchant_ids)
 
 
-def campaign_list(
-    *, status: str | None = None, merchant_id: str | None = None, channel: str | None = None,
-    segment: str | None = None, search: str | None = None,
-) -> QuerySet[Campaign]:
-    qs = Campaign.objects.select_related("merchant", "current_offer").prefetch_related(
+# The API's list filters are campaigns/filters.py (django-filter FilterSets over these querysets).
+def campaign_list() -> QuerySet[Campaign]:
+    return Campaign.objects.select_related("merchant", "current_offer").prefetch_related(
         "target_segments", "promoted_merchants", "segment_offers__segment", "segment_offers__offer"
     )
-    if status:
-        qs = qs.filter(status=status)
-    if merchant_id:
-        qs = qs.filter(merchant__merchant_id=merchant_id)
-    if channel:
-        qs = qs.filter(channel=channel)
-    if segment:
-        qs = qs.filter(target_segments__name=segment)
-    if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(campaign_id__icontains=search))
-    return qs
 
 
-def merchant_list(*, category: str | None = None, search: str | None = None) -> QuerySet[Merchant]:
-    qs = Merchant.objects.all()
-    if category:
-        qs = qs.filter(category=category)
-    if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(merchant_id__icontains=search))
-    return qs
+def merchant_list() -> QuerySet[Merchant]:
+    return Merchant.objects.all()
 
 
-def customer_list(
-    *, segment: str | None = None, timezone: str | None = None, search: str | None = None
-) -> QuerySet[Customer]:
-    qs = Customer.objects.select_related("segment")
-    if segment == "none":
-        qs = qs.filter(segment__isnull=True)
-    elif segment:
-        qs = qs.filter(segment__name=segment)
-    if timezone:
-        qs = qs.filter(timezone=timezone)
-    if search:
-        # A prefix search uses the unique index on customer_id; customers run into the millions.
-        qs = qs.filter(customer_id__startswith=search)
-    return qs
+def customer_list() -> QuerySet[Customer]:
+    return Customer.objects.select_related("segment")
 
 
 # --- A campaign's configuration (written by campaigns.configuration) ------------------------------

@@ -29,7 +29,7 @@ from campaigns.ingest.validation import (
     validate_event_row,
 )
 from campaigns.models import Campaign, Merchant
-from marketing_ai.api import Conflict
+from marketing_ai.errors import Conflict
 
 __all__ = [
     "AMOUNT_REQUIRED", "CENT", "EVENT_COLUMNS", "EVENT_COPY_TYPES", "MAX_AMOUNT", "MAX_API_BATCH",

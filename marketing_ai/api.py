@@ -1,7 +1,9 @@
-"""API conventions shared by every app: one error shape, roles, pagination, seed-path aliases.
+"""API conventions shared by every app: one error shape, roles, pagination (addresses: ``marketing_ai.routing``).
 
 Every 4xx answers ``{"error": {"code": ..., "message": ..., "fields": {...}}}``.
-Services raise ``Conflict`` (409) or ``NotFound`` (404); views never build error JSON by hand.
+Services raise the domain's errors (``marketing_ai.errors``: ``InvalidInput`` 400, ``NotFound`` 404,
+``Conflict`` 409); ``exception_handler`` below is the one place that maps them (and DRF's and Django's
+own errors) to that shape. Views never build error JSON by hand.
 """
 
 from __future__ import annotations
@@ -15,37 +17,24 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404, JsonResponse
-from django.urls import URLPattern, re_path
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.response import Response
 from rest_framework.utils import json
 
 from marketing_ai import validation
+from marketing_ai.errors import Conflict, DomainError, InvalidInput, NotFound, first_reason
+
+# The names views have always raised: the domain's errors (``marketing_ai.errors``), mapped below.
+BadRequest = InvalidInput
 
 logger = logging.getLogger(__name__)
 
 MARKETER = "marketer"
 VIEWER = "viewer"
 INGEST = "ingest"  # service accounts that may only send events
-
-
-class Conflict(exceptions.APIException):
-    """The request is valid but the resource's state forbids it (e.g. ending a draft test)."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-    default_detail = "The resource is not in a state that allows this."
-
-    def __init__(self, detail=None, code=None, fields: dict | None = None) -> None:
-        super().__init__(detail, code)
-        # Which inputs the conflict is about, e.g. {"customer_ids": ["user_1 is in test_x"]}.
-        self.fields = fields or {}
-
-
-class NotFound(exceptions.NotFound):
-    default_code = "not_found"
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -63,10 +52,6 @@ def too_large_message(size: int | None = None) -> str:
     return f"The request body is over the limit of {body_limit():,} bytes{got}; send smaller batches."
 
 
-class BadRequest(exceptions.ValidationError):
-    """A 400 with a field and a reason: ``BadRequest({"days": ["must be one of 7, 30, 90"]})``."""
-
-
 def _flatten(detail: Any) -> Any:
     if isinstance(detail, dict):
         return {str(k): _flatten(v) for k, v in detail.items()}
@@ -78,37 +63,48 @@ def _flatten(detail: Any) -> Any:
 def _message(detail: Any, fields: dict) -> str:
     if isinstance(detail, (str, exceptions.ErrorDetail)):
         return str(detail)
-    if fields:
-        first, reason = next(iter(fields.items()))
-        while isinstance(reason, (list, dict)) and reason:
-            reason = reason[0] if isinstance(reason, list) else next(iter(reason.values()))
-        if first == "non_field_errors":
-            return str(reason)
-        return f"{first}: {reason}"
-    return "Invalid request."
+    return first_reason(fields)
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+# The one mapping of the domain's errors to HTTP: the most specific class listed wins.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: status.HTTP_400_BAD_REQUEST,
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+}
+
+
+def domain_status(exc: DomainError) -> int:
+    return next((DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUS), status.HTTP_400_BAD_REQUEST)
+
+
 def exception_handler(exc: Exception, context: dict) -> Any:
+    """Every error a view lets out, in the one shape: the domain's errors, DRF's and Django's."""
+    from rest_framework.views import exception_handler as drf_exception_handler  # DRF's views import this module
+    from rest_framework.views import set_rollback
+
+    if isinstance(exc, DataError):
+        # The last line of defence: a value the validators let through but the database refused
+        # (a number out of a column's range, text it cannot store). The client's input, so a 400.
+        logger.warning("database refused a value: %s", exc)
+        exc = InvalidInput("a value is out of the range the database can store")
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.fields), status=domain_status(exc))
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
     elif isinstance(exc, Http404):
-        exc = NotFound(str(exc) or "Not found.")
+        exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(too_large_message())
-    elif isinstance(exc, DataError):
-        # The last line of defence: a value the validators let through but the database refused
-        # (a number out of a column's range, text it cannot store). The client's input, so a 400.
-        logger.warning("database refused a value: %s", exc)
-        exc = BadRequest({"non_field_errors": ["a value is out of the range the database can store"]})
-    from rest_framework.views import exception_handler as drf_exception_handler  # DRF's views import this module
 
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -119,16 +115,12 @@ def exception_handler(exc: Exception, context: dict) -> Any:
         fields = _flatten(detail) if isinstance(detail, dict) else {"non_field_errors": _flatten(detail)}
         code = "invalid"
         message = _message(detail, fields)
-        # An error may carry JSON-typed fields (e.g. ingestion's {"rows": [{"index": 3, ...}]}).
-        fields = getattr(exc, "typed_fields", None) or fields
-        message = getattr(exc, "typed_message", None) or message
     else:
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         if isinstance(code, dict):
             code = "error"
         raw = detail.get("detail", detail) if isinstance(detail, dict) else detail
         message = str(raw)
-        fields = getattr(exc, "fields", None) or {}
     response.data = error_body(str(code), message, fields)
     return response
 
@@ -255,14 +247,3 @@ class Pagination(PageNumberPagination):
         if raw not in (None, "last") and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
             raise BadRequest({self.page_query_param: ["a page number from 1"]})
         return super().paginate_queryset(queryset, request, view)
-
-
-def seed_path(route: str, view, name: str | None = None) -> URLPattern:
-    """An alias of a v1 view at one of the seed's paths, with or without a trailing slash.
-
-    ``route`` uses ``<name>`` for a path segment: ``seed_path("analytics/campaign/<campaign_id>/metrics", view)``.
-    """
-    import re
-
-    pattern = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", route.strip("/"))
-    return re_path(rf"^{pattern}/?$", view, name=name)

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from marketing_ai import job_queue, jobs, selectors
 from marketing_ai.api import BadRequest, NotFound
+from marketing_ai.filters import JobRunFilter, ListFilterBackend
 from marketing_ai.models import JobRun
 from marketing_ai.outages import ServiceUnavailable
 
@@ -150,13 +151,8 @@ def _valid(serializer_class: type[serializers.Serializer], data) -> dict:
 
 class JobRunViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = JobRunOutput
+    filter_backends = [ListFilterBackend]
+    filterset_class = JobRunFilter
 
     def get_queryset(self):
-        runs = JobRun.objects.order_by("-started_at")
-        if job := self.request.query_params.get("job"):
-            runs = runs.filter(job=job)
-        if wanted := self.request.query_params.get("status"):
-            if wanted not in JobRun.Status.values:
-                raise BadRequest({"status": [f"must be one of {', '.join(JobRun.Status.values)}"]})
-            runs = runs.filter(status=wanted)
-        return runs
+        return JobRun.objects.order_by("-started_at")

@@ -8,10 +8,9 @@ from http import HTTPStatus
 from django.core.exceptions import BadRequest as DjangoBadRequest
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import get_urlconf, is_valid_path
 from rest_framework import exceptions as drf_exceptions
 
-from marketing_ai import validation
+from marketing_ai import errors, validation
 from marketing_ai.api import body_limit, json_error, role_refusal, too_large_message
 
 # Django-level 4xx (outside DRF's exception handler) get these codes in the error shape.
@@ -62,30 +61,18 @@ class ApiErrorShapeMiddleware:
 
 
 class ApiNotFoundMiddleware:
-    """Innermost: under /api/ every path answers with or without its trailing slash; unknown paths are JSON 404s.
+    """Innermost: under /api/ unknown paths are JSON 404s, and any other 4xx Django (not DRF) produced,
+    e.g. a 405 from ``require_GET``, gets the API's error shape.
 
-    Django's APPEND_SLASH would answer a slash-less API path with a redirect (and a POST with an
-    error), so a path that only matches with a slash is dispatched again with it: one view, two
-    addresses, the same request body. Any other 4xx Django (not DRF) produced, e.g. a 405 from
-    ``require_GET``, gets the API's error shape.
+    (Trailing slashes are the URL map's business: every API address is routed with or without one,
+    ``marketing_ai.routing.Router`` and ``api_path``.)
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        response = self.get_response(request)
-        if (
-            response.status_code == 404
-            and request.path_info.startswith("/api/")
-            and not request.path_info.endswith("/")
-        ):
-            urlconf = getattr(request, "urlconf", None) or get_urlconf()
-            if not is_valid_path(request.path_info, urlconf) and is_valid_path(f"{request.path_info}/", urlconf):
-                request.path_info = f"{request.path_info}/"
-                request.path = f"{request.path}/"
-                response = self.get_response(request)
-        return shaped_client_error(request, response)
+        return shaped_client_error(request, self.get_response(request))
 
 
 class RequestGuardMiddleware:
@@ -95,8 +82,8 @@ class RequestGuardMiddleware:
       surrogate: 400 (PostgreSQL cannot even compare such a string, so every lookup would be a 500);
     - a body whose Content-Length is over ``DATA_UPLOAD_MAX_MEMORY_SIZE``: 413 naming the limit
       (a body without a length is cut at the limit by the JSON parser, with the same 413);
-    - a dashboard page's view raising the API's exceptions (``NotFound``, ``PermissionDenied``,
-      ``ValidationError``): Django's 404, 403 or 400 page instead of a 500.
+    - a dashboard page's view letting out a domain error (``marketing_ai.errors``) or one of DRF's
+      (``NotFound``, ``PermissionDenied``, ``ValidationError``): Django's 404, 403 or 400 page instead of a 500.
     """
 
     def __init__(self, get_response):
@@ -141,6 +128,10 @@ class RequestGuardMiddleware:
             return self._refuse(request, 413, "payload_too_large", too_large_message())
         if request.path_info.startswith("/api/"):
             return None  # DRF's handler (and the error shape for anything else) decides
+        if isinstance(exc, errors.NotFound):
+            raise Http404(exc.message) from exc
+        if isinstance(exc, errors.DomainError):  # bad input or a conflict: the page's 400
+            raise DjangoBadRequest(exc.message) from exc
         if isinstance(exc, drf_exceptions.NotFound):
             raise Http404(str(exc.detail)) from exc
         if isinstance(exc, (drf_exceptions.PermissionDenied, drf_exceptions.NotAuthenticated)):

@@ -1,7 +1,10 @@
 """URL map. Each app's urls.py exposes three lists, included here:
 
 - ``api_v1_patterns``: DRF routers and views under /api/v1/
-- ``seed_patterns``: thin aliases at the seed's own paths under /api/ (``marketing_ai.api.seed_path``)
+- ``seed_patterns``: thin aliases at the seed's own paths under /api/ (``marketing_ai.routing.api_path``)
+
+Every API address answers with or without its trailing slash: ``marketing_ai.routing.Router`` for viewsets,
+``marketing_ai.routing.api_path`` for single views (one rule, ``OPTIONAL_SLASH``).
 - ``page_patterns``: server-rendered dashboard pages
 """
 
@@ -10,17 +13,17 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
-from rest_framework.routers import SimpleRouter
 
 from abtests import urls as abtests_urls
 from analytics import urls as analytics_urls
 from campaigns import urls as campaigns_urls
 from marketing_ai import api_root, health, jobs_api, views
+from marketing_ai.routing import Router, api_path
 from optimizer import urls as optimizer_urls
 
 APPS = (campaigns_urls, analytics_urls, abtests_urls, optimizer_urls)
 
-platform_router = SimpleRouter()
+platform_router = Router()
 platform_router.register("jobs", jobs_api.JobViewSet, basename="job")
 platform_router.register("job-runs", jobs_api.JobRunViewSet, basename="job-run")
 
@@ -31,13 +34,13 @@ pages = [p for app in APPS for p in app.page_patterns]
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("api/phase4/health", health.phase4_health, name="phase4-health"),
-    path("api/phase4/health/", health.phase4_health),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Under /api/ every address follows the API's one trailing-slash rule (marketing_ai.routing.api_path, Router).
+    api_path("api/phase4/health", health.phase4_health, name="phase4-health"),
+    api_path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file, so the page needs no inline script (CSP).
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
-    path("api/v1/", api_root.ApiRootView.as_view(), name="api-root"),
+    api_path("api/docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    api_path("api/redoc", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
+    api_path("api/v1", api_root.ApiRootView.as_view(), name="api-root"),
     path("api/v1/", include(api_v1)),
     # Pages link the SVG icon; the admin's and other pages' implicit /favicon.ico request lands on it too.
     path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}favicon.svg", permanent=True)),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from rest_framework.exceptions import APIException
 
 from marketing_ai.api import is_marketer
+from marketing_ai.errors import DomainError
 from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
 from optimizer.services import recommendations as services
 
@@ -19,8 +19,8 @@ def _run(modeladmin, request, queryset, service, verb: str, done_text: str) -> N
         try:
             service(opt, request.user)
             done += 1
-        except APIException as exc:  # Conflict: superseded or dismissed
-            refused.append(str(exc.detail))
+        except DomainError as exc:  # Conflict: superseded or dismissed
+            refused.append(exc.message)
     if done:
         modeladmin.message_user(request, f"{done} recommendation(s) {done_text}.", messages.SUCCESS)
     for reason in refused:

@@ -14,47 +14,23 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketing_ai.api import INGEST, BadRequest, RolePermission, WholeBodyJSONParser, _group_names
-from optimizer import selectors, serializers
-from optimizer.models import CampaignOptimization, MLModel, ModelType, UserMerchantAffinity, UserSendTime
+from marketing_ai.filters import ListFilterBackend
+from optimizer import filters, selectors, serializers
+from optimizer.models import CampaignOptimization, MLModel, UserMerchantAffinity, UserSendTime
 from optimizer.services import recommendations as services
 
 Opt = CampaignOptimization
-
-
-def _choice(request, name: str, choices) -> str | None:
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
-    allowed = [c for c, _ in choices]
-    if value not in allowed:
-        raise BadRequest({name: [f"must be one of {', '.join(allowed)}"]})
-    return value
 
 
 class OptimizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Campaign optimisation proposals, best first (priority, then expected impact)."""
 
     serializer_class = serializers.OptimizationSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = filters.OptimizationFilter
 
     def get_queryset(self):
-        params = self.request.query_params
-        return selectors.optimization_list(
-            campaign_id=params.get("campaign_id") or None,
-            kind=_choice(self.request, "type", Opt.Type.choices),
-            status=_choice(self.request, "status", Opt.Status.choices),
-            target=params.get("target"),
-        )
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("campaign_id", str),
-            OpenApiParameter("type", str, enum=Opt.Type.values),
-            OpenApiParameter("status", str, enum=Opt.Status.values),
-            OpenApiParameter("target", str, description="e.g. a segment name for offer proposals"),
-        ]
-    )
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        return selectors.optimization_list()
 
     @extend_schema(request=None, responses=serializers.OptimizationSerializer)
     @action(detail=True, methods=["post"])
@@ -92,14 +68,11 @@ class SendTimeViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "customer_id"
     lookup_value_regex = "[^/]+"
 
-    def get_queryset(self):
-        qs = UserSendTime.objects.select_related("customer").order_by("customer__customer_id")
-        method = _choice(self.request, "method", UserSendTime.Method.choices)
-        return qs.filter(method=method) if method else qs
+    filter_backends = [ListFilterBackend]
+    filterset_class = filters.SendTimeFilter
 
-    @extend_schema(parameters=[OpenApiParameter("method", str, enum=UserSendTime.Method.values)])
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+    def get_queryset(self):
+        return UserSendTime.objects.select_related("customer").order_by("customer__customer_id")
 
     @extend_schema(responses=serializers.SendTimeAnswerSerializer)
     def retrieve(self, request, customer_id=None):
@@ -109,34 +82,22 @@ class SendTimeViewSet(viewsets.ReadOnlyModelViewSet):
 
 class AffinityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = serializers.AffinityRowSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = filters.AffinityFilter
 
     def get_queryset(self):
-        qs = UserMerchantAffinity.objects.select_related("customer", "merchant").order_by("customer__customer_id", "rank")
-        customer_id = self.request.query_params.get("customer_id")
-        return qs.filter(customer__customer_id=customer_id) if customer_id else qs
-
-    @extend_schema(parameters=[OpenApiParameter("customer_id", str)])
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        return UserMerchantAffinity.objects.select_related("customer", "merchant").order_by("customer__customer_id", "rank")
 
 
 class ModelRegistryViewSet(viewsets.ReadOnlyModelViewSet):
     """The model registry: every trained version with its holdout metrics; the active one is the champion."""
 
     serializer_class = serializers.MLModelSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = filters.ModelFilter
 
     def get_queryset(self):
-        qs = MLModel.objects.order_by("model_type", "-version")
-        model_type = _choice(self.request, "model_type", ModelType.choices)
-        if model_type:
-            qs = qs.filter(model_type=model_type)
-        if self.request.query_params.get("active") in ("1", "true", "yes"):
-            qs = qs.filter(is_active=True)
-        return qs
-
-    @extend_schema(parameters=[OpenApiParameter("model_type", str, enum=ModelType.values), OpenApiParameter("active", bool)])
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        return MLModel.objects.order_by("model_type", "-version")
 
 
 # --- Per-campaign and per-customer answers (v1 and the seed's paths) ------------------------------

@@ -17,12 +17,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException
 
 from abtests import selectors as ab_selectors
 from campaigns import selectors as campaign_selectors
 from campaigns.models import Campaign, CampaignChange
 from marketing_ai.api import is_marketer
+from marketing_ai.errors import DomainError
 from optimizer import selectors
 from optimizer.models import CampaignOptimization
 from optimizer.services import recommendations as services
@@ -107,8 +107,8 @@ def hub_action(request: HttpRequest, campaign_id: str, verb: str) -> HttpRespons
             messages.error(request, f"Unknown action {verb!r} or no recommendation given.")
             return redirect(back)
         opt = action(opt, request.user)
-    except APIException as exc:  # Conflict / StaleValue: the message says what changed and what to do
-        messages.error(request, str(exc.detail))
+    except DomainError as exc:  # Conflict / StaleValue: the message says what changed and what to do
+        messages.error(request, exc.message)
     else:
         messages.success(request, f"Recommendation {opt.pk} ({opt.recommendation_type} {opt.target or ''} -> {opt.recommended_value}): {opt.status}.")
     return redirect(back)

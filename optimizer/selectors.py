@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from campaigns import selectors as campaign_selectors
 from campaigns.models import Campaign, Customer, Event
-from marketing_ai.api import NotFound
+from marketing_ai.errors import NotFound
 from optimizer import features, recommend
 from optimizer.models import CampaignOptimization, MLModel, PageSnapshot, UserMerchantAffinity, UserSendTime
 from optimizer.services import recommendations as reco
@@ -50,18 +50,13 @@ def customer_by_id(customer_id: str) -> Customer:
     return customer
 
 
-def optimization_list(
-    *, campaign_id: str | None = None, kind: str | None = None, status: str | None = None, target: str | None = None
-) -> QuerySet[CampaignOptimization]:
+def optimization_list(*, campaign_id: str | None = None, status: str | None = None) -> QuerySet[CampaignOptimization]:
+    """Proposals best first; the API's list filters are optimizer/filters.py."""
     qs = Opt.objects.select_related("campaign", "applied_by").order_by("priority", "-expected_impact", "pk")
     if campaign_id:
         qs = qs.filter(campaign__campaign_id=campaign_id)
-    if kind:
-        qs = qs.filter(recommendation_type=kind)
     if status:
         qs = qs.filter(status=status)
-    if target is not None:
-        qs = qs.filter(target=target)
     return qs
 
 

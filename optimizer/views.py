@@ -11,9 +11,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException
 
 from marketing_ai.api import is_marketer
+from marketing_ai.errors import DomainError
 from optimizer import charts, selectors
 from optimizer.models import CampaignOptimization
 from optimizer.services import recommendations as services
@@ -93,8 +93,8 @@ def optimization_action(request, pk: int, verb: str):
         raise PermissionDenied(f"unknown action {verb!r}")
     try:
         opt = action(opt, request.user)
-    except APIException as exc:  # Conflict: superseded or dismissed meanwhile
-        messages.error(request, str(exc.detail))
+    except DomainError as exc:  # Conflict: superseded or dismissed meanwhile
+        messages.error(request, exc.message)
     else:
         messages.success(request, f"{opt.campaign.name}: {opt.get_recommendation_type_display().lower()} "
                                   f"{opt.current_value or 'none'} → {opt.recommended_value} ({opt.get_status_display().lower()}).")

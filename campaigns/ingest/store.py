@@ -25,9 +25,10 @@ from django.utils import timezone
 
 from campaigns import selectors
 from campaigns.ingest.event_table import _insert_events, _known_event_ids
-from campaigns.ingest.validation import EventRow, InvalidRows, RowError, validate_batch
+from campaigns.ingest.validation import MAX_LISTED_ROW_ERRORS, EventRow, RowError, validate_batch
 from campaigns.models import Campaign, Customer, Merchant, Offer
 from marketing_ai.db import rows_by_keys
+from marketing_ai.errors import InvalidRows
 
 
 @dataclass
@@ -70,7 +71,7 @@ def _gc_paused():
 def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.datetime) -> IngestResult:
     valid, errors = validate_batch(raws, now=received_at)
     if errors and not skip_invalid:
-        raise InvalidRows(errors)
+        raise InvalidRows(errors, listed=MAX_LISTED_ROW_ERRORS)
     result = IngestResult(rejected=errors)
 
     # Within the batch the first occurrence of an event_id wins; the rest are duplicates.
@@ -144,7 +145,7 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
                 for index, row in valid if row.event_id in gone_ids
             ]
             if not skip_invalid:
-                raise InvalidRows(vanished)
+                raise InvalidRows(vanished, listed=MAX_LISTED_ROW_ERRORS)
             result.rejected = sorted([*result.rejected, *vanished], key=lambda e: e.index)
         result.stored = _insert_events(records) if records else 0
         _expect_duplicates = bool(known) or result.stored < len(records)

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from campaigns import selectors
 from campaigns.models import Event
-from marketing_ai.api import BadRequest
+from marketing_ai.errors import InvalidRows  # noqa: F401  (re-exported: callers import it from here)
 from marketing_ai.validation import EXTERNAL_ID_RE, external_id_problem, text_problem
 
 MAX_API_BATCH = 5000  # events per POST /api/v1/events/
@@ -70,28 +70,6 @@ class RowError:
     def as_dict(self) -> dict:
         return {"index": self.index, "field": self.field, "reason": self.reason}
 
-
-
-class InvalidRows(BadRequest):
-    """A batch with bad rows: HTTP 400 whose ``fields`` are ``{"rows": [{"index", "field", "reason"}, ...]}``.
-
-    ``typed_fields``/``typed_message`` keep the JSON types (``index`` stays an int) through the
-    shared exception handler, which would otherwise turn every leaf into a string.
-    """
-
-    def __init__(self, errors: Sequence[RowError]):
-        self.errors = list(errors)
-        listed = self.errors[:MAX_LISTED_ROW_ERRORS]
-        bad = len({e.index for e in self.errors})
-        first = self.errors[0]
-        more = len(self.errors) - len(listed)
-        self.typed_message = (
-            f"{bad} bad row(s), nothing stored; first: row {first.index} {first.field}: {first.reason}"
-            + (f" ({len(self.errors)} errors; the first {len(listed)} are listed)" if more else "")
-        )
-        self.typed_fields = {"rows": [e.as_dict() for e in listed], "errors_total": len(self.errors),
-                             "errors_not_listed": more}
-        super().__init__({"rows": [f"{e.index} {e.field}: {e.reason}" for e in listed]})
 
 
 # --- one row -------------------------------------------------------------------------------------

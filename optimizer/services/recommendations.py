@@ -41,9 +41,9 @@ from django.utils import timezone
 
 from campaigns import configuration
 from campaigns import selectors as campaign_selectors
-from campaigns.configuration import SettingChange, StaleValue
+from campaigns.configuration import SettingChange
 from campaigns.models import Campaign, CampaignChange, Customer, Event, Offer
-from marketing_ai.api import Conflict
+from marketing_ai.errors import Conflict, StaleValue
 from marketing_ai.jobs import NullProgress, Progress, job
 from optimizer import recommend
 from optimizer.ml import send_time as send_time_model

@@ -61,14 +61,59 @@ def test_creating_through_the_form_makes_a_draft(marketer_client):
 
 def test_form_errors_are_shown_by_field_with_a_400(marketer_client):
     CampaignFactory(campaign_id="camp_page")
-    bad = {**VALID, "variant_weight_1": "0.3", "confidence_level": "0.5", "sample_size_target": "lots"}
-    response = marketer_client.post("/ab-tests/", bad)
+    # A value the API's serializer cannot read (as the API: 400 before any rule is checked) ...
+    response = marketer_client.post("/ab-tests/", {**VALID, "sample_size_target": "lots"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'data-error-for="sample_size_target"' in html and "A valid integer is required." in html
+    assert 'value="Push copy"' in html  # the form keeps what was typed
+    # ... and the service's rules, every one at once.
+    response = marketer_client.post("/ab-tests/", {**VALID, "variant_weight_1": "0.3", "confidence_level": "0.5"})
     html = response.content.decode()
     assert response.status_code == 400
     assert 'data-error-for="variants"' in html and "sum to 1" in html
     assert 'data-error-for="confidence_level"' in html
-    assert 'data-error-for="sample_size_target"' in html
-    assert 'value="Push copy"' in html  # the form keeps what was typed
+    assert 'value="Push copy"' in html
+    assert not ABTest.objects.exists()
+
+
+def _api_body(form: dict) -> dict:
+    """The page's form as the equivalent API body."""
+    body = {k: v for k, v in form.items() if not k.startswith("variant_") and v != ""}
+    rows = sorted({k.rsplit("_", 1)[1] for k in form if k.startswith("variant_name_")})
+    body["variants"] = [{"name": form[f"variant_name_{i}"], "weight": form[f"variant_weight_{i}"]} for i in rows]
+    return body
+
+
+@pytest.mark.parametrize("change", [
+    {"sample_size_target": "lots"},
+    {"sample_size_target": "99999999999"},
+    {"confidence_level": "0.5"},
+    {"confidence_level": "x"},
+    {"campaign_id": "camp_nope"},
+    {"primary_metric": "clicks"},
+    {"test_name": "x" * 201},
+    {"variant_weight_1": "0.3"},
+    {"variant_weight_1": "2"},
+    {"variant_name_1": "y" * 65},
+    {"sample_size_target": "0", "variant_weight_0": "0.9"},
+])
+def test_the_page_refuses_what_the_api_refuses_with_the_same_reasons(marketer_client, api, change):
+    CampaignFactory(campaign_id="camp_page")
+    form = {**VALID, **change}
+    page = marketer_client.post("/ab-tests/", form)
+    answer = api.post("/api/v1/ab-tests/", _api_body(form), format="json")
+    assert page.status_code == answer.status_code == 400
+    fields = answer.json()["error"]["fields"]
+    shown = page.context["errors"]
+    assert set(shown) == set(fields)
+    for name, reasons in fields.items():
+        if name == "variants" and isinstance(reasons, dict):  # the rows' own errors, by row index
+            expected = [f"variant {int(i) + 1} {key}: {line}" for i, row in sorted(reasons.items())
+                        for key, lines in row.items() for line in lines]
+        else:
+            expected = reasons
+        assert shown[name] == expected, name
     assert not ABTest.objects.exists()
 
 

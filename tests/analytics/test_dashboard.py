@@ -216,7 +216,7 @@ def test_future_and_multi_year_ranges_are_refused_with_the_reason(query, field, 
 
     with pytest.raises(BadRequest) as caught:
         Period.from_query(query, today=dt.date(2026, 12, 2))
-    assert words in " ".join(map(str, caught.value.detail[field]))
+    assert words in " ".join(map(str, caught.value.fields[field]))
 
 
 def test_a_leap_year_is_within_the_bound():

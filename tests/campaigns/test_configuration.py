@@ -85,7 +85,7 @@ def test_a_bad_value_changes_nothing_and_names_the_field(campaign):
         configuration.change_settings(
             campaign, [SettingChange("send_time", "15:00"), SettingChange("offer", "off_nope", "new_users")], source="api"
         )
-    assert "offer_id" in err.value.detail
+    assert "offer_id" in err.value.fields
     campaign.refresh_from_db()
     assert campaign.send_time == dt.time(8) and not CampaignChange.objects.exists()  # all or nothing
 
@@ -100,7 +100,7 @@ def test_an_unknown_segment_or_merchant_is_named_and_nothing_changes(campaign, f
     before = set(campaign.target_segments.values_list("name", flat=True))
     with pytest.raises(BadRequest) as err:
         configuration.change_settings(campaign, [SettingChange(field, value)], source="api")
-    assert [str(m) for m in err.value.detail[field]] == [message]
+    assert [str(m) for m in err.value.fields[field]] == [message]
     assert set(campaign.target_segments.values_list("name", flat=True)) == before
     assert not campaign.promoted_merchants.exists() and not CampaignChange.objects.exists()
 
@@ -121,7 +121,7 @@ def test_undo_is_refused_when_the_value_changed_since_and_names_what_changed_it(
     configuration.change_settings(campaign, [SettingChange("send_time", "18:00")], user=marketer, source="ab_winner", note="A/B test ab_1")
     with pytest.raises(StaleValue) as err:
         configuration.undo_change(first, user=marketer)
-    message = str(err.value.detail)
+    message = err.value.message
     assert "18:00" in message and "A/B winner" in message and "ab_1" in message and "marketer" in message
     campaign.refresh_from_db()
     assert campaign.send_time == dt.time(18)

@@ -326,13 +326,13 @@ def test_pages_outside_the_api_keep_djangos_html_errors(client):
     assert not response["Content-Type"].startswith("application/json")
 
 
-def test_seed_path_answers_with_and_without_the_trailing_slash():
-    from marketing_ai.api import seed_path
+def test_api_path_answers_with_and_without_the_trailing_slash():
+    from marketing_ai.routing import api_path
 
     def view(request, campaign_id):
         return None
 
-    pattern = seed_path("analytics/campaign/<campaign_id>/metrics", view)
+    pattern = api_path("analytics/campaign/<campaign_id>/metrics", view)
     for path in ("analytics/campaign/camp_1/metrics", "analytics/campaign/camp_1/metrics/"):
         match = pattern.resolve(path)
         assert match.func is view and match.kwargs == {"campaign_id": "camp_1"}
