@@ -78,8 +78,8 @@ def _validate(*, test_name: str, variants: Sequence[VariantSpec], sample_size_ta
         errors["confidence_level"] = [f"must be between {CONFIDENCE_MIN} and {CONFIDENCE_MAX} (e.g. 0.95)"]
     if primary_metric not in ABTest.Metric.values:
         errors["primary_metric"] = [f"one of {', '.join(ABTest.Metric.values)}"]
-    for field, names in (("guardrail_metrics", guardrail_metrics), ("secondary_metrics", secondary_metrics)):
-        unknown = [g for g in names if g not in metrics.METRICS]
+    for field, given in (("guardrail_metrics", guardrail_metrics), ("secondary_metrics", secondary_metrics)):
+        unknown = [g for g in given if g not in metrics.METRICS]
         if unknown:
             errors[field] = [f"unknown metrics {unknown}; use {', '.join(metrics.METRICS)}"]
     if multiple_testing not in ABTest.Correction.values:
@@ -140,6 +140,7 @@ def test_create(
             errors.setdefault("variants", []).append(f"unknown offers: {', '.join(missing)}")
     if errors:
         raise BadRequest(errors)
+    assert campaign is not None  # else errors named campaign_id above
     with transaction.atomic():
         test = ABTest.objects.create(
             campaign=campaign,
@@ -284,9 +285,9 @@ def _apply(test: ABTest, winner: str, *, user=None) -> dict:
     campaign = Campaign.objects.get(pk=test.campaign_id)
     changes: dict = {}
     settings: list[configuration.SettingChange] = []
-    if variant.offer_id is not None:
-        changes["current_offer"] = variant.offer.offer_id
-        settings.append(configuration.SettingChange(CampaignChange.Field.OFFER, variant.offer.offer_id))
+    if (offer := variant.offer) is not None:
+        changes["current_offer"] = offer.offer_id
+        settings.append(configuration.SettingChange(CampaignChange.Field.OFFER, offer.offer_id))
         settings += [
             configuration.SettingChange(CampaignChange.Field.OFFER, "", segment)
             for segment in campaign_selectors.segment_offer_overrides(campaign)

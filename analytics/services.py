@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import ExtractHour, TruncDate, TruncMonth, TruncWeek
+from django.db.models.functions.datetime import TruncBase
 from django.utils import timezone
 
 from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
@@ -190,7 +191,7 @@ def period_bounds(interval: str, start: dt.date, end: dt.date) -> tuple[dt.date,
     raise ValueError(f"unknown interval {interval!r}")
 
 
-TRUNC = {
+TRUNC: dict[str, type[TruncBase]] = {
     CampaignTrendData.Interval.WEEKLY: TruncWeek,
     CampaignTrendData.Interval.MONTHLY: TruncMonth,
 }

@@ -31,6 +31,6 @@ def insert(model: type[models.Model], rows: pd.DataFrame, *, progress: Progress 
         return len(rows)
     for start in range(0, len(rows), CHUNK):
         part = rows.iloc[start : start + CHUNK]
-        model.objects.bulk_create([model(**record) for record in part.to_dict("records")], batch_size=2000)
+        model._default_manager.bulk_create([model(**record) for record in part.to_dict("records")], batch_size=2000)
         progress.advance(len(part))
     return len(rows)
