@@ -17,7 +17,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from celery.schedules import crontab
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,7 +26,7 @@ from campaigns import configuration
 from campaigns import selectors as campaign_selectors
 from campaigns.models import Campaign, CampaignChange, Offer
 from marketing_ai.api import BadRequest, Conflict
-from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.jobs import NullProgress, Progress
 from marketing_ai.validation import INT32_MAX
 
 WEIGHT_TOLERANCE = 1e-6
@@ -302,7 +301,6 @@ def _apply(test: ABTest, winner: str, *, user=None) -> dict:
     return changes
 
 
-@job("abtest_results", schedule=crontab(minute=15))
 def refresh_running_results(*, progress: Progress | None = None) -> int:
     """Refresh the results of running tests; a test whose counts did not change gets no new row."""
     progress = progress or NullProgress()

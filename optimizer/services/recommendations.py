@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from celery.schedules import crontab
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -44,7 +43,7 @@ from campaigns import selectors as campaign_selectors
 from campaigns.configuration import SettingChange, StaleValue
 from campaigns.models import Campaign, CampaignChange, Customer, Event, Offer
 from marketing_ai.api import Conflict
-from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.jobs import NullProgress, Progress
 from optimizer import recommend
 from optimizer.ml import send_time as send_time_model
 from optimizer.models import CampaignOptimization, UserMerchantAffinity
@@ -449,11 +448,6 @@ def _fill(row: CampaignOptimization, p: Proposal) -> None:
     row.live_value = p.live_value
 
 
-@job(
-    "campaign_optimizations",
-    schedule=crontab(hour=5, minute=0),
-    after=("daily_analytics", "model_retraining", "send_times", "merchant_affinity"),
-)
 def generate_optimizations(
     *, progress: Progress | None = None, now: dt.datetime | None = None, campaign_pks: list[int] | None = None
 ) -> int:
