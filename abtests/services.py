@@ -101,7 +101,7 @@ def _validate_namespace(namespace: str, start, end) -> dict[str, list[str]]:
     return errors
 
 
-def test_create(
+def abtest_create(
     *,
     campaign_id: str,
     test_name: str,
@@ -164,14 +164,14 @@ def test_create(
                           offer=offers.get(v.offer_id) if v.offer_id else None, send_time=v.send_time)
             for i, v in enumerate(variants)
         )
-    return selectors.test_get(test_id=test.test_id)
+    return selectors.abtest_get(test_id=test.test_id)
 
 
 def _locked(test: ABTest) -> ABTest:
     return ABTest.objects.select_for_update().get(pk=test.pk)
 
 
-def test_start(*, test: ABTest) -> ABTest:
+def abtest_start(*, test: ABTest) -> ABTest:
     with transaction.atomic():
         if test.namespace:
             # Starts in one namespace take turns (every test row of the namespace locked, in key order),
@@ -194,14 +194,14 @@ def test_start(*, test: ABTest) -> ABTest:
         locked.status = ABTest.Status.RUNNING
         locked.started_at = timezone.now()
         locked.save(update_fields=["status", "started_at"])
-    return selectors.test_get(test_id=test.test_id)
+    return selectors.abtest_get(test_id=test.test_id)
 
 
-def test_assign(*, test: ABTest, customer_ids: Sequence[str]) -> list[assignment.Assigned]:
+def abtest_assign(*, test: ABTest, customer_ids: Sequence[str]) -> list[assignment.Assigned]:
     return assignment.assign(test=test, customer_ids=customer_ids)
 
 
-def test_analyze(*, test: ABTest, save: bool = True) -> ABTestResult:
+def abtest_analyze(*, test: ABTest, save: bool = True) -> ABTestResult:
     """Count per variant, run the statistics, decide; store the analysis as a new ``ab_test_results`` row."""
     if test.status == ABTest.Status.DRAFT:
         raise Conflict(f"test {test.test_id} is a draft; start it and assign customers before analysing")
@@ -253,7 +253,7 @@ class Ended:
     applied: dict
 
 
-def test_end(*, test: ABTest, apply_winner: bool = False, user=None) -> Ended:
+def abtest_end(*, test: ABTest, apply_winner: bool = False, user=None) -> Ended:
     """Complete a running test: final analysis (if anyone was assigned), record the winner, optionally apply it."""
     with transaction.atomic():
         locked = _locked(test)
@@ -262,18 +262,18 @@ def test_end(*, test: ABTest, apply_winner: bool = False, user=None) -> Ended:
             raise Conflict(f"test {test.test_id} is {locked.status}; only a running test can end ({hint})")
         locked.ended_at = timezone.now()
         locked.status = ABTest.Status.COMPLETED
-        fresh = selectors.test_get(test_id=test.test_id)
+        fresh = selectors.abtest_get(test_id=test.test_id)
         fresh.ended_at, fresh.status = locked.ended_at, locked.status
         result = None
         if selectors.users_assigned(test=fresh) > 0:
-            result = test_analyze(test=fresh)
+            result = abtest_analyze(test=fresh)
         locked.winner = result.winner if result else ""
         applied: dict = {}
         if apply_winner and locked.winner:
             applied = _apply(fresh, locked.winner, user=user)
         locked.applied = applied
         locked.save(update_fields=["ended_at", "status", "winner", "applied"])
-    return Ended(test=selectors.test_get(test_id=test.test_id), result=result, applied=applied)
+    return Ended(test=selectors.abtest_get(test_id=test.test_id), result=result, applied=applied)
 
 
 def _apply(test: ABTest, winner: str, *, user=None) -> dict:
@@ -304,12 +304,12 @@ def _apply(test: ABTest, winner: str, *, user=None) -> dict:
 def refresh_running_results(*, progress: Progress | None = None) -> int:
     """Refresh the results of running tests; a test whose counts did not change gets no new row."""
     progress = progress or NullProgress()
-    tests = list(selectors.test_list(status=ABTest.Status.RUNNING))
+    tests = list(selectors.abtest_list(status=ABTest.Status.RUNNING))
     progress.total(len(tests))
     written = 0
     for test in tests:
         if getattr(test, "users_assigned", 0):
-            result = test_analyze(test=test, save=False)
+            result = abtest_analyze(test=test, save=False)
             latest = selectors.latest_result(test=test)
             if latest is None or latest.fingerprint != result.fingerprint:
                 result.save()
