@@ -47,6 +47,8 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	@# Types (django-stubs, djangorestframework-stubs); the cache in .mypy_cache makes a re-run take seconds.
+	$(PY) -m mypy .
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py check
 

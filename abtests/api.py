@@ -334,7 +334,7 @@ class StatusVariantOutput(serializers.Serializer):
 
 
 class StatusOutput(serializers.Serializer):
-    """``GET .../status``: progress and the current read of the test (documentation of ``selectors.test_status``)."""
+    """``GET .../status``: progress and the current read of the test (documentation of ``selectors.abtest_status``)."""
 
     test_id = serializers.CharField()
     status = serializers.ChoiceField(choices=ABTest.Status.choices)
@@ -395,10 +395,10 @@ class ABTestViewSet(viewsets.GenericViewSet):
     filterset_class = ABTestFilter
 
     def get_queryset(self):
-        return selectors.test_list()
+        return selectors.abtest_list()
 
     def get_object(self) -> ABTest:
-        return selectors.test_get(test_id=self.kwargs["test_id"])
+        return selectors.abtest_get(test_id=self.kwargs["test_id"])
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
@@ -411,13 +411,13 @@ class ABTestViewSet(viewsets.GenericViewSet):
     def create(self, request: Request) -> Response:
         data = CreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        test = services.test_create(**data.create_kwargs(), user=request.user)
+        test = services.abtest_create(**data.create_kwargs(), user=request.user)
         return Response(TestOutput(test).data, status=201)
 
     @extend_schema(request=None, responses=TestOutput)
     @action(detail=True, methods=["post"])
     def start(self, request: Request, test_id: str) -> Response:
-        return Response(TestOutput(services.test_start(test=self.get_object())).data)
+        return Response(TestOutput(services.abtest_start(test=self.get_object())).data)
 
     @extend_schema(request=AssignInput, responses=PolymorphicProxySerializer(
         component_name="AssignOutput", serializers=[AssignOneOutput, AssignManyOutput], resource_type_field_name=None,
@@ -428,7 +428,7 @@ class ABTestViewSet(viewsets.GenericViewSet):
         data.is_valid(raise_exception=True)
         single = data.validated_data.get("customer_id")
         ids = [single] if single else data.validated_data["customer_ids"]
-        assigned = services.test_assign(test=self.get_object(), customer_ids=ids)
+        assigned = services.abtest_assign(test=self.get_object(), customer_ids=ids)
         rows = [{"customer_id": a.customer_id, "variant": a.variant, "assigned_at": a.assigned_at, "new": a.new}
                 for a in assigned]
         if single:
@@ -438,19 +438,19 @@ class ABTestViewSet(viewsets.GenericViewSet):
     @extend_schema(responses=StatusOutput)
     @action(detail=True, methods=["get"])
     def status(self, request: Request, test_id: str) -> Response:
-        return Response(StatusOutput(selectors.test_status(test=self.get_object())).data)
+        return Response(StatusOutput(selectors.abtest_status(test=self.get_object())).data)
 
     @extend_schema(request=None, responses=ResultOutput)
     @action(detail=True, methods=["post"])
     def analyze(self, request: Request, test_id: str) -> Response:
-        return Response(ResultOutput(services.test_analyze(test=self.get_object())).data)
+        return Response(ResultOutput(services.abtest_analyze(test=self.get_object())).data)
 
     @extend_schema(request=EndInput, responses=EndOutput)
     @action(detail=True, methods=["post"])
     def end(self, request: Request, test_id: str) -> Response:
         data = EndInput(data=request.data)
         data.is_valid(raise_exception=True)
-        ended = services.test_end(test=self.get_object(), apply_winner=data.validated_data["apply_winner"], user=request.user)
+        ended = services.abtest_end(test=self.get_object(), apply_winner=data.validated_data["apply_winner"], user=request.user)
         return Response(EndOutput({
             "test_id": ended.test.test_id,
             "status": ended.test.status,
@@ -486,7 +486,7 @@ class ABTestViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["get"])
     def history(self, request: Request) -> Response:
         """Completed tests with their final outcome, most recently ended first."""
-        page = self.paginate_queryset(selectors.test_history())
+        page = self.paginate_queryset(selectors.abtest_history())
         return self.get_paginated_response(HistoryOutput(page, many=True).data)
 
     @extend_schema(parameters=[SampleSizeInput], responses=SampleSizeOutput)

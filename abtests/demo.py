@@ -5,7 +5,7 @@ do not dilute the planted effect. Customers are assigned with the real hashing (
 with a seed derived from the demo seed), and each assigned customer converts at most once, after their
 assignment, with probability ``baseline`` (control) or ``baseline x (1 + true_lift)`` (treatment).
 Conversions go to merchants drawn from the demo's planted preferences and carry no offer, so the
-optimizer's planted truths are untouched. Completed tests are ended through ``services.test_end``.
+optimizer's planted truths are untouched. Completed tests are ended through ``services.abtest_end``.
 
 Truth written under ``ab_tests``: ``{test name: {"test_id", "true_lift", "baseline", "status"}}``;
 ``true_lift`` is the relative lift of variant B's conversion rate over A's (0 for A/A tests).
@@ -81,7 +81,7 @@ def plant(ctx) -> dict:
         chosen = np.sort(rng.choice(len(customers), size=n_users, replace=False))
         per_arm = stats.sample_size(spec.baseline, spec.planned_mde)
         target = 2 * per_arm if spec.completed else max(2 * per_arm, int(n_users * 1.5))
-        test = services.test_create(
+        test = services.abtest_create(
             campaign_id=campaign.campaign_id,
             test_name=spec.name,
             hypothesis=spec.hypothesis,
@@ -92,15 +92,15 @@ def plant(ctx) -> dict:
             sequential=spec.sequential,
             hashing_seed=f"{prefix}ab_{ctx.seed}_{k}",
         )
-        services.test_start(test=test)
+        services.abtest_start(test=test)
         ABTest.objects.filter(pk=test.pk).update(started_at=start)
         test.refresh_from_db()
         event_n = _assign_and_convert(ctx, test, spec, customers[chosen], chosen, start, end, rng, event_n)
         if spec.completed:
-            services.test_end(test=test)
+            services.abtest_end(test=test)
             ABTest.objects.filter(pk=test.pk).update(ended_at=end)
         else:
-            services.test_analyze(test=test)
+            services.abtest_analyze(test=test)
         truth[spec.name] = {"test_id": test.test_id, "true_lift": spec.true_lift, "baseline": spec.baseline,
                             "status": "completed" if spec.completed else "running"}
     return {"ab_tests": truth}

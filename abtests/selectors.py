@@ -61,14 +61,14 @@ def _tests() -> QuerySet[ABTest]:
     )
 
 
-def test_get(*, test_id: str) -> ABTest:
+def abtest_get(*, test_id: str) -> ABTest:
     test = _tests().filter(test_id=test_id).first()
     if test is None:
         raise NotFound(f"no A/B test with test_id {test_id!r}")
     return test
 
 
-def test_list(*, status: str | None = None, campaign_id: str | None = None) -> QuerySet[ABTest]:
+def abtest_list(*, status: str | None = None, campaign_id: str | None = None) -> QuerySet[ABTest]:
     """Tests newest first; the API's list filters are abtests/filters.py."""
     # Meta.ordering does not apply to a GROUP BY query: order explicitly so pages are stable.
     qs = _tests().annotate(users_assigned=Count("assignments", distinct=True)).order_by("-created_at", "-id")
@@ -79,7 +79,7 @@ def test_list(*, status: str | None = None, campaign_id: str | None = None) -> Q
     return qs
 
 
-def test_history() -> QuerySet[ABTest]:
+def abtest_history() -> QuerySet[ABTest]:
     """Completed tests, most recently ended first."""
     return _tests().filter(status=ABTest.Status.COMPLETED).order_by("-ended_at", "-id")
 
@@ -309,7 +309,7 @@ def _goal_rows(test: ABTest, outcome: analysis.Outcome, by_metric, cuped_summary
     return rows
 
 
-def test_status(*, test: ABTest) -> dict:
+def abtest_status(*, test: ABTest) -> dict:
     """Live progress of a test: users and conversions per variant, significance so far, progress vs target.
 
     Computed from the assignments and events now (not from the last stored analysis), so it is current.

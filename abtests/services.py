@@ -17,7 +17,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from celery.schedules import crontab
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,7 +26,7 @@ from campaigns import configuration
 from campaigns import selectors as campaign_selectors
 from campaigns.models import Campaign, CampaignChange, Offer
 from marketing_ai.errors import Conflict, InvalidInput
-from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.jobs import NullProgress, Progress
 from marketing_ai.validation import INT32_MAX
 
 WEIGHT_TOLERANCE = 1e-6
@@ -78,8 +77,8 @@ def _validate(*, test_name: str, variants: Sequence[VariantSpec], sample_size_ta
         errors["confidence_level"] = [f"must be between {CONFIDENCE_MIN} and {CONFIDENCE_MAX} (e.g. 0.95)"]
     if primary_metric not in ABTest.Metric.values:
         errors["primary_metric"] = [f"one of {', '.join(ABTest.Metric.values)}"]
-    for field, names in (("guardrail_metrics", guardrail_metrics), ("secondary_metrics", secondary_metrics)):
-        unknown = [g for g in names if g not in metrics.METRICS]
+    for field, given in (("guardrail_metrics", guardrail_metrics), ("secondary_metrics", secondary_metrics)):
+        unknown = [g for g in given if g not in metrics.METRICS]
         if unknown:
             errors[field] = [f"unknown metrics {unknown}; use {', '.join(metrics.METRICS)}"]
     if multiple_testing not in ABTest.Correction.values:
@@ -102,7 +101,7 @@ def _validate_namespace(namespace: str, start, end) -> dict[str, list[str]]:
     return errors
 
 
-def test_create(
+def abtest_create(
     *,
     campaign_id: str,
     test_name: str,
@@ -140,6 +139,7 @@ def test_create(
             errors.setdefault("variants", []).append(f"unknown offers: {', '.join(missing)}")
     if errors:
         raise InvalidInput(errors)
+    assert campaign is not None  # else errors named campaign_id above
     with transaction.atomic():
         test = ABTest.objects.create(
             campaign=campaign,
@@ -164,14 +164,14 @@ def test_create(
                           offer=offers.get(v.offer_id) if v.offer_id else None, send_time=v.send_time)
             for i, v in enumerate(variants)
         )
-    return selectors.test_get(test_id=test.test_id)
+    return selectors.abtest_get(test_id=test.test_id)
 
 
 def _locked(test: ABTest) -> ABTest:
     return ABTest.objects.select_for_update().get(pk=test.pk)
 
 
-def test_start(*, test: ABTest) -> ABTest:
+def abtest_start(*, test: ABTest) -> ABTest:
     with transaction.atomic():
         if test.namespace:
             # Starts in one namespace take turns (every test row of the namespace locked, in key order),
@@ -194,14 +194,14 @@ def test_start(*, test: ABTest) -> ABTest:
         locked.status = ABTest.Status.RUNNING
         locked.started_at = timezone.now()
         locked.save(update_fields=["status", "started_at"])
-    return selectors.test_get(test_id=test.test_id)
+    return selectors.abtest_get(test_id=test.test_id)
 
 
-def test_assign(*, test: ABTest, customer_ids: Sequence[str]) -> list[assignment.Assigned]:
+def abtest_assign(*, test: ABTest, customer_ids: Sequence[str]) -> list[assignment.Assigned]:
     return assignment.assign(test=test, customer_ids=customer_ids)
 
 
-def test_analyze(*, test: ABTest, save: bool = True) -> ABTestResult:
+def abtest_analyze(*, test: ABTest, save: bool = True) -> ABTestResult:
     """Count per variant, run the statistics, decide; store the analysis as a new ``ab_test_results`` row."""
     if test.status == ABTest.Status.DRAFT:
         raise Conflict(f"test {test.test_id} is a draft; start it and assign customers before analysing")
@@ -253,7 +253,7 @@ class Ended:
     applied: dict
 
 
-def test_end(*, test: ABTest, apply_winner: bool = False, user=None) -> Ended:
+def abtest_end(*, test: ABTest, apply_winner: bool = False, user=None) -> Ended:
     """Complete a running test: final analysis (if anyone was assigned), record the winner, optionally apply it."""
     with transaction.atomic():
         locked = _locked(test)
@@ -262,18 +262,18 @@ def test_end(*, test: ABTest, apply_winner: bool = False, user=None) -> Ended:
             raise Conflict(f"test {test.test_id} is {locked.status}; only a running test can end ({hint})")
         locked.ended_at = timezone.now()
         locked.status = ABTest.Status.COMPLETED
-        fresh = selectors.test_get(test_id=test.test_id)
+        fresh = selectors.abtest_get(test_id=test.test_id)
         fresh.ended_at, fresh.status = locked.ended_at, locked.status
         result = None
         if selectors.users_assigned(test=fresh) > 0:
-            result = test_analyze(test=fresh)
+            result = abtest_analyze(test=fresh)
         locked.winner = result.winner if result else ""
         applied: dict = {}
         if apply_winner and locked.winner:
             applied = _apply(fresh, locked.winner, user=user)
         locked.applied = applied
         locked.save(update_fields=["ended_at", "status", "winner", "applied"])
-    return Ended(test=selectors.test_get(test_id=test.test_id), result=result, applied=applied)
+    return Ended(test=selectors.abtest_get(test_id=test.test_id), result=result, applied=applied)
 
 
 def _apply(test: ABTest, winner: str, *, user=None) -> dict:
@@ -284,9 +284,9 @@ def _apply(test: ABTest, winner: str, *, user=None) -> dict:
     campaign = Campaign.objects.get(pk=test.campaign_id)
     changes: dict = {}
     settings: list[configuration.SettingChange] = []
-    if variant.offer_id is not None:
-        changes["current_offer"] = variant.offer.offer_id
-        settings.append(configuration.SettingChange(CampaignChange.Field.OFFER, variant.offer.offer_id))
+    if (offer := variant.offer) is not None:
+        changes["current_offer"] = offer.offer_id
+        settings.append(configuration.SettingChange(CampaignChange.Field.OFFER, offer.offer_id))
         settings += [
             configuration.SettingChange(CampaignChange.Field.OFFER, "", segment)
             for segment in campaign_selectors.segment_offer_overrides(campaign)
@@ -301,16 +301,15 @@ def _apply(test: ABTest, winner: str, *, user=None) -> dict:
     return changes
 
 
-@job("abtest_results", schedule=crontab(minute=15))
 def refresh_running_results(*, progress: Progress | None = None) -> int:
     """Refresh the results of running tests; a test whose counts did not change gets no new row."""
     progress = progress or NullProgress()
-    tests = list(selectors.test_list(status=ABTest.Status.RUNNING))
+    tests = list(selectors.abtest_list(status=ABTest.Status.RUNNING))
     progress.total(len(tests))
     written = 0
     for test in tests:
         if getattr(test, "users_assigned", 0):
-            result = test_analyze(test=test, save=False)
+            result = abtest_analyze(test=test, save=False)
             latest = selectors.latest_result(test=test)
             if latest is None or latest.fingerprint != result.fingerprint:
                 result.save()

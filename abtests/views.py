@@ -28,7 +28,7 @@ CONFIDENCE_CHOICES = (0.80, 0.90, 0.95, 0.99)
 def _active_cards(tests) -> list[dict]:
     cards = []
     for test in tests:
-        status = selectors.test_status(test=test)
+        status = selectors.abtest_status(test=test)
         cards.append({
             "test": test,
             "status": status,
@@ -47,16 +47,16 @@ def ab_tests_page(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("Creating a test needs the marketer role.")
         if form.is_valid():
             try:
-                test = services.test_create(**form.create_kwargs, user=request.user)
+                test = services.abtest_create(**form.create_kwargs, user=request.user)
             except InvalidInput as exc:
                 form.add_service_errors(exc.fields)
             else:
                 messages.success(request, f"Created {test.test_name} ({test.test_id}) as a draft; start it when ready.")
                 return redirect("abtests-page")
         status_code = 400
-    active = selectors.test_list().exclude(status=ABTest.Status.COMPLETED).order_by("status", "-created_at")
+    active = selectors.abtest_list().exclude(status=ABTest.Status.COMPLETED).order_by("status", "-created_at")
     history = []
-    for test in selectors.test_history()[:50]:
+    for test in selectors.abtest_history()[:50]:
         history.append({"test": test, "result": selectors.latest_result(test=test)})
     context = {
         "cards": _active_cards(active),
@@ -78,7 +78,7 @@ def ab_tests_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def ab_test_detail_page(request: HttpRequest, test_id: str) -> HttpResponse:
-    test = selectors.test_get(test_id=test_id)
+    test = selectors.abtest_get(test_id=test_id)
     card = _active_cards([test])[0]
     over_time = selectors.results_over_time(test=test)
     has_users = any(sum(d["users"]) for d in over_time["days"])
@@ -112,19 +112,19 @@ def _distinct_results(results) -> list[dict]:
 def ab_test_transition(request: HttpRequest, test_id: str, verb: str) -> HttpResponse:
     if not is_marketer(request.user):
         raise PermissionDenied("Changing a test needs the marketer role.")
-    test = selectors.test_get(test_id=test_id)
+    test = selectors.abtest_get(test_id=test_id)
     try:
         if verb == "start":
-            services.test_start(test=test)
+            services.abtest_start(test=test)
             messages.success(request, f"Started {test.test_name}: assign customers through the API.")
         elif verb == "analyze":
-            result = services.test_analyze(test=test)
+            result = services.abtest_analyze(test=test)
             messages.success(request, f"Analysed {test.test_name}: {result.recommended_action}")
         elif verb == "end":
             campaign = test.campaign
             before = {"current_offer": campaign.current_offer.offer_id if campaign.current_offer_id else "none",
                       "send_time": campaign.send_time.strftime("%H:%M") if campaign.send_time else "none"}
-            ended = services.test_end(test=test, apply_winner=request.POST.get("apply_winner") == "on", user=request.user)
+            ended = services.abtest_end(test=test, apply_winner=request.POST.get("apply_winner") == "on", user=request.user)
             winner = f"{ended.test.winner} won" if ended.test.winner else "no winner"
             applied = "; ".join(f"{field.replace('_', ' ')} {before.get(field, '?')} → {value}"
                                 for field, value in ended.applied.items())

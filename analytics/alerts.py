@@ -16,14 +16,13 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from celery.schedules import crontab
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from analytics.models import AlertSent, AlertSubscription, CampaignAnalyticsDaily
-from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.jobs import NullProgress, Progress
 
 Kind = AlertSubscription.Kind
 USUAL_DAYS = 28
@@ -164,7 +163,6 @@ def send_due(*, now: dt.datetime | None = None) -> int:
     return sent
 
 
-@job("alerts", schedule=crontab(minute=30), after=("daily_analytics",))
 def send_alerts(*, progress: Progress | None = None) -> int:
     """Send the subscribed e-mail alerts that are due (each thing once per subscriber)."""
     (progress or NullProgress()).total(1)

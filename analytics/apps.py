@@ -1,6 +1,23 @@
+from celery.schedules import crontab
 from django.apps import AppConfig
 
 
 class AnalyticsConfig(AppConfig):
     name = "analytics"
     verbose_name = "Campaign analytics"
+
+    def register_jobs(self) -> None:
+        """The app's jobs (the platform's ready() calls this; marketing_ai/jobs.py)."""
+        from django.conf import settings
+
+        from analytics import alerts, services
+        from marketing_ai import jobs
+
+        jobs.register(
+            services.aggregate_days,
+            "daily_analytics",
+            schedule=jobs.SEED_SCHEDULES["daily_analytics"],
+            window_days=settings.ANALYTICS_WINDOW_DAYS,
+            description="Aggregate events into campaign_analytics_daily, campaign_segment_analytics and campaign_trend_data",
+        )
+        jobs.register(alerts.send_alerts, "alerts", schedule=crontab(minute=30), after=("daily_analytics",))

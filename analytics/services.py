@@ -21,17 +21,17 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
-from celery.schedules import crontab
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import ExtractHour, TruncDate, TruncMonth, TruncWeek
+from django.db.models.functions.datetime import TruncBase
 from django.utils import timezone
 
 from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
 from campaigns.models import Event
 from marketing_ai.db import UpsertTarget, upsert_from_query
-from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.jobs import NullProgress, Progress
 
 ZERO = Decimal("0")
 COUNTS = ("sends", "opens", "views", "clicks", "conversions")
@@ -173,7 +173,7 @@ def period_bounds(interval: str, start: dt.date, end: dt.date) -> tuple[dt.date,
     raise ValueError(f"unknown interval {interval!r}")
 
 
-TRUNC = {
+TRUNC: dict[str, type[TruncBase]] = {
     CampaignTrendData.Interval.WEEKLY: TruncWeek,
     CampaignTrendData.Interval.MONTHLY: TruncMonth,
 }
@@ -259,12 +259,6 @@ def _as_date(value) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
-@job(
-    "daily_analytics",
-    schedule=crontab(hour=2, minute=0),
-    window_days=settings.ANALYTICS_WINDOW_DAYS,
-    description="Aggregate events into campaign_analytics_daily, campaign_segment_analytics and campaign_trend_data",
-)
 def aggregate_days(
     *,
     start: dt.date,

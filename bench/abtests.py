@@ -2,7 +2,7 @@
 
 Two measurements, each beside a floor taken in the same run:
 
-1. The whole analysis through the service (``services.test_analyze``: one grouped pass over the campaign's
+1. The whole analysis through the service (``services.abtest_analyze``: one grouped pass over the campaign's
    conversions, opens and clicks joined to the assignments, CUPED pre-period sums included, the statistics
    of the goal, two secondary metrics and a guardrail, the decision, the stored result row), beside a bare
    ``SELECT COUNT(*)`` of the test's assignments. Goal: under 300 ms. The data are checked first: each
@@ -73,13 +73,13 @@ def build(users: int, arms: int, rate: float, lift: float, noise_events: int) ->
     cleanup()
     campaign = Campaign.objects.create(campaign_id=f"{PREFIX}camp", name="A/B benchmark")
     other = Campaign.objects.create(campaign_id=f"{PREFIX}other", name="A/B benchmark (other campaign)")
-    test = services.test_create(
+    test = services.abtest_create(
         campaign_id=campaign.campaign_id, test_name="bench", sample_size_target=users,
         variants=[services.VariantSpec(name=f"v{i}", weight=1 / arms) for i in range(arms - 1)]
         + [services.VariantSpec(name=f"v{arms - 1}", weight=1 - (arms - 1) / arms)],
         secondary_metrics=["revenue_per_user", "open_rate"], guardrail_metrics=["click_rate"],
     )
-    services.test_start(test=test)
+    services.abtest_start(test=test)
     started = timezone.now() - dt.timedelta(days=10)
     ABTest.objects.filter(pk=test.pk).update(started_at=started)
     variant_pks = [v.pk for v in test.ordered_variants]
@@ -154,7 +154,7 @@ def build(users: int, arms: int, rate: float, lift: float, noise_events: int) ->
     with connection.cursor() as cur:
         for model in (Customer, Event, selectors.ABTestAssignment):
             cur.execute(f"VACUUM ANALYZE {model._meta.db_table}")
-    return selectors.test_get(test_id=test.test_id)
+    return selectors.abtest_get(test_id=test.test_id)
 
 
 def check_plausible(test: ABTest, rates: list[float]) -> list[dict]:
@@ -280,15 +280,15 @@ def main() -> None:
              lambda: selectors.arm_totals(test=test)),
             ("selectors.arm_sums (the analysis' one grouped pass: conversions, opens, clicks, with CUPED sums)",
              lambda: selectors.arm_sums(test=test, event_types=["conversion", "notification_opened", "click"])),
-            ("services.test_analyze (whole analysis: all queries + stats + CUPED + metrics + decision + row)",
-             lambda: services.test_analyze(test=test)),
-            ("selectors.test_status (GET .../status)", lambda: selectors.test_status(test=test)),
+            ("services.abtest_analyze (whole analysis: all queries + stats + CUPED + metrics + decision + row)",
+             lambda: services.abtest_analyze(test=test)),
+            ("selectors.abtest_status (GET .../status)", lambda: selectors.abtest_status(test=test)),
             ("selectors.results_over_time (GET .../over-time, 3 metrics by day)",
              lambda: selectors.results_over_time(test=test)),
         ]
         # Interleaved rounds, so drifting load on the shared machine hits every measurement alike.
         timings = interleaved([fn for _, fn in measured], args.repeat)
-        result = services.test_analyze(test=test)
+        result = services.abtest_analyze(test=test)
         med = statistics.median
         floor = med(timings[0][1])
         db_rows = [
@@ -298,7 +298,7 @@ def main() -> None:
         ]
         print(table(db_rows, ["what", "first", "median", "ratio"]))
         whole = med(next(runs for (what, _), (_, runs) in zip(measured, timings, strict=True)
-                         if what.startswith("services.test_analyze")))
+                         if what.startswith("services.abtest_analyze")))
         verdict = "meets" if whole < GOAL_S else "misses"
         cuped = result.cuped
         cuped_line = (f"CUPED applied to the goal: variance reduction {100 * cuped['variance_reduction']:.1f} % "
@@ -323,7 +323,7 @@ def main() -> None:
                 + table(plausible_rows, ["arm", "what", "users", "observed", "expected", "ok"])
                 + f"\n\nThe test has secondary metrics revenue per user and open rate, guardrail click rate; "
                 f"{cuped_line}.\n\n"
-                f"**Whole analysis** (`services.test_analyze`, median of {args.repeat} after a first run): "
+                f"**Whole analysis** (`services.abtest_analyze`, median of {args.repeat} after a first run): "
                 f"{whole * 1e3:.0f} ms — goal < {GOAL_S * 1e3:.0f} ms: {verdict}.\n\n"
                 + table(db_rows, ["what", "first", "median", "ratio"])
                 + f"\n\n**Statistics alone, 5 arms** (best of 5 x 2000 calls): {t_ours / t_scipy:.2f}x "

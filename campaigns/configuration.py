@@ -190,14 +190,15 @@ def _refresh(campaign: Campaign, locked: Campaign) -> None:
 
 def describe(change: CampaignChange) -> str:
     """"an A/B winner applied at 2026-01-02 10:00 UTC by ana": who changed a value, for messages."""
-    who = f" by {change.changed_by.get_username()}" if change.changed_by_id else ""
-    what = {
+    who = f" by {change.changed_by.get_username()}" if change.changed_by is not None else ""
+    labels: dict[str, str] = {
         Source.RECOMMENDATION: "an applied recommendation",
         Source.AB_WINNER: "an A/B winner applied",
         Source.ADMIN: "an admin edit",
         Source.API: "an API write",
         Source.UNDO: "an undo",
-    }.get(change.source, change.source)
+    }
+    what = labels.get(change.source, change.source)
     note = f" ({change.note})" if change.note else ""
     return f"{what}{note} at {change.changed_at:%Y-%m-%d %H:%M} UTC{who}"
 

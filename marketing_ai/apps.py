@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.utils.module_loading import autodiscover_modules
 
 
 def say_logged_out(sender, request, user, **kwargs) -> None:
@@ -18,11 +17,12 @@ class MarketingAiConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
 
-        # Jobs are declared with @job in each app's services module; importing registers them.
-        autodiscover_modules("services")
         from marketing_ai import job_queue, jobs
         from marketing_ai.celery import app
 
+        # Every app registers its jobs (AppConfig.register_jobs), all of them before the beat schedule is
+        # built from the registry: this app's ready() runs first, so the other apps' ready() would be too late.
+        jobs.register_app_jobs()
         # django-celery-beat's DatabaseScheduler copies this into its tables at start-up.
         app.conf.beat_schedule = {**jobs.beat_schedule(), **job_queue.BEAT_ENTRIES}
         user_logged_out.connect(say_logged_out, dispatch_uid="marketing_ai.say_logged_out")

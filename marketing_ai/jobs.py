@@ -1,9 +1,16 @@
 """The job registry: every scheduled job is one plain service function.
 
-A job is declared where its work lives, with the ``@job`` decorator::
+A job is a plain service function; its app registers it explicitly, in its ``AppConfig``::
 
-    @job("daily_analytics", schedule=crontab(hour=2, minute=0), window_days=3)
-    def aggregate_days(*, start: date, end: date, progress: Progress) -> int: ...
+    class AnalyticsConfig(AppConfig):
+        def register_jobs(self) -> None:
+            from analytics import services
+
+            jobs.register(services.aggregate_days, "daily_analytics", schedule=crontab(hour=2, minute=0), window_days=3)
+
+The platform's ``AppConfig.ready`` calls every app's ``register_jobs`` and then builds the beat schedule
+from the registry, so importing a service module registers nothing (no import side effect) and the
+schedule does not depend on the order of ``INSTALLED_APPS``.
 
 Three doors lead to the same function: the Celery task (``marketing_ai.tasks.run_job``, which
 beat calls on the declared crontab), ``manage.py run_job NAME`` and ``manage.py run_job --all``.
@@ -86,6 +93,34 @@ SEED_SCHEDULES: dict[str, crontab] = {
 }
 
 
+def register(
+    func: Callable[..., int],
+    name: str,
+    *,
+    schedule: crontab | None,
+    after: tuple[str, ...] | list[str] = (),
+    window_days: int | None = None,
+    description: str = "",
+) -> Job:
+    """Register ``func`` as the job ``name``. The function must return the number of rows written.
+
+    Apps call this from their ``AppConfig.register_jobs``; registering the same function again (a second
+    ``django.setup``) is a no-op, another function under a taken name an error.
+    """
+    existing = REGISTRY.get(name)
+    if existing is not None and existing.func.__qualname__ != func.__qualname__:
+        raise RuntimeError(f"job {name!r} registered twice ({existing.func.__qualname__}, {func.__qualname__})")
+    REGISTRY[name] = Job(
+        name=name,
+        func=func,
+        schedule=schedule,
+        after=tuple(after),
+        window_days=window_days,
+        description=description or next(iter((func.__doc__ or "").strip().splitlines()), ""),
+    )
+    return REGISTRY[name]
+
+
 def job(
     name: str,
     *,
@@ -94,23 +129,24 @@ def job(
     window_days: int | None = None,
     description: str = "",
 ) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Register ``func`` as the job ``name``. The function must return the number of rows written."""
+    """``register`` as a decorator, registering when it runs: for tests and scripts, not for app modules
+    (an app registers its jobs in its ``AppConfig``, so that importing a module has no side effect)."""
 
-    def register(func: Callable[..., int]) -> Callable[..., int]:
-        existing = REGISTRY.get(name)
-        if existing is not None and existing.func.__qualname__ != func.__qualname__:
-            raise RuntimeError(f"job {name!r} registered twice ({existing.func.__qualname__}, {func.__qualname__})")
-        REGISTRY[name] = Job(
-            name=name,
-            func=func,
-            schedule=schedule,
-            after=tuple(after),
-            window_days=window_days,
-            description=description or next(iter((func.__doc__ or "").strip().splitlines()), ""),
-        )
+    def decorate(func: Callable[..., int]) -> Callable[..., int]:
+        register(func, name, schedule=schedule, after=after, window_days=window_days, description=description)
         return func
 
-    return register
+    return decorate
+
+
+def register_app_jobs() -> None:
+    """Register the jobs of every installed app: each app config's ``register_jobs()``, where it has one."""
+    from django.apps import apps
+
+    for config in apps.get_app_configs():
+        register_jobs = getattr(config, "register_jobs", None)
+        if register_jobs is not None:
+            register_jobs()
 
 
 def get(name: str) -> Job:

@@ -76,7 +76,7 @@ def hub_context(request: HttpRequest, campaign: Campaign) -> dict:
     changes = list(campaign_selectors.campaign_changes(campaign, limit=CHANGES_SHOWN))
     return {
         "hub_config": configuration(campaign),
-        "hub_tests": list(ab_selectors.test_list(campaign_id=campaign.campaign_id)[:20]),
+        "hub_tests": list(ab_selectors.abtest_list(campaign_id=campaign.campaign_id)[:20]),
         "hub_open": open_rows,
         "hub_applied": decided,
         "hub_preview": preview,

@@ -60,7 +60,7 @@ class ArtifactError(Exception):
 
 @dataclass(frozen=True)
 class Loaded:
-    record: MLModel
+    record: MLModel | None  # None: an artifact given by the caller (a version under evaluation), not a registry row
     artifact: dict[str, Any]
 
 

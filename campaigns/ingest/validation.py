@@ -38,7 +38,7 @@ MAX_LISTED_ROW_ERRORS = 100
 MAX_UNKNOWN_FIELDS_LISTED = 5  # per row
 
 TYPES = frozenset(Event.Type.values)
-AMOUNT_REQUIRED = {Event.Type.CONVERSION: "revenue", Event.Type.SPEND: "cost"}
+AMOUNT_REQUIRED: dict[str, str] = {Event.Type.CONVERSION: "revenue", Event.Type.SPEND: "cost"}
 WIRE_FIELDS = (
     "event_id", "type", "occurred_at", "customer_id", "campaign_id",
     "merchant_id", "offer_id", "variant", "amount",
@@ -175,7 +175,7 @@ def _fast_row(raw: Any, now: dt.datetime) -> EventRow | None:
     if type(raw) is not dict or not _WIRE_FIELD_SET.issuperset(raw):
         return None
     get = raw.get
-    ids = []  # event_id, campaign_id, customer_id, merchant_id, offer_id, variant; None = not given
+    ids: list[str | None] = []  # event_id, campaign_id, customer_id, merchant_id, offer_id, variant; None = not given
     for name in _FAST_ID_FIELDS:  # the id checks of _external_id, inlined: six per event
         value = get(name)
         if value is None or value == "":
@@ -265,6 +265,8 @@ def _detailed_row(raw: Any, now: dt.datetime) -> tuple[EventRow | None, list[tup
     amount = _amount(raw, event_type, errors)  # type unknown or bad: only the type-free checks
     if errors:
         return None, errors
+    # Each of these is None only with an error named above.
+    assert event_id is not None and event_type is not None and occurred_at is not None and campaign_id is not None
     return (
         EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "", amount),
         [],

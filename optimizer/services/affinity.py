@@ -23,12 +23,11 @@ import logging
 
 import numpy as np
 import pandas as pd
-from celery.schedules import crontab
 from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import Merchant
-from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.jobs import NullProgress, Progress
 from optimizer import features, registry
 from optimizer.ml import affinity
 from optimizer.models import ModelType, UserMerchantAffinity
@@ -125,7 +124,6 @@ def compute(now=None, *, artifact: dict | None = None) -> pd.DataFrame:
     return rows.drop(columns=["interactions", "conversions", "revenue"])
 
 
-@job("merchant_affinity", schedule=crontab(minute=0, hour="0,6,12,18"), after=("model_retraining",))
 def update_merchant_affinity(*, progress: Progress | None = None) -> int:
     """Top merchants per customer with affinity score, engagement level, average purchase value and confidence."""
     progress = progress or NullProgress()

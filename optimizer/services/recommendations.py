@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from celery.schedules import crontab
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -44,7 +43,7 @@ from campaigns import selectors as campaign_selectors
 from campaigns.configuration import SettingChange
 from campaigns.models import Campaign, CampaignChange, Customer, Event, Offer
 from marketing_ai.errors import Conflict, StaleValue
-from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.jobs import NullProgress, Progress
 from optimizer import recommend
 from optimizer.ml import send_time as send_time_model
 from optimizer.models import CampaignOptimization, UserMerchantAffinity
@@ -61,7 +60,7 @@ ACTIVE_STATUSES = (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Stat
 Opt = CampaignOptimization
 Field = CampaignChange.Field
 # Which campaign setting each kind of proposal changes (an offer proposal: its target segment's offer).
-FIELD_OF_KIND = {
+FIELD_OF_KIND: dict[str, str] = {
     Opt.Type.OFFER: Field.OFFER,
     Opt.Type.TIMING: Field.SEND_TIME_POLICY,  # rows from before send-time policies proposed a send_time
     Opt.Type.SEGMENT: Field.TARGET_SEGMENTS,
@@ -283,7 +282,7 @@ def _timing_proposal(campaign, inputs) -> Proposal | None:
         return None
     fixed = campaign.send_time.strftime("%H:%M")
     personal_hours = inputs.personal_hours[audience & inputs.personal]
-    top_hours = np.bincount(personal_hours, minlength=24).argsort()[::-1][:3] if len(personal_hours) else []
+    top_hours = np.bincount(personal_hours, minlength=24).argsort()[::-1][:3] if len(personal_hours) else np.zeros(0, dtype=np.int64)
     peaks = ", ".join(f"{h:02d}:00" for h in top_hours)
     sparse_count = int(np.sum(audience & ~inputs.personal))
     rationale = (
@@ -420,7 +419,7 @@ def _save(proposals: list[Proposal], campaigns: list[Campaign], now: dt.datetime
             None,
         )
         to_supersede += [r.pk for r in rows if r is not keep]
-        if keep is not None:
+        if keep is not None and p is not None:  # (keep is only found for a wanted proposal)
             _fill(keep, p)
             keep.save()
             written += 1
@@ -449,11 +448,6 @@ def _fill(row: CampaignOptimization, p: Proposal) -> None:
     row.live_value = p.live_value
 
 
-@job(
-    "campaign_optimizations",
-    schedule=crontab(hour=5, minute=0),
-    after=("daily_analytics", "model_retraining", "send_times", "merchant_affinity"),
-)
 def generate_optimizations(
     *, progress: Progress | None = None, now: dt.datetime | None = None, campaign_pks: list[int] | None = None
 ) -> int:

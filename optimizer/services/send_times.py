@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from celery.schedules import crontab
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from campaigns.models import Event
-from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.jobs import NullProgress, Progress
 from optimizer import features
 from optimizer.ml import send_time
 from optimizer.models import ModelType, UserSendTime
@@ -77,7 +76,6 @@ def compute(now: dt.datetime | None = None, *, artifact: dict | None = None) -> 
     )
 
 
-@job("send_times", schedule=crontab(hour=4, minute=0), after=("model_retraining",))
 def compute_send_times(*, progress: Progress | None = None) -> int:
     """Optimal local send time for every customer (personal, or the population hour as fallback)."""
     progress = progress or NullProgress()

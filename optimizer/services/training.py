@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from celery.schedules import crontab
 from django.db import transaction
 from scipy import sparse
 
 from campaigns.models import Merchant
-from marketing_ai.jobs import NullProgress, Progress, job
+from marketing_ai.jobs import NullProgress, Progress
 from optimizer import features, registry
 from optimizer.ml import affinity, conversion, engagement, offer_response, send_time
 from optimizer.models import MLModel, ModelType
@@ -229,7 +228,6 @@ def train_all(
     return out
 
 
-@job("model_retraining", schedule=crontab(hour=3, minute=0, day_of_week=1), after=("daily_analytics",))
 def retrain_models(*, progress: Progress) -> int:
     """Weekly retraining of the five models; each new version is promoted only if it is not worse."""
     if features.data_span()[1] is None:

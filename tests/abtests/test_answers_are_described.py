@@ -34,7 +34,7 @@ def test_status_answer_has_exactly_the_selectors_keys(api, running_test):
     api.post(f"/api/v1/ab-tests/{running_test}/assign", {"customer_ids": [f"user_{i}" for i in range(6)]}, format="json")
     from abtests.models import ABTest
 
-    computed = selectors.test_status(test=ABTest.objects.get(test_id=running_test))
+    computed = selectors.abtest_status(test=ABTest.objects.get(test_id=running_test))
     answer = api.get(f"/api/ab-tests/{running_test}/status").json()
     assert set(answer) == set(computed) == set(StatusOutput().fields)
     assert set(answer["variants"][0]) == set(computed["variants"][0]) == set(StatusVariantOutput().fields)

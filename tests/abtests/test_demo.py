@@ -54,7 +54,7 @@ def test_the_real_lift_is_declared_the_aa_test_is_not_and_running_tests_wait(dem
 
     for name in ("Demo: evening send time", "Demo: new push copy (A/A, sequential)"):
         test = ABTest.objects.get(test_id=truth["ab_tests"][name]["test_id"])
-        status = selectors.test_status(test=test)
+        status = selectors.abtest_status(test=test)
         assert status["status"] == "running"
         assert 0 < status["users_assigned"] < test.sample_size_target
         assert status["decision"] != "winner"

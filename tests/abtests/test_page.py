@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from scipy.stats import norm
@@ -132,9 +133,17 @@ def test_start_and_end_buttons_change_the_state_and_illegal_ones_show_a_message(
 def test_detail_page_lists_stored_analyses(marketer_client):
     test = ABTestFactory()
     populate(test, users=[50, 50], conversions=[5, 7])
+    html = marketer_client.get(f"/ab-tests/{test.test_id}/").content.decode()
+    assert "No stored analyses yet" in html and "<tr data-result>" not in html
     marketer_client.post(f"/ab-tests/{test.test_id}/analyze")
     html = marketer_client.get(f"/ab-tests/{test.test_id}/").content.decode()
-    assert "planned sample not reached" in html
+    stored = test.results.get()  # the one row the analysis wrote
+    rows = re.findall(r"<tr data-result>(.*?)</tr>", html, re.S)
+    assert len(rows) == 1 and "No stored analyses yet" not in html
+    cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", rows[0], re.S)]
+    assert cells[0] == f"{stored.calculated_at:%Y-%m-%d %H:%M}"
+    assert (cells[1], cells[2]) == (stored.method, "100")  # method and users of the stored row
+    assert "planned sample not reached" in cells[8] and cells[8] == stored.reason
 
 
 def test_calculator_endpoint_matches_the_formula(viewer_api):

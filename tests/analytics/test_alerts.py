@@ -89,10 +89,10 @@ def test_a_test_decision_and_an_srm_reach_their_subscribers_only(subscriber):
 
     decided = ABTestFactory(test_name="Copy test")
     populate(decided, users=[1000, 1000], conversions=[50, 120])
-    services.test_analyze(test=decided)
+    services.abtest_analyze(test=decided)
     broken = ABTestFactory(test_name="Broken split")
     populate(broken, users=[700, 300], conversions=[10, 5])
-    services.test_analyze(test=broken)
+    services.abtest_analyze(test=broken)
     subscriber("ann", Kind.ABTEST_DECISION)
     subscriber("bob", Kind.ABTEST_SRM)
     subscriber("cid", Kind.ABTEST_DECISION, campaign=broken.campaign)  # a campaign whose test has not decided

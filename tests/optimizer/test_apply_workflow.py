@@ -62,7 +62,7 @@ def end_with_winner_offer(campaign, offer, user):
     b.offer = offer
     b.save()
     populate(test, users=[2000, 2000], conversions=[160, 224])
-    ended = ab_services.test_end(test=test, apply_winner=True, user=user)
+    ended = ab_services.abtest_end(test=test, apply_winner=True, user=user)
     assert ended.test.winner == "B"
     return test
 

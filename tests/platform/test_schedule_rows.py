@@ -1,6 +1,7 @@
 """The admin lists every scheduled job as a periodic task after migrate (no beat needed), and a pause survives."""
 
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -41,7 +42,9 @@ def test_admin_periodic_tasks_page_lists_them(client, make_user):
     admin = make_user("ops", is_staff=True, is_superuser=True)
     client.force_login(admin)
     html = client.get("/admin/django_celery_beat/periodictask/").content.decode()
-    assert "model_retraining" in html and "daily_analytics" in html
+    listed = set(re.findall(r'<th class="field-name"><a href="[^"]+">([^<]+)</a>', html))
+    assert listed == set(app.conf.beat_schedule)  # every scheduled job and the reconciler, nothing else
+    assert "model_retraining" in listed and "reconcile_job_runs" in listed
 
 
 def test_rows_of_removed_or_renamed_jobs_are_deleted_when_migrate_runs():

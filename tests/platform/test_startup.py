@@ -1,5 +1,5 @@
 """Process start-up stays light: every process sets Django up (gunicorn workers, Celery, each
-``import_events --jobs`` worker, every manage.py command), and the job registry imports each app's
+``import_events --jobs`` worker, every manage.py command), and each app's ``register_jobs`` imports its
 services at start-up. scikit-learn, skops and scipy.stats load on first use only."""
 
 from __future__ import annotations
@@ -25,3 +25,30 @@ def test_django_setup_registers_every_job_without_loading_the_ml_libraries():
     missing, loaded = out.stdout.split("\n")[:2]
     assert missing == "", f"seed jobs not registered at start-up: {missing}"  # their modules were imported
     assert loaded == "", f"imported at start-up: {loaded}"
+
+
+def test_the_apps_register_the_jobs_and_importing_a_service_module_registers_nothing():
+    code = (
+        "import django, importlib; django.setup()\n"
+        "from marketing_ai import jobs\n"
+        "registered = dict(jobs.REGISTRY); jobs.REGISTRY.clear()\n"
+        "import abtests.services, analytics.alerts, analytics.services\n"
+        "import optimizer.services.affinity, optimizer.services.recommendations\n"
+        "import optimizer.services.send_times, optimizer.services.training\n"
+        "for module in (abtests.services, analytics.alerts, analytics.services, optimizer.services.affinity,\n"
+        "               optimizer.services.recommendations, optimizer.services.send_times, optimizer.services.training):\n"
+        "    importlib.reload(module)\n"
+        "print(','.join(sorted(jobs.REGISTRY)))\n"
+        "jobs.register_app_jobs()\n"
+        "print(','.join(sorted(jobs.REGISTRY)), ','.join(sorted(registered)))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marketing_ai.settings"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    after_imports, after_registration = out.stdout.split("\n")[:2]
+    assert after_imports == "", f"importing a module registered {after_imports}"
+    again, at_setup = after_registration.split(" ")
+    assert again == at_setup  # the apps' register_jobs() is what django.setup() registered
+    assert set(at_setup.split(",")) == {
+        "abtest_results", "alerts", "campaign_optimizations", "daily_analytics", "merchant_affinity",
+        "model_retraining", "send_times",
+    }
