@@ -33,6 +33,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
 
+from abtests import rollup as abtest_rollup
 from campaigns import selectors
 from campaigns.models import Campaign, Customer, Event, Merchant, Offer
 from marketing_ai.api import BadRequest, Conflict
@@ -463,6 +464,7 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
             if not skip_invalid:
                 raise InvalidRows(vanished)
             result.rejected = sorted([*result.rejected, *vanished], key=lambda e: e.index)
+        abtest_rollup.count_new_events(records, columns=EVENT_COLUMNS)  # A/B analysis sums, same transaction
         result.stored = _insert_events(records) if records else 0
         _expect_duplicates = bool(known) or result.stored < len(records)
     result.duplicates = sum(1 for _, row in valid if row.event_id not in gone_ids) - result.stored
