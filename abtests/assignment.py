@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from abtests import stats
+from abtests import rollup, stats
 from abtests.models import ABTest, ABTestAssignment, ABTestVariant
 from campaigns.models import Campaign, Customer
 from marketing_ai.errors import Conflict, InvalidInput
@@ -77,6 +77,9 @@ def assign(*, test: ABTest, customer_ids: Sequence[str]) -> list[Assigned]:
         _check_exclusion(test=test, unique_ids=unique_ids, pk_by_id=pk_by_id)
         # ON CONFLICT DO NOTHING: a customer assigned earlier (or concurrently) keeps the stored variant.
         ABTestAssignment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+        # The rows this call stored (under the campaign lock, only they carry this call's timestamp).
+        rollup.customers_assigned(test=test, assignments=list(ABTestAssignment.objects.filter(
+            test=test, customer_id__in=list(pk_by_id.values()), assigned_at=now)))
     return _stored(test=test, ids=ids, pk_by_id=pk_by_id, variants=variants, now=now)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from abtests import assignment, services, stats
+from abtests import assignment, rollup, services, stats
 from abtests.models import ABTest, ABTestAssignment
 from campaigns.models import Campaign, Event
 
@@ -96,9 +96,12 @@ def plant(ctx) -> dict:
         ABTest.objects.filter(pk=test.pk).update(started_at=start)
         test.refresh_from_db()
         event_n = _assign_and_convert(ctx, test, spec, customers[chosen], chosen, start, end, rng, event_n)
+        rollup.rebuild(test=test)  # the rows above were bulk-written, past the services' hooks
         if spec.completed:
             services.abtest_end(test=test)
             ABTest.objects.filter(pk=test.pk).update(ended_at=end)
+            test.refresh_from_db()
+            rollup.rebuild(test=test)
         else:
             services.abtest_analyze(test=test)
         truth[spec.name] = {"test_id": test.test_id, "true_lift": spec.true_lift, "baseline": spec.baseline,

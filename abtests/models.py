@@ -196,3 +196,56 @@ class ABTestResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.test_id} {self.decision} at {self.calculated_at:%Y-%m-%d %H:%M}"
+
+
+class ABTestCustomerOutcome(models.Model):
+    """One assigned customer's counted values for one event type, kept up to date as events and
+    assignments arrive (``abtests/rollup.py``). Only customers with such an event have a row.
+
+    y: the in-test events that count (attribution rule in ``selectors``); x: the pre-period ones (CUPED's
+    covariate). ``*_any``: at least one such event; the others: the sum of their amounts (0 without one)."""
+
+    test = models.ForeignKey(ABTest, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", db_index=False)
+    variant = models.ForeignKey(ABTestVariant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    event_type = models.CharField(max_length=24)
+    y_any = models.BooleanField(default=False)
+    y = models.FloatField(default=0.0)
+    x_any = models.BooleanField(default=False)
+    x = models.FloatField(default=0.0)
+
+    class Meta:
+        db_table = "ab_test_customer_outcomes"
+        constraints = [models.UniqueConstraint(fields=["test", "customer", "event_type"],
+                                               name="ab_outcome_unique_customer_type")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.event_type} in {self.test_id}"
+
+
+class ABTestArmSums(models.Model):
+    """Per variant and event type, the sums over its customers' outcomes that the analysis reads
+    (sufficient statistics: Σ, Σ² and the CUPED cross terms), updated by deltas in the transaction that
+    changes an outcome. The row with an empty ``event_type`` holds the variant's assigned ``users``.
+    A test has these rows once its rollup is kept (from its start, or after ``rebuild_abtest_rollups``);
+    without them the analysis reads the raw events."""
+
+    test = models.ForeignKey(ABTest, on_delete=models.CASCADE, related_name="+")
+    variant = models.ForeignKey(ABTestVariant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    event_type = models.CharField(max_length=24, blank=True)
+    users = models.BigIntegerField(default=0)
+    customers = models.BigIntegerField(default=0)
+    y = models.FloatField(default=0.0)
+    y_sq = models.FloatField(default=0.0)
+    x_customers = models.BigIntegerField(default=0)
+    x = models.FloatField(default=0.0)
+    x_sq = models.FloatField(default=0.0)
+    xy_customers = models.BigIntegerField(default=0)
+    xy = models.FloatField(default=0.0)
+
+    class Meta:
+        db_table = "ab_test_arm_sums"
+        constraints = [models.UniqueConstraint(fields=["variant", "event_type"], name="ab_arm_sums_unique_type")]
+
+    def __str__(self) -> str:
+        return f"{self.variant_id} {self.event_type or 'users'}"

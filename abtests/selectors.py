@@ -19,10 +19,18 @@ from django.db import connection, transaction
 from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import TruncDate
 
-from abtests import analysis, metrics, multiple_testing, stats, timeline
+from abtests import analysis, metrics, multiple_testing, rollup, stats, timeline
 from abtests import breakdown as breakdown_math
 from abtests import cuped as cuped_math
-from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestAssignment, ABTestResult, ABTestVariant
+from abtests.models import (
+    CONFIDENCE_MAX,
+    CONFIDENCE_MIN,
+    ABTest,
+    ABTestArmSums,
+    ABTestAssignment,
+    ABTestResult,
+    ABTestVariant,
+)
 from campaigns.models import Customer, Event, Segment
 from marketing_ai.errors import InvalidInput, NotFound
 
@@ -98,7 +106,7 @@ def users_assigned(*, test: ABTest) -> int:
 
 _FAR_FUTURE = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 
-PRE_PERIOD_DAYS = 28  # CUPED's covariate: each customer's behaviour in the 4 weeks before the test started
+PRE_PERIOD_DAYS = rollup.PRE_PERIOD_DAYS  # CUPED's covariate: each customer's behaviour in the 4 weeks before the test started
 
 # One grouped pass for the whole analysis: the campaign's events of the types the test's metrics use are
 # grouped per assigned customer (in-test value y and pre-period covariate x per type, by CASE so the same
@@ -159,7 +167,34 @@ class ArmSums:
 
 
 def arm_sums(*, test: ABTest, event_types) -> list[ArmSums]:
-    """Per variant (control first): users and, for each event type, the sums above, in one grouped query."""
+    """Per variant (control first): users and, for each event type, the sums above: from the test's rollup
+    (a few rows kept up to date by ``abtests.rollup``) when it is kept, else from the raw events."""
+    types = list(dict.fromkeys([Event.Type.CONVERSION, *event_types]))
+    if set(types) <= set(rollup.tracked_types()):
+        kept = _arm_sums_kept(test, types)
+        if kept is not None:
+            return kept
+    return arm_sums_from_events(test=test, event_types=event_types)
+
+
+def _arm_sums_kept(test: ABTest, types: list[str]) -> list[ArmSums] | None:
+    rows = {(variant_pk, event_type): vals for variant_pk, event_type, *vals in
+            ABTestArmSums.objects.filter(test=test).values_list("variant_id", "event_type", "users", *rollup.SUM_FIELDS)}
+    if not rows:
+        return None
+    out = []
+    for v in test.ordered_variants:
+        users = int(rows[(v.pk, rollup.USERS)][0]) if (v.pk, rollup.USERS) in rows else 0
+        sums = {}
+        for t in types:
+            _, c, y, ysq, xc, x, xsq, xyc, xy = rows.get((v.pk, t)) or (0,) * 9
+            sums[t] = TypeSums(int(c), float(y), float(ysq), int(xc), float(x), float(xsq), int(xyc), float(xy))
+        out.append(ArmSums(variant_pk=v.pk, users=users, by_type=sums))
+    return out
+
+
+def arm_sums_from_events(*, test: ABTest, event_types) -> list[ArmSums]:
+    """``arm_sums`` computed from the raw events in one grouped query (the reference the rollup must equal)."""
     types = list(dict.fromkeys([Event.Type.CONVERSION, *event_types]))
     adapt = connection.ops.adapt_datetimefield_value
     ended = adapt(test.ended_at or _FAR_FUTURE)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from abtests import analysis, assignment, metrics, selectors
+from abtests import analysis, assignment, metrics, rollup, selectors
 from abtests.models import CONFIDENCE_MAX, CONFIDENCE_MIN, ABTest, ABTestResult, ABTestVariant
 from campaigns import configuration
 from campaigns import selectors as campaign_selectors
@@ -194,6 +194,7 @@ def abtest_start(*, test: ABTest) -> ABTest:
         locked.status = ABTest.Status.RUNNING
         locked.started_at = timezone.now()
         locked.save(update_fields=["status", "started_at"])
+        rollup.rebuild(test=locked)  # nobody assigned yet: empty sums, kept from now on
     return selectors.abtest_get(test_id=test.test_id)
 
 
@@ -264,6 +265,7 @@ def abtest_end(*, test: ABTest, apply_winner: bool = False, user=None) -> Ended:
         locked.status = ABTest.Status.COMPLETED
         fresh = selectors.abtest_get(test_id=test.test_id)
         fresh.ended_at, fresh.status = locked.ended_at, locked.status
+        rollup.test_ended(test=fresh)  # events after the end stop counting
         result = None
         if selectors.users_assigned(test=fresh) > 0:
             result = abtest_analyze(test=fresh)

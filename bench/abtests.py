@@ -41,8 +41,8 @@ from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from scipy.stats import chi2_contingency  # noqa: E402
 
-from abtests import analysis, selectors, services, stats  # noqa: E402
-from abtests.models import ABTest  # noqa: E402
+from abtests import analysis, rollup, selectors, services, stats  # noqa: E402
+from abtests.models import ABTest, ABTestArmSums, ABTestCustomerOutcome  # noqa: E402
 from bench.report import table, write_section  # noqa: E402
 from campaigns.models import Campaign, Customer, Event  # noqa: E402
 
@@ -150,11 +150,20 @@ def build(users: int, arms: int, rate: float, lift: float, noise_events: int) ->
             """,
             [PREFIX, campaign.pk, noise_events, PREFIX, users],
         )
+    # The rows above were written by set-based SQL, past the ingestion and assignment hooks: build the
+    # test's rollup from them, as the data migration / ``manage.py rebuild_abtest_rollups`` do.
+    t0 = time.perf_counter()
+    rollup.rebuild(test=selectors.abtest_get(test_id=test.test_id))
+    global REBUILD_S
+    REBUILD_S = time.perf_counter() - t0
     # What autovacuum does to a live table: statistics, and the visibility map for index-only scans.
     with connection.cursor() as cur:
-        for model in (Customer, Event, selectors.ABTestAssignment):
+        for model in (Customer, Event, selectors.ABTestAssignment, ABTestCustomerOutcome, ABTestArmSums):
             cur.execute(f"VACUUM ANALYZE {model._meta.db_table}")
     return selectors.abtest_get(test_id=test.test_id)
+
+
+REBUILD_S = 0.0
 
 
 def check_plausible(test: ABTest, rates: list[float]) -> list[dict]:
@@ -262,9 +271,16 @@ def main() -> None:
     test = build(args.users, args.arms, args.rate, args.lift, args.noise_events)
     build_s = time.perf_counter() - t0
     assigned = selectors.users_assigned(test=test)
-    print(f"built {assigned:,} assignments in {build_s:.1f} s")
+    print(f"built {assigned:,} assignments in {build_s:.1f} s (rollup rebuild {REBUILD_S:.1f} s of it)")
     planted = [args.rate] * (args.arms - 1) + [args.rate * (1 + args.lift)]
     plausible_rows = check_plausible(test, planted)
+    types = ["conversion", "notification_opened", "click"]
+    kept, raw = selectors.arm_sums(test=test, event_types=types), selectors.arm_sums_from_events(test=test, event_types=types)
+    for k, r in zip(kept, raw, strict=True):  # the rollup read equals the raw-event pass at this scale too
+        assert k.users == r.users and all(
+            abs(getattr(k.by_type[t], f) - getattr(r.by_type[t], f)) <= 1e-9 * max(1.0, abs(getattr(r.by_type[t], f)))
+            for t in types for f in ("customers", "y", "y_sq", "x_customers", "x", "x_sq", "xy_customers", "xy")), (k, r)
+    print("rollup sums equal the raw-event pass (rel 1e-9)")
     print(table(plausible_rows, ["arm", "what", "users", "observed", "expected", "ok"]))
     try:
         def count_floor():
@@ -276,15 +292,17 @@ def main() -> None:
         # Interleaved rounds, so drifting load on the shared machine hits every measurement alike.
         measured = [
             ("SELECT COUNT(*) of the test's assignments (floor)", count_floor),
-            ("selectors.arm_totals (one grouped pass, conversions only: users, converters, revenue, CUPED sums)",
-             lambda: selectors.arm_totals(test=test)),
-            ("selectors.arm_sums (the analysis' one grouped pass: conversions, opens, clicks, with CUPED sums)",
+            ("selectors.arm_sums_from_events (the previous path: one grouped pass over the raw events, 3 types + CUPED)",
+             lambda: selectors.arm_sums_from_events(test=test, event_types=["conversion", "notification_opened", "click"])),
+            ("selectors.arm_sums (the rollup kept at ingestion: the analysis' read, 3 types + CUPED)",
              lambda: selectors.arm_sums(test=test, event_types=["conversion", "notification_opened", "click"])),
-            ("services.abtest_analyze (whole analysis: all queries + stats + CUPED + metrics + decision + row)",
+            ("services.abtest_analyze (whole analysis: rollup read + stats + CUPED + metrics + risk + SRM + decision + row)",
              lambda: services.abtest_analyze(test=test)),
             ("selectors.abtest_status (GET .../status)", lambda: selectors.abtest_status(test=test)),
-            ("selectors.results_over_time (GET .../over-time, 3 metrics by day)",
+            ("selectors.results_over_time (GET .../over-time, 3 metrics by day; raw events, not in the rollup)",
              lambda: selectors.results_over_time(test=test)),
+            ("selectors.breakdown by segment (the test page's; raw events, not in the rollup)",
+             lambda: selectors.breakdown(test=test, by="segment")),
         ]
         # Interleaved rounds, so drifting load on the shared machine hits every measurement alike.
         timings = interleaved([fn for _, fn in measured], args.repeat)
@@ -313,7 +331,8 @@ def main() -> None:
                 f"Scale: {assigned:,} assignments in {args.arms} arms, "
                 f"{result.variants[0]['conversions'] + sum(v['conversions'] for v in result.variants[1:]):,} "
                 f"converters, {args.noise_events:,} unrelated events in the campaign; PostgreSQL "
-                f"{connection.pg_version // 10000}; data built by set-based SQL in {build_s:.0f} s; "
+                f"{connection.pg_version // 10000}; data built by set-based SQL in {build_s:.0f} s (of which the rollup rebuild "
+                f"from the raw rows, `rollup.rebuild`, {REBUILD_S:.1f} s); "
                 f"load average during the run {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
                 f"(the machine is shared: absolute times move with its load, the ratios much less; "
                 f"the measurements run interleaved, median of {args.repeat} rounds after a first).\n\n"

@@ -23,8 +23,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from abtests import rollup as abtest_rollup
 from campaigns import selectors
-from campaigns.ingest.event_table import _insert_events, _known_event_ids
+from campaigns.ingest.event_table import EVENT_COLUMNS, _insert_events, _known_event_ids
 from campaigns.ingest.validation import MAX_LISTED_ROW_ERRORS, EventRow, RowError, validate_batch
 from campaigns.models import Campaign, Customer, Merchant, Offer
 from marketing_ai.db import rows_by_keys
@@ -147,6 +148,7 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
             if not skip_invalid:
                 raise InvalidRows(vanished, listed=MAX_LISTED_ROW_ERRORS)
             result.rejected = sorted([*result.rejected, *vanished], key=lambda e: e.index)
+        abtest_rollup.count_new_events(records, columns=EVENT_COLUMNS)  # A/B analysis sums, same transaction
         result.stored = _insert_events(records) if records else 0
         _expect_duplicates = bool(known) or result.stored < len(records)
     result.duplicates = sum(1 for _, row in valid if row.event_id not in gone_ids) - result.stored
