@@ -34,7 +34,7 @@ from django.utils import timezone
 from psycopg.errors import UniqueViolation
 
 from campaigns import selectors
-from campaigns.models import Campaign, Customer, Event, Merchant, Offer
+from campaigns.models import EVENT_CHANNEL_RE, Campaign, Customer, Event, Merchant, Offer, event_channel_problem
 from marketing_ai.api import BadRequest, Conflict
 from marketing_ai.db import psycopg_cursor
 from marketing_ai.validation import EXTERNAL_ID_RE, external_id_problem, text_problem
@@ -54,7 +54,7 @@ TYPES = frozenset(Event.Type.values)
 AMOUNT_REQUIRED = {Event.Type.CONVERSION: "revenue", Event.Type.SPEND: "cost"}
 WIRE_FIELDS = (
     "event_id", "type", "occurred_at", "customer_id", "campaign_id",
-    "merchant_id", "offer_id", "variant", "amount",
+    "merchant_id", "offer_id", "variant", "amount", "channel",
 )
 _WIRE_FIELD_SET = frozenset(WIRE_FIELDS)
 
@@ -72,6 +72,7 @@ class EventRow:
     offer_id: str | None
     variant: str
     amount: Decimal | None
+    channel: str = ""  # optional on the wire; "" = not given
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,11 +259,29 @@ def _fast_row(raw: Any, now: dt.datetime) -> EventRow | None:
             return None
     else:
         amount = None
-    return EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "", amount)
+    channel = get("channel")
+    if channel is None or channel == "":
+        channel = ""
+    elif type(channel) is not str or not _is_event_channel(channel):
+        return None
+    return EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "",
+                    amount, channel)
 
 
 _FAST_ID_FIELDS = ("event_id", "campaign_id", "customer_id", "merchant_id", "offer_id", "variant")
 _is_external_id = EXTERNAL_ID_RE.fullmatch
+_is_event_channel = EVENT_CHANNEL_RE.fullmatch
+
+
+def _channel(raw: Mapping, errors: list[tuple[str, str]]) -> str:
+    value = raw.get("channel")
+    if value is None or value == "":
+        return ""
+    problem = f"must be a string, got {_shown(value)}" if not isinstance(value, str) else event_channel_problem(value)
+    if problem:
+        errors.append(("channel", problem))
+        return ""
+    return value
 
 
 def validate_event_row(raw: Any, *, now: dt.datetime | None = None) -> tuple[EventRow | None, list[tuple[str, str]]]:
@@ -306,10 +325,12 @@ def _detailed_row(raw: Any, now: dt.datetime) -> tuple[EventRow | None, list[tup
     offer_id = _external_id(raw, "offer_id", errors, required=False)
     variant = _external_id(raw, "variant", errors, required=False)
     amount = _amount(raw, event_type, errors)  # type unknown or bad: only the type-free checks
+    channel = _channel(raw, errors)
     if errors:
         return None, errors
     return (
-        EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "", amount),
+        EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "", amount,
+                 channel),
         [],
     )
 
@@ -427,7 +448,7 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
                 campaigns.get(r.campaign_id),
                 merchants.get(r.merchant_id) if r.merchant_id else None,
                 offers.get(r.offer_id) if r.offer_id else None,
-                r.variant, r.amount,
+                r.variant, r.amount, r.channel,
             )
             # A missing pk: the row was deleted after validation (a concurrent delete).
             if record[5] is None or (r.customer_id and record[4] is None) or (r.merchant_id and record[6] is None) \
@@ -522,11 +543,11 @@ def _ensure(model, field_name: str, external_ids: set[str], lookup, build) -> tu
 
 EVENT_COLUMNS = (
     "event_id", "type", "occurred_at", "received_at", "customer_id",
-    "campaign_id", "merchant_id", "offer_id", "variant", "amount",
+    "campaign_id", "merchant_id", "offer_id", "variant", "amount", "channel",
 )
 
 
-EVENT_COPY_TYPES = ["varchar", "varchar", "timestamptz", "timestamptz", "int8", "int8", "int8", "int8", "varchar", "numeric"]
+EVENT_COPY_TYPES = ["varchar", "varchar", "timestamptz", "timestamptz", "int8", "int8", "int8", "int8", "varchar", "numeric", "varchar"]
 
 
 def _insert_events(records: list[tuple]) -> int:
@@ -538,7 +559,7 @@ def _insert_events(records: list[tuple]) -> int:
     ops = connection.ops
     adapted = [
         (*r[:2], ops.adapt_datetimefield_value(r[2]), ops.adapt_datetimefield_value(r[3]), *r[4:9],
-         None if r[9] is None else str(r[9]))
+         None if r[9] is None else str(r[9]), *r[10:])
         for r in records
     ]
     placeholders = ", ".join(["%s"] * len(EVENT_COLUMNS))
@@ -595,7 +616,7 @@ def _insert_staged(records: list[tuple]) -> int:
             "CREATE TEMP TABLE IF NOT EXISTS ingest_event_batch ("
             " event_id varchar(64), type varchar(24), occurred_at timestamptz, received_at timestamptz,"
             " customer_id bigint, campaign_id bigint, merchant_id bigint, offer_id bigint,"
-            " variant varchar(64), amount numeric(14, 2)) ON COMMIT DELETE ROWS"
+            " variant varchar(64), amount numeric(14, 2), channel varchar(32)) ON COMMIT DELETE ROWS"
         )
         cursor.execute("TRUNCATE ingest_event_batch")
         _copy_binary(cursor, "ingest_event_batch", records)
