@@ -105,6 +105,24 @@ class AssignInput(serializers.Serializer):
         return data
 
 
+STATUS_INCLUDES = ("over_time", "breakdowns")
+
+
+class StatusInput(serializers.Serializer):
+    include = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=64,
+        help_text=f"Comma-separated extras to embed: {', '.join(STATUS_INCLUDES)} (what the test page shows "
+                  "beside the card; each also has its own endpoint)")
+
+    def validate_include(self, value: str) -> list[str]:
+        wanted = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = [part for part in wanted if part not in STATUS_INCLUDES]
+        if unknown:
+            raise serializers.ValidationError(f"unknown {unknown[0][:40]!r}: give a comma-separated subset of "
+                                              f"{', '.join(STATUS_INCLUDES)}")
+        return list(dict.fromkeys(wanted))
+
+
 class EndInput(serializers.Serializer):
     apply_winner = serializers.BooleanField(default=False)
 
@@ -274,8 +292,12 @@ class OverTimeOutput(serializers.Serializer):
     metrics = MetricOverTimeOutput(many=True, help_text="Each secondary metric and guardrail by day (unadjusted)")
 
 
+STATUS_BREAKDOWNS = ("segment", "channel")  # the ones the test page shows
+
+
 class SliceOutput(serializers.Serializer):
-    slice = serializers.CharField(help_text="Segment name, time zone, or (other) for the smallest slices together")
+    slice = serializers.CharField(help_text="Segment name, time zone or channel ((no segment), (no channel)), or "
+                                            "(other) for the smallest slices together")
     variant = serializers.CharField()
     users = serializers.IntegerField()
     control_users = serializers.IntegerField()
@@ -292,7 +314,7 @@ class SliceOutput(serializers.Serializer):
 
 class BreakdownOutput(serializers.Serializer):
     test_id = serializers.CharField()
-    by = serializers.CharField()
+    by = serializers.ChoiceField(choices=selectors.BREAKDOWN_BY)
     metric = serializers.CharField()
     multiple_testing = serializers.CharField()
     confidence_level = serializers.FloatField()
@@ -329,8 +351,15 @@ class StatusVariantOutput(serializers.Serializer):
     lift = serializers.FloatField(allow_null=True)
     ci_low = serializers.FloatField(allow_null=True)
     ci_high = serializers.FloatField(allow_null=True)
-    p_value = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True, help_text="Adjusted p-value, as the verdict used it")
     chance_to_beat_control = serializers.FloatField(allow_null=True)
+    expected_loss = serializers.FloatField(
+        allow_null=True, help_text="Risk of shipping this variant: conversion-rate points (as a fraction) given up "
+                                   "on average if it is in fact worse than the control (Bayesian, Beta(1, 1) priors)")
+    control_expected_loss = serializers.FloatField(
+        allow_null=True, help_text="Risk of keeping the control: what it gives up if this variant is in fact better")
+    expected_loss_pp = serializers.FloatField(allow_null=True, help_text="expected_loss in percentage points")
+    control_expected_loss_pp = serializers.FloatField(allow_null=True, help_text="control_expected_loss in points")
 
 
 class StatusOutput(serializers.Serializer):
@@ -359,6 +388,16 @@ class StatusOutput(serializers.Serializer):
     recommended_action = serializers.CharField()
     started_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)
+    multiple_testing = serializers.ChoiceField(choices=ABTest.Correction.choices,
+                                               help_text="Correction across the secondary metrics")
+    metrics = MetricOutput(many=True, help_text="Goal, secondary and guardrail metrics per treatment, each with "
+                                                "its interval; secondary p-values adjusted (Holm or BH)")
+    cuped = CupedOutput(help_text="The goal's CUPED adjustment: applied or why not, and the variance it removed "
+                                  "(empty for a draft)")
+    over_time = OverTimeOutput(required=False, help_text="With include=over_time: as GET .../over-time")
+    breakdowns = BreakdownOutput(many=True, required=False,
+                                 help_text="With include=breakdowns: the goal by segment and by channel, as GET "
+                                           ".../breakdown?by=segment and ?by=channel")
 
 
 class EndOutput(serializers.Serializer):
@@ -435,10 +474,21 @@ class ABTestViewSet(viewsets.GenericViewSet):
             return Response(AssignOneOutput({"test_id": test_id, **rows[0]}).data)
         return Response(AssignManyOutput({"test_id": test_id, "assignments": rows, "new": sum(r["new"] for r in rows)}).data)
 
-    @extend_schema(responses=StatusOutput)
+    @extend_schema(parameters=[StatusInput], responses=StatusOutput)
     @action(detail=True, methods=["get"])
     def status(self, request: Request, test_id: str) -> Response:
-        return Response(StatusOutput(selectors.abtest_status(test=self.get_object())).data)
+        """Progress and the current read of the test: what its card shows (verdict, metrics, CUPED, risk);
+        with ``include``, the results over time and the breakdowns of its page too."""
+        data = StatusInput(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        include = data.validated_data["include"]
+        test = self.get_object()
+        status = selectors.abtest_status(test=test)
+        if "over_time" in include:
+            status["over_time"] = selectors.results_over_time(test=test)
+        if "breakdowns" in include:
+            status["breakdowns"] = [selectors.breakdown(test=test, by=by) for by in STATUS_BREAKDOWNS]
+        return Response(StatusOutput(status).data)
 
     @extend_schema(request=None, responses=ResultOutput)
     @action(detail=True, methods=["post"])
@@ -474,11 +524,12 @@ class ABTestViewSet(viewsets.GenericViewSet):
         with its interval, and the sample-ratio check."""
         return Response(OverTimeOutput(selectors.results_over_time(test=self.get_object())).data)
 
-    @extend_schema(parameters=[OpenApiParameter("by", str, enum=[*selectors.BREAKDOWN_DIMENSIONS])],
+    @extend_schema(parameters=[OpenApiParameter("by", str, enum=[*selectors.BREAKDOWN_BY])],
                    responses=BreakdownOutput)
     @action(detail=True, methods=["get"])
     def breakdown(self, request: Request, test_id: str) -> Response:
-        """The goal metric by customer segment or time zone, adjusted for looking at many slices."""
+        """The goal metric by customer segment or time zone, or by the channel its events came through,
+        adjusted for looking at many slices."""
         by = request.query_params.get("by", "segment")
         return Response(BreakdownOutput(selectors.breakdown(test=self.get_object(), by=by)).data)
 

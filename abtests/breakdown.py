@@ -5,6 +5,11 @@ and the p-values of every (slice x treatment) comparison are adjusted together (
 Benjamini-Hochberg, ``multiple_testing``): with 10 slices, one of them looks "significant" at 5 % by
 chance about 40 % of the time without an adjustment. Slices too small to compare are listed without
 statistics; a slice result is a lead to confirm with its own test, never a reason to ship on its own.
+
+Two kinds of slices. Customer slices (segment, time zone) split the users: each holds its own users.
+Outcome slices (an event property such as the channel) split the goal: "converted through email" per
+assigned user, so every slice holds all the arm's users and a customer who converted through two
+channels counts in both; the caller folds the smallest outcome slices itself (``_merge`` adds users up).
 """
 
 from __future__ import annotations
@@ -54,12 +59,17 @@ def slices(
     by_slice: dict[str, Sequence[metrics.MetricArm]],
     confidence_level: float,
     correction: str = multiple_testing.HOLM,
+    outcome_slices: bool = False,
 ) -> tuple[list[SliceRow], str]:
-    """Rows per (slice, treatment), largest slices first, and the note to show beside them."""
+    """Rows per (slice, treatment), largest slices first (outcome slices: the most converters or revenue
+    first), and the note to show beside them."""
     alpha = 1.0 - confidence_level
     spec = metrics.METRICS[metric]
-    ordered = sorted(by_slice.items(), key=lambda kv: (-sum(a.users for a in kv[1]), kv[0]))
+    size = (lambda arms: sum(a.total for a in arms)) if outcome_slices else (lambda arms: sum(a.users for a in arms))
+    ordered = sorted(by_slice.items(), key=lambda kv: (-size(kv[1]), kv[0]))
     if len(ordered) > MAX_SLICES:
+        if outcome_slices:
+            raise ValueError(f"at most {MAX_SLICES} outcome slices: fold the others before comparing")
         head, tail = ordered[: MAX_SLICES - 1], ordered[MAX_SLICES - 1:]
         ordered = [*head, (OTHER, _merge([arms for _, arms in tail]))]
     rows: list[SliceRow] = []
@@ -87,4 +97,7 @@ def slices(
     method = "Holm" if correction == multiple_testing.HOLM else "Benjamini-Hochberg"
     note = (f"{len(compared)} slice comparisons: p-values adjusted across all of them ({method}); intervals are "
             "not adjusted. A slice that differs is a lead to confirm with its own test, not a reason to ship.")
+    if outcome_slices:
+        note = ("Each slice counts only the goal that came through it, per assigned user (every slice holds all "
+                "the arm's users; a customer who converted through two counts in both). " + note)
     return rows, note

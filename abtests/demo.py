@@ -7,8 +7,16 @@ assignment, with probability ``baseline`` (control) or ``baseline x (1 + true_li
 Conversions go to merchants drawn from the demo's planted preferences and carry no offer, so the
 optimizer's planted truths are untouched. Completed tests are ended through ``services.abtest_end``.
 
-Truth written under ``ab_tests``: ``{test name: {"test_id", "true_lift", "baseline", "status"}}``;
-``true_lift`` is the relative lift of variant B's conversion rate over A's (0 for A/A tests).
+Truth written under ``ab_tests``: ``{test name: {"test_id", "true_lift", "baseline", "status",
+"channel_share", "channel_lift"}}``; ``true_lift`` is the relative lift of variant B's conversion rate
+over A's (0 for A/A tests).
+
+Channels: every event carries the channel it came through (email, push, sms). The control's conversions
+split by ``CHANNEL_SHARE``; in the treatment, converting through channel c has the relative lift
+``channel_lift[c]`` (planted so that the shares weighted by 1 + lift average to 1 + ``true_lift``), so the
+breakdown by channel has a planted truth too: per assigned user, the rate of converting through c is
+``baseline x share[c]`` in A and ``baseline x share[c] x (1 + channel_lift[c])`` in B. The channels are drawn
+from their own random stream, so adding them changed none of the other planted draws.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from abtests.models import ABTest, ABTestAssignment
 from campaigns.models import Campaign, Event
 
 MAX_USERS_PER_TEST = 20_000  # keeps the plant a few seconds even for a 10-million-event demo
+CHANNELS = ("email", "push", "sms")
+CHANNEL_SHARE = (0.5, 0.3, 0.2)  # of the control's conversions (and of every arm's views)
 
 
 @dataclass(frozen=True)
@@ -40,17 +50,23 @@ class PlantedTest:
     offers: tuple[str | None, str | None] = (None, None)  # offer suffix per variant (apply-winner config)
     send_times: tuple[dt.time | None, dt.time | None] = (None, None)
     sequential: bool = False
+    # Relative lift of converting through each channel of CHANNELS (None: true_lift in every channel).
+    channel_lift: tuple[float, float, float] | None = None
+
+    @property
+    def lift_by_channel(self) -> tuple[float, ...]:
+        return self.channel_lift if self.channel_lift is not None else (self.true_lift,) * len(CHANNELS)
 
 
 PLANTED = (
     PlantedTest("Demo: 20% off beats 10% off", "A bigger discount lifts conversion by about 30%.",
                 true_lift=0.30, baseline=0.20, completed=True, share_of_customers=1.0, planned_mde=0.30,
-                offers=("off_10pct", "off_20pct")),
+                offers=("off_10pct", "off_20pct"), channel_lift=(0.50, 0.20, -0.05)),
     PlantedTest("Demo: A/A check", "Two identical arms: the test must not declare a winner.",
                 true_lift=0.0, baseline=0.20, completed=True, share_of_customers=1.0, planned_mde=0.30),
     PlantedTest("Demo: evening send time", "Sending at 18:00 UTC lifts conversion by about 15%.",
                 true_lift=0.15, baseline=0.25, completed=False, share_of_customers=0.6, planned_mde=0.15,
-                send_times=(dt.time(9, 0), dt.time(18, 0))),
+                send_times=(dt.time(9, 0), dt.time(18, 0)), channel_lift=(0.0, 0.40, 0.15)),
     PlantedTest("Demo: new push copy (A/A, sequential)", "Copy change with no real effect; watched daily.",
                 true_lift=0.0, baseline=0.15, completed=False, share_of_customers=0.5, planned_mde=0.20,
                 sequential=True),
@@ -105,7 +121,9 @@ def plant(ctx) -> dict:
         else:
             services.abtest_analyze(test=test)
         truth[spec.name] = {"test_id": test.test_id, "true_lift": spec.true_lift, "baseline": spec.baseline,
-                            "status": "completed" if spec.completed else "running"}
+                            "status": "completed" if spec.completed else "running",
+                            "channel_share": dict(zip(CHANNELS, CHANNEL_SHARE, strict=True)),
+                            "channel_lift": dict(zip(CHANNELS, spec.lift_by_channel, strict=True))}
     return {"ab_tests": truth}
 
 
@@ -143,6 +161,7 @@ def _assign_and_convert(ctx, test: ABTest, spec: PlantedTest, ids, idx, start, e
     # Convert between 10 minutes and 5 days after assignment, always inside the test window.
     delay = rng.uniform(600, 5 * 86400, len(ids))
     when = np.minimum(assigned_offset + delay, span - 60)
+    view_channel, conversion_channel = _channels(ctx, test, spec, arm)
     merchant_idx = ctx.data.sample_merchants(np.asarray(idx)[converts], rng)
     merchants = ctx.data.merchants["merchant_id"].astype(str).to_numpy()[merchant_idx]
     cents = np.round(rng.lognormal(np.log(4000), 0.5, converts.sum())).astype(np.int64)
@@ -156,6 +175,7 @@ def _assign_and_convert(ctx, test: ABTest, spec: PlantedTest, ids, idx, start, e
             customer_id=ctx.customer_pk[c],
             campaign_id=test.campaign_id,
             variant=variants[a].name,
+            channel=view_channel[k],
         )
         for k, (c, a, t) in enumerate(zip(ids, arm, assigned_at, strict=True))
     ]
@@ -171,8 +191,23 @@ def _assign_and_convert(ctx, test: ABTest, spec: PlantedTest, ids, idx, start, e
             merchant_id=ctx.merchant_pk[merchants[j]],
             variant=variants[arm[i]].name,
             amount=Decimal(int(cents[j])).scaleb(-2),
+            channel=conversion_channel[i],
         ))
         event_n += 1
     with transaction.atomic():
         Event.objects.bulk_create(events, batch_size=5000)
     return event_n
+
+
+def _channels(ctx, test: ABTest, spec: PlantedTest, arm: np.ndarray) -> tuple[list[str], list[str]]:
+    """Each assigned customer's view channel and, were they to convert, their conversion's channel (see the
+    module's docstring), from a stream of their own."""
+    rng = np.random.default_rng([ctx.seed, 6, PLANTED.index(spec)])
+    share = np.array(CHANNEL_SHARE)
+    treated = share * (1.0 + np.array(spec.lift_by_channel))
+    treated /= treated.sum()
+    names = np.array(CHANNELS)
+    view = names[rng.choice(len(CHANNELS), size=len(arm), p=share)]
+    conversion = np.where(arm == 0, rng.choice(len(CHANNELS), size=len(arm), p=share),
+                          rng.choice(len(CHANNELS), size=len(arm), p=treated))
+    return view.tolist(), names[conversion].tolist()

@@ -623,10 +623,14 @@ def _metric_over_time(test: ABTest, totals: DailyTotals, name: str, role: str) -
 
 # ---------------------------------------------------------------- breakdowns
 
-# Slices are customer attributes fixed before assignment, so each slice is itself a randomised
-# experiment. (A property of the conversion events, e.g. their merchant, would split the outcome rather
-# than the customers, and a test runs in one campaign, so its channel is the same for every customer.)
+# Customer slices (segment, time zone) are attributes fixed before assignment, so each slice is itself a
+# randomised experiment. Outcome slices (an event property: the channel) split the goal instead: "converted
+# through email" is an outcome every assigned user has or has not, so each channel is compared over all
+# the arm's users, again a randomised comparison (``_channel_breakdown``).
 BREAKDOWN_DIMENSIONS = {"segment": "COALESCE(c.segment_id, 0)", "timezone": "c.timezone"}
+EVENT_BREAKDOWNS = ("channel",)
+BREAKDOWN_BY = (*BREAKDOWN_DIMENSIONS, *EVENT_BREAKDOWNS)
+NO_CHANNEL = "(no channel)"
 
 _BREAKDOWN_SQL = """
 WITH users AS (
@@ -651,10 +655,12 @@ GROUP BY u.variant_id, u.k, u.n
 
 
 def breakdown(*, test: ABTest, by: str) -> dict:
-    """The goal metric per slice of customers (by segment or time zone), each treatment vs the control,
-    with p-values adjusted across every slice comparison (the test's correction)."""
-    if by not in BREAKDOWN_DIMENSIONS:
-        raise InvalidInput({"by": [f"one of {', '.join(BREAKDOWN_DIMENSIONS)}"]})
+    """The goal metric per slice of customers (by segment or time zone) or per channel of its events, each
+    treatment vs the control, with p-values adjusted across every slice comparison (the test's correction)."""
+    if by not in BREAKDOWN_BY:
+        raise InvalidInput({"by": [f"one of {', '.join(BREAKDOWN_BY)}"]})
+    if by == "channel":
+        return _channel_breakdown(test)
     sql = _BREAKDOWN_SQL.format(key=BREAKDOWN_DIMENSIONS[by], assignments=ABTestAssignment._meta.db_table,
                                 customers=Customer._meta.db_table, events=Event._meta.db_table)
     ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
@@ -680,3 +686,65 @@ def breakdown(*, test: ABTest, by: str) -> dict:
                                              correction=test.multiple_testing)
     return {"test_id": test.test_id, "by": by, "metric": test.primary_metric, "multiple_testing": test.multiple_testing,
             "confidence_level": test.confidence_level, "note": note, "slices": [r.as_dict() for r in slice_rows]}
+
+
+_CHANNEL_SQL = """
+WITH per_customer AS (
+    SELECT a.variant_id, {key} AS k, SUM(COALESCE(e.amount, 0)) AS revenue
+    FROM {events} e
+    JOIN {assignments} a ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
+    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
+    GROUP BY a.variant_id, {key}, a.customer_id
+)
+SELECT variant_id, k, COUNT(*), SUM(revenue), SUM(revenue * revenue)
+FROM per_customer
+GROUP BY variant_id, k
+"""
+
+
+def _channel_rows(test: ABTest, keep: list[str] | None) -> list[tuple]:
+    """(variant pk, channel, customers with a counted conversion through it, their revenue, its square sum);
+    with ``keep``, every other channel is counted as one ``(other)`` channel (a customer once)."""
+    if keep is None:
+        key, params = "e.channel", []
+    else:
+        key = f"CASE WHEN e.channel IN ({', '.join(['%s'] * len(keep))}) THEN e.channel ELSE %s END"
+        params = [*keep, breakdown_math.OTHER]
+    sql = _CHANNEL_SQL.format(key=key, events=Event._meta.db_table, assignments=ABTestAssignment._meta.db_table)
+    ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
+    with connection.cursor() as cur:  # the key's parameters: in the SELECT, then in the GROUP BY
+        cur.execute(sql, [*params, test.pk, test.campaign_id, Event.Type.CONVERSION, ended, *params])
+        return cur.fetchall()
+
+
+def _channel_breakdown(test: ABTest) -> dict:
+    """The goal counted through each channel, per assigned user: converters through email / users, and so on
+    (revenue per user: the revenue that came through the channel). Every slice holds all the arm's users, so
+    the channels' rates add up to more than the whole test's when customers converted through several."""
+    rows = _channel_rows(test, None)
+    channels = {k for _, k, *_ in rows}
+    if len(channels) > breakdown_math.MAX_SLICES:
+        converters: dict[str, int] = {}
+        for _, k, n, *_ in rows:
+            converters[k] = converters.get(k, 0) + int(n)
+        ranked = sorted(channels, key=lambda k: (-converters[k], k))
+        rows = _channel_rows(test, ranked[: breakdown_math.MAX_SLICES - 1])
+    variants = test.ordered_variants
+    index = {v.pk: i for i, v in enumerate(variants)}
+    counted = dict(ABTestAssignment.objects.filter(test=test).values_list("variant_id").annotate(n=Count("id"))
+                   .order_by())
+    users = [int(counted.get(v.pk, 0)) for v in variants]
+    revenue = test.primary_metric == "revenue_per_user"
+    by_slice: dict[str, list[metrics.MetricArm]] = {}
+    for variant_pk, key, converters_n, total, total_sq in rows:
+        name = str(key) if key else NO_CHANNEL
+        arms = by_slice.setdefault(name, [metrics.MetricArm(n, 0.0, 0.0) for n in users])
+        i = index[variant_pk]
+        arms[i] = (metrics.MetricArm(users[i], float(total), float(total_sq)) if revenue
+                   else metrics.MetricArm(users[i], int(converters_n), int(converters_n)))
+    slice_rows, note = breakdown_math.slices(names=[v.name for v in variants], metric=test.primary_metric,
+                                             by_slice=by_slice, confidence_level=test.confidence_level,
+                                             correction=test.multiple_testing, outcome_slices=True)
+    return {"test_id": test.test_id, "by": "channel", "metric": test.primary_metric,
+            "multiple_testing": test.multiple_testing, "confidence_level": test.confidence_level, "note": note,
+            "slices": [r.as_dict() for r in slice_rows]}

@@ -82,11 +82,15 @@ def ab_test_detail_page(request: HttpRequest, test_id: str) -> HttpResponse:
     card = _active_cards([test])[0]
     over_time = selectors.results_over_time(test=test)
     has_users = any(sum(d["users"]) for d in over_time["days"])
+    channel_breakdown = selectors.breakdown(test=test, by="channel") if has_users else None
     return render(request, "abtests/detail.html", {
         "card": card, "test": test, "results": _distinct_results(selectors.results_of(test=test)[:50]),
         "can_write": is_marketer(request.user),
         "over_time": over_time,
         "breakdown": selectors.breakdown(test=test, by="segment") if has_users else None,
+        "channel_breakdown": channel_breakdown,
+        "channels_seen": bool(channel_breakdown) and any(r["slice"] != selectors.NO_CHANNEL
+                                                         for r in channel_breakdown["slices"]),
         "lift_chart": charts.lift_over_time(over_time, div_id="lift-over-time") if has_users else "",
         "users_chart": charts.users_over_time(over_time, div_id="users-over-time") if has_users else "",
         "metric_charts": [charts.metric_lift_over_time(over_time, m, div_id=f"lift-over-time-{m['metric']}")

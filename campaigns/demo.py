@@ -150,6 +150,7 @@ EVENT_COLUMNS = (
     "offer_id",
     "variant",
     "amount_cents",
+    "channel",  # the campaign's channel (push, email, sms, in_app): each event came through it
 )
 
 
@@ -614,6 +615,8 @@ def _assemble(
             "offer_id": pd.Categorical.from_codes(cat["offer"], offers["offer_id"]),
             "variant": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [""]),
             "amount_cents": amount,
+            "channel": pd.Categorical.from_codes(
+                pd.Categorical(campaigns["channel"], categories=CHANNELS).codes[cat["campaign"]], CHANNELS),
         }
     )
 

@@ -58,7 +58,7 @@ class DemoContext:
     window (inclusive dates, UTC). ``write_events(frame)`` writes more events with the same fast writer
     and returns the number written; the frame has the columns of ``demo.EVENT_COLUMNS`` (ids as
     external id strings or Categoricals; ``amount_cents`` as integer cents, or ``amount`` as
-    Decimal/str; ``variant`` optional). Use event ids starting with ``demo_`` so replace finds them.
+    Decimal/str; ``variant`` and ``channel`` optional). Use event ids starting with ``demo_`` so replace finds them.
     """
 
     seed: int
@@ -339,6 +339,7 @@ def _event_rows(part: pd.DataFrame, lookups: dict) -> pd.DataFrame:
             "offer_id": _optional_pks(part, "offer_id", lookups),
             "variant": part["variant"].astype(str) if "variant" in part else "",
             "amount": _amount_text(part),
+            "channel": part["channel"].astype(str) if "channel" in part else "",
         }
     )
     if rows["campaign_id"].isna().any():

@@ -7,6 +7,7 @@ Money is Decimal, never float. Times are UTC; a customer carries an IANA time zo
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 
 from django.conf import settings
@@ -25,6 +26,29 @@ def validate_timezone(value: str) -> None:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Paris').") from None
+
+
+# An event's channel: the short name of the way it reached or came from the customer (``email``, ``push``,
+# ``sms``, ``in_app``, ...). Lower-case so that breakdowns do not split "Email" from "email".
+EVENT_CHANNEL_MAX_LENGTH = 32
+EVENT_CHANNEL_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+EVENT_CHANNEL_RULE = (f"1-{EVENT_CHANNEL_MAX_LENGTH} characters of a-z 0-9 _, starting with a letter "
+                      "(e.g. email, push, sms, in_app)")
+
+
+def event_channel_problem(value: str) -> str | None:
+    """Why ``value`` is not an event channel (``None`` when it is one)."""
+    if EVENT_CHANNEL_RE.fullmatch(value):
+        return None
+    if len(value) > EVENT_CHANNEL_MAX_LENGTH:
+        return f"is longer than {EVENT_CHANNEL_MAX_LENGTH} characters"
+    return f"{value[:80]!r} is not a channel: {EVENT_CHANNEL_RULE}"
+
+
+def validate_event_channel(value: str) -> None:
+    problem = event_channel_problem(value)
+    if problem:
+        raise ValidationError(f"The channel {problem}.", code="invalid_channel")
 
 
 class Segment(models.Model):
@@ -256,6 +280,10 @@ class Event(models.Model):
     )
     variant = models.CharField(max_length=64, blank=True, default="")
     amount = models.DecimalField(**MONEY, null=True, blank=True)
+    # Optional (added after the first senders): "" when the sender gave none. A database default too, so
+    # a writer that names its columns (a COPY from before the column existed) still stores "".
+    channel = models.CharField(max_length=EVENT_CHANNEL_MAX_LENGTH, blank=True, default="", db_default="",
+                               validators=[validate_event_channel])
 
     class Meta:
         constraints = [

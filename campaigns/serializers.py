@@ -145,6 +145,11 @@ class EventInSerializer(serializers.Serializer):
     merchant_id = serializers.CharField(max_length=64, required=False, help_text="Created on first sight")
     offer_id = serializers.CharField(max_length=64, required=False, help_text="Must be a known offer")
     variant = serializers.CharField(max_length=64, required=False, help_text="A/B variant name, if any")
+    channel = serializers.RegexField(
+        r"^[a-z][a-z0-9_]{0,31}$", max_length=32, required=False,
+        help_text="Optional: the channel the event came through (email, push, sms, in_app, ...): 1-32 of a-z 0-9 _, "
+        "starting with a letter",
+    )
     amount = serializers.DecimalField(
         max_digits=14, decimal_places=2, min_value=0, required=False, coerce_to_string=True,
         help_text="Decimal string or number, >= 0, at most 2 decimals. Required for conversion (revenue) and "

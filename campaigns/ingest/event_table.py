@@ -11,11 +11,11 @@ from marketing_ai.db import insert_new_rows, rows_by_keys
 
 EVENT_COLUMNS = (
     "event_id", "type", "occurred_at", "received_at", "customer_id",
-    "campaign_id", "merchant_id", "offer_id", "variant", "amount",
+    "campaign_id", "merchant_id", "offer_id", "variant", "amount", "channel",
 )
 
 
-EVENT_COPY_TYPES = ["varchar", "varchar", "timestamptz", "timestamptz", "int8", "int8", "int8", "int8", "varchar", "numeric"]
+EVENT_COPY_TYPES = ["varchar", "varchar", "timestamptz", "timestamptz", "int8", "int8", "int8", "int8", "varchar", "numeric", "varchar"]
 
 
 def _insert_events(records: list[tuple]) -> int:

@@ -112,7 +112,7 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
                 campaigns.get(r.campaign_id),
                 merchants.get(r.merchant_id) if r.merchant_id else None,
                 offers.get(r.offer_id) if r.offer_id else None,
-                r.variant, r.amount,
+                r.variant, r.amount, r.channel,
             )
             # A missing pk: the row was deleted after validation (a concurrent delete).
             if record[5] is None or (r.customer_id and record[4] is None) or (r.merchant_id and record[6] is None) \

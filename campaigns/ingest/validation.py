@@ -22,7 +22,7 @@ from typing import Any
 from django.utils import timezone
 
 from campaigns import selectors
-from campaigns.models import Event
+from campaigns.models import EVENT_CHANNEL_RE, Event, event_channel_problem
 from marketing_ai.errors import InvalidRows  # noqa: F401  (re-exported: callers import it from here)
 from marketing_ai.validation import EXTERNAL_ID_RE, external_id_problem, text_problem
 
@@ -41,7 +41,7 @@ TYPES = frozenset(Event.Type.values)
 AMOUNT_REQUIRED: dict[str, str] = {Event.Type.CONVERSION: "revenue", Event.Type.SPEND: "cost"}
 WIRE_FIELDS = (
     "event_id", "type", "occurred_at", "customer_id", "campaign_id",
-    "merchant_id", "offer_id", "variant", "amount",
+    "merchant_id", "offer_id", "variant", "amount", "channel",
 )
 _WIRE_FIELD_SET = frozenset(WIRE_FIELDS)
 
@@ -59,6 +59,7 @@ class EventRow:
     offer_id: str | None
     variant: str
     amount: Decimal | None
+    channel: str = ""  # optional on the wire; "" = not given
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,11 +216,29 @@ def _fast_row(raw: Any, now: dt.datetime) -> EventRow | None:
             return None
     else:
         amount = None
-    return EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "", amount)
+    channel = get("channel")
+    if channel is None or channel == "":
+        channel = ""
+    elif type(channel) is not str or not _is_event_channel(channel):
+        return None
+    return EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "",
+                    amount, channel)
 
 
 _FAST_ID_FIELDS = ("event_id", "campaign_id", "customer_id", "merchant_id", "offer_id", "variant")
 _is_external_id = EXTERNAL_ID_RE.fullmatch
+_is_event_channel = EVENT_CHANNEL_RE.fullmatch
+
+
+def _channel(raw: Mapping, errors: list[tuple[str, str]]) -> str:
+    value = raw.get("channel")
+    if value is None or value == "":
+        return ""
+    problem = f"must be a string, got {_shown(value)}" if not isinstance(value, str) else event_channel_problem(value)
+    if problem:
+        errors.append(("channel", problem))
+        return ""
+    return value
 
 
 def validate_event_row(raw: Any, *, now: dt.datetime | None = None) -> tuple[EventRow | None, list[tuple[str, str]]]:
@@ -263,12 +282,14 @@ def _detailed_row(raw: Any, now: dt.datetime) -> tuple[EventRow | None, list[tup
     offer_id = _external_id(raw, "offer_id", errors, required=False)
     variant = _external_id(raw, "variant", errors, required=False)
     amount = _amount(raw, event_type, errors)  # type unknown or bad: only the type-free checks
+    channel = _channel(raw, errors)
     if errors:
         return None, errors
     # Each of these is None only with an error named above.
     assert event_id is not None and event_type is not None and occurred_at is not None and campaign_id is not None
     return (
-        EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "", amount),
+        EventRow(event_id, event_type, occurred_at, customer_id, campaign_id, merchant_id, offer_id, variant or "", amount,
+                 channel),
         [],
     )
 

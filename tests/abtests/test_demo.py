@@ -58,3 +58,30 @@ def test_the_real_lift_is_declared_the_aa_test_is_not_and_running_tests_wait(dem
         assert status["status"] == "running"
         assert 0 < status["users_assigned"] < test.sample_size_target
         assert status["decision"] != "winner"
+
+
+def test_channels_carry_their_planted_lifts_beside_the_truth_contract(demo):
+    from abtests.demo import CHANNELS, PLANTED
+
+    truth, _ = demo
+    for spec in PLANTED:
+        row = truth["ab_tests"][spec.name]
+        assert set(row) == {"test_id", "true_lift", "baseline", "status", "channel_share", "channel_lift"}
+        # The channels' lifts, weighted by their shares, make up the whole test's planted lift.
+        mix = sum(row["channel_share"][c] * (1 + row["channel_lift"][c]) for c in CHANNELS)
+        assert mix == pytest.approx(1 + row["true_lift"])
+
+    for name in ("Demo: 20% off beats 10% off", "Demo: evening send time", "Demo: A/A check"):
+        row = truth["ab_tests"][name]
+        test = ABTest.objects.get(test_id=row["test_id"])
+        body = selectors.breakdown(test=test, by="channel")
+        by_channel = {r["slice"]: r for r in body["slices"]}
+        assert set(by_channel) == set(CHANNELS)
+        for channel, r in by_channel.items():
+            planted = 100 * row["channel_lift"][channel]
+            # Six intervals per test are not all expected to cover at 95 %: widen each to z = 3 (99.7 %).
+            half = (r["ci_high"] - r["ci_low"]) / 2 * 3 / 1.96
+            assert abs(r["lift"] - planted) <= half, (name, channel, r["lift"], planted)
+    real = {r["slice"]: r for r in selectors.breakdown(
+        test=ABTest.objects.get(test_id=truth["ab_tests"]["Demo: 20% off beats 10% off"]["test_id"]), by="channel")["slices"]}
+    assert real["email"]["significant"] and not real["sms"]["significant"]  # +50 % vs -5 % planted

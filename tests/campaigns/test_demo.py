@@ -356,3 +356,11 @@ def test_default_window_ends_now_and_nothing_lies_in_the_future():
     latest = Event.objects.order_by("-occurred_at").values_list("occurred_at", flat=True).first()
     assert latest <= timezone.now()
     assert latest.date() >= timezone.now().date() - dt.timedelta(days=1)
+
+
+def test_every_event_carries_its_campaigns_channel():
+    data = generate(small())
+    channel_of = dict(zip(data.campaigns["campaign_id"], data.campaigns["channel"], strict=True))
+    expected = data.events["campaign_id"].astype(str).map(channel_of)
+    assert (data.events["channel"].astype(str) == expected).all()
+    assert set(data.events["channel"].astype(str)) <= {"push", "email", "sms", "in_app"}

@@ -236,3 +236,23 @@ def test_parallel_jobs_store_the_same_rows_and_report_the_same_lines(tmp_path):
     with pytest.raises(CommandError, match="1 row"):
         run(path, "--batch-size", 8, "--jobs", 3)
     assert Event.objects.count() == 89
+
+
+def test_csv_may_carry_an_optional_channel_column_checked_like_the_api(tmp_path):
+    events = make_events(6)
+    channels = ["email", "", "push", "in_app", "E-Mail", "sms"]  # "" = not given; "E-Mail" is refused
+    for event, channel in zip(events, channels, strict=True):
+        event["channel"] = channel
+    path = tmp_path / "with_channel.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "channel"])
+        writer.writeheader()
+        writer.writerows(events)
+
+    with pytest.raises(CommandError):
+        run(path, "--rejects-out", tmp_path / "rejects.csv")
+
+    rejects = list(csv.DictReader((tmp_path / "rejects.csv").open()))
+    assert [(r["line"], r["field"]) for r in rejects] == [("6", "channel")]
+    assert dict(Event.objects.values_list("event_id", "channel")) == {
+        "evt_0": "email", "evt_1": "", "evt_2": "push", "evt_3": "in_app", "evt_5": "sms"}

@@ -179,6 +179,11 @@ BAD_VALUES = [
     ("offer_id", 25, "string"),
     ("variant", "v" * 65, "longer than 64"),
     ("variant", True, "string"),
+    ("channel", "Email", "not a channel"),  # lower case only: a breakdown must not split Email from email
+    ("channel", "e-mail", "not a channel"),
+    ("channel", "1sms", "not a channel"),
+    ("channel", "c" * 33, "longer than 32"),
+    ("channel", 3, "string"),
     ("amount", "12.5", "only conversion"),  # a view carries no amount
     ("colour", "red", "unknown field"),
 ]
@@ -252,6 +257,16 @@ def test_spend_needs_no_customer_but_may_name_one(api, campaign):
     assert Event.objects.get(event_id="evt_2").customer.customer_id == "user_2"
 
 
+def test_channel_is_optional_and_stored_when_given(api, campaign):
+    """The channel was added to the event format later: a sender without it keeps working."""
+    response = api.post(URL, [wire(1), wire(2, channel="email"), wire(3, channel="in_app"), wire(4, channel=None),
+                              wire(5, channel="")], format="json")
+
+    assert response.status_code == 201, response.content
+    assert dict(Event.objects.values_list("event_id", "channel")) == {
+        "evt_1": "", "evt_2": "email", "evt_3": "in_app", "evt_4": "", "evt_5": ""}
+
+
 def test_null_optional_fields_are_treated_as_absent(api, campaign):
     response = api.post(URL, [wire(1, merchant_id=None, offer_id=None, variant=None, amount=None)], format="json")
     assert response.status_code == 201, response.content
@@ -318,6 +333,7 @@ def test_event_wire_format_is_in_the_openapi_schema(api):
     properties = schema["components"]["schemas"][component]["properties"]
     assert set(properties) == {
         "event_id", "type", "occurred_at", "customer_id", "campaign_id", "merchant_id", "offer_id", "variant", "amount",
+        "channel",
     }
     assert set(schema["components"]["schemas"][component]["required"]) == {"event_id", "type", "occurred_at", "campaign_id"}
 
@@ -399,6 +415,7 @@ _ID_VALUES = st.one_of(
 @given(
     event_id=_ID_VALUES, customer_id=_ID_VALUES, campaign_id=_ID_VALUES, merchant_id=_ID_VALUES,
     variant=_ID_VALUES,
+    channel=st.one_of(_ID_VALUES, st.sampled_from(["email", "in_app", "Email", "c" * 32, "c" * 33])),
     event_type=st.one_of(st.sampled_from(Event.Type.values), st.just("nope"), st.none(), st.just(["view"])),
     occurred_at=st.sampled_from(["2025-03-01T09:15:00+01:00", "2025-03-01T09:15:00Z", "2025-03-01T09:15:00",
                                  "2025-03-01", "soon", "2999-01-01T00:00:00+00:00", None, 7]),
@@ -407,12 +424,13 @@ _ID_VALUES = st.one_of(
     extra=st.booleans(),
 )
 def test_fast_row_check_accepts_exactly_what_the_detailed_checks_accept(
-    event_id, customer_id, campaign_id, merchant_id, variant, event_type, occurred_at, amount, extra
+    event_id, customer_id, campaign_id, merchant_id, variant, channel, event_type, occurred_at, amount, extra
 ):
     from campaigns.ingest.validation import _detailed_row, _fast_row
 
     raw = {"event_id": event_id, "type": event_type, "occurred_at": occurred_at, "customer_id": customer_id,
-           "campaign_id": campaign_id, "merchant_id": merchant_id, "variant": variant, "amount": amount}
+           "campaign_id": campaign_id, "merchant_id": merchant_id, "variant": variant, "amount": amount,
+           "channel": channel}
     if extra:
         raw["ammount"] = "1"
     now = timezone.now()
