@@ -21,6 +21,7 @@ from analytics.models import CampaignTrendData
 from analytics.selectors import ALLOWED_DAYS, INTERVALS, Period
 from analytics.services import DAILY_METRICS
 from marketing_ai.api import NotFound, is_marketer
+from marketing_ai.throttles import page_throttle_scope
 from optimizer import hub
 
 
@@ -155,6 +156,7 @@ def pick_campaign(request: HttpRequest) -> HttpResponse:
     return redirect(url + ("?" + urlencode(keep) if keep else ""))
 
 
+@page_throttle_scope("jobs")  # runs a job: the API's job-run rate limit
 @login_required
 @require_POST
 def refresh(request: HttpRequest) -> HttpResponse:
