@@ -32,6 +32,6 @@ seed_patterns: list = [
 
 page_patterns: list = [
     path("ab-tests/", views.ab_tests_page, name="abtests-page"),
-    path("ab-tests/<str:test_id>/", views.ab_test_detail_page, name="abtests-detail"),
-    path("ab-tests/<str:test_id>/<str:verb>", views.ab_test_transition, name="abtests-transition"),
+    path("ab-tests/<extid:test_id>/", views.ab_test_detail_page, name="abtests-detail"),
+    path("ab-tests/<extid:test_id>/<str:verb>", views.ab_test_transition, name="abtests-transition"),
 ]

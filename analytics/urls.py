@@ -26,7 +26,7 @@ seed_patterns: list = [
 page_patterns: list = [
     path("analytics/", views.portfolio_page, name="analytics-page"),
     path("analytics/campaign/", views.pick_campaign, name="analytics-pick-campaign"),
-    path("analytics/campaign/<str:campaign_id>/", views.campaign_page, name="analytics-campaign-page"),
+    path("analytics/campaign/<extid:campaign_id>/", views.campaign_page, name="analytics-campaign-page"),
     path("analytics/refresh", views.refresh, name="analytics-refresh"),
     path("analytics/alerts/", views.alerts_page, name="analytics-alerts"),
 ]

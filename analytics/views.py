@@ -21,6 +21,8 @@ from analytics.selectors import ALLOWED_DAYS, INTERVALS, Period
 from analytics.services import DAILY_METRICS
 from marketing_ai.api import is_marketer
 from marketing_ai.errors import InvalidInput, NotFound
+from marketing_ai.throttles import page_throttle_scope
+from marketing_ai.validation import external_id_problem
 from optimizer import hub
 
 
@@ -136,11 +138,17 @@ def campaign_page(request: HttpRequest, campaign_id: str) -> HttpResponse:
     context["optimizer_segments"] = optimizer_selectors.segment_answer(campaign)  # what /api/optimize/segments/<id> answers
     context["optimizer_lookback_days"] = LOOKBACK_DAYS
     base = f"/api/analytics/campaign/{campaign.campaign_id}/"
+    # An id stored before the id alphabet existed has no API address: no export links until
+    # `manage.py fix_external_ids` replaces it (the page itself is addressed by the `extid` converter).
+    context["api_addressable"] = external_id_problem(campaign.campaign_id) is None
+    if not context["api_addressable"]:
+        messages.warning(request, f"The id {campaign.campaign_id!r} is outside the id alphabet: the API and the CSV "
+                                  "exports cannot address it until an operator runs manage.py fix_external_ids.")
     context["links"] = _links(request, period, interval, base, {
         "Metrics CSV": ("metrics", {}),
         "Segments CSV": ("segments", {}),
         "Trend CSV": ("trends", {"interval": interval}),
-    })
+    } if context["api_addressable"] else {})
     return render(request, "analytics/campaign.html", context)
 
 
@@ -155,6 +163,7 @@ def pick_campaign(request: HttpRequest) -> HttpResponse:
     return redirect(url + ("?" + urlencode(keep) if keep else ""))
 
 
+@page_throttle_scope("jobs")  # runs a job: the API's job-run rate limit
 @login_required
 @require_POST
 def refresh(request: HttpRequest) -> HttpResponse:

@@ -67,35 +67,50 @@ class QueuedOutput(serializers.Serializer):
 
 
 class RunInput(serializers.Serializer):
-    start = serializers.DateField(required=False, help_text=f"First UTC day (YYYY-MM-DD); at most {MAX_RUN_DAYS} days before end")
-    end = serializers.DateField(required=False, help_text="Last UTC day; not after tomorrow")
+    start = serializers.DateField(required=False, help_text=f"First UTC day (YYYY-MM-DD); not before the first event's day; at most {MAX_RUN_DAYS} days before end")
+    end = serializers.DateField(required=False, help_text="Last UTC day (default: today); not after tomorrow")
 
     def validate(self, data: dict) -> dict:
         start, end = data.get("start"), data.get("end")
         if start and end and start > end:
             raise serializers.ValidationError({"start": ["must not be after end"]})
-        if start or end:
-            _check_range(start, end)
         return data
 
 
-def _check_range(start, end) -> None:
-    """From the first event's day to tomorrow (UTC), and at most ``MAX_RUN_DAYS`` long."""
+def run_range_problems(start, end, *, window_days: int | None = None) -> dict[str, list[str]]:
+    """Why a job may not run over ``start``..``end`` (either may be ``None``: the job's default
+    window fills it in, as ``jobs.default_window`` does); ``{}`` when it may.
+
+    The range lies within the data's real span (not before the first event's day, not after
+    tomorrow, UTC) and covers at most ``MAX_RUN_DAYS`` days. One rule for the API's run endpoint
+    and ``manage.py run_job``.
+    """
     import datetime as dt
 
     from django.utils import timezone
 
-    latest = timezone.now().date() + dt.timedelta(days=1)
-    span = selectors.event_day_span()  # without events any range is quick (nothing to read): length only
-    errors = {}
+    if not (start or end):
+        return {}  # the job's default window: bounded by its window_days
+    today = timezone.now().date()
+    latest = today + dt.timedelta(days=1)
+    errors: dict[str, list[str]] = {}
     if end and end > latest:
         errors["end"] = [f"must not be after {latest.isoformat()} (tomorrow, UTC)"]
+    span = selectors.event_day_span()  # without events any range is quick (nothing to read): length only
     if start and span and start < span[0]:
         errors["start"] = [f"must not be before {span[0].isoformat()} (the first event's day)"]
-    if start and end and (end - start).days + 1 > MAX_RUN_DAYS:
-        errors.setdefault("start", []).append(f"a run covers at most {MAX_RUN_DAYS} days")
-    if errors:
-        raise serializers.ValidationError(errors)
+    effective_end = end or today
+    try:
+        effective_start = start or effective_end - dt.timedelta(days=(window_days or 1) - 1)
+    except OverflowError:
+        errors.setdefault("end", []).append(f"is too early for the job's {window_days}-day window")
+        return errors
+    if start and not end and start > today:
+        errors.setdefault("start", []).append(f"must not be after the end (today, {today.isoformat()}, when none is given)")
+    if (effective_end - effective_start).days + 1 > MAX_RUN_DAYS:
+        errors.setdefault("start", []).append(
+            f"a run covers at most {MAX_RUN_DAYS} days (this one: {effective_start.isoformat()} to {effective_end.isoformat()})")
+    return errors
 
 
 class JobViewSet(viewsets.GenericViewSet):
@@ -132,6 +147,9 @@ class JobViewSet(viewsets.GenericViewSet):
         data = _valid(RunInput, request.data)
         if (data.get("start") or data.get("end")) and not job.takes_dates:
             raise BadRequest({"start": [f"job {job.name} does not take dates"]})
+        problems = run_range_problems(data.get("start"), data.get("end"), window_days=job.window_days)
+        if problems:
+            raise BadRequest(problems)
         if settings.CELERY_TASK_ALWAYS_EAGER:  # no broker (demo): run now and answer with the recorded run
             record = jobs.run(job.name, start=data.get("start"), end=data.get("end"), trigger="api", raise_errors=False)
             return Response(JobRunOutput(record).data)

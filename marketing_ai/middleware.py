@@ -8,9 +8,11 @@ from http import HTTPStatus
 from django.core.exceptions import BadRequest as DjangoBadRequest
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 from rest_framework import exceptions as drf_exceptions
 
-from marketing_ai import errors, validation
+from marketing_ai import errors, throttles, validation
 from marketing_ai.api import body_limit, json_error, role_refusal, too_large_message
 
 # Django-level 4xx (outside DRF's exception handler) get these codes in the error shape.
@@ -166,3 +168,43 @@ class PageRoleMiddleware:
         if refusal:
             raise PermissionDenied(refusal)
         return None
+
+
+# Page writes with their own limits: the API (DRF's throttles), the login forms (django-axes locks out
+# failed logins), logout, static files and the health checks.
+PAGE_THROTTLE_EXEMPT = ("/api/", "/accounts/", "/admin/login/", "/admin/logout/", "/static/", "/healthz", "/readyz")
+SCOPE_LABELS = {"write": "changes", "jobs": "job runs"}
+
+
+class PageThrottleMiddleware:
+    """Dashboard form writes (every POST/PUT/PATCH/DELETE to a page or the admin) are rate-limited like
+    the API's writes: the same scopes, rates and counters (``marketing_ai.throttles``), per user and
+    per client IP. A view marked ``@page_throttle_scope("jobs")`` (a button that runs a job) counts
+    in the ``jobs`` scope. Over the limit: 429 with ``Retry-After`` and a page saying when to retry;
+    the view does not run, so nothing is written. Placed after ``PageRoleMiddleware``: a refused
+    role is a 403 and not counted."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        if request.method in throttles.SAFE_METHODS or request.path_info.startswith(PAGE_THROTTLE_EXEMPT):
+            return None
+        scope = getattr(view_func, "throttle_scope", None) or "write"
+        retry_after = throttles.page_write_retry_after(request, scope)
+        if retry_after is None:
+            return None
+        back = request.META.get("HTTP_REFERER", "")
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+            back = "/"
+        response = render(request, "429.html", {
+            "retry_after": retry_after,
+            "scope_label": SCOPE_LABELS.get(scope, "requests"),
+            "what": "job run" if scope == "jobs" else "change",
+            "back": back,
+        }, status=429)
+        response["Retry-After"] = str(retry_after)
+        return response

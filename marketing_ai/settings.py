@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "marketing_ai.middleware.PageRoleMiddleware",  # pages check the API's roles
+    "marketing_ai.middleware.PageThrottleMiddleware",  # page form writes: the API's write rate limits
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -12,6 +12,10 @@ local memory otherwise. Over the limit: 429 in the error shape with ``Retry-Afte
 next window). If the cache itself fails (Redis down), the request is let through and the failure
 logged: a rate limit must not take the API down with it. Rates: ``THROTTLE_RATES`` in settings
 (docs/api.md, "Rate limits").
+
+Dashboard pages' form writes (POST to a page) count in the same scopes and counters through
+``marketing_ai.middleware.PageThrottleMiddleware``: a marketer clicking through forms and scripting
+the API shares one budget.
 """
 
 from __future__ import annotations
@@ -47,6 +51,49 @@ def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "")[:64]
 
 
+def over_limit(scope: str, kind: str, ident: str | None) -> int | None:
+    """Count one request of ``scope`` for ``ident`` (a user pk or an IP; ``kind`` says which) in this
+    minute's window. ``None`` while within ``THROTTLE_RATES[f"{scope}_per_{kind}"]``, else the
+    seconds to the next window (the ``Retry-After``)."""
+    limit = settings.THROTTLE_RATES.get(f"{scope}_per_{kind}")
+    if not limit or ident is None:
+        return None
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    key = f"throttle:{scope}:{kind}:{ident}:{window}"
+    try:
+        cache = caches[CACHE_ALIAS]
+        cache.add(key, 0, WINDOW_SECONDS + 5)
+        count = cache.incr(key)
+    except Exception:  # noqa: BLE001 (any cache failure: let the request through, say so in the log)
+        logger.warning("rate limit cache unavailable; %s not counted", key, exc_info=True)
+        return None
+    if count <= limit:
+        return None
+    return max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+
+
+def page_write_retry_after(request, scope: str) -> int | None:
+    """A dashboard form's write (``PageThrottleMiddleware``): the same scopes, rates and counters as
+    the API, per user and per client IP. ``None`` when allowed, else the ``Retry-After`` seconds."""
+    user = getattr(request, "user", None)
+    user_ident = str(user.pk) if user is not None and user.is_authenticated else None
+    waits = [over_limit(scope, "user", user_ident), over_limit(scope, "ip", client_ip(request) or None)]
+    waits = [w for w in waits if w is not None]
+    return max(waits) if waits else None
+
+
+def page_throttle_scope(scope: str):
+    """Decorator: a dashboard view's writes count in ``scope`` (e.g. ``"jobs"`` for a button that runs
+    a job) instead of ``"write"``. ``PageThrottleMiddleware`` reads it."""
+
+    def mark(view):
+        view.throttle_scope = scope
+        return view
+
+    return mark
+
+
 class _WindowThrottle(BaseThrottle):
     kind = ""  # "user" or "ip"
 
@@ -58,24 +105,8 @@ class _WindowThrottle(BaseThrottle):
         scope = scope_of(request, view)
         if scope is None:
             return True
-        limit = settings.THROTTLE_RATES.get(f"{scope}_per_{self.kind}")
-        ident = self.ident(request)
-        if not limit or ident is None:
-            return True
-        now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        key = f"throttle:{scope}:{self.kind}:{ident}:{window}"
-        try:
-            cache = caches[CACHE_ALIAS]
-            cache.add(key, 0, WINDOW_SECONDS + 5)
-            count = cache.incr(key)
-        except Exception:  # noqa: BLE001 (any cache failure: let the request through, say so in the log)
-            logger.warning("rate limit cache unavailable; %s not counted", key, exc_info=True)
-            return True
-        if count <= limit:
-            return True
-        self.retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
-        return False
+        self.retry_after = over_limit(scope, self.kind, self.ident(request))
+        return self.retry_after is None
 
     def wait(self) -> float | None:
         return self.retry_after

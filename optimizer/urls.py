@@ -46,5 +46,5 @@ seed_patterns: list = [
 page_patterns: list = [
     path("optimize/", views.optimize_page, name="optimize-page"),
     path("optimize/recommendations/<int:pk>/<str:verb>", views.optimization_action, name="optimize-action"),
-    path("optimize/campaigns/<str:campaign_id>/<str:verb>", hub.hub_action, name="optimize-hub-action"),
+    path("optimize/campaigns/<extid:campaign_id>/<str:verb>", hub.hub_action, name="optimize-hub-action"),
 ]

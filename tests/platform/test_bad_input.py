@@ -260,6 +260,14 @@ def test_a_job_run_range_stays_within_the_data_and_the_documented_maximum(api, w
     too_long = (dt.date(2025, 3, 1) + dt.timedelta(days=MAX_RUN_DAYS)).isoformat()
     error = assert_refused(api.post(url, {"start": "2025-03-01", "end": too_long}, format="json"), 400)
     assert f"at most {MAX_RUN_DAYS} days" in error["fields"]["start"][0]
+    # Only a start: the end is today, so the length is bounded too (2025-03-01 to today is > 400 days).
+    error = assert_refused(api.post(url, {"start": "2025-03-01"}, format="json"), 400)
+    assert f"at most {MAX_RUN_DAYS} days" in error["fields"]["start"][0]
+    # Only an end, before the calendar can hold the job's window: a 400, not a failed run.
+    assert "end" in assert_refused(api.post(url, {"end": "0001-01-01"}, format="json"), 400)["fields"]
+    from marketing_ai.models import JobRun
+
+    assert not JobRun.objects.filter(job="daily_analytics").exists()  # nothing queued or run
 
 
 @pytest.mark.parametrize("path", ["/api/v1/jobs/", "/api/v1/jobs/daily_analytics/", "/api/v1/job-runs/",

@@ -142,3 +142,57 @@ def test_list_of_the_real_registry_names_every_registered_job(db):
     out, _ = run_command("--list")
     listed = {line.split()[0] for line in out.splitlines()[1:]}
     assert listed == set(jobs.REGISTRY)
+
+
+# --- Date ranges are bounded like the API's run endpoint (jobs_api.run_range_problems) -----------------
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("daily_things", "--from", "0001-01-01", "--to", "9999-12-31"), "--to 9999-12-31 must not be after"),
+        (("daily_things", "--from", "0001-01-01", "--to", "2025-03-02"), "--from 0001-01-01 must not be before 2025-03-01"),
+        (("daily_things", "--date", "2024-01-01"), "--date 2024-01-01 must not be before 2025-03-01"),
+        (("daily_things", "--from", "2025-03-01"), "a run covers at most 400 days"),  # to today: > 400 days
+        (("daily_things", "--from", "2025-03-01", "--to", "2026-04-05"), "a run covers at most 400 days"),
+        (("--all", "--date", "2024-01-01"), "--date 2024-01-01 must not be before 2025-03-01"),
+    ],
+)
+def test_a_range_outside_the_data_or_over_the_maximum_is_refused(db, dated_job, args, message):
+    from tests.factories import EventFactory
+
+    EventFactory(occurred_at=dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC))
+    with pytest.raises(CommandError, match=message) as refused:
+        run_command(*args)
+    assert "from the first event's day to tomorrow (UTC), at most 400 days" in str(refused.value)
+    assert dated_job == []
+    assert not JobRun.objects.exists()  # refused before any run was recorded
+
+
+def test_without_events_only_the_length_and_the_calendar_bound_a_range(db, dated_job):
+    run_command("daily_things", "--from", "2024-05-01", "--to", "2024-05-07")  # nothing to read: allowed
+    with pytest.raises(CommandError, match="--to 0001-01-01 is too early for the job's 3-day window"):
+        run_command("daily_things", "--to", "0001-01-01")
+    with pytest.raises(CommandError, match="at most 400 days"):
+        run_command("daily_things", "--from", "2020-01-01", "--to", "2024-05-07")
+    assert dated_job == [(dt.date(2024, 5, 1), dt.date(2024, 5, 7))]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_exits_non_zero_with_the_reason():
+    """Through a real ``manage.py`` process: exit status 1 and the reason on stderr."""
+    import subprocess
+
+    from django.db import connection
+
+    from tests.factories import EventFactory
+    from tests.platform.processes import MANAGE, ROOT, subprocess_env
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a manage.py process reaches the test database on PostgreSQL only")
+    EventFactory(occurred_at=dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC))
+    done = subprocess.run([*MANAGE, "run_job", "daily_analytics", "--from", "0001-01-01", "--to", "9999-12-31"],
+                          cwd=ROOT, env=subprocess_env(None), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "--from 0001-01-01 must not be before 2025-03-01" in done.stderr
+    assert "--to 9999-12-31 must not be after" in done.stderr
+    assert not JobRun.objects.exists()

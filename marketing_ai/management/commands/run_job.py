@@ -9,6 +9,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from marketing_ai import jobs, selectors
+from marketing_ai.jobs_api import MAX_RUN_DAYS, run_range_problems
 from marketing_ai.models import JobRun
 
 
@@ -59,6 +60,8 @@ class Command(BaseCommand):
         if opts["all"]:
             if opts["name"]:
                 raise CommandError("give either a job name or --all, not both")
+            widest = max((j.window_days or 1 for j in jobs.in_dependency_order() if j.takes_dates), default=None)
+            self.check_range(start, end, opts, window_days=widest)
             self.run_all(start, end, progress=not opts["no_progress"])
             return
         if not opts["name"]:
@@ -69,6 +72,7 @@ class Command(BaseCommand):
             raise CommandError(exc.args[0]) from None
         if (start or end) and not job.takes_dates:
             raise CommandError(f"job {job.name!r} does not take dates; run it without --date/--from/--to")
+        self.check_range(start, end, opts, window_days=job.window_days)
         record = self.run_one(job, start, end, progress=not opts["no_progress"])
         if record.status == JobRun.Status.FAILED:
             raise CommandError(f"job {job.name} failed: {last_line(record.error)}")
@@ -88,6 +92,20 @@ class Command(BaseCommand):
         if start and not end:
             end = max(start, dt.date.today())
         return start, end
+
+    @staticmethod
+    def check_range(start, end, opts, *, window_days: int | None) -> None:
+        """The API's bound on a run's dates (``jobs_api.run_range_problems``): within the data's span,
+        at most ``MAX_RUN_DAYS`` days; refused with every reason and a non-zero exit."""
+        problems = run_range_problems(start, end, window_days=window_days)
+        if not problems:
+            return
+        options = {"start": "--date" if opts["date"] else "--from", "end": "--date" if opts["date"] else "--to"}
+        given = {"start": start, "end": end}
+        reasons = "; ".join(f"{options[field]} {given[field] or '(default)'} {reason}"
+                            for field, field_reasons in problems.items() for reason in field_reasons)
+        raise CommandError(f"refused: {reasons}. A run covers days from the first event's day to tomorrow (UTC), "
+                           f"at most {MAX_RUN_DAYS} days (docs/operations.md).")
 
     def run_one(self, job: jobs.Job, start, end, *, progress: bool) -> JobRun:
         bar = TqdmProgress(job.name, self.stderr._out) if progress else None
