@@ -1,0 +1,291 @@
+"""Scaling curve and peak memory of every registered job, at 1x, 2x, 4x, 8x of a base size, on PostgreSQL.
+
+    python bench/scaling.py --customers 400 --merchants 20          # SCALE=small (make bench SCALE=small)
+    python bench/scaling.py --customers 125000 --merchants 625 --days 90 --sends-per-day 0.053
+                                                 # SCALE=full: the 8x point is 1 M customers, 5,000 merchants, ~10 M events
+
+For each factor it builds a data set with ``seed_demo`` in its own database (``<prefix>_x<factor>``):
+customers and merchants are multiplied by the factor (events follow the customers, ~``sends-per-day`` x
+2.1 per customer per day); campaigns and days stay fixed, so the factor is the data's size. Then every
+registered job runs once per ``--repeat``, in dependency order, over the whole period, each run in a
+**child process of its own** (``python bench/scaling.py --child JOB``), so each figure is that job's alone:
+
+- seconds: the job's wall time inside the child (``jobs.run``, Django already set up; median of the repeats);
+- peak RSS: the child's ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the high-water mark of its
+  resident set), beside its RSS after Django and the apps were imported (the baseline every worker process
+  pays before any job) and the peak of the whole process tree polled with psutil every 50 ms (a job that
+  starts helper processes shows there).
+
+The growth exponent b of each job is the least-squares slope of log(seconds) on log(events) over the
+four sizes (seconds ~ events^b: 1 is linear, below 1 is better than linear; fixed costs such as model
+selection on small data push b below 1 at small sizes). Plots: docs/bench-scaling.png (seconds against
+events, log-log, with b) and docs/bench-peak-rss.png (peak RSS per job at each size). The floor of each
+job's time (the same work by the bare tool) is in the per-job sections of docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT_DIR = ROOT / "var" / "bench"
+PLOT_TIME = ROOT / "docs" / "bench-scaling.png"
+PLOT_RSS = ROOT / "docs" / "bench-peak-rss.png"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--customers", type=int, default=400, help="customers at 1x")
+    p.add_argument("--merchants", type=int, default=20, help="merchants at 1x")
+    p.add_argument("--campaigns", type=int, default=12, help="campaigns at every size")
+    p.add_argument("--days", type=int, default=30, help="days of data at every size")
+    p.add_argument("--sends-per-day", type=float, default=1.5, help="seed_demo's notifications per customer per day")
+    p.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--repeat", type=int, default=1, help="runs of each job per size (the median is reported)")
+    p.add_argument("--prefix", default="mai_bench_scaling", help="database name prefix (one database per size)")
+    p.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    p.add_argument("--reuse", action="store_true", help="reuse a size's database when it already holds data")
+    p.add_argument("--no-report", action="store_true", help="do not write docs/BENCHMARKS.md or the plots")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--start", help=argparse.SUPPRESS)
+    p.add_argument("--end", help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+# --- the child: one job, one process --------------------------------------------------------------
+def child(name: str, start: str, end: str) -> None:
+    import datetime as dt
+    import resource
+
+    import psutil
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
+    import django
+
+    django.setup()
+    from marketing_ai import jobs
+
+    baseline = psutil.Process().memory_info().rss
+    t0 = time.perf_counter()
+    record = jobs.run(name, start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end),
+                      trigger="bench", raise_errors=False)
+    seconds = time.perf_counter() - t0
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print("RESULT " + json.dumps({
+        "job": name, "status": record.status, "rows": record.rows_written, "seconds": seconds,
+        "baseline_mb": baseline / 2**20, "peak_mb": peak_kib / 1024, "error": (record.error or "")[-300:],
+    }))
+
+
+def run_child(name: str, start: str, end: str, env: dict) -> dict:
+    """Run one job in a fresh process; poll its process tree's RSS; return the child's own figures."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--start", start, "--end", end],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    tree_peak = 0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+            tree_peak = max(tree_peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        return {"job": name, "status": f"crashed (exit {proc.returncode})", "rows": 0, "seconds": float("nan"),
+                "baseline_mb": float("nan"), "peak_mb": float("nan"), "tree_peak_mb": tree_peak / 2**20,
+                "error": err.strip().splitlines()[-1:] or ""}
+    result = json.loads(line[len("RESULT "):])
+    result["tree_peak_mb"] = tree_peak / 2**20
+    return result
+
+
+# --- the parent --------------------------------------------------------------------------------
+def manage(env: dict, *argv: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *argv], env=env, cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def database_env(server: str, name: str) -> dict:
+    return {**os.environ, "DATABASE_URL": f"{server}/{name}", "DJANGO_SETTINGS_MODULE": "marketing_ai.settings",
+            "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+
+
+def build(args, factor: int) -> tuple[dict, dict]:
+    """The size's database (rebuilt unless --reuse finds data); returns (env, facts about the data)."""
+    import psycopg
+
+    name = f"{args.prefix}_x{factor}"
+    env = database_env(args.server, name)
+    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and not args.reuse:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    manage(env, "migrate", "--noinput")
+    seed_seconds = None
+    with psycopg.connect(f"{args.server}/{name}") as conn:
+        events = conn.execute("SELECT count(*) FROM campaigns_event").fetchone()[0]
+    if not events:
+        t0 = time.perf_counter()
+        manage(env, "seed_demo", "--customers", str(args.customers * factor), "--merchants",
+               str(args.merchants * factor), "--campaigns", str(args.campaigns), "--days", str(args.days),
+               "--sends-per-day", str(args.sends_per_day), "--seed", "7", "--replace")
+        seed_seconds = time.perf_counter() - t0
+    with psycopg.connect(f"{args.server}/{name}", autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        events, first, last = conn.execute(
+            "SELECT count(*), min(occurred_at)::date, max(occurred_at)::date FROM campaigns_event").fetchone()
+        customers = conn.execute("SELECT count(*) FROM campaigns_customer").fetchone()[0]
+    return env, {"factor": factor, "database": name, "events": events, "customers": customers,
+                 "merchants": args.merchants * factor, "start": str(first), "end": str(last),
+                 "seed_seconds": seed_seconds}
+
+
+def job_names(env: dict) -> list[str]:
+    code = ("import django; django.setup(); from marketing_ai import jobs; "
+            "print(' '.join(j.name for j in jobs.in_dependency_order()))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def exponent(xs: list[float], ys: list[float]) -> float | None:
+    """Least-squares slope of log y on log x (None with fewer than two usable points)."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0 and math.isfinite(y)]
+    if len(pts) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx else None
+
+
+def plot(sizes: list[dict], results: dict[str, list[dict]], slopes: dict[str, float | None]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    events = [s["events"] for s in sizes]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for name, rows in results.items():
+        b = slopes[name]
+        ax.plot(events, [r["seconds"] for r in rows], marker="o",
+                label=f"{name} (b = {b:.2f})" if b is not None else name)
+    ax.plot(events, [events[0] and 1.0 * e / events[0] for e in events], ls=":", color="grey", label="linear (b = 1)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("events in the data set (customers x " + " / ".join(f"{s['factor']}" for s in sizes) + ")")
+    ax.set_ylabel("job wall time, s (child process, median)")
+    ax.set_title("Job time against data size; b = fitted exponent (time ~ events^b)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PLOT_TIME, dpi=110)
+    plt.close(fig)
+
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    width = 0.8 / len(sizes)
+    for i, size in enumerate(sizes):
+        peaks = [results[n][i]["peak_mb"] for n in names]
+        ax.bar([k + i * width for k in range(len(names))], peaks, width, label=f"{size['factor']}x ({size['events']:,} events)")
+    base = statistics.median(r["baseline_mb"] for rows in results.values() for r in rows if math.isfinite(r["baseline_mb"]))
+    ax.axhline(base, color="grey", ls=":", label=f"process after Django import ({base:.0f} MB)")
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(names))], names, rotation=20, ha="right")
+    ax.set_ylabel("peak RSS of the job's process, MB (ru_maxrss)")
+    ax.set_title("Peak resident memory per job, one process per job")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(PLOT_RSS, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        child(args.child, args.start, args.end)
+        return
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    sizes: list[dict] = []
+    results: dict[str, list[dict]] = {}
+    for factor in args.factors:
+        env, facts = build(args, factor)
+        sizes.append(facts)
+        print(f"{factor}x: {facts['events']:,} events, {facts['customers']:,} customers"
+              + (f" (seed_demo {facts['seed_seconds']:.0f} s)" if facts["seed_seconds"] else " (reused)"), flush=True)
+        for name in job_names(env):
+            runs = [run_child(name, facts["start"], facts["end"], env) for _ in range(args.repeat)]
+            ok = [r for r in runs if r["status"] == "succeeded"]
+            chosen = dict(runs[-1])
+            if ok:
+                chosen["seconds"] = statistics.median(r["seconds"] for r in ok)
+                chosen["peak_mb"] = max(r["peak_mb"] for r in ok)
+                chosen["tree_peak_mb"] = max(r["tree_peak_mb"] for r in ok)
+            chosen["runs"] = [round(r["seconds"], 2) for r in runs]
+            results.setdefault(name, []).append(chosen)
+            print(f"  {name}: {chosen['status']} {chosen['seconds']:.2f} s, peak {chosen['peak_mb']:.0f} MB "
+                  f"(tree {chosen['tree_peak_mb']:.0f} MB), {chosen['rows']:,} rows", flush=True)
+    load_after = os.getloadavg()
+    slopes = {name: exponent([s["events"] for s in sizes], [r["seconds"] for r in rows]) for name, rows in results.items()}
+    (OUT_DIR / "scaling.json").write_text(json.dumps({"sizes": sizes, "results": results, "slopes": slopes}, indent=1))
+    if args.no_report:
+        return
+    plot(sizes, results, slopes)
+
+    from bench.report import table, write_section
+
+    size_rows = [{"size": f"{s['factor']}x", "customers": f"{s['customers']:,}", "merchants": f"{s['merchants']:,}",
+                  "events": f"{s['events']:,}", "period": f"{s['start']}..{s['end']}",
+                  "seed_demo s": f"{s['seed_seconds']:.0f}" if s["seed_seconds"] else "reused"} for s in sizes]
+    rows = []
+    for name, per_size in results.items():
+        b = slopes[name]
+        row = {"job": name, "exponent b": f"{b:.2f}" if b is not None else "n/a"}
+        for s, r in zip(sizes, per_size, strict=True):
+            mark = "" if r["status"] == "succeeded" else f" ({r['status']})"
+            row[f"{s['factor']}x s"] = f"{r['seconds']:.2f}{mark}"
+            row[f"{s['factor']}x peak MB"] = f"{r['peak_mb']:.0f}"
+        rows.append(row)
+    cols = ["job", "exponent b"] + [f"{s['factor']}x s" for s in sizes] + [f"{s['factor']}x peak MB" for s in sizes]
+    base = statistics.median(r["baseline_mb"] for v in results.values() for r in v if math.isfinite(r["baseline_mb"]))
+    largest = max((r["peak_mb"], n) for n, v in results.items() for r in v if math.isfinite(r["peak_mb"]))
+    body = f"""
+Each job runs alone in a fresh child process (`bench/scaling.py --child`), over the whole period, at four sizes
+(customers and merchants x {', '.join(str(f) for f in args.factors)}; {args.campaigns} campaigns and {args.days} days at every size).
+Time: median of {args.repeat} run(s) per size. Peak RSS: the child's `ru_maxrss`; a process has
+**{base:.0f} MB** resident after Django and the apps are imported, before any job. The exponent b is the least-squares slope of
+log(seconds) on log(events) over the four sizes (1 = linear; below 1 means fixed costs still dominate at these sizes).
+Load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}; after: {' / '.join(f'{x:.2f}' for x in load_after)} (2 shared cores).
+
+{table(size_rows, ["size", "customers", "merchants", "events", "period", "seed_demo s"])}
+
+{table(rows, cols)}
+
+Largest peak: **{largest[0]:.0f} MB** ({largest[1]}). Plots: `docs/bench-scaling.png` (time against events, log-log,
+with b) and `docs/bench-peak-rss.png` (peak RSS per job and size).
+
+![job time against data size](bench-scaling.png)
+![peak RSS per job](bench-peak-rss.png)
+"""
+    print("wrote", write_section("scaling", "Scaling and peak memory of every job (bench/scaling.py)", body))
+
+
+if __name__ == "__main__":
+    main()
