@@ -88,9 +88,13 @@ def prepare(env: dict) -> dict:
         print("empty database: loading a small demo data set and running its jobs", flush=True)
         subprocess.run([sys.executable, "manage.py", "seed_demo", "--customers", "2000", "--merchants", "40",
                         "--campaigns", "12", "--days", "60", "--seed", "7", "--replace"], env={**os.environ}, cwd=ROOT, check=True)
-        subprocess.run([sys.executable, "manage.py", "run_job", "daily_analytics", "--from",
-                        str(django.utils.timezone.now().date() - __import__("datetime").timedelta(days=60)),
-                        "--no-progress"], env={**os.environ}, cwd=ROOT, check=True)
+    if not CampaignAnalyticsDaily.objects.exists():
+        from analytics import services
+        from campaigns.models import Event
+
+        span = Event.objects.order_by("occurred_at")
+        print("no aggregates yet: aggregating the whole period", flush=True)
+        services.aggregate_days(start=span.first().occurred_at.date(), end=span.last().occurred_at.date())
 
     def token(username: str, group: str) -> str:
         user, _ = User.objects.get_or_create(username=username)

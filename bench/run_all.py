@@ -2,7 +2,7 @@
 
     make bench SCALE=small      # a few minutes on a quiet 2-core machine (the figures' sizes are in the summary)
     make bench                  # SCALE=full: 1 M customers, 5,000 merchants, 1,000 campaigns, 90 days, ~10 M events
-    python bench/run_all.py --scale small --only seed load_test    # some steps only (the generated part is still rewritten)
+    python bench/run_all.py --scale small --only load_test   # re-run some steps of the last run (the others' sections stay)
 
 Needs PostgreSQL (``BENCH_DB_SERVER``, default postgres://postgres@127.0.0.1:5432) and Redis (``REDIS_URL``).
 Databases: ``BENCH_DB`` (default ``mai_bench``) holds the data set that aggregate, optimizer, api_load and
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -35,13 +36,13 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 # The data set of each scale (seed_demo's arguments) and each script's size at that scale.
 SCALES = {
-    "small": {"customers": 5_000, "merchants": 200, "campaigns": 30, "days": 30, "events": 300_000,
-              "ingest_events": 20_000, "ab_users": 50_000, "ab_noise": 25_000, "ab_repeat": 3,
-              "api_clients": 50, "api_requests": 10,
+    "small": {"customers": 3_000, "merchants": 100, "campaigns": 20, "days": 30, "events": 150_000,
+              "ingest_events": 10_000, "ab_users": 20_000, "ab_noise": 10_000, "ab_repeat": 3,
+              "api_clients": 30, "api_requests": 10,
               "load": ["--analytics-users", "100", "--ab-users", "50", "--spike", "500", "1000",
-                       "--duration", "40", "--hold", "20", "--after", "75"],
-              "scaling": ["--customers", "400", "--merchants", "20", "--campaigns", "12", "--days", "30"],
-              "calibration": ["--seeds", "2", "--sizes", "2000"]},
+                       "--duration", "30", "--hold", "20", "--after", "70"],
+              "scaling": ["--customers", "100", "--merchants", "10", "--campaigns", "6", "--days", "14"],
+              "calibration": ["--seeds", "1", "--sizes", "2000"]},
     "full": {"customers": 1_000_000, "merchants": 5_000, "campaigns": 1_000, "days": 90, "events": 10_000_000,
              "ingest_events": 1_000_000, "ab_users": 1_000_000, "ab_noise": 500_000, "ab_repeat": 5,
              "api_clients": 100, "api_requests": 20,
@@ -228,11 +229,16 @@ def main() -> None:
     db = os.environ.get("BENCH_DB", "mai_bench")
     wanted = [s for s in (args.only or ORDER) if s not in args.skip]
     WORK.mkdir(parents=True, exist_ok=True)
-    (WORK / "generated.md").unlink(missing_ok=True)
-    started = dt.datetime.now(dt.UTC)
-    load_before = os.getloadavg()
-    results: list[dict] = []
-    facts: dict = {"database": db}
+    state_file = WORK / "run_all.json"
+    # --only re-runs some steps of the last run: their sections and rows replace that run's, the rest stay.
+    state = json.loads(state_file.read_text()) if args.only and state_file.exists() else {}
+    if state.get("scale") != args.scale or state.get("database") != db:
+        state = {}
+        (WORK / "generated.md").unlink(missing_ok=True)
+    started = dt.datetime.fromisoformat(state["started"]) if state else dt.datetime.now(dt.UTC)
+    load_before = state.get("load_before") or os.getloadavg()
+    results: list[dict] = [r for r in state.get("results", []) if r["step"] not in wanted]
+    facts: dict = state.get("facts") or {"database": db}
     if "seed" in wanted:
         ensure_database(server, db, fresh=True)
         env = step_env("seed", server, db)
@@ -256,6 +262,9 @@ def main() -> None:
             ensure_database(server, f"{db}_demo")
         results.append(run_step(name, commands[name], step_env(name, server, db)))
     load_after = os.getloadavg()
+    results.sort(key=lambda r: ORDER.index(r["step"]))
+    state_file.write_text(json.dumps({"scale": args.scale, "database": db, "started": started.isoformat(),
+                                      "load_before": list(load_before), "results": results, "facts": facts}))
     write_generated(assemble(args.scale, results, facts, load_before, load_after, started))
     print(f"wrote the generated part of {DOC.relative_to(ROOT)}")
     if any(r["status"] != "ok" for r in results):

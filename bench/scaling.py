@@ -8,13 +8,13 @@ For each factor it builds a data set with ``seed_demo`` in its own database (``<
 customers and merchants are multiplied by the factor (events follow the customers, ~``sends-per-day`` x
 2.1 per customer per day); campaigns and days stay fixed, so the factor is the data's size. Then every
 registered job runs once per ``--repeat``, in dependency order, over the whole period, each run in a
-**child process of its own** (``python bench/scaling.py --child JOB``), so each figure is that job's alone:
+**process of its own**: a child (``python bench/scaling.py --child JOB,JOB,...``) sets Django up once, as a
+Celery worker process has before its first task, and forks one process per job, so each figure is that job's alone:
 
-- seconds: the job's wall time inside the child (``jobs.run``, Django already set up; median of the repeats);
-- peak RSS: the child's ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the high-water mark of its
-  resident set), beside its RSS after Django and the apps were imported (the baseline every worker process
-  pays before any job) and the peak of the whole process tree polled with psutil every 50 ms (a job that
-  starts helper processes shows there).
+- seconds: the job's wall time in its process (``jobs.run``; median of the repeats);
+- peak RSS: that process's ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the high-water mark of its
+  resident set; a forked process starts with the set-up child's resident pages), beside the set-up child's
+  RSS after Django and the apps were imported (psutil; the baseline every worker process pays before any job).
 
 The growth exponent b of each job is the least-squares slope of log(seconds) on log(events) over the
 four sizes (seconds ~ events^b: 1 is linear, below 1 is better than linear; fixed costs such as model
@@ -61,8 +61,10 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-# --- the child: one job, one process --------------------------------------------------------------
-def child(name: str, start: str, end: str) -> None:
+# --- the child: Django set up once per size, then one forked process per job ------------------------
+def child(names: list[str], start: str, end: str) -> None:
+    """Set up Django once (what a Celery worker process has done before its first task), then run each
+    job in a process forked from this one, so each job's peak is its own on top of that baseline."""
     import datetime as dt
     import resource
 
@@ -72,50 +74,62 @@ def child(name: str, start: str, end: str) -> None:
     import django
 
     django.setup()
+    from django.db import connections
+
     from marketing_ai import jobs
 
     baseline = psutil.Process().memory_info().rss
-    t0 = time.perf_counter()
-    record = jobs.run(name, start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end),
-                      trigger="bench", raise_errors=False)
-    seconds = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print("RESULT " + json.dumps({
-        "job": name, "status": record.status, "rows": record.rows_written, "seconds": seconds,
-        "baseline_mb": baseline / 2**20, "peak_mb": peak_kib / 1024, "error": (record.error or "")[-300:],
-    }))
+    for name in names:
+        connections.close_all()  # the forked process opens its own connection
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the job's process
+            os.close(read_end)
+            code = 0
+            try:
+                t0 = time.perf_counter()
+                record = jobs.run(name, start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end),
+                                  trigger="bench", raise_errors=False)
+                seconds = time.perf_counter() - t0
+                peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+                result = {"job": name, "status": record.status, "rows": record.rows_written, "seconds": seconds,
+                          "baseline_mb": baseline / 2**20, "peak_mb": peak_kib / 1024, "error": (record.error or "")[-300:]}
+            except BaseException as exc:  # noqa: BLE001 (reported, the next job still runs)
+                result = {"job": name, "status": f"crashed: {exc!r}"[:200], "rows": 0, "seconds": float("nan"),
+                          "baseline_mb": baseline / 2**20, "peak_mb": float("nan"), "error": repr(exc)[-300:]}
+                code = 1
+            os.write(write_end, json.dumps(result).encode())
+            os.close(write_end)
+            connections.close_all()
+            os._exit(code)
+        os.close(write_end)
+        chunks = []
+        while chunk := os.read(read_end, 65536):
+            chunks.append(chunk)
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        print("RESULT " + b"".join(chunks).decode(), flush=True)
 
 
-def run_child(name: str, start: str, end: str, env: dict) -> dict:
-    """Run one job in a fresh process; poll its process tree's RSS; return the child's own figures."""
-    import psutil
-
-    proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--start", start, "--end", end],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    tree_peak = 0
-    ps = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-            tree_peak = max(tree_peak, rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-    out, err = proc.communicate()
-    line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
-    if line is None:
-        return {"job": name, "status": f"crashed (exit {proc.returncode})", "rows": 0, "seconds": float("nan"),
-                "baseline_mb": float("nan"), "peak_mb": float("nan"), "tree_peak_mb": tree_peak / 2**20,
-                "error": err.strip().splitlines()[-1:] or ""}
-    result = json.loads(line[len("RESULT "):])
-    result["tree_peak_mb"] = tree_peak / 2**20
-    return result
+def run_children(names: list[str], start: str, end: str, env: dict) -> list[dict]:
+    """Run the jobs (one forked process each, from one set-up child); return each job's figures."""
+    proc = subprocess.run([sys.executable, __file__, "--child", ",".join(names), "--start", start, "--end", end],
+                          env=env, capture_output=True, text=True, cwd=ROOT)
+    results = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            r = json.loads(line[len("RESULT "):])
+            results[r["job"]] = r
+    missing = {"status": f"no result (exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]})", "rows": 0,
+               "seconds": float("nan"), "baseline_mb": float("nan"), "peak_mb": float("nan"), "error": ""}
+    return [results.get(n, {"job": n, **missing}) for n in names]
 
 
 # --- the parent --------------------------------------------------------------------------------
 def manage(env: dict, *argv: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *argv], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    proc = subprocess.run([sys.executable, "manage.py", *argv], env=env, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"manage.py {' '.join(argv)} failed: {proc.stderr[-2000:]}")
 
 
 def database_env(server: str, name: str) -> dict:
@@ -128,6 +142,7 @@ def build(args, factor: int) -> tuple[dict, dict]:
     import psycopg
 
     name = f"{args.prefix}_x{factor}"
+    template = f"{args.prefix}_template"
     env = database_env(args.server, name)
     with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
@@ -135,8 +150,12 @@ def build(args, factor: int) -> tuple[dict, dict]:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             exists = None
         if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    manage(env, "migrate", "--noinput")
+            # Migrating takes a minute on a busy machine: migrate one empty template, copy it per size.
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone():
+                conn.execute(f'CREATE DATABASE "{template}"')
+                manage(database_env(args.server, template), "migrate", "--noinput")
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    manage(env, "migrate", "--noinput")  # a no-op unless migrations were added since the template was made
     seed_seconds = None
     with psycopg.connect(f"{args.server}/{name}") as conn:
         events = conn.execute("SELECT count(*) FROM campaigns_event").fetchone()[0]
@@ -219,7 +238,7 @@ def plot(sizes: list[dict], results: dict[str, list[dict]], slopes: dict[str, fl
 def main() -> None:
     args = parse_args()
     if args.child:
-        child(args.child, args.start, args.end)
+        child(args.child.split(","), args.start, args.end)
         return
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
@@ -230,18 +249,19 @@ def main() -> None:
         sizes.append(facts)
         print(f"{factor}x: {facts['events']:,} events, {facts['customers']:,} customers"
               + (f" (seed_demo {facts['seed_seconds']:.0f} s)" if facts["seed_seconds"] else " (reused)"), flush=True)
-        for name in job_names(env):
-            runs = [run_child(name, facts["start"], facts["end"], env) for _ in range(args.repeat)]
+        names = job_names(env)
+        repeats = [run_children(names, facts["start"], facts["end"], env) for _ in range(args.repeat)]
+        for i, name in enumerate(names):
+            runs = [rep[i] for rep in repeats]
             ok = [r for r in runs if r["status"] == "succeeded"]
             chosen = dict(runs[-1])
             if ok:
                 chosen["seconds"] = statistics.median(r["seconds"] for r in ok)
                 chosen["peak_mb"] = max(r["peak_mb"] for r in ok)
-                chosen["tree_peak_mb"] = max(r["tree_peak_mb"] for r in ok)
             chosen["runs"] = [round(r["seconds"], 2) for r in runs]
             results.setdefault(name, []).append(chosen)
-            print(f"  {name}: {chosen['status']} {chosen['seconds']:.2f} s, peak {chosen['peak_mb']:.0f} MB "
-                  f"(tree {chosen['tree_peak_mb']:.0f} MB), {chosen['rows']:,} rows", flush=True)
+            print(f"  {name}: {chosen['status']} {chosen['seconds']:.2f} s, peak {chosen['peak_mb']:.0f} MB, "
+                  f"{chosen['rows']:,} rows", flush=True)
     load_after = os.getloadavg()
     slopes = {name: exponent([s["events"] for s in sizes], [r["seconds"] for r in rows]) for name, rows in results.items()}
     (OUT_DIR / "scaling.json").write_text(json.dumps({"sizes": sizes, "results": results, "slopes": slopes}, indent=1))
@@ -267,7 +287,7 @@ def main() -> None:
     base = statistics.median(r["baseline_mb"] for v in results.values() for r in v if math.isfinite(r["baseline_mb"]))
     largest = max((r["peak_mb"], n) for n, v in results.items() for r in v if math.isfinite(r["peak_mb"]))
     body = f"""
-Each job runs alone in a fresh child process (`bench/scaling.py --child`), over the whole period, at four sizes
+Each job runs alone in its own process (forked from a child that set Django up once, like a Celery pool process), over the whole period, at four sizes
 (customers and merchants x {', '.join(str(f) for f in args.factors)}; {args.campaigns} campaigns and {args.days} days at every size).
 Time: median of {args.repeat} run(s) per size. Peak RSS: the child's `ru_maxrss`; a process has
 **{base:.0f} MB** resident after Django and the apps are imported, before any job. The exponent b is the least-squares slope of
