@@ -201,7 +201,7 @@ def start_gunicorn(port: int, workers: int, env: dict) -> subprocess.Popen:
          "--workers", str(workers), "--timeout", "120", "--log-level", "warning"],
         cwd=ROOT, env=env,
     )
-    for _ in range(300):
+    for _ in range(1500):  # ~5 min: workers take minutes to import Django on a loaded machine
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")

@@ -239,6 +239,13 @@ def main() -> None:
     load_before = state.get("load_before") or os.getloadavg()
     results: list[dict] = [r for r in state.get("results", []) if r["step"] not in wanted]
     facts: dict = state.get("facts") or {"database": db}
+
+    def flush() -> None:
+        """Write what has run so far (a run cut short still leaves its finished steps in the document)."""
+        results.sort(key=lambda r: ORDER.index(r["step"]))
+        state_file.write_text(json.dumps({"scale": args.scale, "database": db, "started": started.isoformat(),
+                                          "load_before": list(load_before), "results": results, "facts": facts}))
+        write_generated(assemble(args.scale, results, facts, load_before, os.getloadavg(), started))
     if "seed" in wanted:
         ensure_database(server, db, fresh=True)
         env = step_env("seed", server, db)
@@ -261,11 +268,8 @@ def main() -> None:
         if name == "demo_jobs":
             ensure_database(server, f"{db}_demo")
         results.append(run_step(name, commands[name], step_env(name, server, db)))
-    load_after = os.getloadavg()
-    results.sort(key=lambda r: ORDER.index(r["step"]))
-    state_file.write_text(json.dumps({"scale": args.scale, "database": db, "started": started.isoformat(),
-                                      "load_before": list(load_before), "results": results, "facts": facts}))
-    write_generated(assemble(args.scale, results, facts, load_before, load_after, started))
+        flush()
+    flush()
     print(f"wrote the generated part of {DOC.relative_to(ROOT)}")
     if any(r["status"] != "ok" for r in results):
         sys.exit("some steps failed: see the summary in docs/BENCHMARKS.md and var/bench/logs/")
