@@ -8,7 +8,7 @@ Needs PostgreSQL (``BENCH_DB_SERVER``, default postgres://postgres@127.0.0.1:543
 Databases: ``BENCH_DB`` (default ``mai_bench``) holds the data set that aggregate, optimizer, api_load and
 load_test share; ingest, abtests, demo_jobs and the scaling curve use ``BENCH_DB_<step>`` databases of their
 own (ingest empties its tables between phases; abtests builds a 1 M-assignment test by SQL; the scaling curve
-needs four sizes). Each script writes its section into a scratch copy (``BENCH_DOC``); at the end the sections
+needs four sizes; it runs beside the other steps, as it reports no ratios). Each script writes its section into a scratch copy (``BENCH_DOC``); at the end the sections
 of this run, under a summary (scale, machine, load, each step's command and time, every goal line), replace
 everything between ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` in docs/BENCHMARKS.md. Text outside
 the markers (hand-written readings, runs of one script at another size) is left alone. Logs: var/bench/logs/.
@@ -53,6 +53,7 @@ SCALES = {
              "calibration": []},
 }
 EVENTS_PER_SEND = 2.1  # seed_demo writes ~2.1 events per notification sent (docs/demo-data.md)
+BACKGROUND = "scaling"
 ORDER = ["seed", "abtests_stats", "ingest", "aggregate", "optimizer", "abtests", "api_load", "load_test",
          "scaling", "demo_jobs", "offer_calibration"]
 
@@ -117,14 +118,22 @@ def event_count(server: str, db: str) -> int:
         return conn.execute("SELECT count(*) FROM campaigns_event").fetchone()[0]
 
 
-def run_step(name: str, cmd: list[str], env: dict) -> dict:
+def start_step(name: str, cmd: list[str], env: dict) -> tuple[subprocess.Popen, float]:
     log = WORK / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable if cmd[0] == "python" else cmd[0], *cmd[1:]]
     print(f"[{dt.datetime.now(dt.UTC):%H:%M:%S}] {name}: {shlex.join(cmd)}", flush=True)
-    t0 = time.perf_counter()
     with log.open("w") as out:
-        code = subprocess.run(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
+        return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), time.perf_counter()
+
+
+def run_step(name: str, cmd: list[str], env: dict) -> dict:
+    return finish_step(name, cmd, *start_step(name, cmd, env))
+
+
+def finish_step(name: str, cmd: list[str], proc: subprocess.Popen, t0: float) -> dict:
+    log = WORK / "logs" / f"{name}.log"
+    code = proc.wait()
     seconds = time.perf_counter() - t0
     status = "ok" if code == 0 else f"FAILED (exit {code}; last line: {last_line(log)})"
     print(f"    {status} in {seconds:.0f} s (log {log.relative_to(ROOT)})", flush=True)
@@ -258,8 +267,13 @@ def main() -> None:
                        stdout=subprocess.DEVNULL)
     facts["events"] = event_count(server, db)
     commands = steps(args.scale, server, db, facts["events"])
+    background = None
+    if BACKGROUND in wanted:
+        # The scaling curve (each job's own time and memory at four sizes, no ratios) takes longest and
+        # needs only its own databases: it runs beside the other steps (one process more on the machine).
+        background = start_step(BACKGROUND, commands[BACKGROUND], step_env(BACKGROUND, server, db))
     for name in ORDER:
-        if name == "seed" or name not in wanted:
+        if name in ("seed", BACKGROUND) or name not in wanted:
             continue
         if name == "abtests":
             ensure_database(server, f"{db}_abtests")
@@ -269,6 +283,8 @@ def main() -> None:
             ensure_database(server, f"{db}_demo")
         results.append(run_step(name, commands[name], step_env(name, server, db)))
         flush()
+    if background:
+        results.append(finish_step(BACKGROUND, commands[BACKGROUND], *background))
     flush()
     print(f"wrote the generated part of {DOC.relative_to(ROOT)}")
     if any(r["status"] != "ok" for r in results):
