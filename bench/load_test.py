@@ -139,8 +139,11 @@ def run_locust(name: str, user_class: str, users: int, seconds: int, host: str, 
     spawn_rate = max(10, users // 5)
     cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"), "--headless",
            "-u", str(users), "-r", str(spawn_rate), "-t", f"{seconds}s", "--host", host,
-           "--csv", str(prefix), "--csv-full-history", "--only-summary", "--loglevel", "WARNING", user_class]
-    shown = f"locust -f bench/locustfile.py --headless -u {users} -r {spawn_rate} -t {seconds}s --host {host} {user_class}"
+           "--csv", str(prefix), "--csv-full-history", "--only-summary", "--loglevel", "WARNING",
+           # At the end, users finish the request they are in (else locust cuts it: an "HTTP 0" failure).
+           "--stop-timeout", "120", user_class]
+    shown = (f"locust -f bench/locustfile.py --headless -u {users} -r {spawn_rate} -t {seconds}s --stop-timeout 120 "
+             f"--host {host} {user_class}")
     print(f"{name}: {shown}", flush=True)
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if not (prefix.parent / f"{name}_stats.csv").exists():
