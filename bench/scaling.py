@@ -55,6 +55,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     p.add_argument("--reuse", action="store_true", help="reuse a size's database when it already holds data")
     p.add_argument("--no-report", action="store_true", help="do not write docs/BENCHMARKS.md or the plots")
+    p.add_argument("--from-log", help="report from the lines an interrupted run printed (sizes it finished)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--start", help=argparse.SUPPRESS)
     p.add_argument("--end", help=argparse.SUPPRESS)
@@ -223,8 +224,10 @@ def plot(sizes: list[dict], results: dict[str, list[dict]], slopes: dict[str, fl
     for i, size in enumerate(sizes):
         peaks = [results[n][i]["peak_mb"] for n in names]
         ax.bar([k + i * width for k in range(len(names))], peaks, width, label=f"{size['factor']}x ({size['events']:,} events)")
-    base = statistics.median(r["baseline_mb"] for rows in results.values() for r in rows if math.isfinite(r["baseline_mb"]))
-    ax.axhline(base, color="grey", ls=":", label=f"process after Django import ({base:.0f} MB)")
+    bases = [r["baseline_mb"] for rows in results.values() for r in rows if math.isfinite(r["baseline_mb"])]
+    if bases:
+        base = statistics.median(bases)
+        ax.axhline(base, color="grey", ls=":", label=f"process after Django import ({base:.0f} MB)")
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(names))], names, rotation=20, ha="right")
     ax.set_ylabel("peak RSS of the job's process, MB (ru_maxrss)")
     ax.set_title("Peak resident memory per job, one process per job")
@@ -233,6 +236,39 @@ def plot(sizes: list[dict], results: dict[str, list[dict]], slopes: dict[str, fl
     fig.tight_layout()
     fig.savefig(PLOT_RSS, dpi=110)
     plt.close(fig)
+
+
+def parse_log(path: Path, args) -> tuple[list[dict], dict[str, list[dict]]]:
+    """Sizes and results from the lines a run printed (a run cut short still printed its finished sizes)."""
+    import re
+
+    sizes: list[dict] = []
+    results: dict[str, list[dict]] = {}
+    size_re = re.compile(r"^(\d+)x: ([\d,]+) events, ([\d,]+) customers(?: \(seed_demo (\d+) s\))?")
+    job_re = re.compile(r"^  (\w+): (\S+) ([\d.na]+) s, peak ([\d.na]+) MB, ([\d,]+) rows(?:, baseline ([\d.na]+) MB)?")
+    pending: dict[str, dict] = {}
+    for line in path.read_text().splitlines():
+        if m := size_re.match(line):
+            if pending:
+                for name, r in pending.items():
+                    results.setdefault(name, []).append(r)
+            pending = {}
+            factor = int(m.group(1))
+            sizes.append({"factor": factor, "database": f"{args.prefix}_x{factor}", "events": int(m.group(2).replace(",", "")),
+                          "customers": int(m.group(3).replace(",", "")), "merchants": args.merchants * factor,
+                          "start": "", "end": "", "seed_seconds": float(m.group(4)) if m.group(4) else None})
+        elif m := job_re.match(line):
+            pending[m.group(1)] = {"job": m.group(1), "status": m.group(2), "seconds": float(m.group(3)),
+                                   "peak_mb": float(m.group(4)), "rows": int(m.group(5).replace(",", "")),
+                                   "baseline_mb": float(m.group(6)) if m.group(6) else float("nan")}
+    names = {n for n in pending} | set(results)
+    if pending and all(n in pending for n in names):
+        for name, r in pending.items():
+            results.setdefault(name, []).append(r)
+    else:
+        sizes = sizes[:-1]  # the last size did not finish
+    sizes = sizes[: min((len(v) for v in results.values()), default=0)]
+    return sizes, results
 
 
 def main() -> None:
@@ -244,7 +280,10 @@ def main() -> None:
     load_before = os.getloadavg()
     sizes: list[dict] = []
     results: dict[str, list[dict]] = {}
-    for factor in args.factors:
+    if args.from_log:
+        sizes, results = parse_log(Path(args.from_log), args)
+        args.factors = [s["factor"] for s in sizes]
+    for factor in [] if args.from_log else args.factors:
         env, facts = build(args, factor)
         sizes.append(facts)
         print(f"{factor}x: {facts['events']:,} events, {facts['customers']:,} customers"
@@ -261,7 +300,7 @@ def main() -> None:
             chosen["runs"] = [round(r["seconds"], 2) for r in runs]
             results.setdefault(name, []).append(chosen)
             print(f"  {name}: {chosen['status']} {chosen['seconds']:.2f} s, peak {chosen['peak_mb']:.0f} MB, "
-                  f"{chosen['rows']:,} rows", flush=True)
+                  f"{chosen['rows']:,} rows, baseline {chosen['baseline_mb']:.0f} MB", flush=True)
     load_after = os.getloadavg()
     slopes = {name: exponent([s["events"] for s in sizes], [r["seconds"] for r in rows]) for name, rows in results.items()}
     (OUT_DIR / "scaling.json").write_text(json.dumps({"sizes": sizes, "results": results, "slopes": slopes}, indent=1))
@@ -284,17 +323,18 @@ def main() -> None:
             row[f"{s['factor']}x peak MB"] = f"{r['peak_mb']:.0f}"
         rows.append(row)
     cols = ["job", "exponent b"] + [f"{s['factor']}x s" for s in sizes] + [f"{s['factor']}x peak MB" for s in sizes]
-    base = statistics.median(r["baseline_mb"] for v in results.values() for r in v if math.isfinite(r["baseline_mb"]))
+    bases = [r["baseline_mb"] for v in results.values() for r in v if math.isfinite(r["baseline_mb"])]
+    base = statistics.median(bases) if bases else float("nan")
     largest = max((r["peak_mb"], n) for n, v in results.items() for r in v if math.isfinite(r["peak_mb"]))
     body = f"""
-Each job runs alone in its own process (forked from a child that set Django up once, like a Celery pool process), over the whole period, at four sizes
+Each job runs alone in its own process (forked from a child that set Django up once, like a Celery pool process), over the whole period, at {len(sizes)} sizes
 (customers and merchants x {', '.join(str(f) for f in args.factors)}; {args.campaigns} campaigns and {args.days} days at every size).
-Time: median of {args.repeat} run(s) per size. Peak RSS: the child's `ru_maxrss`; a process has
+Time: median of {args.repeat} run(s) per size. Peak RSS: the job's process's `ru_maxrss`; a process has
 **{base:.0f} MB** resident after Django and the apps are imported, before any job. The exponent b is the least-squares slope of
-log(seconds) on log(events) over the four sizes (1 = linear; below 1 means fixed costs still dominate at these sizes).
+log(seconds) on log(events) over the sizes (1 = linear; below 1 means fixed costs still dominate at these sizes).
 Load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}; after: {' / '.join(f'{x:.2f}' for x in load_after)} (2 shared cores).
 
-{table(size_rows, ["size", "customers", "merchants", "events", "period", "seed_demo s"])}
+{"Figures read back from the log of a run cut short (`--from-log`): the sizes it finished. " if args.from_log else ""}{table(size_rows, ["size", "customers", "merchants", "events", "period", "seed_demo s"])}
 
 {table(rows, cols)}
 
