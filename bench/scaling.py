@@ -206,7 +206,7 @@ def plot(sizes: list[dict], results: dict[str, list[dict]], slopes: dict[str, fl
         b = slopes[name]
         ax.plot(events, [r["seconds"] for r in rows], marker="o",
                 label=f"{name} (b = {b:.2f})" if b is not None else name)
-    ax.plot(events, [events[0] and 1.0 * e / events[0] for e in events], ls=":", color="grey", label="linear (b = 1)")
+    ax.plot(events, [events[0] and 1.0 * e / events[0] for e in events], ls=":", color="grey", label="slope of linear growth (b = 1)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("events in the data set (customers x " + " / ".join(f"{s['factor']}" for s in sizes) + ")")
