@@ -8,8 +8,9 @@ DEMO_MERCHANTS ?= 40
 DEMO_CAMPAIGNS ?= 12
 DEMO_DAYS      ?= 60
 PYTEST_ARGS    ?=
+SCALE          ?= full
 
-.PHONY: install demo test lint run worker beat migrate clean
+.PHONY: install demo test lint run worker beat migrate clean bench
 
 # uv installs the pinned requirements in seconds; plain pip is the fallback where uv cannot be had.
 UV_VERSION := 0.13.8
@@ -62,6 +63,13 @@ worker: install
 beat: migrate
 	@test -n "$$REDIS_URL" || { echo "make beat needs REDIS_URL (e.g. redis://127.0.0.1:6379/0)"; exit 1; }
 	$(VENV)/bin/celery -A marketing_ai beat --loglevel=INFO
+
+# Benchmarks on PostgreSQL and Redis (bench/run_all.py; docs/BENCHMARKS.md says what each scale needs):
+# SCALE=full is the issue's 1 M customers / 10 M events (hours); SCALE=small takes minutes.
+bench: install
+	@test -n "$$REDIS_URL" || { echo "make bench needs REDIS_URL (e.g. redis://127.0.0.1:6379/0) and PostgreSQL (BENCH_DB_SERVER, default postgres://postgres@127.0.0.1:5432)"; exit 1; }
+	@$(PY) -c "import locust, matplotlib" 2>/dev/null || { $(call pip_install,requirements-bench.txt); }
+	$(PY) bench/run_all.py --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles var

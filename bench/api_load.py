@@ -220,7 +220,7 @@ def main() -> None:
     print(f"caches: {cache_settings()}\nload average before: {load_before}")
     server = subprocess.Popen(gunicorn, env=server_env)
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 300  # workers take minutes to import Django on a loaded machine
         while time.time() < deadline:
             try:
                 c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -230,7 +230,7 @@ def main() -> None:
             except OSError:
                 time.sleep(0.5)
         else:
-            raise SystemExit("gunicorn did not answer within 60 s")
+            raise SystemExit("gunicorn did not answer within 300 s")
         headers = {"Authorization": f"Token {token}", "Host": "127.0.0.1"}
 
         warm = warm_up(port, campaign_ids, args.clients, args.workers, headers)

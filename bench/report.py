@@ -1,7 +1,10 @@
 """Write a benchmark's results into its own section of docs/BENCHMARKS.md.
 
 Each script owns one section between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``;
-re-running a script replaces only its section, so scripts never overwrite each other.
+re-running a script replaces only its section, so scripts never overwrite each other. ``make bench``
+(bench/run_all.py) points ``BENCH_DOC`` at a scratch file, so the scripts it runs write there, and then
+puts their sections in the generated part of docs/BENCHMARKS.md (between ``<!-- bench:begin -->`` and
+``<!-- bench:end -->``); a script run alone still writes its own section of docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
+DOC = Path(os.environ.get("BENCH_DOC") or Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md")
 HEADER = """# Benchmarks
 
 Every figure here was printed by a script in `bench/`, run on this project's machine kind
