@@ -106,6 +106,20 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# An optional streaming replica serves the analytics reads (marketing_ai/replica.py, docs/operations.md).
+REPLICA_READ_APPS = ("analytics", "campaigns")
+REPLICA_READ_PATHS = ("/api/v1/analytics/", "/api/analytics/", "/analytics/")
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    for key in ("ATOMIC_REQUESTS", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS"):
+        if key in DATABASES["default"]:
+            DATABASES["replica"][key] = DATABASES["default"][key]
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests read what they wrote
+    DATABASE_ROUTERS = ["marketing_ai.replica.ReadReplicaRouter"]
+    MIDDLEWARE.insert(MIDDLEWARE.index("marketing_ai.middleware.PageRoleMiddleware") + 1,
+                      "marketing_ai.replica.ReplicaReadsMiddleware")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
