@@ -342,6 +342,11 @@ JOB_LOCK_WAIT_SECONDS: float = env.float("JOB_LOCK_WAIT_SECONDS", default=30.0)
 # (e.g. Redis restarted without persistence): the reconciliation marks it failed and sends it again.
 JOB_QUEUED_LOST_AFTER_SECONDS: int = env.int("JOB_QUEUED_LOST_AFTER_SECONDS", default=120)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=100)  # frees model memory
+# Fan-out (marketing_ai/fanout.py): helper tasks a long job sends to idle workers (0 = the job works alone),
+# the queue they go to (empty = the default queue), and how long a helper may hold a part before the job redoes it.
+JOB_FANOUT_HELPERS = env.int("JOB_FANOUT_HELPERS", default=0)
+JOB_FANOUT_QUEUE = env.str("JOB_FANOUT_QUEUE", default="")
+JOB_FANOUT_PART_TIMEOUT = env.int("JOB_FANOUT_PART_TIMEOUT", default=600)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
