@@ -11,7 +11,7 @@ class AnalyticsConfig(AppConfig):
         from django.conf import settings
 
         from analytics import alerts, services
-        from marketing_ai import jobs
+        from marketing_ai import fanout, jobs
 
         jobs.register(
             services.aggregate_days,
@@ -20,4 +20,5 @@ class AnalyticsConfig(AppConfig):
             window_days=settings.ANALYTICS_WINDOW_DAYS,
             description="Aggregate events into campaign_analytics_daily, campaign_segment_analytics and campaign_trend_data",
         )
+        fanout.register_part_worker("daily_analytics.chunk", services.aggregate_chunk_part)
         jobs.register(alerts.send_alerts, "alerts", schedule=crontab(minute=30), after=("daily_analytics",))

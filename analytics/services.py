@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from analytics.models import AggregateRefresh, CampaignAnalyticsDaily, CampaignSegmentAnalytics, CampaignTrendData
 from campaigns.models import Event
+from marketing_ai import fanout
 from marketing_ai.db import UpsertTarget, upsert_from_query
 from marketing_ai.jobs import NullProgress, Progress
 
@@ -133,6 +134,13 @@ def aggregate_chunk(start: dt.date, end: dt.date, *, computed_at: dt.datetime, n
     for model in (CampaignAnalyticsDaily, CampaignSegmentAnalytics):
         model.objects.filter(date__gte=start, date__lte=end).exclude(computed_at=computed_at).delete()
     return written
+
+
+def aggregate_chunk_part(spec: dict) -> int:
+    """One chunk of ``aggregate_days``, from its JSON description (a fan-out helper may run it; the app
+    registers it as the part worker ``daily_analytics.chunk``, analytics/apps.py)."""
+    return aggregate_chunk(dt.date.fromisoformat(spec["start"]), dt.date.fromisoformat(spec["end"]),
+                           computed_at=dt.datetime.fromisoformat(spec["computed_at"]), native=spec["native"])
 
 
 def _segment_rows(groups: list[dict], computed_at: dt.datetime) -> list[CampaignSegmentAnalytics]:
@@ -274,13 +282,17 @@ def aggregate_days(
         raise ValueError(f"chunk_days must be at least 1, got {chunk_days}")
     progress = progress or NullProgress()
     days = days_between(start, end)
-    progress.total(len(days) + 1)  # +1: the trend step
     computed_at = timezone.now()
-    written = 0
-    for i in range(0, len(days), chunk_days):
-        chunk = days[i : i + chunk_days]
-        written += aggregate_chunk(chunk[0], chunk[-1], computed_at=computed_at, native=native)
-        progress.advance(len(chunk))
+    helpers = fanout.helpers_configured()
+    if helpers:
+        # Several parts per process, so a process that finishes early takes another instead of idling.
+        chunk_days = max(1, min(chunk_days, -(-len(days) // (4 * (helpers + 1)))))
+    chunks = [days[i : i + chunk_days] for i in range(0, len(days), chunk_days)]
+    progress.total(len(days) + 1)  # a step per day, +1: the trend step
+    # Chunks are independent and idempotent: with JOB_FANOUT_HELPERS, idle workers share them.
+    specs = [{"start": c[0].isoformat(), "end": c[-1].isoformat(), "computed_at": computed_at.isoformat(),
+              "native": native, "weight": len(c)} for c in chunks]
+    written = fanout.run_parts("daily_analytics.chunk", specs, advance=progress.advance, helpers=helpers)
     written += refresh_trends(start, end, computed_at=computed_at, native=native)
     AggregateRefresh.objects.create(computed_at=computed_at, start=start, end=end, rows_written=written)
     progress.advance(1)

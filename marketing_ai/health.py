@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -17,9 +17,9 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-def _check_database() -> str | None:
+def _check_database(alias: str = "default") -> str | None:
     try:
-        with connection.cursor() as cur:
+        with connections[alias].cursor() as cur:
             cur.execute("SELECT 1")
             cur.fetchone()
     except Exception as exc:  # the reason is what the operator needs
@@ -51,6 +51,13 @@ def readyz(request):
             "redis": ("ok" if "redis" not in failing else failing["redis"]) if settings.REDIS_URL else "not configured",
         },
     }
+    if "replica" in settings.DATABASES:
+        # The analytics reads depend on it (marketing_ai/replica.py): a lost replica takes this instance out.
+        reason = _check_database("replica")
+        body["checks"]["replica"] = reason or "ok"
+        if reason:
+            failing["replica"] = reason
+            body["status"] = "unavailable"
     if failing:
         body["failing"] = sorted(failing)
     return JsonResponse(body, status=200 if not failing else 503)

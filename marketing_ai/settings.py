@@ -108,6 +108,20 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# An optional streaming replica serves the analytics reads (marketing_ai/replica.py, docs/operations.md).
+REPLICA_READ_APPS = ("analytics", "campaigns")
+REPLICA_READ_PATHS = ("/api/v1/analytics/", "/api/analytics/", "/analytics/")
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    for key in ("ATOMIC_REQUESTS", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS"):
+        if key in DATABASES["default"]:
+            DATABASES["replica"][key] = DATABASES["default"][key]
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests read what they wrote
+    DATABASE_ROUTERS = ["marketing_ai.replica.ReadReplicaRouter"]
+    MIDDLEWARE.insert(MIDDLEWARE.index("marketing_ai.middleware.PageRoleMiddleware") + 1,
+                      "marketing_ai.replica.ReplicaReadsMiddleware")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -330,6 +344,11 @@ JOB_LOCK_WAIT_SECONDS: float = env.float("JOB_LOCK_WAIT_SECONDS", default=30.0)
 # (e.g. Redis restarted without persistence): the reconciliation marks it failed and sends it again.
 JOB_QUEUED_LOST_AFTER_SECONDS: int = env.int("JOB_QUEUED_LOST_AFTER_SECONDS", default=120)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=100)  # frees model memory
+# Fan-out (marketing_ai/fanout.py): helper tasks a long job sends to idle workers (0 = the job works alone),
+# the queue they go to (empty = the default queue), and how long a helper may hold a part before the job redoes it.
+JOB_FANOUT_HELPERS = env.int("JOB_FANOUT_HELPERS", default=0)
+JOB_FANOUT_QUEUE = env.str("JOB_FANOUT_QUEUE", default="")
+JOB_FANOUT_PART_TIMEOUT = env.int("JOB_FANOUT_PART_TIMEOUT", default=600)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

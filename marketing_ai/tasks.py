@@ -87,3 +87,11 @@ def reconcile_at_worker_start(sender=None, **kwargs) -> None:
         job_queue.reconcile()
     except Exception:  # never keep a worker from starting
         logging.getLogger(__name__).exception("reconcile at worker start failed")
+
+
+@shared_task(name="marketing_ai.fanout_help", acks_late=False, ignore_result=True)
+def fanout_help(board: str) -> int:
+    """Help a running job with its parts (``marketing_ai.fanout``); a lost helper's part is redone by the job."""
+    from marketing_ai import fanout
+
+    return fanout.help_with(board)
