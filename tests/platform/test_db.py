@@ -197,3 +197,42 @@ def test_the_process_lock_admits_one_holder():
     with data_access.process_lock("test_db") as again:
         assert again is True
 
+
+
+def _count_views_target(day: dt.date, stamp: dt.datetime) -> data_access.UpsertTarget:
+    from analytics.models import CampaignAnalyticsDaily
+
+    return data_access.UpsertTarget(
+        model=CampaignAnalyticsDaily,
+        columns=("campaign_id", "date", "sends", "opens", "views", "clicks", "conversions", "revenue", "cost",
+                 "created_at", "computed_at"),
+        select="SELECT g.campaign_id, %s::date, 0, 0, g.n, 0, 0, 0, 0, %s, %s FROM g",
+        params=(day, stamp, stamp),
+        unique_fields=("campaign", "date"),
+        update_fields=("views", "computed_at"),
+        build=lambda groups: [
+            CampaignAnalyticsDaily(campaign_id=g["campaign_id"], date=day, views=g["n"], computed_at=stamp)
+            for g in groups
+        ],
+    )
+
+
+@pytest.mark.parametrize("native", [None, False], ids=["this-database's-way", "portable-way"])
+def test_upsert_from_query_inserts_then_updates_the_same_rows(native):
+    from django.db.models import Count
+
+    from analytics.models import CampaignAnalyticsDaily
+
+    campaigns, customer = [CampaignFactory() for _ in range(3)], CustomerFactory()
+    records = [_event_record(f"e_{c.pk}_{n}", c, customer) for i, c in enumerate(campaigns) for n in range(i + 1)]
+    data_access.insert_new_rows(Event._meta.db_table, EVENT_COLUMNS, records, key="event_id", copy_types=EVENT_TYPES)
+    views = Event.objects.values("campaign_id").annotate(n=Count("id")).order_by()
+    day = dt.date(2025, 3, 1)
+    first, later = dt.datetime(2025, 3, 2, tzinfo=dt.UTC), dt.datetime(2025, 3, 3, tzinfo=dt.UTC)
+
+    assert data_access.upsert_from_query(views, [_count_views_target(day, first)], native=native) == 3
+    Event.objects.filter(event_id=f"e_{campaigns[2].pk}_0").delete()
+    assert data_access.upsert_from_query(views, [_count_views_target(day, later)], native=native) == 3
+
+    rows = CampaignAnalyticsDaily.objects.order_by("campaign_id").values_list("campaign_id", "date", "views", "computed_at")
+    assert list(rows) == [(c.pk, day, n, later) for c, n in zip(campaigns, [1, 2, 2], strict=True)]
