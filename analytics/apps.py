@@ -21,3 +21,12 @@ class AnalyticsConfig(AppConfig):
             description="Aggregate events into campaign_analytics_daily, campaign_segment_analytics and campaign_trend_data",
         )
         jobs.register(alerts.send_alerts, "alerts", schedule=crontab(minute=30), after=("daily_analytics",))
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from analytics import selectors
+        from analytics.models import AggregateRefresh
+
+        # A run saved in this process is seen by the API at once (not after ANALYTICS_VERSION_CACHE_SECONDS).
+        post_save.connect(selectors.forget_data_version, sender=AggregateRefresh, dispatch_uid="analytics-version-memo")
