@@ -22,3 +22,12 @@ class AnalyticsConfig(AppConfig):
         )
         fanout.register_part_worker("daily_analytics.chunk", services.aggregate_chunk_part)
         jobs.register(alerts.send_alerts, "alerts", schedule=crontab(minute=30), after=("daily_analytics",))
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from analytics import selectors
+        from analytics.models import AggregateRefresh
+
+        # A run saved in this process is seen by the API at once (not after ANALYTICS_VERSION_CACHE_SECONDS).
+        post_save.connect(selectors.forget_data_version, sender=AggregateRefresh, dispatch_uid="analytics-version-memo")

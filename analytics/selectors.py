@@ -8,16 +8,14 @@ functions, so they cannot disagree.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 from django.utils import timezone
 
 from analytics import metrics
@@ -384,9 +382,12 @@ def last_aggregation():
     return JobRun.objects.filter(job="daily_analytics", finished_at__isnull=False).order_by("-finished_at").first()
 
 
-# The version is read at most once per ANALYTICS_VERSION_CACHE_SECONDS per process: on a cached answer
-# that query was a third of the request's database work. A run in this process resets it at once.
-_version_memo: tuple[float, tuple | None] | None = None  # (monotonic time read, version)
+# The version is read at most once per ANALYTICS_VERSION_CACHE_SECONDS from the database: on a cached answer
+# that query was a third of the request's database work. It is kept in the settings' "default" cache (local
+# memory per process); a run saved in this process forgets it at once (forget_data_version, connected in
+# analytics/apps.py).
+VERSION_CACHE_KEY = "analytics:data_version"
+_NOT_CACHED = object()
 
 
 def data_version() -> tuple | None:
@@ -395,15 +396,13 @@ def data_version() -> tuple | None:
     Reused for ``ANALYTICS_VERSION_CACHE_SECONDS`` within a process, so a run made by another process (the
     Celery worker) reaches the API within that bound. Inside a transaction (tests, a job) it is always read.
     """
-    global _version_memo
     seconds = settings.ANALYTICS_VERSION_CACHE_SECONDS
     if seconds <= 0 or connection.in_atomic_block:
         return _read_data_version()
-    memo, now = _version_memo, time.monotonic()
-    if memo is not None and now - memo[0] < seconds:
-        return memo[1]
-    version = _read_data_version()
-    _version_memo = (now, version)
+    version = cache.get(VERSION_CACHE_KEY, _NOT_CACHED)  # None is a version too: no run yet
+    if version is _NOT_CACHED:
+        version = _read_data_version()
+        cache.set(VERSION_CACHE_KEY, version, seconds)
     return version
 
 
@@ -411,7 +410,6 @@ def _read_data_version() -> tuple | None:
     return AggregateRefresh.objects.order_by("-id").values_list("id", "computed_at").first()
 
 
-@receiver(post_save, sender=AggregateRefresh, dispatch_uid="analytics-version-memo")
-def _forget_data_version(**_) -> None:
-    global _version_memo
-    _version_memo = None
+def forget_data_version(**_) -> None:
+    """A post_save receiver of AggregateRefresh: the next data_version() reads the new run."""
+    cache.delete(VERSION_CACHE_KEY)

@@ -8,7 +8,9 @@ window after ``T``): a time-based split, so the holdout is the future the model 
 Three candidate learners, histogram gradient boosting, logistic regression and random forest,
 with fixed random states; the one with the best 3-fold cross-validated ROC AUC *on the training rows* is refit on
 all training rows (the holdout is only used for the reported metrics). Features are scaled to
-[0, 1] by a MinMaxScaler fitted on the training rows only.
+[0, 1] by a MinMaxScaler: in the selection it is a step of a scikit-learn ``Pipeline``, so each fold
+fits it on its own fitting part (the validation part never shapes the scaling it is scored with); the
+final scaler is fitted on all training rows, never on the holdout.
 """
 
 from __future__ import annotations
@@ -83,31 +85,46 @@ def fit(
                     random_state=random_state)
 
 
+def scaled(estimator: Any) -> Any:
+    """``estimator`` behind the [0, 1] scaling, as one scikit-learn Pipeline (fitting it fits the scaler too)."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    return Pipeline([("scaler", MinMaxScaler(clip=True)), ("estimator", estimator)])
+
+
+def select(x: np.ndarray, y: np.ndarray, *, random_state: int) -> dict[str, float]:
+    """Each candidate's 3-fold cross-validated ROC AUC on the unscaled rows ``x`` (0 for a fold that cannot be scored).
+
+    Each fold fits the whole Pipeline, the scaler included, on its fitting part only.
+    """
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=random_state)
+    fit_rows = len(x) - len(x) // 3  # what each fold fits on (the forest's max_samples is a share of it)
+    return {
+        name: float(np.mean(cross_val_score(scaled(estimator), x, y, cv=folds, scoring="roc_auc", error_score=0.0)))
+        for name, estimator in candidates(random_state, fit_rows).items()
+    }
+
+
 def _fit(train: pd.DataFrame, holdout: pd.DataFrame, *, features: list[str], label: str,
          heuristic_frequency: str, random_state: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.preprocessing import MinMaxScaler
     y_train = train[label].to_numpy(int)
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"training rows have a single class for {label!r}: need both outcomes to fit")
-    scaler = MinMaxScaler(clip=True).fit(matrix(train, features))
-    x_train = scaler.transform(matrix(train, features))
+    x_train = matrix(train, features)
 
     # Learner selection by 3-fold cross-validated AUC on (a sample of) the training rows.
     idx = np.arange(len(x_train))
     if len(idx) > SELECTION_ROWS:
         idx = np.random.default_rng(random_state).choice(idx, SELECTION_ROWS, replace=False)
-    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=random_state)
-    selection: dict[str, float] = {}
-    for name in candidates(random_state, len(idx)):
-        scores = []
-        for fit_part, val_part in folds.split(idx, y_train[idx]):
-            fit_idx, val_idx = idx[fit_part], idx[val_part]
-            est = candidates(random_state, len(fit_idx))[name].fit(x_train[fit_idx], y_train[fit_idx])
-            scores.append(auc(y_train[val_idx], est.predict_proba(x_train[val_idx])[:, 1]) or 0.0)
-        selection[name] = float(np.mean(scores))
+    selection = select(x_train[idx], y_train[idx], random_state=random_state)
     algorithm = max(sorted(selection), key=lambda n: selection[n])
-    estimator = candidates(random_state, len(x_train))[algorithm].fit(x_train, y_train)
+    # The chosen learner refit on every training row; the artifact keeps the two steps as before
+    # (scaler, estimator), so versions saved before the Pipeline load and predict unchanged.
+    pipeline = scaled(candidates(random_state, len(x_train))[algorithm]).fit(x_train, y_train)
+    scaler, estimator = pipeline.named_steps["scaler"], pipeline.named_steps["estimator"]
 
     metrics = evaluate(
         {"estimator": estimator, "scaler": scaler, "features": list(features)},

@@ -158,7 +158,9 @@ def _refresh() -> AggregateRefresh:
 
 @pytest.fixture
 def fresh_version_memo(monkeypatch, settings):
-    monkeypatch.setattr(selectors, "_version_memo", None)
+    from django.core.cache import cache
+
+    cache.delete(selectors.VERSION_CACHE_KEY)
     settings.ANALYTICS_VERSION_CACHE_SECONDS = 0.5
     return 0.5
 
