@@ -15,7 +15,7 @@ from statsmodels.stats.proportion import proportions_ztest
 from abtests import metrics
 from abtests.models import ABTest
 from campaigns.models import Customer, Event
-from tests.abtests.factories import rebuild_if_kept, populate
+from tests.abtests.factories import populate, rebuild_if_kept
 from tests.factories import CampaignFactory
 
 
