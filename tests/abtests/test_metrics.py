@@ -15,7 +15,7 @@ from statsmodels.stats.proportion import proportions_ztest
 from abtests import metrics
 from abtests.models import ABTest
 from campaigns.models import Customer, Event
-from tests.abtests.factories import populate
+from tests.abtests.factories import populate, rebuild_if_kept
 from tests.factories import CampaignFactory
 
 
@@ -80,6 +80,7 @@ def add_events(test: ABTest, event_type: str, per_arm: list[int]) -> None:
             events.append(Event(event_id=f"{test.test_id}_{event_type}_{i}_{j}", type=event_type, occurred_at=at,
                                 customer_id=pk[f"{test.test_id}_{i}_{j}"], campaign_id=test.campaign_id))
     Event.objects.bulk_create(events)
+    rebuild_if_kept(test)
 
 
 def create(api, **extra) -> str:
