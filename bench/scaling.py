@@ -326,6 +326,7 @@ def main() -> None:
     bases = [r["baseline_mb"] for v in results.values() for r in v if math.isfinite(r["baseline_mb"])]
     base = statistics.median(bases) if bases else float("nan")
     largest = max((r["peak_mb"], n) for n, v in results.items() for r in v if math.isfinite(r["peak_mb"]))
+    from_log_note = "Figures read back from the log of a run cut short (`--from-log`): the sizes it finished.\n\n" if args.from_log else ""
     body = f"""
 Each job runs alone in its own process (forked from a child that set Django up once, like a Celery pool process), over the whole period, at {len(sizes)} sizes
 (customers and merchants x {', '.join(str(f) for f in args.factors)}; {args.campaigns} campaigns and {args.days} days at every size).
@@ -334,7 +335,7 @@ Time: median of {args.repeat} run(s) per size. Peak RSS: the job's process's `ru
 log(seconds) on log(events) over the sizes (1 = linear; below 1 means fixed costs still dominate at these sizes).
 Load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}; after: {' / '.join(f'{x:.2f}' for x in load_after)} (2 shared cores).
 
-{"Figures read back from the log of a run cut short (`--from-log`): the sizes it finished. " if args.from_log else ""}{table(size_rows, ["size", "customers", "merchants", "events", "period", "seed_demo s"])}
+{from_log_note}{table(size_rows, ["size", "customers", "merchants", "events", "period", "seed_demo s"])}
 
 {table(rows, cols)}
 
