@@ -186,7 +186,7 @@ def customers_assigned(*, test: ABTest, assignments: Sequence[ABTestAssignment])
     changes.save()
 
 
-def test_ended(*, test: ABTest) -> None:
+def abtest_ended(*, test: ABTest) -> None:
     """Events after the end stop counting: rebuild a kept test if any of its campaign's tracked events
     lies after ``ended_at`` (rare: only clock skew or future-dated events)."""
     if is_kept(test) and Event.objects.filter(campaign_id=test.campaign_id, type__in=tracked_types(),

@@ -265,7 +265,7 @@ def abtest_end(*, test: ABTest, apply_winner: bool = False, user=None) -> Ended:
         locked.status = ABTest.Status.COMPLETED
         fresh = selectors.abtest_get(test_id=test.test_id)
         fresh.ended_at, fresh.status = locked.ended_at, locked.status
-        rollup.test_ended(test=fresh)  # events after the end stop counting
+        rollup.abtest_ended(test=fresh)  # events after the end stop counting
         result = None
         if selectors.users_assigned(test=fresh) > 0:
             result = abtest_analyze(test=fresh)
