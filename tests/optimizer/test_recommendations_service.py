@@ -182,35 +182,65 @@ def test_a_dismissed_proposal_is_not_proposed_again(campaign, marketer):
 def test_timing_proposal_switches_to_personal_hours_with_the_expected_gain_and_apply_sets_the_policy(campaign, marketer):
     from optimizer.ml import send_time
 
-    people = list(Customer.objects.filter(segment__name="new_users"))
-    days = [timezone.now() - dt.timedelta(days=d) for d in range(2, 12)]
-    opens = []
+    people = list(Customer.objects.filter(segment__name="new_users"))  # UTC customers
+    now = timezone.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    own = {c.pk: (14 if i % 5 else 2) for i, c in enumerate(people)}  # four in five open best at 14:00, the others at 02:00
+    rows = []
     for i, customer in enumerate(people):
-        hour = 14 if i % 5 else 2  # four in five open at 14:00 (UTC customers), the others at 02:00
-        opens += [Event(event_id=f"open_{next(_ids)}", type=Event.Type.NOTIFICATION_OPENED, customer=customer, campaign=campaign,
-                        occurred_at=day.replace(hour=hour, minute=10)) for day in days[: 3 + i % 4]]
-    Event.objects.bulk_create(opens)
+        for d in range(1, 13):
+            day = midnight - dt.timedelta(days=d)
+            for k, offset in enumerate((0, 1, 23, 6, 13)):  # at the customer's hour, either side of it, and further away
+                sent = day + dt.timedelta(hours=(own[customer.pk] + offset) % 24, minutes=5)
+                rows.append(Event(event_id=f"s_{next(_ids)}", type=Event.Type.NOTIFICATION_SENT, customer=customer,
+                                  campaign=campaign, occurred_at=sent))
+                # Opened 3 days in 4 at the own hour, fewer further away (deterministic, varies by customer and day).
+                if (d + i + k) % 4 < (3, 2, 2, 1, 1)[k]:
+                    rows.append(Event(event_id=f"o_{next(_ids)}", type=Event.Type.NOTIFICATION_OPENED, customer=customer,
+                                      campaign=campaign, occurred_at=sent + dt.timedelta(minutes=10)))
+    Event.objects.bulk_create(rows)
     jobs.run("send_times")
     jobs.run("campaign_optimizations")
     row = Opt.objects.get(campaign=campaign, recommendation_type="timing", status="proposed")
     assert (row.current_value, row.recommended_value) == ("fixed 03:00", "personal")
     assert reco.setting_of(row) == ("send_time_policy", "") and row.live_value == "fixed"
 
-    # Independent aggregation of the model's per-customer open probabilities (posterior mean, shrunk open rate).
-    artifact, _ = send_time.fit(*_histories(people), n_segments=3)
+    # Independent reference: the held-out events read one by one, the response curve by least squares on rows
+    # augmented with the shrinkage's pseudo-sends (np.linalg.lstsq), the gain from the planted layout.
+    split = dt.datetime.fromisoformat(row.details["heldout_since"])
+    events = list(Event.objects.filter(customer__in=people, type__in=["notification_sent", "notification_opened"])
+                  .values_list("customer_id", "type", "occurred_at"))
+    before = np.zeros((len(people), 24))
+    late_sends = np.zeros((len(people), 24))
+    late_opens = np.zeros(len(people))
+    position = {c.pk: i for i, c in enumerate(people)}
+    for pk, kind, moment in events:
+        if kind == Event.Type.NOTIFICATION_OPENED and moment < split:
+            before[position[pk], moment.hour] += 1
+        elif kind == Event.Type.NOTIFICATION_OPENED:
+            late_opens[position[pk]] += 1
+        elif moment >= split:
+            late_sends[position[pk], moment.hour] += 1
     counts, segments = _histories(people)
-    sends = np.array([Event.objects.filter(customer=c, type="notification_sent").count() for c in people], dtype=float)
-    opened = counts.sum(axis=1).astype(float)
-    pooled = (opened.sum() + 0.5) / (sends.sum() + 1)
-    rate = (pooled * send_time.OPEN_RATE_PRIOR_SENDS + np.minimum(opened, sends)) / (send_time.OPEN_RATE_PRIOR_SENDS + sends)
-    post = send_time.posterior(artifact, counts, segments)
-    best = send_time.recommend(artifact, counts, segments)["hour"]
-    at = lambda hours: np.minimum(1, rate * post[np.arange(len(people))[:, None], (hours[:, None] + np.array([-1, 0, 1])) % 24].sum(axis=1) * 8)  # noqa: E731
-    expected = (at(best).sum() / at(np.full(len(people), 3)).sum() - 1) * 100
-    assert row.expected_impact == pytest.approx(expected, rel=1e-6)
+    artifact, _ = send_time.fit(counts, segments, n_segments=3)
+    reference = send_time.recommend(artifact, before, segments)["hour"]
+    assert [int(h) for h in send_time.recommend(artifact, counts, segments)["hour"]] == [own[c.pk] for c in people]
+    distance = lambda a, b: np.minimum(np.abs(a - b) % 24, 24 - np.abs(a - b) % 24)  # noqa: E731
+    bucket_of = {0: 0, 1: 1, 2: 2, 3: 3, 4: 3, 5: 4, 6: 4, 7: 4}
+    x = np.zeros((len(people), 6))
+    for c in range(len(people)):
+        for h in range(24):
+            x[c, bucket_of.get(int(distance(h, reference[c])), 5)] += late_sends[c, h]
+    pooled = (late_opens.sum() + 0.5) / (x.sum() + 1)
+    lam = np.sqrt(send_time.SHRINK_SENDS)
+    theta = np.linalg.lstsq(np.vstack([x, lam * np.eye(6)]), np.concatenate([late_opens, lam * np.full(6, pooled)]), rcond=None)[0]
+    audience_buckets = [bucket_of.get(int(distance(3, own[c.pk])), 5) for c in people]
+    expected = (len(people) * theta[0] / theta[audience_buckets].sum() - 1) * 100
+    assert row.expected_impact == pytest.approx(expected, abs=1e-3)  # stored with 4 decimals
     lo, hi = row.details["relative_gain_interval"]
     assert 0 < lo < row.expected_impact < hi
     assert row.details["impact_interval"] == {"low": round(lo, 2), "high": round(hi, 2), "level": 0.9}  # what the preview shows
+    assert row.details["heldout_sends"] == int(late_sends.sum())
 
     reco.apply_optimization(row, marketer)
     campaign.refresh_from_db()
