@@ -218,7 +218,19 @@ def _interval(bounds: tuple[float, float] | None, level: float = 0.9) -> dict | 
     return None if bounds is None else {"low": round(bounds[0], 2), "high": round(bounds[1], 2), "level": level}
 
 
-def _offer_proposals(campaign, population, users) -> list[Proposal]:
+def _own_offer_outcome(own: pd.DataFrame | None, segment: str, offer: float | None) -> str:
+    """The campaign's own sends of ``segment`` at ``offer`` and their conversion rate, for the rationale: two
+    campaigns with the same segment and current offer share the pooled evidence, not their own."""
+    if own is None or offer is None:
+        return ""
+    mine = own[(own["segment"] == segment) & np.isclose(own["offer_value"], offer)]
+    sends, conversions = int(mine["sends"].sum()), int(mine["conversions"].sum())
+    if not sends:
+        return f" This campaign has not sent {segment} the current {offer:g}% yet."
+    return f" This campaign sent {segment} the current {offer:g}% {sends:,} times ({conversions / sends:.1%} converted)."
+
+
+def _offer_proposals(campaign, population, users, own: pd.DataFrame | None = None) -> list[Proposal]:
     segments = sorted(s.name for s in campaign.target_segments.all()) or sorted(population)
     current_offers = campaign_selectors.offers_by_segment(campaign, segments)
     out = []
@@ -240,6 +252,7 @@ def _offer_proposals(campaign, population, users) -> list[Proposal]:
                     + (f"P(it beats the current {rec.current_offer:g}%) = {rec.confidence:.1%}"
                        if rec.current_offer is not None else f"P(best) = {rec.confidence:.1%}")
                     + f", from {sum(s.sends for s in rec.scores):,} sends of this segment over all campaigns."
+                    + _own_offer_outcome(own, rec.segment, rec.current_offer)
                 ),
                 live_value=configuration.canonical(Field.OFFER, current_offers.get(rec.segment)),
                 details={
@@ -501,7 +514,7 @@ def generate_optimizations(
         # Dropping a segment and changing its offer contradict each other: while the targeting proposal is
         # open, the dropped segments get no offer proposal (they come back if it is dismissed).
         dropped = set(targeting.details["dropped"]) if targeting is not None else set()
-        proposals += [p for p in _offer_proposals(campaign, population, users) if p.target not in dropped]
+        proposals += [p for p in _offer_proposals(campaign, population, users, own) if p.target not in dropped]
         proposals += filter(None, [
             _timing_proposal(campaign, send_time_inputs),
             targeting,

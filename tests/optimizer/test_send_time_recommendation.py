@@ -75,6 +75,16 @@ def test_timing_proposals_follow_the_planted_hours_with_an_honest_interval(seed)
             if a.pk < b.pk and data_key(a.campaign) != data_key(b.campaign):
                 assert a.rationale != b.rationale
 
+    # Every kind: two campaigns' proposals share a rationale word for word only when their data do. Offer and
+    # timing rationales cite the campaign's own sends; a merchant proposal's data are the campaign's merchant.
+    every = list(CampaignOptimization.objects.filter(status="proposed").select_related("campaign"))
+    assert {p.recommendation_type for p in every} >= {"offer", "timing"}
+    for a in every:
+        for b in every:
+            if a.pk < b.pk and a.campaign_id != b.campaign_id and a.rationale == b.rationale:
+                assert a.recommendation_type == b.recommendation_type == "merchant", (a.rationale, b.campaign.campaign_id)
+                assert a.campaign.merchant_id == b.campaign.merchant_id
+
 
 def test_no_gain_no_proposal_when_the_fixed_hour_is_everyones_hour():
     rng = np.random.default_rng(3)
