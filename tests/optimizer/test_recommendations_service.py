@@ -277,6 +277,18 @@ def test_segment_proposal_drops_a_losing_segment_and_apply_sets_the_targets(offe
     assert list(c.target_segments.values_list("name", flat=True)) == ["new_users"]
 
 
+def test_segment_proposal_that_still_loses_money_is_not_called_an_improvement(offers):
+    c = CampaignFactory(current_offer=offers[0])
+    c.target_segments.set([SegmentFactory(name="new_users"), SegmentFactory(name="high_value_users")])
+    add_outcomes(c, "new_users", offers[0], sends=500, conversions=20, order_value=50)  # revenue 1000
+    add_outcomes(c, "high_value_users", offers[0], sends=500, conversions=1, order_value=50)  # revenue 50
+    Event.objects.create(event_id="spend-2", type="spend", occurred_at=timezone.now() - dt.timedelta(days=2), campaign=c, amount=Decimal("5000"))
+    jobs.run("campaign_optimizations")
+    row = Opt.objects.get(campaign=c, recommendation_type="segment")  # ROI -79 % -> -60 %: a smaller loss
+    assert row.recommended_value == "new_users" and row.details["still_negative"] is True
+    assert "still lose money" in row.rationale and "positive expected ROI" not in row.rationale
+
+
 def test_merchant_proposal_names_the_partner_favoured_by_the_campaign_merchant_fans(campaign):
     partner, other = MerchantFactory(), MerchantFactory()
     people = list(Customer.objects.all())
