@@ -60,6 +60,7 @@ from django.db.models.functions import Cast, Concat, ExtractMinute, Substr, Trun
 from campaigns.models import Campaign, Customer, Event, Segment
 from marketing_ai.db import fetch_frame
 from optimizer.ml.metrics import HOURS, window_mass
+from optimizer.ml.send_time import link_opens
 
 T = Event.Type
 SEGMENTS = [Segment.NEW_USERS, Segment.RETURNING_USERS, Segment.HIGH_VALUE_USERS]
@@ -295,6 +296,43 @@ def open_hour_counts_until(
 ) -> list[pd.DataFrame]:
     """``open_hour_counts(start, end)`` for each of ``ends``, from one grouped query over the events."""
     return _open_hour_counts_at(start, list(ends), frame if frame is not None else customers())
+
+
+def send_outcomes(
+    start: dt.datetime, end: dt.datetime, *, frame: pd.DataFrame | None = None, max_customers: int = 20_000
+) -> pd.DataFrame:
+    """Notifications sent in [start, end): one row per send with ``position`` (the customer's row in ``frame``),
+    ``campaign`` (pk), ``slot`` (local half-hour 0..47 in the customer's zone) and ``opened``.
+
+    A send counts as opened when an open of the same customer and campaign follows it before their next
+    send (``optimizer.ml.send_time.link_opens``). Above ``max_customers`` customers, only an evenly spaced
+    sample of them (by pk) is read.
+    """
+    base = frame if frame is not None else customers()
+    qs = _window(Event.objects.filter(type__in=[T.NOTIFICATION_SENT, T.NOTIFICATION_OPENED], customer__isnull=False), start, end)
+    if len(base) > max_customers:
+        qs = qs.filter(customer_id__in=base.index[:: -(-len(base) // max_customers)].tolist())
+    rows = fetch(qs.annotate(moment=_text("occurred_at")).values_list("customer_id", "campaign_id", "type", "moment").order_by(),
+                 ["customer_id", "campaign_id", "type", "moment"])
+    empty = pd.DataFrame({"position": np.empty(0, np.int64), "campaign": np.empty(0, np.int64),
+                          "slot": np.empty(0, np.int64), "opened": np.empty(0, bool)})
+    if rows.empty:
+        return empty
+    position = base.index.get_indexer(rows["customer_id"])
+    rows, position = rows[position >= 0], position[position >= 0]
+    moment = parse_moments(rows["moment"])
+    seconds = (moment - pd.Timestamp("2000-01-01", tz="UTC")).dt.total_seconds().to_numpy()
+    campaign = rows["campaign_id"].to_numpy(np.int64)
+    key = position.astype(np.int64) * 10_000_000 + campaign
+    is_send = (rows["type"] == T.NOTIFICATION_SENT).to_numpy()
+    was_opened = link_opens(key[is_send], seconds[is_send], key[~is_send], seconds[~is_send])
+    zones = base["timezone"].fillna("UTC").to_numpy()[position[is_send]]
+    send_moments = moment[is_send].reset_index(drop=True)
+    slot = np.empty(len(send_moments), dtype=np.int64)
+    for tz, idx in pd.Series(zones).groupby(zones).indices.items():  # one vectorised conversion per zone
+        local = send_moments.iloc[idx].dt.tz_convert(tz)
+        slot[idx] = (local.dt.hour * 2 + local.dt.minute // 30).to_numpy()
+    return pd.DataFrame({"position": position[is_send], "campaign": campaign[is_send], "slot": slot, "opened": was_opened})
 
 
 def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | None], base: pd.DataFrame) -> list[pd.DataFrame]:

@@ -9,8 +9,8 @@ x segment x offer; spend grouped by campaign), plus the precomputed ``user_send_
   and conversions of that segment and offer, each counted once). Proposed only when the data decide
   (P(beats the current offer) >= ``recommend.DECISION_PROBABILITY``); otherwise the answer is "keep".
 - ``timing`` (target = ""): switch a fixed-time campaign to personal send hours (each customer at their
-  best local hour from ``user_send_times``) when the send-time model expects more opens from the campaign's
-  audience, with a 90 % interval above zero (``optimizer.ml.send_time.policy_gain``).
+  best local hour from ``user_send_times``) when the held-out sends show more opens near customers' own hours
+  than at the campaign's fixed time, with a 90 % interval above zero (``optimizer.ml.send_time.policy_gain``).
   Applying it sets the campaign's ``send_time_policy`` setting (logged like every setting change).
 - ``segment`` (target = ""): the segments with positive expected ROI (``recommend_targeting``).
 - ``merchant`` (target = ""): a cross-promotion partner for the campaign's merchant, from affinities.
@@ -217,7 +217,19 @@ def _interval(bounds: tuple[float, float] | None, level: float = 0.9) -> dict | 
     return None if bounds is None else {"low": round(bounds[0], 2), "high": round(bounds[1], 2), "level": level}
 
 
-def _offer_proposals(campaign, population, users) -> list[Proposal]:
+def _own_offer_outcome(own: pd.DataFrame | None, segment: str, offer: float | None) -> str:
+    """The campaign's own sends of ``segment`` at ``offer`` and their conversion rate, for the rationale: two
+    campaigns with the same segment and current offer share the pooled evidence, not their own."""
+    if own is None or offer is None:
+        return ""
+    mine = own[(own["segment"] == segment) & np.isclose(own["offer_value"], offer)]
+    sends, conversions = int(mine["sends"].sum()), int(mine["conversions"].sum())
+    if not sends:
+        return f" This campaign has not sent {segment} the current {offer:g}% yet."
+    return f" This campaign sent {segment} the current {offer:g}% {sends:,} times ({conversions / sends:.1%} converted)."
+
+
+def _offer_proposals(campaign, population, users, own: pd.DataFrame | None = None) -> list[Proposal]:
     segments = sorted(s.name for s in campaign.target_segments.all()) or sorted(population)
     current_offers = campaign_selectors.offers_by_segment(campaign, segments)
     out = []
@@ -239,6 +251,7 @@ def _offer_proposals(campaign, population, users) -> list[Proposal]:
                     + (f"P(it beats the current {rec.current_offer:g}%) = {rec.confidence:.1%}"
                        if rec.current_offer is not None else f"P(best) = {rec.confidence:.1%}")
                     + f", from {sum(s.sends for s in rec.scores):,} sends of this segment over all campaigns."
+                    + _own_offer_outcome(own, rec.segment, rec.current_offer)
                 ),
                 live_value=configuration.canonical(Field.OFFER, current_offers.get(rec.segment)),
                 details={
@@ -267,7 +280,7 @@ def _offer_proposals(campaign, population, users) -> list[Proposal]:
 
 
 def _timing_proposal(campaign, inputs) -> Proposal | None:
-    """Personal send hours instead of one fixed UTC time, when the model expects more opens with them.
+    """Personal send hours instead of one fixed UTC time, when held-out sends show more opens near customers' own hours.
 
     Proposed only when the 90 % interval of the relative gain in opens lies above zero; a campaign that already
     sends at personal hours, or has no fixed time to compare with, gets no timing proposal.
@@ -277,7 +290,7 @@ def _timing_proposal(campaign, inputs) -> Proposal | None:
     segments = {s.name for s in campaign.target_segments.all()}
     # Seeded by what the answer depends on (audience and time), so campaigns with the same data get the same words.
     seed = SEED + zlib.crc32(f"{sorted(segments)}{campaign.send_time}".encode())
-    gain, audience = send_times_service.campaign_policy_gain(inputs, segments, campaign.send_time, seed=seed)
+    gain, audience = send_times_service.campaign_policy_gain(inputs, campaign.pk, segments, campaign.send_time, seed=seed)
     if gain is None or gain.interval[0] <= 0:
         return None
     fixed = campaign.send_time.strftime("%H:%M")
@@ -285,9 +298,12 @@ def _timing_proposal(campaign, inputs) -> Proposal | None:
     top_hours = np.bincount(personal_hours, minlength=24).argsort()[::-1][:3] if len(personal_hours) else np.zeros(0, dtype=np.int64)
     peaks = ", ".join(f"{h:02d}:00" for h in top_hours)
     sparse_count = int(np.sum(audience & ~inputs.personal))
+    response = gain.response
     rationale = (
         f"{gain.moved:,} of {gain.customers:,} targeted customers open best at another local hour than {fixed} UTC gives them "
-        f"(most common best hours: {peaks or 'none yet'}). Expected opens per send to the whole audience: "
+        f"(most common best hours: {peaks or 'none yet'}). Of this campaign's sends since {inputs.heldout_since:%Y-%m-%d} "
+        f"(held out from the hours learnt before), {response[0]:.1%} of those at a customer's own hour were opened and "
+        f"{response[1]:.1%} of those at {fixed} UTC ({gain.heldout_sends:,} sends). Expected opens per send to the whole audience: "
         f"{gain.opens_current:,.1f} at {fixed} UTC vs {gain.opens_personal:,.1f} at personal hours "
         f"({gain.relative_gain:+.1f} %, 90 % interval {gain.interval[0]:+.1f} % to {gain.interval[1]:+.1f} %); "
         f"{sparse_count:,} customers with fewer than {send_time_model.MIN_EVENTS} opens get the population hour "
@@ -310,6 +326,10 @@ def _timing_proposal(campaign, inputs) -> Proposal | None:
             "expected_opens_personal": round(gain.opens_personal, 3),
             "relative_gain_interval": [round(gain.interval[0], 3), round(gain.interval[1], 3)],
             "interval_level": send_time_model.INTERVAL,
+            "heldout_since": inputs.heldout_since.isoformat(),
+            "heldout_sends": gain.heldout_sends,
+            "open_rate_personal_hour": round(response[0], 4),
+            "open_rate_fixed_time": round(response[1], 4),
             "fallback_customers": sparse_count,
             "population_local_hour": inputs.population_hour,
             "impact_interval": _interval(gain.interval, send_time_model.INTERVAL),
@@ -488,7 +508,7 @@ def generate_optimizations(
         # Dropping a segment and changing its offer contradict each other: while the targeting proposal is
         # open, the dropped segments get no offer proposal (they come back if it is dismissed).
         dropped = set(targeting.details["dropped"]) if targeting is not None else set()
-        proposals += [p for p in _offer_proposals(campaign, population, users) if p.target not in dropped]
+        proposals += [p for p in _offer_proposals(campaign, population, users, own) if p.target not in dropped]
         proposals += filter(None, [
             _timing_proposal(campaign, send_time_inputs),
             targeting,

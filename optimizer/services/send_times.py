@@ -17,10 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
-from campaigns.models import Event
 from marketing_ai.jobs import NullProgress, Progress
 from optimizer import features
 from optimizer.ml import send_time
@@ -90,15 +88,21 @@ def compute_send_times(*, progress: Progress | None = None) -> int:
 # --- Inputs of the send-time policy recommendation (the campaign_optimizations job) -----------------
 @dataclass
 class PolicyInputs:
-    """Everything the timing proposals need, read once per job run (arrays aligned on customer pk)."""
+    """Everything the timing proposals need, read once per job run (arrays aligned on customer pk).
+
+    The lookback window is split: the opens before ``heldout_since`` give each customer a reference hour, the
+    sends and opens after it measure how the open rate falls with the distance from that hour (held out, so
+    the hours were not chosen by the outcomes they are judged on; ``send_time.policy_gain``).
+    """
 
     artifact: dict
     counts: np.ndarray  # (n, 24) opens by local hour, all history
     segments: np.ndarray  # segment code per customer (-1: none)
     segment_names: np.ndarray
     zones: pd.Series  # IANA zone per customer
-    sends: np.ndarray  # sends in the lookback window
-    opens: np.ndarray
+    heldout_since: dt.datetime
+    heldout: pd.DataFrame  # sends since heldout_since: position, campaign (pk), slot (local half-hour), opened
+    reference_hours: np.ndarray  # best local hour from the opens before heldout_since
     personal_hours: np.ndarray  # recommended local hour (user_send_times; the population hour without a row)
     personal: np.ndarray  # True where that hour is the customer's own (not the population's)
     population_hour: int
@@ -106,22 +110,18 @@ class PolicyInputs:
 
 
 def policy_inputs(*, now: dt.datetime, since: dt.datetime) -> PolicyInputs | None:
-    """Read the send-time model, every customer's open hours, sends and opens, and their stored send hour."""
+    """Read the send-time model, every customer's open hours (before and after the split), held-out sends, and their stored send hour."""
     base = features.customers()
     if base.empty:
         return None
-    counts = features.open_hour_counts(None, now, frame=base).to_numpy()
+    first, _ = features.data_span()
+    start = max(since, first) if first is not None else since
+    heldout_since = now - (now - start) * send_time.HELDOUT_SHARE
+    counts_df, before_df = features.open_hour_counts_until(None, [now, heldout_since], frame=base)
+    counts, before = counts_df.to_numpy(), before_df.to_numpy()
     segments = segment_codes(base["segment"])
     artifact = model_artifact(counts, segments)
-    activity = features.fetch(
-        Event.objects.filter(occurred_at__gte=since, occurred_at__lt=now, customer__isnull=False,
-                             type__in=[Event.Type.NOTIFICATION_SENT, Event.Type.NOTIFICATION_OPENED])
-        .values("customer_id")
-        .annotate(sends=Count("id", filter=Q(type=Event.Type.NOTIFICATION_SENT)),
-                  opens=Count("id", filter=Q(type=Event.Type.NOTIFICATION_OPENED)))
-        .order_by(),
-        ["customer_id", "sends", "opens"],
-    ).set_index("customer_id").reindex(base.index).fillna(0)
+    heldout = features.send_outcomes(heldout_since, now, frame=base)
     stored = pd.DataFrame(
         list(UserSendTime.objects.values_list("customer_id", "local_send_time", "method")), columns=["customer_id", "local", "method"]
     ).set_index("customer_id").reindex(base.index)
@@ -129,29 +129,46 @@ def policy_inputs(*, now: dt.datetime, since: dt.datetime) -> PolicyInputs | Non
     hours = stored["local"].map(lambda t: t.hour if isinstance(t, dt.time) else population_hour).to_numpy(dtype=int)
     return PolicyInputs(
         artifact=artifact, counts=counts, segments=segments, segment_names=base["segment"].fillna("").to_numpy(),
-        zones=base["timezone"].fillna("UTC"), sends=activity["sends"].to_numpy(float), opens=activity["opens"].to_numpy(float),
+        zones=base["timezone"].fillna("UTC"), heldout_since=heldout_since, heldout=heldout,
+        reference_hours=send_time.recommend(artifact, before, segments)["hour"],
         personal_hours=hours, personal=(stored["method"] == UserSendTime.Method.PERSONAL).to_numpy(),
         population_hour=population_hour, day=now.date(),
     )
 
 
-def local_hours_of(utc_time: dt.time, zones: pd.Series, day: dt.date) -> np.ndarray:
-    """The local hour, in each customer's zone, of ``utc_time`` on ``day`` (vectorised per zone)."""
+def local_slots_of(utc_time: dt.time, zones: pd.Series, day: dt.date) -> np.ndarray:
+    """The local half-hour (0..47), in each customer's zone, of ``utc_time`` on ``day`` (vectorised per zone)."""
     out = np.empty(len(zones), dtype=int)
     moment = pd.Timestamp(dt.datetime.combine(day, utc_time), tz="UTC")
     for tz, idx in pd.Series(zones.to_numpy()).groupby(zones.to_numpy()).indices.items():
-        out[idx] = moment.tz_convert(tz).hour
+        local = moment.tz_convert(tz)
+        out[idx] = local.hour * 2 + local.minute // 30
     return out
 
 
+def by_slot(sends: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 48) sends and opened sends per customer position and local half-hour."""
+    sent, opened = np.zeros((n, send_time.SLOTS)), np.zeros((n, send_time.SLOTS))
+    np.add.at(sent, (sends["position"].to_numpy(), sends["slot"].to_numpy()), 1)
+    hit = sends[sends["opened"]]
+    np.add.at(opened, (hit["position"].to_numpy(), hit["slot"].to_numpy()), 1)
+    return sent, opened
+
+
 def campaign_policy_gain(
-    inputs: PolicyInputs, segment_names: set[str], fixed_time: dt.time, *, seed: int
+    inputs: PolicyInputs, campaign_pk: int, segment_names: set[str], fixed_time: dt.time, *, seed: int
 ) -> tuple[send_time.PolicyGain | None, np.ndarray]:
-    """The personal policy's gain for one campaign's audience (``segment_names``; empty = everyone) over its fixed UTC time."""
+    """The personal policy's gain for one campaign's audience (``segment_names``; empty = everyone) over its fixed UTC time.
+
+    Measured on the campaign's own held-out sends only: campaigns differ in how often they are opened (channel,
+    content), and its sends at its fixed time would otherwise be compared with other campaigns' sends at
+    personal hours.
+    """
     audience = np.isin(inputs.segment_names, list(segment_names)) if segment_names else np.ones(len(inputs.counts), dtype=bool)
-    current = local_hours_of(fixed_time, inputs.zones, inputs.day)
+    current = local_slots_of(fixed_time, inputs.zones, inputs.day)
+    sent, opened = by_slot(inputs.heldout[inputs.heldout["campaign"] == campaign_pk], len(inputs.counts))
     gain = send_time.policy_gain(
-        inputs.artifact, inputs.counts[audience], inputs.segments[audience], inputs.sends[audience], inputs.opens[audience],
+        sent[audience], opened[audience], inputs.reference_hours[audience],
         current[audience], inputs.personal_hours[audience], seed=seed,
     )
     return gain, audience

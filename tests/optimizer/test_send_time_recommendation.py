@@ -75,37 +75,76 @@ def test_timing_proposals_follow_the_planted_hours_with_an_honest_interval(seed)
             if a.pk < b.pk and data_key(a.campaign) != data_key(b.campaign):
                 assert a.rationale != b.rationale
 
+    # Every kind: two campaigns' proposals share a rationale word for word only when their data do. Offer and
+    # timing rationales cite the campaign's own sends; a merchant proposal's data are the campaign's merchant.
+    every = list(CampaignOptimization.objects.filter(status="proposed").select_related("campaign"))
+    assert {p.recommendation_type for p in every} >= {"offer", "timing"}
+    for a in every:
+        for b in every:
+            if a.pk < b.pk and a.campaign_id != b.campaign_id and a.rationale == b.rationale:
+                assert a.recommendation_type == b.recommendation_type == "merchant", (a.rationale, b.campaign.campaign_id)
+                assert a.campaign.merchant_id == b.campaign.merchant_id
+
 
 def test_no_gain_no_proposal_when_the_fixed_hour_is_everyones_hour():
     rng = np.random.default_rng(3)
     n = 800
-    counts = np.zeros((n, 24), dtype=int)
-    counts[:, 19] = rng.poisson(8, n)  # everyone opens at 19:00 local
-    counts[:, 18] = counts[:, 20] = rng.poisson(1, n)  # symmetric around it: 19:00 is the best window
-    segments = rng.integers(0, 3, n)
-    artifact, _ = send_time.fit(counts, segments, n_segments=3)
-    personal = send_time.recommend(artifact, counts, segments)["hour"]
-    assert set(personal.tolist()) == {19}
-    gain = send_time.policy_gain(artifact, counts, segments, np.full(n, 20), counts.sum(axis=1) // 3, np.full(n, 19), personal)
-    assert gain.relative_gain == 0 and gain.moved == 0 and gain.interval[0] <= 0 <= gain.interval[1]
+    sent = rng.poisson(1, (n, 48))
+    opened = rng.binomial(sent, 0.3)
+    gain = send_time.policy_gain(sent, opened, np.full(n, 19), np.full(n, 38), np.full(n, 19))
+    assert gain.relative_gain == 0 and gain.moved == 0 and gain.interval == (0.0, 0.0) and gain.prob_gain == 0
 
 
-def test_policy_gain_interval_covers_the_gain_of_customers_drawn_from_the_model():
-    """Calibration by simulation: audiences drawn from the model's own assumptions; the 90 % interval covers the true gain ~90 %."""
-    covered, runs = 0, 40
-    for run in range(runs):
-        rng = np.random.default_rng(100 + run)
-        n = 300
-        segments = rng.integers(0, 3, n)
-        true_pattern = rng.dirichlet(np.full(24, 0.3), size=n)
-        rate = rng.beta(2, 8, n)
-        history = np.array([rng.multinomial(k, p) for k, p in zip(rng.integers(0, 25, n), true_pattern, strict=True)])
-        artifact, _ = send_time.fit(history, segments, n_segments=3)
-        fixed = np.full(n, 9)
-        personal = send_time.recommend(artifact, history, segments)["hour"]
-        sends = rng.integers(5, 40, n)
-        opens = rng.binomial(sends, rate)
-        truth = send_time.open_probability(artifact, true_pattern, rate, personal).sum() / send_time.open_probability(artifact, true_pattern, rate, fixed).sum()
-        gain = send_time.policy_gain(artifact, history, segments, sends, opens, fixed, personal, seed=run)
-        covered += gain.interval[0] <= (truth - 1) * 100 <= gain.interval[1]
-    assert covered / runs >= 0.75, covered
+def test_no_proposal_when_the_response_does_not_depend_on_the_hour():
+    """Sends at every half-hour, opened at the same rate whatever the hour: the 90 % interval straddles zero in
+    about 9 runs of 10 (a 90 % interval), and is above zero (a proposal) in about 1 of 20."""
+    straddles = above = 0
+    for run in range(20):
+        rng = np.random.default_rng(run)
+        n = 1500
+        sent = rng.poisson(0.8, (n, 48))
+        opened = rng.binomial(sent, 0.25)
+        reference = rng.integers(0, 24, n)
+        gain = send_time.policy_gain(sent, opened, reference, np.full(n, 18), reference, seed=run)
+        assert gain.moved > 0.9 * n
+        straddles += gain.interval[0] <= 0 <= gain.interval[1]
+        above += gain.interval[0] > 0
+    assert straddles >= 15 and above <= 3, (straddles, above)
+
+
+def test_no_estimate_without_sends_at_the_compared_moments():
+    sent = np.zeros((10, 48))
+    assert send_time.policy_gain(sent, sent, np.full(10, 8), np.full(10, 30), np.full(10, 8)) is None
+
+
+def test_link_opens_matches_a_loop_over_sends():
+    rng = np.random.default_rng(5)
+    send_key, send_time_ = rng.integers(0, 30, 400), rng.uniform(0, 1000, 400)
+    open_key, open_time = rng.integers(0, 30, 250), rng.uniform(0, 1000, 250)
+    expected = np.zeros(400, dtype=bool)
+    for k, t in zip(open_key, open_time, strict=True):
+        earlier = np.flatnonzero((send_key == k) & (send_time_ <= t))
+        if len(earlier):
+            expected[earlier[np.argmax(send_time_[earlier])]] = True
+    assert (send_time.link_opens(send_key, send_time_, open_key, open_time) == expected).all()
+
+
+@pytest.mark.parametrize("world", ["planted", "null"])
+def test_policy_gain_interval_covers_the_generators_planted_gain(world):
+    """Worlds from the demo generator (campaigns/demo.py), not from the model: the 90 % interval covers the planted
+    gain, and where the open rate does not depend on the send hour (null), nothing is proposed.
+
+    The full study (40 + 20 seeds at the demo size) is bench/send_time_calibration.py; this is a few small seeds.
+    """
+    from bench.send_time_calibration import world as simulate
+
+    rows = [r for seed in (501, 502, 503) for r in simulate(seed, customers=600, days=42, campaigns=8, null=world == "null")]
+    covered = sum(r["covered"] for r in rows)
+    # The full study measures 80 % coverage for the nominal 90 % (docs/optimizer-recommendations.md: not yet
+    # the goal); this guards against falling back to the old ~75 % or worse.
+    assert covered >= 0.7 * len(rows), (covered, len(rows))
+    proposed = [r for r in rows if r["proposed"]]
+    if world == "planted":
+        assert proposed and all(r["planted"] > 0 for r in proposed)
+    else:
+        assert len(proposed) <= 2, proposed  # the full study: 6 % of null campaigns proposed

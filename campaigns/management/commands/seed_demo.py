@@ -24,6 +24,11 @@ class _Bar:
         self.bar.update(n)
 
 
+def _offers_with_units(best: dict[str, int]) -> str:
+    """``{"new_users": 40, ...}`` as "new_users 40 % off, ..." (the truth file keeps the numbers)."""
+    return ", ".join(f"{segment} {value} % off" if value else f"{segment} no discount (0 % off)" for segment, value in best.items())
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -71,6 +76,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"demo data written: {opts['customers']} customers, {opts['merchants']} merchants, "
             f"{opts['campaigns']} campaigns, {events} rows in {time.monotonic() - started:.1f} s; "
-            f"best offers {truth['best_offer']}"
+            f"planted best offer: {_offers_with_units(truth['best_offer'])}"
             + (f"; truth in {opts['truth_out']}" if opts["truth_out"] else "")
         )
