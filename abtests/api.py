@@ -438,7 +438,7 @@ class ABTestViewSet(viewsets.GenericViewSet):
     @extend_schema(responses=StatusOutput)
     @action(detail=True, methods=["get"])
     def status(self, request: Request, test_id: str) -> Response:
-        return Response(StatusOutput(selectors.test_status(test=self.get_object())).data)
+        return Response(selectors.test_status(test=self.get_object()))
 
     @extend_schema(request=None, responses=ResultOutput)
     @action(detail=True, methods=["post"])
