@@ -16,7 +16,7 @@ class AnalyticsConfig(AppConfig):
         jobs.register(
             services.aggregate_days,
             "daily_analytics",
-            schedule=jobs.SEED_SCHEDULES["daily_analytics"],
+            schedule=crontab(hour=2, minute=0),
             window_days=settings.ANALYTICS_WINDOW_DAYS,
             description="Aggregate events into campaign_analytics_daily, campaign_segment_analytics and campaign_trend_data",
         )

@@ -81,9 +81,9 @@ class Job:
 
 REGISTRY: dict[str, Job] = {}
 
-# The seed's five schedules (UTC). Feature apps declare their jobs with these, e.g.
-# ``@job("daily_analytics", schedule=SEED_SCHEDULES["daily_analytics"])``; a test checks that any job
-# registered under one of these names keeps its seed schedule.
+# The seed's five schedules (UTC), the contract: each feature app declares its job's crontab where the job
+# lives, and a test (tests/platform/test_jobs.py) checks that any job registered under one of these names
+# has exactly its seed schedule.
 SEED_SCHEDULES: dict[str, crontab] = {
     "daily_analytics": crontab(minute=0, hour=2),
     "model_retraining": crontab(minute=0, hour=3, day_of_week=1),
