@@ -9,9 +9,10 @@ same reasons, by field.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
+from django.http import QueryDict
 
 from abtests.api import CreateInput
 from abtests.models import ABTest
@@ -42,7 +43,7 @@ class ABTestCreateForm(forms.Form):
 
     def values(self) -> dict:
         """What the page shows in its inputs: what was posted, or the blank form's defaults."""
-        return self.data.dict() if self.is_bound else dict(self.initial)
+        return cast(QueryDict, self.data).dict() if self.is_bound else dict(self.initial)
 
     def variant_rows(self) -> list[dict]:
         values = self.values()
@@ -50,7 +51,7 @@ class ABTestCreateForm(forms.Form):
 
     def api_body(self) -> dict:
         """The inputs as the API's create body (a blank input is left out, as a client would leave it out)."""
-        data = self.data
+        data = cast(QueryDict, self.data)  # a bound form's data: the POST
         body: dict[str, Any] = {"guardrail_metrics": data.getlist("guardrail_metrics"),
                                 "secondary_metrics": data.getlist("secondary_metrics"),
                                 "sequential": data.get("sequential") == "on"}

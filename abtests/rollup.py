@@ -25,9 +25,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 
 from abtests.models import ABTest, ABTestArmSums, ABTestAssignment, ABTestCustomerOutcome
 from campaigns.models import Event
@@ -45,7 +46,7 @@ def tracked_types() -> list[str]:
     return list(dict.fromkeys([Event.Type.CONVERSION, *(m.event_type for m in METRICS.values())]))
 
 
-def kept_test_ids() -> Iterable[int]:
+def kept_test_ids() -> QuerySet[ABTestArmSums, Any]:
     """A subquery of the tests whose rollup is kept."""
     return ABTestArmSums.objects.filter(event_type=USERS).values("test_id")
 
@@ -94,7 +95,8 @@ class _Changes:
 
     def save(self) -> None:
         deltas: dict[tuple[int, int, str], list[float]] = {}
-        new, changed = [], []
+        new: list[ABTestCustomerOutcome] = []
+        changed: list[ABTestCustomerOutcome] = []
         for key, row in self.rows.items():
             after = _contribution(row.y_any, row.y, row.x_any, row.x)
             before = self.before.get(key)

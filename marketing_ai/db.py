@@ -379,6 +379,14 @@ _PROCESS_LOCKS: set[int | str] = set()
 # --- upserts from a query ------------------------------------------------------------------------
 
 
+
+def _column(meta: Any, field_name: str) -> str:
+    """The database column of a concrete field (a foreign key's ``campaign`` is ``campaign_id``)."""
+    field = meta.get_field(field_name)
+    assert isinstance(field, models.Field), f"{field_name} is not a concrete field"
+    return str(field.column)
+
+
 @dataclass(frozen=True)
 class UpsertTarget:
     """One table filled from the rows of a source query (see ``upsert_from_query``).
@@ -395,7 +403,7 @@ class UpsertTarget:
     params: Sequence[Any]
     unique_fields: Sequence[str]
     update_fields: Sequence[str]
-    build: Callable[[list[dict[str, Any]]], list[models.Model]]
+    build: Callable[[list[dict[str, Any]]], Sequence[models.Model]]
 
 
 UPSERT_BATCH = 5000
@@ -416,7 +424,7 @@ def upsert_from_query(source: QuerySet, targets: Sequence[UpsertTarget], *, nati
         written = 0
         for target in targets:
             instances = target.build(rows)
-            target.model.objects.bulk_create(
+            target.model._default_manager.bulk_create(
                 instances, batch_size=UPSERT_BATCH, update_conflicts=True,
                 unique_fields=list(target.unique_fields), update_fields=list(target.update_fields),
             )
@@ -427,8 +435,8 @@ def upsert_from_query(source: QuerySet, targets: Sequence[UpsertTarget], *, nati
     parts, params = [f"g AS MATERIALIZED ({source_sql})"], list(source_params)
     for n, target in enumerate(targets):
         meta = target.model._meta
-        conflict = ", ".join(quote(meta.get_field(f).column) for f in target.unique_fields)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (quote(meta.get_field(f).column) for f in target.update_fields))
+        conflict = ", ".join(quote(_column(meta, f)) for f in target.unique_fields)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (quote(_column(meta, f)) for f in target.update_fields))
         parts.append(
             f"w{n} AS (INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in target.columns)})"
             f" {target.select} ON CONFLICT ({conflict}) DO UPDATE SET {updates} RETURNING 1)"

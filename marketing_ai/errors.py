@@ -66,9 +66,12 @@ class NotFound(DomainError):
 
 
 class RowProblem(Protocol):
-    index: int
-    field: str
-    reason: str
+    @property
+    def index(self) -> int: ...
+    @property
+    def field(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
 
     def as_dict(self) -> dict: ...
 

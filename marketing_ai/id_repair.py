@@ -80,7 +80,7 @@ class Report:
 
 def invalid_ids(model: type[models.Model], column: str) -> Iterator[tuple[int, str]]:
     """(pk, id) of the rows whose id is outside the alphabet."""
-    rows = model.objects.exclude(**{f"{column}__regex": DB_PATTERN}).order_by("pk").values_list("pk", column)
+    rows = model._default_manager.exclude(**{f"{column}__regex": DB_PATTERN}).order_by("pk").values_list("pk", column)
     for pk, value in rows.iterator(chunk_size=2000):
         if not EXTERNAL_ID_RE.fullmatch(value or ""):
             yield pk, value or ""
@@ -112,7 +112,7 @@ def fix() -> Report:
         for model, column in targets():
             for r in by_table.get(model._meta.db_table, []):
                 _rewrite_references(model, r, report)
-                model.objects.filter(pk=r.pk).update(**{column: r.new})
+                model._default_manager.filter(pk=r.pk).update(**{column: r.new})
         report.applied = True
     return report
 

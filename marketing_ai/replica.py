@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 
 REPLICA = "replica"
@@ -44,12 +45,12 @@ def replica_reads() -> Iterator[None]:
 class ReadReplicaRouter:
     """Routes the analytics reads of a replica-read request to ``replica``; the primary for all else."""
 
-    def db_for_read(self, model: type, **hints: Any) -> str | None:
+    def db_for_read(self, model: type[models.Model], **hints: Any) -> str | None:
         if _reading_from_replica.get() and model._meta.app_label in settings.REPLICA_READ_APPS:
             return REPLICA
         return None  # the primary ("default")
 
-    def db_for_write(self, model: type, **hints: Any) -> str | None:
+    def db_for_write(self, model: type[models.Model], **hints: Any) -> str | None:
         return None  # writes always go to the primary
 
     def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool | None:

@@ -79,8 +79,8 @@ def page_write_retry_after(request, scope: str) -> int | None:
     user = getattr(request, "user", None)
     user_ident = str(user.pk) if user is not None and user.is_authenticated else None
     waits = [over_limit(scope, "user", user_ident), over_limit(scope, "ip", client_ip(request) or None)]
-    waits = [w for w in waits if w is not None]
-    return max(waits) if waits else None
+    over = [w for w in waits if w is not None]
+    return max(over) if over else None
 
 
 def page_throttle_scope(scope: str):
