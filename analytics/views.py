@@ -182,7 +182,8 @@ def refresh(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(request, "Re-aggregation failed; the error is recorded in the job runs.")
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(  # "/": redirect() takes other text for a view name
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         target = reverse("analytics-page")
     return redirect(target)
 

@@ -82,6 +82,7 @@ class RequestGuardMiddleware:
 
     - a path or query string holding NUL, another control character or (after decoding) a lone
       surrogate: 400 (PostgreSQL cannot even compare such a string, so every lookup would be a 500);
+      the same in a page's or the admin's POSTed form fields (API bodies: the JSON parser checks them);
     - a body whose Content-Length is over ``DATA_UPLOAD_MAX_MEMORY_SIZE``: 413 naming the limit
       (a body without a length is cut at the limit by the JSON parser, with the same 413);
     - a dashboard page's view letting out a domain error (``marketing_ai.errors``) or one of DRF's
@@ -98,7 +99,29 @@ class RequestGuardMiddleware:
         length = request.META.get("CONTENT_LENGTH") or ""
         if length.isascii() and length.isdigit() and int(length) > body_limit():
             return self._refuse(request, 413, "payload_too_large", too_large_message(int(length)))
+        if request.method == "POST" and not request.path_info.startswith("/api/"):
+            try:
+                problem = self._bad_form(request)
+            except RequestDataTooBig:
+                return self._refuse(request, 413, "payload_too_large", too_large_message())
+            if problem:
+                return self._refuse(request, 400, "bad_request", problem)
         return self.get_response(request)
+
+    @staticmethod
+    def _bad_form(request: HttpRequest) -> str | None:
+        """A page or admin form (the login forms too) whose fields hold text no column can store."""
+        try:
+            for key, values in request.POST.lists():
+                for text in (key, *values):
+                    problem = validation.text_problem(text)
+                    if problem:
+                        return f"The form field {key[:40]!r} {problem}."
+        except RequestDataTooBig:
+            raise
+        except Exception as exc:  # e.g. TooManyFieldsSent, a malformed multipart body
+            return f"The form cannot be read: {exc}"
+        return None
 
     @staticmethod
     def _bad_address(request: HttpRequest) -> str | None:

@@ -104,6 +104,16 @@ INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
 
+def row_number(text: str | None) -> int | None:
+    """A primary key from a form or query value: ASCII digits within 64 bits, else ``None``
+    (``"²".isdigit()`` is true but ``int("²")`` fails; a 30-digit key overflows the column)."""
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= INT64_MAX else None
+
+
 class BadJSON(ValueError):
     """A parsed JSON body that no endpoint accepts (too deep, or a string the database cannot store)."""
 

@@ -23,6 +23,7 @@ from campaigns import selectors as campaign_selectors
 from campaigns.models import Campaign, CampaignChange
 from marketing_ai.api import is_marketer
 from marketing_ai.errors import DomainError
+from marketing_ai.validation import row_number
 from optimizer import selectors
 from optimizer.models import CampaignOptimization
 from optimizer.services import recommendations as services
@@ -69,9 +70,9 @@ def hub_context(request: HttpRequest, campaign: Campaign) -> dict:
         row.stale_message = services.check_live(campaign, row)[2]
     decided = list(rows.filter(status__in=[Opt.Status.APPLIED, Opt.Status.UNDONE]).order_by("-applied_at", "-pk")[:20])
     preview = None
-    wanted = request.GET.get("preview", "")
-    if wanted.isdigit():
-        row = rows.filter(pk=int(wanted)).first()
+    wanted = row_number(request.GET.get("preview"))
+    if wanted is not None:
+        row = rows.filter(pk=wanted).first()
         preview = selectors.optimization_preview(row) if row is not None else None
     changes = list(campaign_selectors.campaign_changes(campaign, limit=CHANGES_SHOWN))
     return {
@@ -98,9 +99,8 @@ def hub_action(request: HttpRequest, campaign_id: str, verb: str) -> HttpRespons
             services.regenerate_for_campaign(campaign)
             messages.success(request, "Recommendations recomputed against the campaign's live settings.")
             return redirect(back)
-        opt = get_object_or_404(Opt, pk=request.POST.get("optimization", ""), campaign=campaign) if (
-            request.POST.get("optimization", "").isdigit()
-        ) else None
+        wanted = row_number(request.POST.get("optimization"))
+        opt = get_object_or_404(Opt, pk=wanted, campaign=campaign) if wanted is not None else None
         action = {"apply": services.apply_optimization, "undo": services.undo_optimization,
                   "dismiss": services.dismiss_optimization}.get(verb)
         if action is None or opt is None:

@@ -187,3 +187,22 @@ def test_inside_a_transaction_the_version_is_always_read(db, fresh_version_memo)
     assert selectors.data_version() is None
     AggregateRefresh.objects.bulk_create([_refresh()])
     assert selectors.data_version() is not None
+
+
+@pytest.mark.django_db
+def test_a_logged_in_page_session_follows_role_changes_and_deactivation_at_once(client, make_user):
+    """Pages read the user and its groups on every request (no cache): the bound is 0 s."""
+    from django.contrib.auth.models import Group
+
+    user = make_user("pages", "marketer")
+    client.force_login(user)
+    alerts = {"email": "p@example.com", "kinds": ["job_failed"]}
+    assert client.post("/analytics/alerts/", alerts).status_code == 302
+    user.groups.remove(Group.objects.get(name="marketer"))
+    user.groups.add(Group.objects.get_or_create(name="viewer")[0])
+    assert client.post("/analytics/alerts/", alerts).status_code == 403  # a viewer now
+    assert client.get("/analytics/").status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    response = client.get("/analytics/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
