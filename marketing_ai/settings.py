@@ -347,6 +347,8 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 # Fan-out (marketing_ai/fanout.py): helper tasks a long job sends to idle workers (0 = the job works alone),
 # the queue they go to (empty = the default queue), and how long a helper may hold a part before the job redoes it.
 JOB_FANOUT_HELPERS = env.int("JOB_FANOUT_HELPERS", default=0)
+# Trained model artifacts a process keeps in memory after loading them (optimizer.registry.ArtifactCache).
+MODEL_ARTIFACT_CACHE_SIZE = env.int("MODEL_ARTIFACT_CACHE_SIZE", default=1)
 JOB_FANOUT_QUEUE = env.str("JOB_FANOUT_QUEUE", default="")
 JOB_FANOUT_PART_TIMEOUT = env.int("JOB_FANOUT_PART_TIMEOUT", default=600)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -195,7 +197,36 @@ def load(record: MLModel) -> dict[str, Any]:
     return sio.load(path, trusted=untrusted)
 
 
-_CACHE: dict[tuple[str, str], dict[str, Any]] = {}
+class ArtifactCache:
+    """The artifacts this process loaded last, by (path, sha256): at most ``size`` of them (they can be
+    large; ``MODEL_ARTIFACT_CACHE_SIZE``). The optimizer app holds one (``artifact_cache()``); a plain
+    object, not Django's cache framework, which would pickle the arrays on every read."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, size)
+        self._items: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+
+    def get(self, key: tuple[str, str], load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        artifact = load()
+        if self.size:
+            self._items[key] = artifact
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return artifact
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def artifact_cache() -> ArtifactCache:
+    from django.apps import apps
+
+    from optimizer.apps import OptimizerConfig
+
+    return cast(OptimizerConfig, apps.get_app_config("optimizer")).artifact_cache
 
 
 def load_active(model_type: str) -> Loaded | None:
@@ -207,10 +238,7 @@ def load_active(model_type: str) -> Loaded | None:
     if record is None:
         return None
     key = (record.artifact_path, record.artifact_sha256)
-    if key not in _CACHE:
-        _CACHE.clear()  # keep one artifact in memory per process: they can be large
-        _CACHE[key] = load(record)
-    return Loaded(record=record, artifact=_CACHE[key])
+    return Loaded(record=record, artifact=artifact_cache().get(key, lambda: load(record)))
 
 
 def activate(model_type: str, version: int) -> MLModel:

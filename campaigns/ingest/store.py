@@ -18,13 +18,14 @@ import gc
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from abtests import rollup as abtest_rollup
 from campaigns import selectors
+from campaigns.apps import DuplicateHint
 from campaigns.ingest.event_table import EVENT_COLUMNS, _insert_events, _known_event_ids
 from campaigns.ingest.validation import MAX_LISTED_ROW_ERRORS, EventRow, RowError, validate_batch
 from campaigns.models import Campaign, Customer, Merchant, Offer
@@ -124,8 +125,8 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
         # Ids we already have are duplicates. After a batch that met some, look them up first (a re-sent
         # batch then locks and writes nothing); otherwise go straight to the COPY, which falls back to
         # the exact ON CONFLICT way if it meets one (a fresh stream saves a 5,000-id query per batch).
-        global _expect_duplicates
-        known = _known_event_ids([record[0] for record in records]) if records and _expect_duplicates else set()
+        hint = duplicate_hint()
+        known = _known_event_ids([record[0] for record in records]) if records and hint.expected else set()
         if known:
             records = [record for record in records if record[0] not in known]
         if records:
@@ -150,13 +151,18 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
             result.rejected = sorted([*result.rejected, *vanished], key=lambda e: e.index)
         abtest_rollup.count_new_events(records, columns=EVENT_COLUMNS)  # A/B analysis sums, same transaction
         result.stored = _insert_events(records) if records else 0
-        _expect_duplicates = bool(known) or result.stored < len(records)
+        hint.expected = bool(known) or result.stored < len(records)
     result.duplicates = sum(1 for _, row in valid if row.event_id not in gone_ids) - result.stored
     return result
 
 
-# Per process: did the last batch meet event_ids stored already? (a hint for the next batch only)
-_expect_duplicates = False
+def duplicate_hint() -> DuplicateHint:
+    """The process's hint, held by the campaigns app (``CampaignsConfig.ready``)."""
+    from django.apps import apps
+
+    from campaigns.apps import CampaignsConfig
+
+    return cast(CampaignsConfig, apps.get_app_config("campaigns")).duplicate_hint
 
 # The foreign-key columns of an events record (positions 4..7) and the tables they refer to.
 _REFERENCE_COLUMNS = (4, 5, 6, 7)

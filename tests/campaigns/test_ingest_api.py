@@ -464,7 +464,7 @@ def test_partly_known_batch_counts_exactly_whichever_way_it_is_written(campaign,
     from campaigns.ingest import store
 
     services.ingest_events([wire(n) for n in range(0, 10, 2)])  # evt_0, evt_2, ... evt_8
-    monkeypatch.setattr(store, "_expect_duplicates", expect_duplicates)
+    monkeypatch.setattr(store.duplicate_hint(), "expected", expect_duplicates)
     result = services.ingest_events([wire(n) for n in range(10)] + [wire(3)])
 
     assert (result.stored, result.duplicates) == (5, 6)  # 5 known ids + evt_3 twice in the batch

@@ -31,7 +31,7 @@ def seeded(django_db_setup, django_db_blocker, tmp_path_factory):
     """
     folder = tmp_path_factory.mktemp("models")
     with django_db_blocker.unblock(), override_settings(MODEL_ARTIFACT_DIR=folder):
-        registry._CACHE.clear()
+        registry.artifact_cache().clear()
         truth = seed_demo(customers=160, merchants=12, campaigns=4, days=30, seed=5,
                           end_date=timezone.now().date() - dt.timedelta(days=1))
         newcomer = CustomerFactory(customer_id="no_history_user", timezone="Asia/Kolkata", segment=None)
@@ -42,7 +42,7 @@ def seeded(django_db_setup, django_db_blocker, tmp_path_factory):
             MLModel.objects.all().delete()
             newcomer.delete()
             delete_demo_data()
-            registry._CACHE.clear()
+            registry.artifact_cache().clear()
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_customer_without_history_gets_the_population_hour_as_fallback_with_its_
 def test_send_time_job_works_before_any_model_is_trained(demo):
     truth, _ = demo
     MLModel.objects.all().delete()  # rolled back after the test
-    registry._CACHE.clear()
+    registry.artifact_cache().clear()
     assert training.load_active(ModelType.SEND_TIME) is None
     jobs.run("send_times")
     personal = pd.DataFrame.from_records(

@@ -28,7 +28,7 @@ END = dt.date(2026, 6, 30)
 @pytest.fixture(autouse=True)
 def artifacts_in_tmp(settings, tmp_path):
     settings.MODEL_ARTIFACT_DIR = tmp_path / "models"
-    registry._CACHE.clear()
+    registry.artifact_cache().clear()
 
 
 @pytest.mark.django_db

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 def artifacts_in_tmp(settings, tmp_path):
     settings.MODEL_ARTIFACT_DIR = tmp_path / "models"
     settings.MODEL_PROMOTION_TOLERANCE = 0.01
-    registry._CACHE.clear()
+    registry.artifact_cache().clear()
 
 
 @functools.cache

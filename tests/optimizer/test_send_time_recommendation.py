@@ -22,7 +22,7 @@ END = dt.date(2026, 6, 30)
 @pytest.fixture(autouse=True)
 def artifacts_in_tmp(settings, tmp_path):
     settings.MODEL_ARTIFACT_DIR = tmp_path / "models"
-    registry._CACHE.clear()
+    registry.artifact_cache().clear()
 
 
 def planted_open_probability(local_hour: np.ndarray, preferred: np.ndarray) -> np.ndarray:
