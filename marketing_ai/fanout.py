@@ -39,8 +39,9 @@ def register_part_worker(name: str, func: PartWorker) -> None:
     """Make ``func(spec) -> rows written`` the way to do one part of ``name`` (each app's ``register_jobs``
     calls this, so every process — the job's and its helpers' — knows the same part workers)."""
     existing = PART_WORKERS.get(name)
-    if existing is not None and existing is not func:
-        raise RuntimeError(f"part worker {name!r} registered twice")
+    # The same function again (a second django.setup, a reloaded module) replaces it; another one is an error.
+    if existing is not None and (existing.__module__, existing.__qualname__) != (func.__module__, func.__qualname__):
+        raise RuntimeError(f"part worker {name!r} registered twice ({existing.__qualname__}, {func.__qualname__})")
     PART_WORKERS[name] = func
 
 
