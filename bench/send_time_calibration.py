@@ -69,8 +69,12 @@ def planted_open_probability(local_hour: np.ndarray, preferred: np.ndarray, fact
     return np.minimum(p, demo.MAX_OPEN_PROBABILITY)
 
 
-def world(seed: int, *, customers: int = 2000, days: int = 60, campaigns: int = 12, null: bool = False) -> list[dict]:
-    """One generator world: per campaign with a fixed time, the model's gain, its interval and the planted gain."""
+def world(seed: int, *, customers: int = 2000, days: int = 60, campaigns: int = 12, null: bool = False,
+          levels: tuple[float, ...] = ()) -> list[dict]:
+    """One generator world: per campaign with a fixed time, the model's gain, its interval and the planted gain.
+
+    ``levels``: bootstrap percentile levels to try besides the one in use (``covered@L`` / ``proposed@L`` per row).
+    """
     config = demo.DemoConfig(customers=customers, merchants=20, campaigns=campaigns, days=days, seed=seed, end_date=END)
     if null:
         with hour_independent_opens():
@@ -143,9 +147,19 @@ def world(seed: int, *, customers: int = 2000, days: int = 60, campaigns: int = 
         # The generator sends a campaign's scheduled notifications in the first half hour after its send time.
         planted = (planted_open_probability(personal_hours[audience] + 0.25, preferred, factor, peak).sum()
                    / planted_open_probability(fixed_local[audience] + 0.25, preferred, factor, peak).sum() - 1) * 100
-        rows.append({"seed": seed, "campaign": c.campaign_id, "audience": int(audience.sum()), "planted": float(planted),
-                     "estimate": gain.relative_gain, "low": gain.interval[0], "high": gain.interval[1],
-                     "proposed": gain.interval[0] > 0, "covered": gain.interval[0] <= planted <= gain.interval[1]})
+        row = {"seed": seed, "campaign": c.campaign_id, "audience": int(audience.sum()), "planted": float(planted),
+               "estimate": gain.relative_gain, "low": gain.interval[0], "high": gain.interval[1],
+               "proposed": gain.interval[0] > 0, "covered": gain.interval[0] <= planted <= gain.interval[1]}
+        for level in levels:  # the same bootstrap draws (same seed), other percentiles
+            other = send_time.policy_gain(
+                sent_late[audience], opened_late[audience], reference_hours[audience],
+                np.floor(fixed_local[audience] * 2).astype(int) % 48, personal_hours[audience],
+                seed=seed * 100 + len(rows), level=level,
+            )
+            assert other is not None
+            row[f"covered@{level}"] = other.interval[0] <= planted <= other.interval[1]
+            row[f"proposed@{level}"] = other.interval[0] > 0
+        rows.append(row)
     return rows
 
 
@@ -165,6 +179,27 @@ def summary(rows: list[dict]) -> dict:
     }
 
 
+CANDIDATE_LEVELS = (0.90, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99)
+
+
+def choose_level(args: argparse.Namespace) -> None:
+    """Coverage and proposed share per bootstrap level, planted and null worlds (seeds apart from the reporting ones)."""
+    started = time.perf_counter()
+    planted = pd.DataFrame([r for s in range(args.seeds) for r in world(
+        args.first_seed + s, customers=args.customers, days=args.days, levels=CANDIDATE_LEVELS)])
+    null = pd.DataFrame([r for s in range(args.null_seeds) for r in world(
+        args.first_seed + 5000 + s, customers=args.customers, days=args.days, null=True, levels=CANDIDATE_LEVELS)])
+    print(f"Choosing the bootstrap level: seeds {args.first_seed}..{args.first_seed + args.seeds - 1} "
+          f"({len(planted)} campaigns), null seeds {args.first_seed + 5000}.. ({len(null)} campaigns), "
+          f"{args.customers:,} customers, {args.days} days\n")
+    print("| bootstrap level | coverage (planted) | proposed (planted) | coverage (null) | proposed (null) |")
+    print("|---:|---:|---:|---:|---:|")
+    for level in CANDIDATE_LEVELS:
+        print(f"| {level:.2f} | {planted[f'covered@{level}'].mean():.1%} | {planted[f'proposed@{level}'].mean():.0%} | "
+              f"{null[f'covered@{level}'].mean():.1%} | {null[f'proposed@{level}'].mean():.0%} |")
+    print(f"\n{time.perf_counter() - started:.0f} s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=40)
@@ -172,7 +207,13 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=1000)
     p.add_argument("--customers", type=int, default=2000)
     p.add_argument("--days", type=int, default=60)
+    p.add_argument("--choose-level", action="store_true",
+                   help="try several bootstrap percentile levels (on --first-seed 2000.., not the reporting seeds) and print "
+                        "coverage and proposed share per level: the smallest reaching 90 %% becomes send_time.BOOTSTRAP_LEVEL")
     args = p.parse_args()
+    if args.choose_level:
+        choose_level(args)
+        return
     started, load = time.perf_counter(), os.getloadavg()
     planted_rows = [r for s in range(args.seeds) for r in world(args.first_seed + s, customers=args.customers, days=args.days)]
     null_rows = [r for s in range(args.null_seeds)
