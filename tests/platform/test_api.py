@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -9,6 +10,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -71,9 +73,11 @@ def test_with_a_broker_running_a_job_queues_it_for_the_workers(api, probe_job, r
 
     from marketing_ai.celery import app
 
-    response = api.post("/api/v1/jobs/dated_probe/run", {"start": "2024-01-01"}, format="json")
+    # A start alone runs to today: a recent one, within the longest range a run may cover (jobs_api.MAX_RUN_DAYS).
+    start = (timezone.now().date() - dt.timedelta(days=3)).isoformat()
+    response = api.post("/api/v1/jobs/dated_probe/run", {"start": start}, format="json")
 
-    assert response.status_code == 202
+    assert response.status_code == 202, response.json()
     body = response.json()
     assert (body["job"], body["queued"]) == ("dated_probe", True)
     # The message is on the broker's default queue; take it off again so no worker ever runs it.
@@ -87,7 +91,7 @@ def test_with_a_broker_running_a_job_queues_it_for_the_workers(api, probe_job, r
     # Nothing ran in the web process: the run is recorded queued, under the task's id, until a worker starts it.
     run = JobRun.objects.get()
     assert (run.pk, run.status, run.task_id, run.started_at is not None) == (body["job_run"], "queued", body["task_id"], True)
-    assert run.arguments == {"trigger": "api", "start": "2024-01-01"} and run.finished_at is None
+    assert run.arguments == {"trigger": "api", "start": start} and run.finished_at is None
 
 
 def test_an_ingest_service_account_may_not_read_other_endpoints(make_user):
