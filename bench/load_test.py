@@ -27,7 +27,6 @@ import argparse
 import csv
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.api_load import free_port  # noqa: E402  (one helper for both HTTP benches)
+
 OUT = ROOT / "var" / "bench" / "locust"
 THROTTLE_ENVS = ("THROTTLE_INGEST_PER_USER", "THROTTLE_INGEST_PER_IP", "THROTTLE_WRITE_PER_USER",
                  "THROTTLE_WRITE_PER_IP", "THROTTLE_JOBS_PER_USER", "THROTTLE_JOBS_PER_IP")
@@ -63,10 +65,6 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(env: dict) -> dict:

@@ -30,6 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.optimizer import ensure_database  # noqa: E402  (the same helper as the optimizer bench)
+
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 WORK = ROOT / "var" / "bench"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -102,14 +105,6 @@ def step_env(name: str, server: str, db: str) -> dict:
     return env
 
 
-def ensure_database(server: str, name: str, *, fresh: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        if fresh:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def event_count(server: str, db: str) -> int:
