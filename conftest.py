@@ -76,16 +76,26 @@ def fast_password_hashing():
 @pytest.fixture(autouse=True)
 def fresh_rate_limits():
     """Each test counts its own requests: rate-limit counters are keyed apart per test (not flushed:
-    in CI the counters live in the shared Redis)."""
+    in CI the counters live in the Redis that every xdist worker shares, and on SQLite a new test's
+    user can get the pk an earlier test's user had). A setting, not the cache object's prefix, so
+    a live server's thread sees it too."""
     import uuid
 
-    from django.core.cache import caches
+    from django.test import override_settings
 
-    cache = caches["throttle"]
-    previous = cache.key_prefix
-    cache.key_prefix = f"test-{uuid.uuid4().hex}"
-    yield
-    cache.key_prefix = previous
+    with override_settings(THROTTLE_KEY_PREFIX=f"test-{uuid.uuid4().hex}:"):
+        yield
+
+
+@pytest.fixture
+def frozen_throttle_clock(monkeypatch):
+    """Hold the rate-limit window still (one second into a minute): a test counting requests
+    against a per-minute limit must not see the window roll over on a slow machine."""
+    from marketing_ai import throttles
+
+    frozen = (int(throttles.time.time()) // throttles.WINDOW_SECONDS) * throttles.WINDOW_SECONDS + 1.0
+    monkeypatch.setattr(throttles, "clock", lambda: frozen)
+    return frozen
 
 
 @pytest.fixture

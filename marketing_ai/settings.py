@@ -238,6 +238,8 @@ THROTTLE_RATES: dict[str, int] = {
     "jobs_per_user": env.int("THROTTLE_JOBS_PER_USER", default=10),
     "jobs_per_ip": env.int("THROTTLE_JOBS_PER_IP", default=20),
 }
+# Prepended to every rate-limit counter's key: environments (or test runs) sharing one Redis count apart.
+THROTTLE_KEY_PREFIX: str = env.str("THROTTLE_KEY_PREFIX", default="")
 THROTTLE_TRUST_X_FORWARDED_FOR: bool = env.bool("THROTTLE_TRUST_X_FORWARDED_FOR", default=False)
 
 # --- REST API ---

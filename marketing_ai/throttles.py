@@ -51,6 +51,11 @@ def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "")[:64]
 
 
+def clock() -> float:
+    """Seconds since the epoch; one name so a test can hold the window still (``frozen_throttle_clock``)."""
+    return time.time()
+
+
 def over_limit(scope: str, kind: str, ident: str | None) -> int | None:
     """Count one request of ``scope`` for ``ident`` (a user pk or an IP; ``kind`` says which) in this
     minute's window. ``None`` while within ``THROTTLE_RATES[f"{scope}_per_{kind}"]``, else the
@@ -58,9 +63,9 @@ def over_limit(scope: str, kind: str, ident: str | None) -> int | None:
     limit = settings.THROTTLE_RATES.get(f"{scope}_per_{kind}")
     if not limit or ident is None:
         return None
-    now = time.time()
+    now = clock()
     window = int(now // WINDOW_SECONDS)
-    key = f"throttle:{scope}:{kind}:{ident}:{window}"
+    key = f"{getattr(settings, 'THROTTLE_KEY_PREFIX', '')}throttle:{scope}:{kind}:{ident}:{window}"
     try:
         cache = caches[CACHE_ALIAS]
         cache.add(key, 0, WINDOW_SECONDS + 5)

@@ -15,6 +15,9 @@ from analytics.models import AlertSubscription
 from tests.abtests.factories import ABTestFactory
 from tests.factories import CampaignFactory
 
+# Counting against per-minute limits: the window is held still so a slow run cannot roll it over.
+pytestmark = pytest.mark.usefixtures("frozen_throttle_clock")
+
 RATES = {"ingest_per_user": 100, "ingest_per_ip": 100, "write_per_user": 2, "write_per_ip": 100,
          "jobs_per_user": 1, "jobs_per_ip": 100}
 

@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 
 from tests.factories import CampaignFactory
 
-pytestmark = pytest.mark.django_db
+# Counting against per-minute limits: the window is held still so a slow run cannot roll it over.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_throttle_clock")]
 
 RATES = {"ingest_per_user": 3, "ingest_per_ip": 5, "write_per_user": 2, "write_per_ip": 100,
          "jobs_per_user": 1, "jobs_per_ip": 100}
