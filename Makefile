@@ -36,9 +36,8 @@ migrate: install
 demo: migrate
 	$(PY) manage.py seed_demo --customers $(DEMO_CUSTOMERS) --merchants $(DEMO_MERCHANTS) \
 		--campaigns $(DEMO_CAMPAIGNS) --days $(DEMO_DAYS) --seed 7 --truth-out var/demo_truth.json --replace
-	@# Aggregate the whole demo period (a scheduled run only re-aggregates the last few days).
-	-$(PY) manage.py run_job --all --from $$($(PY) -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=$(DEMO_DAYS)))') \
-		--to $$($(PY) -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date())')  # a failed job shows on the overview page; the demo still starts
+	@# Aggregate the whole demo period, from the first event's day (a scheduled run only re-aggregates the last few days).
+	-$(PY) manage.py run_job --all --history  # a failed job shows on the overview page; the demo still starts
 	$(PY) manage.py demo_login
 	@echo "marketing_ai demo: http://127.0.0.1:$(PORT)/"
 	$(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)

@@ -196,3 +196,66 @@ def test_the_command_exits_non_zero_with_the_reason():
     assert "--from 0001-01-01 must not be before 2025-03-01" in done.stderr
     assert "--to 9999-12-31 must not be after" in done.stderr
     assert not JobRun.objects.exists()
+
+
+# --- --history: the data's own span (what `make demo` runs) --------------------------------------------
+
+def test_history_runs_from_the_first_event_day_to_today(db, dated_job):
+    from django.utils import timezone
+
+    from tests.factories import EventFactory
+
+    today = timezone.now().date()
+    first = today - dt.timedelta(days=20)
+    EventFactory(occurred_at=dt.datetime.combine(first, dt.time(23, 30), tzinfo=dt.UTC))
+    EventFactory(occurred_at=dt.datetime.combine(today, dt.time(0, 10), tzinfo=dt.UTC))
+    run_command("daily_things", "--history", "--no-progress")
+    assert dated_job == [(first, today)]
+
+
+def test_history_without_events_or_beside_dates_is_refused(db, dated_job):
+    with pytest.raises(CommandError, match="no events yet"):
+        run_command("daily_things", "--history")
+    with pytest.raises(CommandError, match="either --history or --date/--from/--to"):
+        run_command("daily_things", "--history", "--from", "2024-05-01")
+    assert dated_job == [] and not JobRun.objects.exists()
+
+
+def makefile_demo_run_job_args() -> list[str]:
+    """The arguments `make demo` gives ``run_job``, read from the Makefile's own recipe line."""
+    import shlex
+
+    from tests.platform.processes import ROOT
+
+    recipe = (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    line = next(part for part in recipe.splitlines() if "manage.py run_job" in part)
+    words = shlex.split(line.split("#", 1)[0])
+    return words[words.index("run_job") + 1:]
+
+
+def test_the_demo_recipes_job_run_succeeds_for_every_job_over_the_whole_demo(db, tmp_path):
+    """`make demo`'s own run_job line, on a small demo built by seed_demo with the Makefile's --days:
+    every real job succeeds and the aggregation starts at the first event's day. (The line once
+    computed its start as today − 60 days, a day before the demo's first event, and every demo
+    job was refused while `make demo` went on serving an empty dashboard.)"""
+    import re
+
+    from django.utils import timezone
+
+    from analytics.models import CampaignAnalyticsDaily
+    from marketing_ai import selectors
+    from tests.platform.processes import ROOT
+
+    days = re.search(r"^DEMO_DAYS\s*\?=\s*(\d+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    call_command("seed_demo", "--customers", "80", "--merchants", "6", "--campaigns", "3", "--days", days,
+                 "--seed", "5", "--truth-out", str(tmp_path / "truth.json"), verbosity=0)
+    args = makefile_demo_run_job_args()
+    run_command(*args, "--no-progress")  # raises CommandError if any job is refused or fails
+
+    runs = {run.job: run for run in JobRun.objects.all()}
+    assert set(runs) == set(jobs.REGISTRY)
+    assert {run.status for run in runs.values()} == {JobRun.Status.SUCCEEDED}
+    first_day, _ = selectors.event_day_span()
+    assert runs["daily_analytics"].arguments["start"] == first_day.isoformat()
+    assert runs["daily_analytics"].arguments["end"] == timezone.now().date().isoformat()
+    assert CampaignAnalyticsDaily.objects.filter(date=first_day).exists()

@@ -1,10 +1,11 @@
-"""Run registered jobs now: ``run_job NAME [--date D | --from D --to D]``, ``run_job --all``, ``run_job --list``."""
+"""Run registered jobs now: ``run_job NAME [--date D | --from D --to D | --history]``, ``run_job --all``, ``run_job --list``."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -48,6 +49,8 @@ class Command(BaseCommand):
         parser.add_argument("--date", help="run for this one day (YYYY-MM-DD)")
         parser.add_argument("--from", dest="start", help="first day of the period (YYYY-MM-DD)")
         parser.add_argument("--to", dest="end", help="last day of the period (YYYY-MM-DD)")
+        parser.add_argument("--history", action="store_true",
+                            help="every day with data: from the first event's day to today (UTC); what `make demo` runs")
         parser.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
 
     def handle(self, *args, **opts) -> None:
@@ -80,6 +83,14 @@ class Command(BaseCommand):
             raise CommandError(f"job {job.name} skipped: {record.error}")
 
     def period(self, opts) -> tuple[dt.date | None, dt.date | None]:
+        if opts["history"]:
+            if opts["date"] or opts["start"] or opts["end"]:
+                raise CommandError("use either --history or --date/--from/--to, not both")
+            span = selectors.event_day_span()
+            if span is None:
+                raise CommandError("--history: there are no events yet, so there is no history to run over")
+            # The data's own span, not a computed guess: a run refuses days before the first event.
+            return span[0], max(span[0], timezone.now().date())
         if opts["date"] and (opts["start"] or opts["end"]):
             raise CommandError("use either --date or --from/--to, not both")
         if opts["date"]:
