@@ -1,7 +1,8 @@
 """The database-specific fast paths, each beside its portable path, and raw psycopg access.
 
 One function per kind of work, both branches side by side (PostgreSQL; elsewhere, i.e. SQLite for the
-demo and the SQLite test leg): ``rows_by_keys`` (key look-ups), ``fetch_frame`` (query -> pandas),
+demo and the SQLite test leg): ``rows_by_keys`` (key look-ups), ``utc_date_sql`` (a timestamp's UTC day
+in SQL), ``fetch_frame`` (query -> pandas),
 ``copy_in`` (frames -> a table), ``insert_new_rows`` (tuples -> a table, skipping stored keys),
 ``upsert_from_query`` (a query's rows -> tables, updating rows already there), ``advisory_lock`` (a
 lock held by this database session).
@@ -84,6 +85,15 @@ def rows_by_keys(table: str, key: str, columns: str, keys: Sequence[Any], *, loc
 
 
 # --- reads into pandas ---------------------------------------------------------------------------
+
+
+def utc_date_sql(column: str) -> str:
+    """SQL for the UTC calendar day of a timestamp column, as a date (PostgreSQL) or ``YYYY-MM-DD`` text
+    (SQLite stores UTC timestamps as text); ``fetch_frame`` gives both back as ``YYYY-MM-DD`` text."""
+    if connection.vendor == "postgresql":
+        return f"(({column}) AT TIME ZONE 'UTC')::date"
+    return f"date({column})"
+
 
 _NUMERIC_TYPES = {"int2", "int4", "int8", "float4", "float8", "numeric"}
 
