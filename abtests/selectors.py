@@ -30,6 +30,7 @@ from abtests.models import (
     ABTest,
     ABTestArmSums,
     ABTestAssignment,
+    ABTestCustomerOutcome,
     ABTestResult,
     ABTestVariant,
 )
@@ -663,6 +664,44 @@ GROUP BY u.variant_id, u.k, u.n
 """
 
 
+# A kept test (abtests/rollup.py) has each customer's counted conversions in its outcome table already:
+# the slices read those rows (one per converter) instead of joining the campaign's raw events again.
+_BREAKDOWN_FROM_ROLLUP_SQL = """
+WITH users AS (
+    SELECT a.variant_id, {key} AS k, COUNT(*) AS n
+    FROM {assignments} a JOIN {customers} c ON c.id = a.customer_id
+    WHERE a.test_id = %s
+    GROUP BY a.variant_id, {key}
+), converters AS (
+    SELECT o.variant_id, {key} AS k, o.y AS revenue
+    FROM {outcomes} o JOIN {customers} c ON c.id = o.customer_id
+    WHERE o.test_id = %s AND o.event_type = %s AND o.y_any
+)
+SELECT u.variant_id, u.k, u.n, COUNT(cv.variant_id), COALESCE(SUM(cv.revenue), 0),
+       COALESCE(SUM(cv.revenue * cv.revenue), 0)
+FROM users u
+LEFT JOIN converters cv ON cv.variant_id = u.variant_id AND cv.k = u.k
+GROUP BY u.variant_id, u.k, u.n
+"""
+
+
+def _breakdown_rows(test: ABTest, by: str) -> list[tuple]:
+    """(variant pk, slice key, users, converters, revenue, revenue²) per variant and slice: from the kept
+    rollup when the test has one, else from the raw events (the same attribution rule)."""
+    key = BREAKDOWN_DIMENSIONS[by]
+    tables = {"assignments": ABTestAssignment._meta.db_table, "customers": Customer._meta.db_table}
+    if rollup.is_kept(test):
+        sql = _BREAKDOWN_FROM_ROLLUP_SQL.format(key=key, outcomes=ABTestCustomerOutcome._meta.db_table, **tables)
+        params: list = [test.pk, test.pk, Event.Type.CONVERSION]
+    else:
+        sql = _BREAKDOWN_SQL.format(key=key, events=Event._meta.db_table, **tables)
+        ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
+        params = [test.pk, test.pk, test.campaign_id, Event.Type.CONVERSION, ended]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
 def breakdown(*, test: ABTest, by: str) -> dict:
     """The goal metric per slice of customers (by segment or time zone) or per channel of its events, each
     treatment vs the control, with p-values adjusted across every slice comparison (the test's correction)."""
@@ -670,12 +709,7 @@ def breakdown(*, test: ABTest, by: str) -> dict:
         raise InvalidInput({"by": [f"one of {', '.join(BREAKDOWN_BY)}"]})
     if by == "channel":
         return _channel_breakdown(test)
-    sql = _BREAKDOWN_SQL.format(key=BREAKDOWN_DIMENSIONS[by], assignments=ABTestAssignment._meta.db_table,
-                                customers=Customer._meta.db_table, events=Event._meta.db_table)
-    ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
-    with connection.cursor() as cur:
-        cur.execute(sql, [test.pk, test.pk, test.campaign_id, Event.Type.CONVERSION, ended])
-        rows = cur.fetchall()
+    rows = _breakdown_rows(test, by)
     variants = test.ordered_variants
     index = {v.pk: i for i, v in enumerate(variants)}
     labels: dict = {}
