@@ -685,12 +685,13 @@ GROUP BY u.variant_id, u.k, u.n
 """
 
 
-def _breakdown_rows(test: ABTest, by: str) -> list[tuple]:
+def _breakdown_rows(test: ABTest, by: str, *, from_events: bool = False) -> list[tuple]:
     """(variant pk, slice key, users, converters, revenue, revenue²) per variant and slice: from the kept
-    rollup when the test has one, else from the raw events (the same attribution rule)."""
+    rollup when the test has one (unless ``from_events``: the benchmark's comparison), else from the raw
+    events (the same attribution rule)."""
     key = BREAKDOWN_DIMENSIONS[by]
     tables = {"assignments": ABTestAssignment._meta.db_table, "customers": Customer._meta.db_table}
-    if rollup.is_kept(test):
+    if not from_events and rollup.is_kept(test):
         sql = _BREAKDOWN_FROM_ROLLUP_SQL.format(key=key, outcomes=ABTestCustomerOutcome._meta.db_table, **tables)
         params: list = [test.pk, test.pk, Event.Type.CONVERSION]
     else:

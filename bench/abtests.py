@@ -303,9 +303,11 @@ def main() -> None:
             ("services.abtest_analyze (whole analysis: rollup read + stats + CUPED + metrics + risk + SRM + decision + row)",
              lambda: services.abtest_analyze(test=test)),
             ("selectors.abtest_status (GET .../status)", lambda: selectors.abtest_status(test=test)),
-            ("selectors.results_over_time (GET .../over-time, 3 metrics by day; raw events, not in the rollup)",
+            ("selectors.results_over_time (GET .../over-time, 3 metrics by day; counted events grouped per customer-day)",
              lambda: selectors.results_over_time(test=test)),
-            ("selectors.breakdown by segment (the test page's; raw events, not in the rollup)",
+            ("selectors._breakdown_rows by segment from the raw events (the path of a test without a kept rollup)",
+             lambda: selectors._breakdown_rows(test, "segment", from_events=True)),
+            ("selectors.breakdown by segment (the test page's; a kept test: its outcome rows)",
              lambda: selectors.breakdown(test=test, by="segment")),
         ]
         # Interleaved rounds, so drifting load on the shared machine hits every measurement alike.
