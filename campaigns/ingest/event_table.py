@@ -30,7 +30,11 @@ def _insert_events(records: list[tuple]) -> int:
                            key_table=KEY_TABLE, partition_key="occurred_at")
 
 
-def _known_event_ids(event_ids: list[str]) -> set[str]:
-    """Which of these event_ids are stored already (one indexed query)."""
+def known_event_ids(event_ids: list[str]) -> set[str]:
+    """Which of these event_ids are stored already (one indexed query). On PostgreSQL: in the key table,
+    which also keeps the ids of events in months dropped past retention."""
     table = connection.ops.quote_name(key_lookup_table(Event._meta.db_table, KEY_TABLE))
     return {event_id for (event_id,) in rows_by_keys(table, "event_id", "event_id", event_ids)}
+
+
+_known_event_ids = known_event_ids  # the name store.py imports
