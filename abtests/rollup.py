@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
 
 from abtests.models import ABTest, ABTestArmSums, ABTestAssignment, ABTestCustomerOutcome
+from campaigns.ingest.event_table import known_event_ids
 from campaigns.models import Event
 
 PRE_PERIOD_DAYS = 28  # CUPED's covariate window before the test's start (selectors.PRE_PERIOD_DAYS)
@@ -149,7 +150,9 @@ def count_new_events(records: Sequence[tuple], *, columns: Sequence[str]) -> Non
     for _, test_id, campaign_id, customer_id, variant_id, assigned_at in assigned:
         by_customer[(campaign_id, customer_id)].append((test_id, variant_id, assigned_at))
     counted = [r for r in relevant if (r[at["campaign_id"]], r[at["customer_id"]]) in by_customer]
-    stored = set(Event.objects.filter(event_id__in=[r[at["event_id"]] for r in counted]).values_list("event_id", flat=True))
+    # Stored ids as ingestion sees them: on PostgreSQL the key table, which keeps the ids of events in
+    # dropped months too (campaigns.partitions), so a re-sent old event changes nothing here either.
+    stored = known_event_ids([r[at["event_id"]] for r in counted])
     changes = _Changes((a[1] for a in assigned), (a[3] for a in assigned), types)
     for r in counted:
         if r[at["event_id"]] in stored:

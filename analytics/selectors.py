@@ -413,3 +413,16 @@ def _read_data_version() -> tuple | None:
 def forget_data_version(**_) -> None:
     """A post_save receiver of AggregateRefresh: the next data_version() reads the new run."""
     cache.delete(VERSION_CACHE_KEY)
+
+
+def days_aggregated_after(first: dt.date, last: dt.date, *, computed_after: dt.datetime) -> set[dt.date]:
+    """The days of [first, last] inside some completed aggregation run computed after ``computed_after``
+    (the event partitions' retention asks this of a month before dropping its events)."""
+    covered: set[dt.date] = set()
+    runs = AggregateRefresh.objects.filter(computed_at__gte=computed_after, start__lte=last, end__gte=first)
+    for start, end in runs.values_list("start", "end"):
+        day = max(start, first)
+        while day <= min(end, last):
+            covered.add(day)
+            day += dt.timedelta(days=1)
+    return covered

@@ -252,7 +252,8 @@ def _sqlite_value(value: Any) -> Any:
 
 
 def insert_new_rows(table: str, columns: Sequence[str], rows: list[tuple], *, key: str,
-                    copy_types: Sequence[str]) -> int:
+                    copy_types: Sequence[str], key_table: str | None = None,
+                    partition_key: str = "") -> int:
     """Insert tuples into ``table``, skipping those whose unique ``key`` is stored already; returns how
     many were stored (exact, even when another transaction writes the same keys right now).
 
@@ -262,6 +263,12 @@ def insert_new_rows(table: str, columns: Sequence[str], rows: list[tuple], *, ke
     stored already (or a concurrent batch stores it now), the COPY fails on the unique index: it is
     rolled back to its savepoint and the rows go the staging way: binary COPY into a temporary table,
     then ``INSERT ... SELECT ... ORDER BY key ON CONFLICT (key) DO NOTHING``.
+    ``key_table`` (PostgreSQL, a partitioned ``table``, whose unique indexes must include the partition
+    key): the key is unique through this table instead (``key`` its primary key, then
+    ``partition_key``), which a statement trigger on ``table`` fills. The COPY is the same (the trigger's
+    insert fails on a stored key as the unique index did); the staged way first claims the keys
+    (``INSERT INTO key_table ... ON CONFLICT DO NOTHING RETURNING``) and writes the rows it claimed, telling
+    the trigger (``campaigns.event_keys_claimed``) that its statement's keys are in already.
     Elsewhere: one ``executemany`` of ``INSERT ... ON CONFLICT (key) DO NOTHING``, datetimes and
     decimals adapted as Django stores them.
     """
@@ -298,11 +305,31 @@ def insert_new_rows(table: str, columns: Sequence[str], rows: list[tuple], *, ke
         )
         cursor.execute(f"TRUNCATE {staging}")
         _copy_binary(cursor, staging, names, copy_types, rows)
+        if key_table is None:
+            cursor.execute(
+                f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {staging} ORDER BY {quote(key)}"
+                f" ON CONFLICT ({quote(key)}) DO NOTHING"
+            )
+            return cursor.rowcount
+        # Claim in key order (concurrent batches queue on the same keys, no deadlock); a key a concurrent
+        # batch holds uncommitted waits for it, then counts as stored if that batch commits.
+        key_names = ", ".join(quote(c) for c in (key, partition_key))
+        cursor.execute("SELECT set_config('campaigns.event_keys_claimed', 'on', true)")
         cursor.execute(
-            f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {staging} ORDER BY {quote(key)}"
-            f" ON CONFLICT ({quote(key)}) DO NOTHING"
+            f"WITH claimed AS (INSERT INTO {quote(key_table)} ({key_names}) SELECT {key_names} FROM {staging}"
+            f" ORDER BY {quote(key)} ON CONFLICT DO NOTHING RETURNING {quote(key)})"
+            f" INSERT INTO {quote(table)} ({names}) SELECT {', '.join(f's.{c}' for c in names.split(', '))}"
+            f" FROM {staging} s JOIN claimed USING ({quote(key)})"
         )
-        return cursor.rowcount
+        stored = cursor.rowcount
+        cursor.execute("SELECT set_config('campaigns.event_keys_claimed', 'off', true)")
+        return stored
+
+
+def key_lookup_table(table: str, key_table: str) -> str:
+    """Where to look a unique key up: PostgreSQL's ``key_table`` (the keys of a partitioned ``table``: one
+    index probe instead of one per partition); elsewhere ``table`` itself, which has the unique index."""
+    return key_table if connection.vendor == "postgresql" else table
 
 
 def _copy_binary(cursor: psycopg.Cursor, table: str, names: str, types: Sequence[str], rows: list[tuple]) -> None:

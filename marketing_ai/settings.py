@@ -170,6 +170,16 @@ MODEL_ARTIFACT_DIR = Path(env("MODEL_ARTIFACT_DIR", default=str(BASE_DIR / "var"
 
 # The daily_analytics job re-aggregates this many most recent days, so late events are counted.
 ANALYTICS_WINDOW_DAYS: int = env.int("ANALYTICS_WINDOW_DAYS", default=3)
+# PostgreSQL's events table is partitioned by UTC month (docs/operations.md, "Event partitions"): the
+# event_partitions job keeps this many months created ahead of the current one, and with a retention set drops
+# the months older than that many months before the current one, once their aggregates exist (unset: keep all).
+EVENT_PARTITIONS_AHEAD_MONTHS: int = env.int("EVENT_PARTITIONS_AHEAD_MONTHS", default=3)
+EVENT_RETENTION_MONTHS: int | None = env.int("EVENT_RETENTION_MONTHS", default=None)
+if EVENT_PARTITIONS_AHEAD_MONTHS < 0:
+    raise ImproperlyConfigured(f"EVENT_PARTITIONS_AHEAD_MONTHS must be at least 0, got {EVENT_PARTITIONS_AHEAD_MONTHS}")
+if EVENT_RETENTION_MONTHS is not None and EVENT_RETENTION_MONTHS < 1:
+    # The current and the previous month are always kept (late events land there).
+    raise ImproperlyConfigured(f"EVENT_RETENTION_MONTHS must be at least 1 (or unset), got {EVENT_RETENTION_MONTHS}")
 # Hourly trend points are kept for this many most recent UTC days (today included).
 ANALYTICS_HOURLY_DAYS: int = env.int("ANALYTICS_HOURLY_DAYS", default=7)
 if ANALYTICS_HOURLY_DAYS < 1:

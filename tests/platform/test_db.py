@@ -143,6 +143,8 @@ def _event_record(event_id: str, campaign: Campaign, customer: Customer, amount:
 EVENT_COLUMNS = ("event_id", "type", "occurred_at", "received_at", "customer_id", "campaign_id", "merchant_id",
                  "offer_id", "variant", "amount")
 EVENT_TYPES = ["varchar", "varchar", "timestamptz", "timestamptz", "int8", "int8", "int8", "int8", "varchar", "numeric"]
+# PostgreSQL's events table is partitioned: event_id is unique through its key table (campaigns.partitions).
+EVENT_KEYS = {"key_table": "campaigns_event_key", "partition_key": "occurred_at"}
 
 
 @pytest.mark.parametrize("known_first", [0, 3], ids=["all-new", "some-stored"])
@@ -151,9 +153,10 @@ def test_insert_new_rows_skips_stored_keys_and_counts_exactly(known_first):
     records = [_event_record(f"e_{n}", campaign, customer, "19.90" if n % 2 else None) for n in range(6)]
     if known_first:
         assert data_access.insert_new_rows(Event._meta.db_table, EVENT_COLUMNS, records[:known_first], key="event_id",
-                                  copy_types=EVENT_TYPES) == known_first
+                                  copy_types=EVENT_TYPES, **EVENT_KEYS) == known_first
 
-    stored = data_access.insert_new_rows(Event._meta.db_table, EVENT_COLUMNS, records, key="event_id", copy_types=EVENT_TYPES)
+    stored = data_access.insert_new_rows(Event._meta.db_table, EVENT_COLUMNS, records, key="event_id", copy_types=EVENT_TYPES,
+                                         **EVENT_KEYS)
 
     assert stored == 6 - known_first
     events = {e.event_id: e for e in Event.objects.all()}

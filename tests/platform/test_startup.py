@@ -49,6 +49,6 @@ def test_the_apps_register_the_jobs_and_importing_a_service_module_registers_not
     again, at_setup = after_registration.split(" ")
     assert again == at_setup  # the apps' register_jobs() is what django.setup() registered
     assert set(at_setup.split(",")) == {
-        "abtest_results", "alerts", "campaign_optimizations", "daily_analytics", "merchant_affinity",
+        "abtest_results", "alerts", "campaign_optimizations", "daily_analytics", "event_partitions", "merchant_affinity",
         "model_retraining", "send_times",
     }
