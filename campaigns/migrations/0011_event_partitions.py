@@ -17,8 +17,9 @@ On PostgreSQL:
 
 An existing table is converted in this migration's transaction: rename it, create the partitioned table and
 its partitions, copy every row (INSERT ... SELECT, with the index writes of the new table), fill the key table,
-drop the old table. The events table is locked (reads and writes wait) for the whole copy: measured about
-2 minutes per 10 million events on the development machine. Plan it in a maintenance window.
+drop the old table. The events table is locked (reads and writes wait) for the whole copy: measured 44 s
+(``manage.py migrate campaigns 0011``, Django start included) for 1.5 million events over 6 months on the
+2-core development machine at load 6-9, so about 5 minutes per 10 million events. Plan a maintenance window.
 """
 
 import datetime as dt
