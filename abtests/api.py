@@ -240,7 +240,8 @@ class HistoryOutput(TestOutput):
         fields = TestOutput.Meta.fields + ["outcome"]
 
     def get_outcome(self, test: ABTest) -> dict | None:
-        result = selectors.latest_result(test=test)
+        loaded = self.context.get("latest_results")  # the page's results in one query (history view)
+        result = loaded.get(test.pk) if loaded is not None else selectors.latest_result(test=test)
         if result is None:
             return None
         return {"decision": result.decision, "lift": result.lift, "p_value": result.p_value,
@@ -538,7 +539,8 @@ class ABTestViewSet(viewsets.GenericViewSet):
     def history(self, request: Request) -> Response:
         """Completed tests with their final outcome, most recently ended first."""
         page = self.paginate_queryset(selectors.abtest_history())
-        return self.get_paginated_response(HistoryOutput(page, many=True).data)
+        context = {"latest_results": selectors.latest_results(page)}
+        return self.get_paginated_response(HistoryOutput(page, many=True, context=context).data)
 
     @extend_schema(parameters=[SampleSizeInput], responses=SampleSizeOutput)
     @action(detail=False, methods=["get"], url_path="sample-size")

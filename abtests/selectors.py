@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Prefetch, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce, TruncDate
 
 from abtests import analysis, metrics, multiple_testing, rollup, stats, timeline
 from abtests import breakdown as breakdown_math
@@ -92,8 +94,21 @@ def abtest_list(*, status: str | None = None, campaign_id: str | None = None) ->
 
 
 def abtest_history() -> QuerySet[ABTest]:
-    """Completed tests, most recently ended first."""
-    return _tests().filter(status=ABTest.Status.COMPLETED).order_by("-ended_at", "-id")
+    """Completed tests, most recently ended first, each with ``users_assigned`` and ``latest_result_id``
+    (one correlated subquery each, over the test's own index range), so a page of the history costs the
+    same few queries however many tests it shows (``latest_results`` loads their results in one more)."""
+    assigned = (ABTestAssignment.objects.filter(test=OuterRef("pk")).order_by().values("test")
+                .annotate(n=Count("pk")).values("n"))
+    latest = ABTestResult.objects.filter(test=OuterRef("pk")).order_by("-calculated_at", "-id").values("id")[:1]
+    return (_tests().filter(status=ABTest.Status.COMPLETED)
+            .annotate(users_assigned=Coalesce(Subquery(assigned), 0), latest_result_id=Subquery(latest))
+            .order_by("-ended_at", "-id"))
+
+
+def latest_results(tests: Iterable[ABTest]) -> dict[int, ABTestResult]:
+    """The latest stored analysis of each test of ``abtest_history()`` (by test pk; absent: none), one query."""
+    ids = [t.latest_result_id for t in tests if getattr(t, "latest_result_id", None) is not None]
+    return {r.test_id: r for r in ABTestResult.objects.filter(pk__in=ids)} if ids else {}
 
 
 def latest_result(*, test: ABTest) -> ABTestResult | None:
@@ -301,14 +316,45 @@ class Evaluation:
     cuped: dict = dataclasses.field(default_factory=dict)
 
 
+# How long a process keeps an evaluation. The key is every input of it (below), so an entry is never stale;
+# the time only bounds how long an unused one holds memory.
+EVALUATION_CACHE_SECONDS = 300
+
+
+def _evaluation_key(test: ABTest, sums: list[ArmSums], config: analysis.Config) -> str:
+    """Everything ``evaluate`` reads: the test's and its variants' columns, the arms' sums (rollup or raw
+    events alike) and the analysis config (for a sequential test, the previous look's p-values)."""
+    row = tuple(getattr(test, f.attname) for f in ABTest._meta.concrete_fields)
+    variants = tuple(tuple(getattr(v, f.attname) for f in ABTestVariant._meta.concrete_fields)
+                     for v in test.ordered_variants)
+    return "abtests:evaluation:" + hashlib.sha256(repr((row, variants, sums, config)).encode()).hexdigest()
+
+
 def evaluate(*, test: ABTest) -> Evaluation:
     """The analysis of a test as it stands now: the verdict on the goal metric (``analysis``), blocked by any
-    failing guardrail, and every metric's row (``metrics``). One place for the analyze action and the status."""
+    failing guardrail, and every metric's row (``metrics``). One place for the analyze action and the status.
+
+    The statistics (CUPED, always-valid p-values, Bayesian quadrature) cost milliseconds of CPU per call, and
+    the status page and API ask for them on every view while the inputs change only when data arrives: the
+    result is kept in the process's cache under a digest of all its inputs, read again on every call (one
+    query for the sums, one for a sequential test's previous look), so a changed input is a new key at once.
+    """
     wanted = list(dict.fromkeys([test.primary_metric, *test.secondary_metrics, *test.guardrail_metrics]))
     sums = arm_sums(test=test, event_types=[metrics.METRICS[n].event_type for n in wanted])
     arms = _arm_totals_of(test, sums)
     if sum(a.users for a in arms) == 0:
         return Evaluation(arms=arms, outcome=None, metrics=[])
+    config = analysis_config(test)
+    key = _evaluation_key(test, sums, config)
+    kept = cache.get(key)
+    if kept is None:
+        kept = _evaluate(test, sums, arms, wanted, config)
+        cache.set(key, kept, EVALUATION_CACHE_SECONDS)
+    return kept
+
+
+def _evaluate(test: ABTest, sums: list[ArmSums], arms: list[ArmTotals], wanted: list[str],
+              config: analysis.Config) -> Evaluation:
     names = [a.name for a in arms]
     by_metric = metric_arms(test=test, names=wanted, sums=sums)
     side_rows = metrics.evaluate(names=names, goal=test.primary_metric, secondary=test.secondary_metrics,
@@ -317,7 +363,7 @@ def evaluate(*, test: ABTest) -> Evaluation:
                                  goal_rows=[], use_cuped=test.cuped)
     failed = tuple((variant, label) for variant, labels in metrics.failed_guardrails(side_rows).items()
                    for label in labels)
-    config = dataclasses.replace(analysis_config(test), failed_guardrails=failed)
+    config = dataclasses.replace(config, failed_guardrails=failed)
     cuped_summary, adjusted = _cuped_goal(test, by_metric, config)
     config = dataclasses.replace(config, adjusted=adjusted)
     outcome = analysis.analyze(arms=[analysis.Arm(name=a.name, weight=a.weight, users=a.users,

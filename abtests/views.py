@@ -56,8 +56,10 @@ def ab_tests_page(request: HttpRequest) -> HttpResponse:
         status_code = 400
     active = selectors.abtest_list().exclude(status=ABTest.Status.COMPLETED).order_by("status", "-created_at")
     history = []
-    for test in selectors.abtest_history()[:50]:
-        history.append({"test": test, "result": selectors.latest_result(test=test)})
+    completed = list(selectors.abtest_history()[:50])
+    latest = selectors.latest_results(completed)
+    for test in completed:
+        history.append({"test": test, "result": latest.get(test.pk)})
     context = {
         "cards": _active_cards(active),
         "history": history,

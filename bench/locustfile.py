@@ -4,6 +4,14 @@
 - ``ABTestUser``: the A/B pages: a test's status and results, the history, and assignment of customers (a write).
 - ``SpikeUser``: the analytics mix plus event ingestion (``POST /api/v1/events/``, 20 events per batch with
   unique ids), for the 500 -> 1,000 users spike; ``SpikeShape`` drives the user count.
+- ``FloorUser``: the floor, the same users and think time at ``/bench/floor`` (a bare Django view reading one
+  row, served by the same gunicorn: ``bench.api_load``), so each scenario has the framework's own figures
+  from the same machine minutes apart.
+
+Users are ``FastHttpUser`` (geventhttpclient): locust shares the 2 cores with the server, and its client
+costs several times less CPU per request than ``HttpUser``'s requests/urllib3, so less of the latency
+measured is the client's own queueing. Connections are kept alive between requests (the runner sets
+gunicorn's keep-alive above the longest think time, so an idle connection is not closed under a user).
 
 Every answer other than 2xx is a failure, except 429/503 that carry ``Retry-After`` (deliberate shedding):
 those are counted apart (``shed``) and the user waits ``Retry-After`` before its next request. Each
@@ -25,7 +33,7 @@ import random
 import threading
 
 import gevent
-from locust import HttpUser, LoadTestShape, between, events, tag, task
+from locust import FastHttpUser, LoadTestShape, between, events, tag, task
 
 THINK = [float(x) for x in os.environ.get("BENCH_THINK", "1,3").split(",")]
 CAMPAIGNS = [c for c in os.environ.get("BENCH_CAMPAIGNS", "").split(",") if c]
@@ -49,17 +57,21 @@ def _date_range(rng: random.Random) -> dict:
     return {"days": rng.choice(["7", "30", "90"])}
 
 
-class _ApiUser(HttpUser):
+class _ApiUser(FastHttpUser):
     abstract = True
     wait_time = between(*THINK)
     token_env = "BENCH_VIEWER_TOKEN"
+    # A request slower than this is a failure (status 0); above the scenarios' slowest answers on a loaded
+    # machine, so latency is measured rather than cut (the runner's --stop-timeout is the same).
+    network_timeout = connection_timeout = 120.0
 
     def on_start(self) -> None:
-        self.client.headers["Authorization"] = f"Token {os.environ[self.token_env]}"
+        self.auth = {"Authorization": f"Token {os.environ[self.token_env]}"}
         self.rng = random.Random()
 
-    def call(self, method: str, path: str, name: str, **kw):
-        with self.client.request(method, path, name=name, catch_response=True, **kw) as response:
+    def call(self, method: str, path: str, name: str, headers: dict | None = None, **kw):
+        with self.client.request(method, path, name=name, catch_response=True, headers=headers or self.auth,
+                                 **kw) as response:
             if 200 <= response.status_code < 300:
                 response.success()
             elif response.status_code in (429, 503) and response.headers.get("Retry-After"):
@@ -69,7 +81,10 @@ class _ApiUser(HttpUser):
             else:
                 if response.status_code in (429, 503):
                     SHED["without_retry_after"] += 1
-                response.failure(f"HTTP {response.status_code}")
+                # Status 0: no answer (the client's time-out, a refused or reset connection): say which.
+                error = getattr(response, "error", None)
+                why = f" (client: {type(error).__name__}: {str(error)[:80]})" if not response.status_code and error else ""
+                response.failure(f"HTTP {response.status_code}{why}")
             return response
 
     def analytics(self) -> None:
@@ -84,6 +99,13 @@ class _ApiUser(HttpUser):
                       params={"interval": self.rng.choice(["daily", "weekly"]), **_date_range(self.rng)})
         else:
             self.call("GET", "/api/v1/analytics/portfolio/", "analytics portfolio", params=_date_range(self.rng))
+
+
+class FloorUser(_ApiUser):
+    @tag("floor")
+    @task
+    def floor(self) -> None:
+        self.call("GET", "/bench/floor", "floor (bare view, one row)")
 
 
 class AnalyticsUser(_ApiUser):

@@ -179,3 +179,37 @@ def test_every_seed_path_answers_with_and_without_a_trailing_slash(api, campaign
                  f"/api/v1/ab-tests/{test_id}/status/"):
         assert api.get(path).status_code == 200, path
     assert api.post(f"/api/ab-tests/{test_id}/end/").json()["status"] == "completed"
+
+
+def test_history_shows_each_tests_latest_analysis_and_users_in_the_same_queries_for_one_test_or_three(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.abtests.factories import populate
+    from tests.abtests.test_metrics import create
+
+    def completed(users: list[int], conversions: list[int]) -> str:
+        test_id = create(api)
+        populate(ABTest.objects.get(test_id=test_id), users=users, conversions=conversions)
+        api.post(f"/api/v1/ab-tests/{test_id}/analyze")
+        assert api.post(f"/api/v1/ab-tests/{test_id}/end", {}, format="json").status_code == 200
+        return test_id
+
+    def history() -> tuple[dict, int]:
+        with CaptureQueriesContext(connection) as queries:
+            body = api.get("/api/v1/ab-tests/history/").json()
+        return {t["test_id"]: t for t in body["results"]}, len(queries.captured_queries)
+
+    first = completed([300, 300], [30, 60])
+    one, queries_for_one = history()
+    others = [completed([200, 250], [20, 20]), completed([500, 400], [50, 90])]
+    three, queries_for_three = history()
+
+    assert queries_for_three == queries_for_one  # no query per test
+    assert set(three) == {first, *others} and three[first] == one[first]
+    for test_id, users in ((first, 600), (others[0], 450), (others[1], 900)):
+        newest = api.get(f"/api/v1/ab-tests/{test_id}/results/").json()["results"][0]  # the end's analysis
+        outcome = three[test_id]["outcome"]
+        assert three[test_id]["users_assigned"] == users
+        assert {k: outcome[k] for k in ("decision", "lift", "p_value", "reason")} == \
+            {k: newest[k] for k in ("decision", "lift", "p_value", "reason")}

@@ -114,3 +114,25 @@ def test_a_drafts_status_is_true_to_the_schema_too(api):
     status = api.get(f"/api/v1/ab-tests/{test.test_id}/status", {"include": "over_time,breakdowns"}).json()
     validate_status(api, status)
     assert status["metrics"] == [] and status["cuped"] == {} and status["decision"] is None
+
+
+def test_status_after_new_conversions_shows_them_and_equals_an_evaluation_from_scratch(api):
+    """``selectors.evaluate`` is kept per process under a digest of all its inputs: data that arrives after a
+    read is a new key (the next read shows it), and a kept answer equals one computed with nothing kept."""
+    from django.core.cache import cache
+
+    test_id = create(api)
+    test = ABTest.objects.get(test_id=test_id)
+    populate(test, users=[2000, 2000], conversions=[160, 224])
+    before = api.get(f"/api/v1/ab-tests/{test_id}/status").json()
+    assert before["variant_b_conversions"] == 224
+    assert api.get(f"/api/v1/ab-tests/{test_id}/status").json() == before  # read again: the kept evaluation
+
+    add_events(test, Event.Type.CONVERSION, [0, 300])  # 76 more converters in B (the first 224 convert again)
+    after = api.get(f"/api/v1/ab-tests/{test_id}/status").json()
+
+    assert after["variant_b_conversions"] == 300 and after["variant_a_conversions"] == 160
+    assert after["variants"][1]["conversion_rate"] == pytest.approx(300 / 2000)
+    assert after["p_value"] < before["p_value"]  # a larger lift on the same users
+    cache.clear()
+    assert api.get(f"/api/v1/ab-tests/{test_id}/status").json() == after
