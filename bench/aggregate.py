@@ -31,7 +31,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -163,7 +165,7 @@ def drop_database(server: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def timed(fn) -> tuple[float, object]:
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
@@ -202,18 +204,21 @@ class Floor:
         """Per table: (job rows not in the floor's, floor rows not in the job's); all zeros when equal."""
         out = {}
         for table, cols in COMPARED.items():
-            missing = self.conn.execute(
-                f"SELECT count(*) FROM (SELECT {cols} FROM {table} EXCEPT ALL SELECT {cols} FROM floor_{table}) d").fetchone()[0]
-            extra = self.conn.execute(
-                f"SELECT count(*) FROM (SELECT {cols} FROM floor_{table} EXCEPT ALL SELECT {cols} FROM {table}) d").fetchone()[0]
+            missing = self.scalar(f"SELECT count(*) FROM (SELECT {cols} FROM {table} EXCEPT ALL SELECT {cols} FROM floor_{table}) d")
+            extra = self.scalar(f"SELECT count(*) FROM (SELECT {cols} FROM floor_{table} EXCEPT ALL SELECT {cols} FROM {table}) d")
             out[table] = (missing, extra)
         self.conn.commit()
         return out
 
     def counts(self) -> dict[str, int]:
-        out = {t: self.conn.execute(f"SELECT count(*) FROM floor_{t}").fetchone()[0] for t in TABLES}
+        out = {t: self.scalar(f"SELECT count(*) FROM floor_{t}") for t in TABLES}
         self.conn.commit()
         return out
+
+    def scalar(self, sql: str) -> int:
+        row = self.conn.execute(sql).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def close(self) -> None:
         with self.conn.transaction():
