@@ -365,8 +365,11 @@ def main() -> None:
         ("send_times job", float(rows[-2]["total s"]), 120),
         ("merchant_affinity job", float(rows[-1]["total s"]), 600),
     ]
-    verdict = floor_goals + [f"- {name}: **{secs:.1f} s** (goal < {limit} s at the issue's scale): {'met' if secs < limit else 'NOT met'}"
-               for name, secs, limit in goals]
+    full_scale = n_customers >= 1_000_000 and n_events >= 9_000_000
+    verdict = floor_goals + [
+        f"- {name}: **{secs:.1f} s** (goal < {limit} s at the issue's scale): {'met' if secs < limit else 'NOT met'}"
+        + ("" if full_scale else f" at this reduced scale ({n_customers:,} customers), which does not show the goal is met at 1M")
+        for name, secs, limit in goals]
     load_end = os.getloadavg()
     load_note = (f"Load average (1/5/15 min) at start {load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f}, "
                  f"at end {load_end[0]:.2f} / {load_end[1]:.2f} / {load_end[2]:.2f} (2 cores, shared).")
@@ -380,7 +383,7 @@ def main() -> None:
         return
     from bench.report import table, write_section
 
-    scale_note = ("the issue's scale" if (n_customers >= 1_000_000 and n_events >= 9_000_000)
+    scale_note = ("the issue's scale" if full_scale
                   else "a reduced scale chosen for the shared 2-core machine; the issue's is 1M customers, 5,000 merchants, 10M events")
     body = (
         f"Scale run: **{n_customers:,} customers, {n_merchants:,} merchants, {n_events:,} events** ({scale_note}).\n\n"
