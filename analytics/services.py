@@ -9,9 +9,9 @@ rows in the recomputed days/periods that were not written by this run (their eve
 deleted, so a re-run gives the same rows and never duplicates.
 
 The grouped queries are written once, with the ORM, and written through ``marketing_ai.db.upsert_from_query``:
-on PostgreSQL their compiled SQL runs inside ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` statements,
-so no row travels through Python (one statement fills both the daily and the segment table from a single
-scan of the events); on other databases (SQLite: demo, bare tests) the rows are fetched and upserted
+on PostgreSQL their compiled SQL fills a temporary table that ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``
+statements read, so no row travels through Python (one scan of the events fills both the daily and the
+segment table); on other databases (SQLite: demo, bare tests) the rows are fetched and upserted
 with ``bulk_create``.
 """
 
@@ -44,6 +44,8 @@ SEGMENT_COLUMNS = ("users", "views", "conversions", "revenue", "cost")
 # 24-28 s, 1-day chunks 32 s, 7-day chunks 49 s. Larger statements get a parallel scan and sort,
 # per-day ones pay a fixed cost 90 times. A quarter covers the usual 90-day backfill in one statement
 # while a year-long backfill still commits every quarter; progress still advances day by day.
+# (Measured before issue 15 replaced the one writing-CTE statement by a temporary table, see
+# marketing_ai.db.upsert_from_query; larger chunks still win: parallel workers scan the events.)
 DEFAULT_CHUNK_DAYS = 92
 
 T = Event.Type
@@ -191,7 +193,7 @@ def grouped_daily(interval: str, first: dt.date, last: dt.date) -> QuerySet:
     """Daily-table rows of [first, last] summed per campaign and period of ``interval`` (one query)."""
     rows = CampaignAnalyticsDaily.objects.filter(date__gte=first, date__lte=last)
     if interval == CampaignTrendData.Interval.DAILY:
-        return rows.values("campaign_id", *DAILY_METRICS, period=F("date"), hour=Value(0))
+        return rows.values("campaign_id", *DAILY_METRICS, period=F("date"), hour=Value(0)).order_by()  # no sort needed
     return (
         rows.annotate(period=TRUNC[interval]("date"), hour=Value(0))
         .values("campaign_id", "period", "hour")

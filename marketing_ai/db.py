@@ -449,9 +449,13 @@ UPSERT_BATCH = 5000
 def upsert_from_query(source: QuerySet, targets: Sequence[UpsertTarget], *, native: bool | None = None) -> int:
     """Insert-or-update the rows each target derives from ``source`` into its table; returns rows written.
 
-    PostgreSQL (``native``): ONE statement, no row through Python: the source as a materialized CTE
-    feeding one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` per target (so two tables fill from a
-    single scan of the events). Elsewhere (or ``native=False``, which tests use to compare the two on
+    PostgreSQL (``native``): no row through Python: the source's rows into a temporary table ``g``
+    (``CREATE TEMP TABLE AS``, dropped at the end), then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``
+    per target from it (so two tables fill from a single scan of the events). Not one statement with
+    the source as a CTE feeding the INSERTs (what this did until issue 15): a statement that writes in a
+    CTE never gets parallel workers, and its row estimates (every event a group) made PostgreSQL JIT-compile
+    it; at 1.1M events the one statement took 5.6 s where the temporary table's scan (two workers) and
+    inserts take under 3 s (docs/BENCHMARKS.md, aggregate). Elsewhere (or ``native=False``, which tests use to compare the two on
     PostgreSQL): the source's rows fetched once, each target's ``build`` makes its instances and
     ``bulk_create(update_conflicts=True)`` writes them.
     """
@@ -469,17 +473,19 @@ def upsert_from_query(source: QuerySet, targets: Sequence[UpsertTarget], *, nati
         return written
     source_sql, source_params = source.query.sql_with_params()
     quote = connection.ops.quote_name
-    parts, params = [f"g AS MATERIALIZED ({source_sql})"], list(source_params)
-    for n, target in enumerate(targets):
-        meta = target.model._meta
-        conflict = ", ".join(quote(_column(meta, f)) for f in target.unique_fields)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (quote(_column(meta, f)) for f in target.update_fields))
-        parts.append(
-            f"w{n} AS (INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in target.columns)})"
-            f" {target.select} ON CONFLICT ({conflict}) DO UPDATE SET {updates} RETURNING 1)"
-        )
-        params.extend(target.params)
-    counts = " + ".join(f"(SELECT COUNT(*) FROM w{n})" for n in range(len(targets)))
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} SELECT {counts}", params)
-        return int(cursor.fetchone()[0])
+    written = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Inside a transaction (a savepoint if the caller has one): the table goes with a rollback too.
+        cursor.execute(f"CREATE TEMPORARY TABLE g ON COMMIT DROP AS {source_sql}", source_params)
+        for target in targets:
+            meta = target.model._meta
+            conflict = ", ".join(quote(_column(meta, f)) for f in target.unique_fields)
+            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (quote(_column(meta, f)) for f in target.update_fields))
+            cursor.execute(
+                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in target.columns)})"
+                f" {target.select} ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
+                list(target.params),
+            )
+            written += cursor.rowcount  # rows inserted or updated
+        cursor.execute("DROP TABLE g")  # the next call in this transaction makes its own
+    return written

@@ -80,6 +80,11 @@ def fit(
     threads: int = THREADS,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit on ``train``, report on ``holdout``. Returns ``(artifact, metrics)``."""
+    # threadpoolctl limits only the thread pools loaded when the limit is set: scikit-learn (and its
+    # OpenMP runtime) must be imported first, or the first fit in a process runs unlimited. It did:
+    # on the loaded 2-core machine the first conversion fit took 38-60 s, the same fit again 1.3-2 s
+    # (bench/optimizer.py, issue 15; the time was OpenMP threads spinning in gradient boosting's splits).
+    load_scikit_learn()
     with threadpool_limits(threads):
         return _fit(train, holdout, features=features, label=label, heuristic_frequency=heuristic_frequency,
                     random_state=random_state)
@@ -91,6 +96,15 @@ def scaled(estimator: Any) -> Any:
     from sklearn.preprocessing import MinMaxScaler
 
     return Pipeline([("scaler", MinMaxScaler(clip=True)), ("estimator", estimator)])
+
+
+def load_scikit_learn() -> None:
+    """Import what the fits use (scikit-learn's compiled modules load the OpenMP runtime)."""
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
+    import sklearn.preprocessing  # noqa: F401
 
 
 def select(x: np.ndarray, y: np.ndarray, *, random_state: int) -> dict[str, float]:
