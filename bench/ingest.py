@@ -1,11 +1,11 @@
 """Ingestion throughput on PostgreSQL: the HTTP API and ``import_events`` against PostgreSQL's own COPY.
 
-    python bench/ingest.py --events 200000 [--workers 2] [--jobs 1] [--runs 3] [--jobs-too 2] [--database mai_ingest_bench]
+    python bench/ingest.py --events 200000 [--workers 2] [--jobs 2] [--runs 3] [--jobs-too 1] [--database mai_ingest_bench]
 
 One run generates N wire events (CSV file + JSON batches of 5,000), then measures, on the same
 database and rows:
 
-1. ``manage.py import_events`` of the CSV (in-process, batches of 5,000, ``--jobs`` default 1; median of
+1. ``manage.py import_events`` of the CSV (in-process, batches of 5,000, ``--jobs`` default 2; median of
    ``--runs``), and its fixed cost apart: the same command on a header-only CSV in a new process;
 2. the floor (issue 15): PostgreSQL's ``COPY`` of the same rows (the events the import stored, as CSV)
    into ``CREATE TABLE ... (LIKE campaigns_event INCLUDING ALL)``, i.e. the events table's columns,
@@ -304,9 +304,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events per phase (default 200000)")
     parser.add_argument("--batch", type=int, default=5000, help="events per API request / import batch")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers = client threads (default 2)")
-    parser.add_argument("--jobs", type=int, default=1, help="import_events --jobs (default 1: the command's default)")
+    parser.add_argument("--jobs", type=int, default=2, help="import_events --jobs: writer threads (default 2)")
     parser.add_argument("--runs", type=int, default=3, help="runs of the import and of each floor; medians (default 3)")
-    parser.add_argument("--jobs-too", type=int, default=0, help="also one import run with --jobs N (0: none)")
+    parser.add_argument("--jobs-too", type=int, default=1, help="also one import run with --jobs N (0: none; default 1)")
     parser.add_argument("--database", default="mai_ingest_bench", help="PostgreSQL database to use (created if missing)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-report", action="store_true", help="do not write docs/BENCHMARKS.md")
@@ -390,7 +390,7 @@ def main() -> None:
         reset_events()
         seconds, summary = run_import(csv_path, args.jobs_too)
         assert event_count() == n, summary
-        record(f"import_events --jobs {args.jobs_too} (one run; spawned workers each set Django up)", seconds,
+        record(f"import_events --jobs {args.jobs_too} (one run)", seconds,
                summary.split(": ", 1)[-1].split(" (")[0])
     # References: the CSV's own columns (ids as text) into a table with the events table's indexes
     # rebuilt on them, and into a bare table.

@@ -169,12 +169,12 @@ class _Batch:
     lines: list[int]  # each row's first file line
     bad_lines: list[tuple[int, str, str]]  # (line, field, reason) of lines that are no row, read with it
     last_line: int  # the last file line read
-    checked: CheckedRows | None  # the rows' own checks, when asked for
+    checked: CheckedRows | None  # the rows' own checks (None: no rows)
 
 
-def _batches(records: Iterator[tuple[int, int, Any]], size: int, *, check: bool) -> Iterator[_Batch]:
-    """The file's rows in batches of ``size`` (the last one may be smaller or empty), each with its
-    lines; ``check``: each batch's rows checked too (``check_rows``, no database), with the batch's clock."""
+def _batches(records: Iterator[tuple[int, int, Any]], size: int) -> Iterator[_Batch]:
+    """The file's rows in batches of ``size`` (the last one may be smaller or empty), each with its lines
+    and its rows' own checks (``check_rows``, no database; the batch's clock is its received_at)."""
     batch = _Batch([], [], [], 0, None)
     for first, last, row in records:
         batch.last_line = last
@@ -184,12 +184,11 @@ def _batches(records: Iterator[tuple[int, int, Any]], size: int, *, check: bool)
         batch.rows.append(row)
         batch.lines.append(first)
         if len(batch.rows) >= size:
-            if check:
-                batch.checked = check_rows(batch.rows, now=timezone.now())
+            batch.checked = check_rows(batch.rows, now=timezone.now())
             yield batch
             batch = _Batch([], [], [], last, None)
     if batch.rows or batch.bad_lines or batch.last_line:
-        if check and batch.rows:
+        if batch.rows:
             batch.checked = check_rows(batch.rows, now=timezone.now())
         yield batch
 
@@ -258,8 +257,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=5000, help="Rows per transaction (default 5000)")
         parser.add_argument("--rejects-out", type=Path, help="Write every rejected row (line, field, reason) to this CSV")
         parser.add_argument("--jobs", type=int, default=1,
-                            help="Worker processes validating and writing batches in parallel, each with its own "
-                                 "connection (PostgreSQL; default 1)")
+                            help="Writer threads storing batches in parallel, each with its own connection "
+                                 "(PostgreSQL; default 1: this thread writes)")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
         parser.add_argument("--encoding", default=DEFAULT_ENCODING,
                             help="The file's text encoding (default UTF-8, with or without a BOM), e.g. latin-1, utf-16")
@@ -285,9 +284,9 @@ class Command(BaseCommand):
         rejects: list[tuple[int, str, str]] = []  # (line, field, reason)
         bar = tqdm(total=count_lines(path), unit=" lines", disable=no_progress or None, desc=path.name)
         done_line = 0
-        # With --jobs > 1, batches go to worker processes (one database connection each): they validate
-        # and write in parallel while this process reads the file.
-        pool = import_worker.pool(jobs) if jobs > 1 else None
+        # With --jobs > 1, checked batches go to writer threads (one database connection each) that
+        # write in parallel, mostly waiting on PostgreSQL; with one, this thread writes.
+        pool = import_worker.WriterThreads(jobs) if jobs > 1 else None
         in_flight: deque[tuple[list[int], Future]] = deque()
 
         def collect(lines_of_batch: list[int], result: IngestResult) -> None:
@@ -300,16 +299,16 @@ class Command(BaseCommand):
 
         # One process: a reading thread parses and checks batch n+1 (no database) while this thread
         # writes batch n (mostly waiting on PostgreSQL, which releases the GIL).
-        batches = prefetched(_batches(records, batch_size, check=pool is None), depth=2)
+        batches = prefetched(_batches(records, batch_size), depth=2)
         try:
             for batch in batches:
                 rejects.extend(batch.bad_lines)
                 if batch.rows:
+                    assert batch.checked is not None
                     if pool is None:
-                        assert batch.checked is not None
                         collect(batch.lines, ingest_checked(batch.checked, skip_invalid=True))
                     else:
-                        in_flight.append((batch.lines, pool.submit(import_worker.ingest_batch, batch.rows)))
+                        in_flight.append((batch.lines, pool.submit(import_worker.ingest_checked_batch, batch.checked)))
                         while len(in_flight) > 2 * jobs:  # keep every worker busy, bound the memory
                             lines_of_batch, future = in_flight.popleft()
                             collect(lines_of_batch, future.result())
