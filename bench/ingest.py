@@ -168,33 +168,37 @@ def copy_floor(csv_path: Path, dsn: str, *, indexed: bool = False) -> float:
     return elapsed
 
 
-def table_copy_floor(dsn: str, runs: int) -> list[float]:
-    """Seconds (one per run) for PostgreSQL to COPY the stored events, as CSV, into
+def stored_events_csv(dsn: str) -> bytes:
+    """The stored events as CSV in the events table's column order (what the floor writes)."""
+    import psycopg
+
+    buffer = io.BytesIO()
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur, cur.copy("COPY campaigns_event TO STDOUT (FORMAT csv)") as cp:
+        for block in cp:
+            buffer.write(block)
+    return buffer.getvalue()
+
+
+def table_copy_floor(dsn: str, data: bytes) -> float:
+    """Seconds for PostgreSQL to COPY the events (``data``, from ``stored_events_csv``) into
     ``CREATE TABLE ... (LIKE campaigns_event INCLUDING ALL)``: the events table's own columns, identity
     key, defaults, indexes and unique ``event_id``, so the same rows into the same structure (ids
-    resolved to pks, as the import writes them). Measured after the import stored them."""
+    resolved to pks, as the import writes them)."""
     import psycopg
 
     with psycopg.connect(dsn) as conn:
-        buffer = io.BytesIO()
-        with conn.cursor() as cur, cur.copy("COPY campaigns_event TO STDOUT (FORMAT csv)") as cp:
-            for block in cp:
-                buffer.write(block)
-        data = buffer.getvalue()
-        times = []
-        for _ in range(runs):
-            conn.execute("DROP TABLE IF EXISTS bench_floor_events")
-            conn.execute("CREATE TABLE bench_floor_events (LIKE campaigns_event INCLUDING ALL)")
-            conn.commit()
-            started = time.perf_counter()
-            with conn.cursor() as cur, cur.copy("COPY bench_floor_events FROM STDIN (FORMAT csv)") as cp:
-                for start in range(0, len(data), 1 << 20):
-                    cp.write(data[start : start + (1 << 20)])
-            conn.commit()
-            times.append(time.perf_counter() - started)
-            conn.execute("DROP TABLE bench_floor_events")
-            conn.commit()
-    return times
+        conn.execute("DROP TABLE IF EXISTS bench_floor_events")
+        conn.execute("CREATE TABLE bench_floor_events (LIKE campaigns_event INCLUDING ALL)")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cur, cur.copy("COPY bench_floor_events FROM STDIN (FORMAT csv)") as cp:
+            for start in range(0, len(data), 1 << 20):
+                cp.write(data[start : start + (1 << 20)])
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_floor_events")
+        conn.commit()
+    return elapsed
 
 
 def startup_seconds(env: dict, workdir: Path) -> float:
@@ -369,16 +373,18 @@ def main() -> None:
     def spread(values: list[float]) -> str:
         return "runs: " + ", ".join(f"{v:.2f} s" for v in values)
 
-    # The import first, then the floor writes the rows it stored (same rows, same table structure).
-    import_times, summary = [], ""
+    # Import and floor interleaved, run after run (the machine's load moves within minutes); the floor
+    # writes the rows the first import stored (same rows, same table structure).
+    import_times, floors, summary, data = [], [], "", b""
     for _ in range(runs):
         reset_events()
         seconds, summary = run_import(csv_path, args.jobs)
         assert event_count() == n, summary
         import_times.append(seconds)
-    floors = table_copy_floor(dsn, runs)
+        data = data or stored_events_csv(dsn)
+        floors.append(table_copy_floor(dsn, data))
     floor = record(f"floor: COPY of the same rows into CREATE TABLE (LIKE campaigns_event INCLUDING ALL) "
-                   f"(median of {runs})", median(floors), spread(floors))
+                   f"(median of {runs}, each after an import run)", median(floors), spread(floors))
     imported = record(f"import_events (CSV, batches of {args.batch:,}, --jobs {args.jobs}; median of {runs})",
                       median(import_times), summary.split(": ", 1)[-1].split(" (")[0] + "; " + spread(import_times))
     indexed = record("reference: INSERT ... SELECT into a copy of the events table (its indexes)",
@@ -439,7 +445,7 @@ def main() -> None:
             f"`{args.database}`; events, customers and merchants emptied between phases. The floor is "
             "PostgreSQL's own `COPY` of the same rows (the events the import stored, exported as CSV) into "
             "`CREATE TABLE ... (LIKE campaigns_event INCLUDING ALL)`: the events table's columns, identity key, "
-            "indexes and unique `event_id`. Import and floors are medians of the runs listed.\n\n"
+            "indexes and unique `event_id`. Import and floor are medians of the runs listed, interleaved (import, floor, import, floor, ...).\n\n"
             + table(rows, ["path", "seconds", "events/s", "note"]) + "\n\n" + verdict + "\n\n"
             "The reference is one INSERT ... SELECT on one connection; the import and the API write with "
             f"{args.workers} connections at once, so they can pass it. "
