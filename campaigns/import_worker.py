@@ -70,6 +70,6 @@ class WriterThreads:
 
 def ingest_checked_batch(checked: Any):
     """One checked batch in a writer thread (on the thread's own connection)."""
-    from campaigns.ingest.store import ingest_checked
+    from campaigns.services import ingest_checked
 
     return ingest_checked(checked, skip_invalid=True)

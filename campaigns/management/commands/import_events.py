@@ -32,9 +32,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from campaigns import import_worker
-from campaigns.ingest.store import ingest_checked
-from campaigns.ingest.validation import CheckedRows, check_rows
-from campaigns.services import WIRE_FIELDS, IngestResult
+from campaigns.services import WIRE_FIELDS, CheckedRows, IngestResult, check_rows, ingest_checked
 
 T = TypeVar("T")
 
