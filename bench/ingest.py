@@ -1,16 +1,16 @@
 """Ingestion throughput on PostgreSQL: the HTTP API and ``import_events`` against PostgreSQL's own COPY.
 
-    python bench/ingest.py --events 200000 [--workers 2] [--database mai_ingest_bench]
+    python bench/ingest.py --events 200000 [--workers 2] [--jobs 2] [--runs 3] [--jobs-too 1] [--database mai_ingest_bench]
 
 One run generates N wire events (CSV file + JSON batches of 5,000), then measures, on the same
 database and rows:
 
-1. the floor (issue 15): ``COPY`` of the same CSV into a copy of the events table **with its indexes and
-   unique key** (the CSV's columns, ids as text, plus the identity key and every index of ``campaigns_event``
-   on the same columns, the unique ``event_id`` included; median of three); beside it, for reference, the
-   earlier floor, ``COPY bare_events FROM STDIN (FORMAT csv)`` of the CSV into a bare table with the
-   same columns and no index, key or constraint (median of three runs);
-2. ``manage.py import_events`` of the CSV (in-process, batches of 5,000, ``--jobs`` = ``--workers``);
+1. ``manage.py import_events`` of the CSV (in-process, batches of 5,000, ``--jobs`` default 2; median of
+   ``--runs``), and its fixed cost apart: the same command on a header-only CSV in a new process;
+2. the floor (issue 15): PostgreSQL's ``COPY`` of the same rows (the events the import stored, as CSV)
+   into ``CREATE TABLE ... (LIKE campaigns_event INCLUDING ALL)``, i.e. the events table's columns,
+   identity key, indexes and unique ``event_id`` (median of ``--runs``); for reference, COPY of the
+   CSV itself into its own columns with those indexes rebuilt on them, and into a bare table;
 3. ``POST /api/v1/events/`` through real HTTP to gunicorn, batches of 5,000, as an ``ingest``
    service account, ``--workers`` server processes and as many client threads;
 4. re-sending everything (all duplicates) through both doors.
@@ -168,6 +168,61 @@ def copy_floor(csv_path: Path, dsn: str, *, indexed: bool = False) -> float:
     return elapsed
 
 
+def stored_events_csv(dsn: str) -> bytes:
+    """The stored events as CSV in the events table's column order (what the floor writes)."""
+    import psycopg
+
+    buffer = io.BytesIO()
+    # A query, not the table: COPY TO refuses a partitioned table.
+    query = "COPY (SELECT * FROM campaigns_event) TO STDOUT (FORMAT csv)"
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur, cur.copy(query) as cp:
+        for block in cp:
+            buffer.write(block)
+    return buffer.getvalue()
+
+
+def table_copy_floor(dsn: str, data: bytes) -> float:
+    """Seconds for PostgreSQL to COPY the events (``data``, from ``stored_events_csv``) into
+    ``CREATE TABLE ... (LIKE campaigns_event INCLUDING ALL)``: the events table's own columns, identity
+    key, defaults, indexes and unique ``event_id``, so the same rows into the same structure (ids
+    resolved to pks, as the import writes them)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_floor_events")
+        conn.execute("CREATE TABLE bench_floor_events (LIKE campaigns_event INCLUDING ALL)")
+        # Where event_id's uniqueness is not an index of the events table (a partitioned table keeps it
+        # in a side table through triggers, which LIKE does not copy), the floor gets the unique index.
+        unique = conn.execute(
+            "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE i.indrelid = 'bench_floor_events'::regclass AND i.indisunique AND i.indnatts = 1"
+            " AND a.attname = 'event_id'"
+        ).fetchone()
+        if unique is None:
+            conn.execute("CREATE UNIQUE INDEX ON bench_floor_events (event_id)")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cur, cur.copy("COPY bench_floor_events FROM STDIN (FORMAT csv)") as cp:
+            for start in range(0, len(data), 1 << 20):
+                cp.write(data[start : start + (1 << 20)])
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_floor_events")
+        conn.commit()
+    return elapsed
+
+
+def startup_seconds(env: dict, workdir: Path) -> float:
+    """The command's fixed cost: ``manage.py import_events`` of a header-only CSV in a new process
+    (interpreter start, Django setup, the command's checks)."""
+    empty = workdir / "empty.csv"
+    empty.write_text(",".join(COLUMNS) + "\n")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "import_events", str(empty), "--no-progress"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def indexed_reference() -> float:
     """Seconds for PostgreSQL alone to write the stored events into a copy of the events table with its
     indexes (no client, no parsing): what the real table costs next to the bare floor."""
@@ -188,6 +243,10 @@ def indexed_reference() -> float:
 
 def run_import(csv_path: Path, jobs: int) -> tuple[float, str]:
     from django.core.management import call_command
+
+    from campaigns.ingest.store import duplicate_hint
+
+    duplicate_hint().expected = False  # as in a new process: the hint is the process's
 
     out = io.StringIO()
     started = time.perf_counter()
@@ -259,7 +318,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="events per phase (default 200000)")
     parser.add_argument("--batch", type=int, default=5000, help="events per API request / import batch")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers = client threads = import --jobs (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers = client threads (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="import_events --jobs: writer threads (default 2)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the import and of each floor; medians (default 3)")
+    parser.add_argument("--jobs-too", type=int, default=1, help="also one import run with --jobs N (0: none; default 1)")
     parser.add_argument("--database", default="mai_ingest_bench", help="PostgreSQL database to use (created if missing)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-report", action="store_true", help="do not write docs/BENCHMARKS.md")
@@ -313,26 +375,50 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"load average before: {load_before[0]:.1f} (1 min), {load_before[1]:.1f} (5 min) on {os.cpu_count()} cores")
     reset_events()
-    # One COPY of 200k rows takes about a second: a busy moment on a shared machine moves it a lot,
-    # so the floor is the median of three.
     dsn = url.replace("postgres://", "postgresql://")
-    floors = sorted(copy_floor(csv_path, dsn, indexed=True) for _ in range(3))
-    floor = record("COPY into a copy of the events table with its indexes and unique key (floor, median of 3)",
-                   floors[1], "runs: " + ", ".join(f"{f:.2f} s" for f in floors))
-    bare = sorted(copy_floor(csv_path, dsn) for _ in range(3))
-    bare_rate = record("reference: COPY into a bare table (no index or key; median of 3)", bare[1],
-                       "runs: " + ", ".join(f"{f:.2f} s" for f in bare))
+    runs = max(args.runs, 1)
 
-    reset_events()
-    seconds, summary = run_import(csv_path, args.workers)
-    assert event_count() == n, summary
-    imported = record(f"import_events (CSV, batches of 5,000, --jobs {args.workers})", seconds, summary.split(": ", 1)[-1].split(" (")[0])
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    def spread(values: list[float]) -> str:
+        return "runs: " + ", ".join(f"{v:.2f} s" for v in values)
+
+    # Import and floor interleaved, run after run (the machine's load moves within minutes); the floor
+    # writes the rows the first import stored (same rows, same table structure).
+    import_times, floors, summary, data = [], [], "", b""
+    for _ in range(runs):
+        reset_events()
+        seconds, summary = run_import(csv_path, args.jobs)
+        assert event_count() == n, summary
+        import_times.append(seconds)
+        data = data or stored_events_csv(dsn)
+        floors.append(table_copy_floor(dsn, data))
+    floor = record(f"floor: COPY of the same rows into CREATE TABLE (LIKE campaigns_event INCLUDING ALL) "
+                   f"(median of {runs}, each after an import run)", median(floors), spread(floors))
+    imported = record(f"import_events (CSV, batches of {args.batch:,}, --jobs {args.jobs}; median of {runs})",
+                      median(import_times), summary.split(": ", 1)[-1].split(" (")[0] + "; " + spread(import_times))
     indexed = record("reference: INSERT ... SELECT into a copy of the events table (its indexes)",
-                     indexed_reference(),
-           "server-side, no parsing or validation")
-    seconds, summary = run_import(csv_path, args.workers)
+                     indexed_reference(), "server-side, no parsing or validation")
+    seconds, summary = run_import(csv_path, args.jobs)
     assert event_count() == n, summary
     record("import_events again (all duplicates)", seconds, summary.split(": ", 1)[-1].split(" (")[0])
+    if args.jobs_too:
+        reset_events()
+        seconds, summary = run_import(csv_path, args.jobs_too)
+        assert event_count() == n, summary
+        record(f"import_events --jobs {args.jobs_too} (one run)", seconds,
+               summary.split(": ", 1)[-1].split(" (")[0])
+    # References: the CSV's own columns (ids as text) into a table with the events table's indexes
+    # rebuilt on them, and into a bare table.
+    csv_indexed = [copy_floor(csv_path, dsn, indexed=True) for _ in range(runs)]
+    record(f"reference: COPY of the CSV into its columns + the events table's indexes (median of {runs})",
+           median(csv_indexed), spread(csv_indexed))
+    bare = [copy_floor(csv_path, dsn) for _ in range(runs)]
+    bare_rate = record(f"reference: COPY of the CSV into a bare table (no index or key; median of {runs})",
+                       median(bare), spread(bare))
+    startup = startup_seconds(server_env, workdir)
+    print(f"fixed cost: manage.py import_events of a header-only CSV in a new process: {startup:.2f} s", flush=True)
 
     token = reset_events()
     port = free_port()
@@ -355,7 +441,9 @@ def main() -> None:
         f"{'met' if imported >= api else 'NOT met'})\n"
         f"- API / indexed COPY floor = **{api_ratio:.1%}** (goal >= 60 %: {'met' if api_ratio >= 0.60 else 'NOT met'})\n"
         f"- the indexed floor runs at {floor / bare_rate:.1%} of a COPY into a bare table; PostgreSQL's own INSERT ... SELECT "
-        f"into a copy of the events table runs at {indexed / floor:.1%} of the indexed floor"
+        f"into a copy of the events table runs at {indexed / floor:.1%} of the indexed floor\n"
+        f"- fixed cost, not in the rates above (the import runs in this process): `manage.py import_events` of a "
+        f"header-only CSV in a new process takes {startup:.2f} s (interpreter start, Django setup)"
     )
     load_after = os.getloadavg()
     load_note = (f"Load average (1 min) {load_before[0]:.1f} before the run and {load_after[0]:.1f} after, "
@@ -366,8 +454,9 @@ def main() -> None:
         body = (
             f"{n:,} events per phase ({len(bodies)} batches of {args.batch:,}), PostgreSQL database "
             f"`{args.database}`; events, customers and merchants emptied between phases. The floor is "
-            "PostgreSQL's own `COPY` of the same CSV into a copy of the events table with its identity key, indexes and "
-            "unique `event_id` (the CSV's columns; ids stay text, as in the file).\n\n"
+            "PostgreSQL's own `COPY` of the same rows (the events the import stored, exported as CSV) into "
+            "`CREATE TABLE ... (LIKE campaigns_event INCLUDING ALL)`: the events table's columns, identity key, "
+            "indexes and unique `event_id`. Import and floor are medians of the runs listed, interleaved (import, floor, import, floor, ...).\n\n"
             + table(rows, ["path", "seconds", "events/s", "note"]) + "\n\n" + verdict + "\n\n"
             "The reference is one INSERT ... SELECT on one connection; the import and the API write with "
             f"{args.workers} connections at once, so they can pass it. "

@@ -2,7 +2,8 @@
 
 Ingestion lives in ``campaigns.ingest``: ``validation`` (the wire format, one row's and a batch's
 checks), ``store`` (``ingest_events``: customers and merchants on first sight, locks, the insert) and
-``event_table`` (COPY / INSERT into the events table). Its public names are importable from here too.
+``event_table`` (COPY / INSERT into the events table). ``import_events`` checks rows in its reading
+thread (``check_rows``) and stores them with ``ingest_checked``. Its public names are importable from here too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from django.db.models import ProtectedError
 
 from campaigns.ingest.event_table import EVENT_COLUMNS, EVENT_COPY_TYPES
-from campaigns.ingest.store import IngestResult, chunked, ingest_events
+from campaigns.ingest.store import IngestResult, chunked, ingest_checked, ingest_events
 from campaigns.ingest.validation import (
     AMOUNT_REQUIRED,
     CENT,
@@ -22,9 +23,11 @@ from campaigns.ingest.validation import (
     MAX_UNKNOWN_FIELDS_LISTED,
     TYPES,
     WIRE_FIELDS,
+    CheckedRows,
     EventRow,
     InvalidRows,
     RowError,
+    check_rows,
     validate_batch,
     validate_event_row,
 )
@@ -34,8 +37,9 @@ from marketing_ai.errors import Conflict
 __all__ = [
     "AMOUNT_REQUIRED", "CENT", "EVENT_COLUMNS", "EVENT_COPY_TYPES", "MAX_AMOUNT", "MAX_API_BATCH",
     "MAX_FUTURE_SKEW", "MAX_ID_LENGTH", "MAX_LISTED_ROW_ERRORS", "MAX_UNKNOWN_FIELDS_LISTED", "TYPES",
-    "WIRE_FIELDS", "EventRow", "IngestResult", "InvalidRows", "RowError", "campaign_delete", "chunked",
-    "ingest_events", "merchant_delete", "validate_batch", "validate_event_row",
+    "WIRE_FIELDS", "CheckedRows", "EventRow", "IngestResult", "InvalidRows", "RowError", "campaign_delete",
+    "check_rows", "chunked", "ingest_checked", "ingest_events", "merchant_delete", "validate_batch",
+    "validate_event_row",
 ]
 
 

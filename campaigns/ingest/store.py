@@ -27,7 +27,14 @@ from abtests import rollup as abtest_rollup
 from campaigns import selectors
 from campaigns.apps import DuplicateHint
 from campaigns.ingest.event_table import EVENT_COLUMNS, _insert_events, _known_event_ids
-from campaigns.ingest.validation import MAX_LISTED_ROW_ERRORS, EventRow, RowError, validate_batch
+from campaigns.ingest.validation import (
+    MAX_LISTED_ROW_ERRORS,
+    CheckedRows,
+    EventRow,
+    RowError,
+    check_rows,
+    resolve_references,
+)
 from campaigns.models import Campaign, Customer, Merchant, Offer
 from marketing_ai.db import rows_by_keys
 from marketing_ai.errors import InvalidRows
@@ -51,7 +58,14 @@ def ingest_events(raws: Sequence[Any], *, skip_invalid: bool = False, received_a
     bad ones come back in ``result.rejected``.
     """
     with _gc_paused():
-        return _ingest_events(raws, skip_invalid=skip_invalid, received_at=received_at or timezone.now())
+        return _ingest_events(check_rows(raws, now=received_at or timezone.now()), skip_invalid=skip_invalid)
+
+
+def ingest_checked(checked: CheckedRows, *, skip_invalid: bool = False) -> IngestResult:
+    """``ingest_events`` of a batch whose rows were checked already (``validation.check_rows``, its
+    ``now`` is the batch's received_at): the look-ups and the writes, nothing else differs."""
+    with _gc_paused():
+        return _ingest_events(checked, skip_invalid=skip_invalid)
 
 
 @contextmanager
@@ -70,8 +84,9 @@ def _gc_paused():
             gc.enable()
 
 
-def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.datetime) -> IngestResult:
-    valid, errors = validate_batch(raws, now=received_at)
+def _ingest_events(checked: CheckedRows, *, skip_invalid: bool) -> IngestResult:
+    received_at = checked.now
+    valid, errors, campaigns, offers = resolve_references(checked)
     if errors and not skip_invalid:
         raise InvalidRows(errors, listed=MAX_LISTED_ROW_ERRORS)
     result = IngestResult(rejected=errors)
@@ -86,8 +101,7 @@ def _ingest_events(raws: Sequence[Any], *, skip_invalid: bool, received_at: dt.d
         result.duplicates = len(valid)
         return result
 
-    campaigns = selectors.campaign_pks({r.campaign_id for r in rows})
-    offers = selectors.offer_pks({r.offer_id for r in rows if r.offer_id})
+    # The campaign and offer pks are the validation's (a row deleted since is caught by _lock_references).
     # Customers and merchants first, in their own short transaction: a concurrent batch that meets
     # the same new customer would otherwise wait for this whole batch's uncommitted insert to end.
     # A batch with a bad row never gets here, so it still writes nothing.

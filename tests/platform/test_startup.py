@@ -1,6 +1,6 @@
-"""Process start-up stays light: every process sets Django up (gunicorn workers, Celery, each
-``import_events --jobs`` worker, every manage.py command), and each app's ``register_jobs`` imports its
-services at start-up. scikit-learn, skops and scipy.stats load on first use only."""
+"""Process start-up stays light: every process sets Django up (gunicorn workers, Celery, every
+manage.py command), and each app's ``register_jobs`` imports its services at start-up. scikit-learn,
+skops and scipy.stats load on first use only."""
 
 from __future__ import annotations
 

@@ -16,21 +16,29 @@ from __future__ import annotations
 
 import csv
 import json
+import queue
+import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from django.utils import timezone
 from tqdm import tqdm
 
 from campaigns import import_worker
-from campaigns.services import WIRE_FIELDS, IngestResult, ingest_events
+from campaigns.services import WIRE_FIELDS, CheckedRows, IngestResult, check_rows, ingest_checked
+
+T = TypeVar("T")
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 REQUIRED_COLUMNS = ("event_id", "type", "occurred_at", "campaign_id")
+SWITCH_INTERVAL = 0.0005  # seconds; see Command.handle
 REPORT_LIMIT = 50  # rejected rows printed on the console; --rejects-out gets them all
 
 
@@ -77,15 +85,23 @@ def _decoded(lines: Iterator[str], path: Path, encoding: str) -> Iterator[str]:
         for number, line in enumerate(lines, start=1):  # noqa: B007 (number is read after the loop)
             yield line
     except UnicodeDecodeError as exc:
-        raise WrongEncoding(
-            f"{path}: line {number + 1} is not valid {encoding} ({exc.reason} at byte {exc.start} of a read block); "
-            "the lines before it were imported. Re-run with --encoding NAME (e.g. latin-1, cp1252, utf-16): rows "
-            "already stored are skipped as duplicates"
-        ) from None
+        raise _wrong_encoding(path, encoding, number, exc) from None
 
 
-def _csv_records(reader) -> Iterator[list[str] | BadLine]:
-    """The reader's records; one it refuses (e.g. a field over the size limit) is a BadLine and reading goes on."""
+def _wrong_encoding(path: Path, encoding: str, lines_read: int, exc: UnicodeDecodeError) -> WrongEncoding:
+    return WrongEncoding(
+        f"{path}: line {lines_read + 1} is not valid {encoding} ({exc.reason} at byte {exc.start} of a read block); "
+        "the lines before it were imported. Re-run with --encoding NAME (e.g. latin-1, cp1252, utf-16): rows "
+        "already stored are skipped as duplicates"
+    )
+
+
+def _csv_records(reader, path: Path, encoding: str) -> Iterator[list[str] | BadLine]:
+    """The reader's records; one it refuses (e.g. a field over the size limit) is a BadLine and reading goes on.
+
+    The reader reads the file itself (no per-line wrapper: a Python generator per line cost a tenth of
+    the import); a line that is not ``encoding`` stops the import, named by the reader's line count.
+    """
     while True:
         try:
             yield next(reader)
@@ -93,14 +109,18 @@ def _csv_records(reader) -> Iterator[list[str] | BadLine]:
             return
         except csv.Error as exc:
             yield BadLine("event", f"is not a readable CSV record: {exc}")
+        except UnicodeDecodeError as exc:
+            raise _wrong_encoding(path, encoding, reader.line_num, exc) from None
 
 
 def read_csv(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[int, int, Any]]:
     """Yield (first line, last line, row dict or BadLine) for each CSV record."""
     with path.open(newline="", encoding=encoding) as f:
-        reader = csv.reader(_decoded(f, path, encoding))
+        reader = csv.reader(f)
         try:
             header = next(reader)
+        except UnicodeDecodeError as exc:
+            raise _wrong_encoding(path, encoding, 0, exc) from None
         except StopIteration:
             raise CommandError(f"{path} is empty; expected a header row: {','.join(WIRE_FIELDS)}") from None
         header = [h.strip() for h in header]
@@ -115,7 +135,7 @@ def read_csv(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[int
             )
         width = len(header)
         last = reader.line_num
-        for values in _csv_records(reader):
+        for values in _csv_records(reader, path, encoding):
             first, last = last + 1, reader.line_num
             if isinstance(values, BadLine):
                 yield first, last, values
@@ -125,8 +145,9 @@ def read_csv(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[int
             if len(values) > width:
                 yield first, last, BadLine("event", f"has {len(values)} fields, the header has {width}")
                 continue
-            # An empty CSV cell means "not given", like a missing JSON key.
-            yield first, last, {k: v for k, v in zip(header, values, strict=False) if v != ""}
+            # An empty CSV cell means "not given", like a missing JSON key: the validator treats a "" value
+            # and a missing key alike (tests/campaigns/test_import_events.py), so the cells go as they are.
+            yield first, last, dict(zip(header, values, strict=False))
 
 
 def read_jsonl(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[int, int, Any]]:
@@ -142,6 +163,91 @@ def read_jsonl(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[i
                 yield number, number, BadLine("event", "is not valid JSON: nested too deeply")
 
 
+@dataclass
+class _Batch:
+    rows: list[Any]  # the wire rows (dicts) of the batch
+    lines: list[int]  # each row's first file line
+    bad_lines: list[tuple[int, str, str]]  # (line, field, reason) of lines that are no row, read with it
+    last_line: int  # the last file line read
+    checked: CheckedRows | None  # the rows' own checks (None: no rows)
+
+
+def _batches(records: Iterator[tuple[int, int, Any]], size: int) -> Iterator[_Batch]:
+    """The file's rows in batches of ``size`` (the last one may be smaller or empty), each with its lines
+    and its rows' own checks (``check_rows``, no database; the batch's clock is its received_at)."""
+    batch = _Batch([], [], [], 0, None)
+    for first, last, row in records:
+        batch.last_line = last
+        if isinstance(row, BadLine):
+            batch.bad_lines.append((first, row.field, row.reason))
+            continue
+        batch.rows.append(row)
+        batch.lines.append(first)
+        if len(batch.rows) >= size:
+            batch.checked = check_rows(batch.rows, now=timezone.now())
+            yield batch
+            batch = _Batch([], [], [], last, None)
+    if batch.rows or batch.bad_lines or batch.last_line:
+        if batch.rows:
+            batch.checked = check_rows(batch.rows, now=timezone.now())
+        yield batch
+
+
+_DONE = object()
+
+
+class prefetched(Generic[T]):  # noqa: N801 (used like a function)
+    """Iterate ``items`` in a background thread, ``depth`` items ahead of the consumer.
+
+    An exception in the thread is raised in the consumer at the point it happened; ``close()`` (or
+    leaving early) stops the thread. The thread must not touch the database: under a test's
+    transaction another connection would not see its rows, and a connection per thread is not needed
+    for parsing.
+    """
+
+    def __init__(self, items: Iterator[T], *, depth: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._items = items
+        self._thread = threading.Thread(target=self._run, name="import-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put((item, None)):
+                    return
+            self._put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put((_DONE, exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()  # the file is closed by the thread that read it
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            item, exc = self._queue.get()
+            if item is _DONE:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class Command(BaseCommand):
     help = "Import events from a CSV (with header) or JSON Lines file; safe to re-run (event_id is the idempotency key)."
 
@@ -151,8 +257,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=5000, help="Rows per transaction (default 5000)")
         parser.add_argument("--rejects-out", type=Path, help="Write every rejected row (line, field, reason) to this CSV")
         parser.add_argument("--jobs", type=int, default=1,
-                            help="Worker processes validating and writing batches in parallel, each with its own "
-                                 "connection (PostgreSQL; default 1)")
+                            help="Writer threads storing batches in parallel, each with its own connection "
+                                 "(PostgreSQL; default 1: this thread writes)")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
         parser.add_argument("--encoding", default=DEFAULT_ENCODING,
                             help="The file's text encoding (default UTF-8, with or without a BOM), e.g. latin-1, utf-16")
@@ -177,12 +283,10 @@ class Command(BaseCommand):
         total = IngestResult()
         rejects: list[tuple[int, str, str]] = []  # (line, field, reason)
         bar = tqdm(total=count_lines(path), unit=" lines", disable=no_progress or None, desc=path.name)
-        batch: list[Any] = []
-        lines: list[int] = []
         done_line = 0
-        # With --jobs > 1, batches go to worker processes (one database connection each): they validate
-        # and write in parallel while this process reads the file.
-        pool = import_worker.pool(jobs) if jobs > 1 else None
+        # With --jobs > 1, checked batches go to writer threads (one database connection each) that
+        # write in parallel, mostly waiting on PostgreSQL; with one, this thread writes.
+        pool = import_worker.WriterThreads(jobs) if jobs > 1 else None
         in_flight: deque[tuple[list[int], Future]] = deque()
 
         def collect(lines_of_batch: list[int], result: IngestResult) -> None:
@@ -193,34 +297,34 @@ class Command(BaseCommand):
             rejects.extend((lines_of_batch[e.index], e.field, e.reason) for e in result.rejected)
             bar.set_postfix(stored=total.stored, duplicates=total.duplicates, rejected=len(rejects), refresh=False)
 
-        def flush() -> None:
-            nonlocal batch, lines
-            if pool is None:
-                collect(lines, ingest_events(batch, skip_invalid=True))
-            else:
-                in_flight.append((lines, pool.submit(import_worker.ingest_batch, batch)))
-                while len(in_flight) > 2 * jobs:  # keep every worker busy, bound the memory
-                    lines_of_batch, future = in_flight.popleft()
-                    collect(lines_of_batch, future.result())
-            batch, lines = [], []
-
+        # One process: a reading thread parses and checks batch n+1 (no database) while this thread
+        # writes batch n (mostly waiting on PostgreSQL, which releases the GIL).
+        batches = prefetched(_batches(records, batch_size), depth=2)
+        # A writer back from PostgreSQL waits for the GIL while the reading thread holds it: up to the
+        # switch interval (5 ms) per round trip, a dozen round trips a batch. A shorter interval hands
+        # it over sooner (the process's setting, restored at the end).
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
-            for first, last, row in records:
-                if isinstance(row, BadLine):
-                    rejects.append((first, row.field, row.reason))
-                else:
-                    batch.append(row)
-                    lines.append(first)
-                    if len(batch) >= batch_size:
-                        flush()
-                bar.update(last - done_line)
-                done_line = last
-            if batch:
-                flush()
+            for batch in batches:
+                rejects.extend(batch.bad_lines)
+                if batch.rows:
+                    assert batch.checked is not None
+                    if pool is None:
+                        collect(batch.lines, ingest_checked(batch.checked, skip_invalid=True))
+                    else:
+                        in_flight.append((batch.lines, pool.submit(import_worker.ingest_checked_batch, batch.checked)))
+                        while len(in_flight) > 2 * jobs:  # keep every worker busy, bound the memory
+                            lines_of_batch, future = in_flight.popleft()
+                            collect(lines_of_batch, future.result())
+                bar.update(batch.last_line - done_line)
+                done_line = batch.last_line
             while in_flight:
                 lines_of_batch, future = in_flight.popleft()
                 collect(lines_of_batch, future.result())
         finally:
+            sys.setswitchinterval(switch_interval)
+            batches.close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         bar.update(max(bar.total - done_line, 0))
