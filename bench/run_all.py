@@ -40,7 +40,7 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # The data set of each scale (seed_demo's arguments) and each script's size at that scale.
 SCALES = {
     "small": {"customers": 3_000, "merchants": 100, "campaigns": 20, "days": 30, "events": 150_000,
-              "ingest_events": 10_000, "ab_users": 20_000, "ab_noise": 10_000, "ab_repeat": 3,
+              "ingest_events": 100_000, "ab_users": 20_000, "ab_noise": 10_000, "ab_repeat": 3,
               "api_clients": 30, "api_requests": 10,
               "load": ["--analytics-users", "100", "--ab-users", "50", "--spike", "500", "1000",
                        "--duration", "30", "--hold", "20", "--after", "70"],
