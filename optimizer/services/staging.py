@@ -96,7 +96,7 @@ def swap(target: type[models.Model], stage_model: type[StagedRow], run: str, ord
     Returns the rows written. The staged rows of the run are deleted afterwards.
     """
     q = connection.ops.quote_name
-    columns = [f.column for f in target._meta.concrete_fields if not f.primary_key]
+    columns = [str(f.column) for f in target._meta.concrete_fields if not f.primary_key]
     staged = q(stage_model._meta.db_table)
     sql = (
         f"INSERT INTO {q(target._meta.db_table)} ({', '.join(q(c) for c in columns)}) "
@@ -106,11 +106,11 @@ def swap(target: type[models.Model], stage_model: type[StagedRow], run: str, ord
         f"WHERE s.run = %s ORDER BY {', '.join('s.' + q(c) for c in order_by)}"
     )
     with transaction.atomic():
-        target.objects.all().delete()
+        target._default_manager.all().delete()
         with connection.cursor() as cursor:
             cursor.execute(sql, [run, run])
             written = cursor.rowcount
-    stage_model.objects.filter(run=run).delete()
+    stage_model._default_manager.filter(run=run).delete()
     return int(written)
 
 
@@ -135,14 +135,14 @@ def run_in_parts(
     ranges = customer_ranges(parts or PARTS_PER_PROCESS * (helpers + 1))
     progress.total(sum(count for _, _, count in ranges) + 1)  # a step per customer, +1: the swap
     # Rows of runs that died before their swap (only one run of a job works at a time: the job's lock).
-    stage_model.objects.exclude(run=run).delete()
+    stage_model._default_manager.exclude(run=run).delete()
     specs = part_specs(run=run, model=model, now=now, ranges=ranges)
     try:
         fanout.run_parts(part_worker, specs, advance=progress.advance, helpers=helpers)
         written = swap(target, stage_model, run, order_by)
     except Exception:
         try:  # the real table is untouched; leave no staged rows behind either
-            stage_model.objects.filter(run=run).delete()
+            stage_model._default_manager.filter(run=run).delete()
         except Exception:
             log.exception("fan-out run %s: could not delete its staged rows (the next run will)", run)
         raise
