@@ -319,6 +319,18 @@ def make_unlogged(table: str, using: Any = None) -> None:
         cursor.execute(f"ALTER TABLE {conn.ops.quote_name(table)} SET UNLOGGED")
 
 
+def empty_table(table: str) -> None:
+    """Delete every row of ``table`` (a staging area between runs).
+
+    PostgreSQL: ``TRUNCATE``: no per-row work and the space is returned at once (a DELETE of a few hundred
+    thousand staged rows cost about a second and left them for vacuum); it waits for a transaction still
+    writing the table to end. Elsewhere: ``DELETE`` (SQLite empties a table without a WHERE at once too).
+    """
+    quoted = connection.ops.quote_name(table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {quoted}" if connection.vendor == "postgresql" else f"DELETE FROM {quoted}")
+
+
 # --- locks ---------------------------------------------------------------------------------------
 
 

@@ -187,7 +187,6 @@ class SendTimeStage(StagedRow):
 
     class Meta:
         db_table = "user_send_times_stage"
-        indexes = [models.Index(fields=["run", "part", "attempt"], name="send_times_stage_run")]
 
 
 class AffinityStage(StagedRow):
@@ -202,7 +201,6 @@ class AffinityStage(StagedRow):
 
     class Meta:
         db_table = "user_merchant_affinity_stage"
-        indexes = [models.Index(fields=["run", "part", "attempt"], name="affinity_stage_run")]
 
 
 class PageSnapshot(models.Model):

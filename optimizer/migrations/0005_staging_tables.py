@@ -36,7 +36,6 @@ class Migration(migrations.Migration):
             ],
             options={
                 'db_table': 'user_merchant_affinity_stage',
-                'indexes': [models.Index(fields=['run', 'part', 'attempt'], name='affinity_stage_run')],
             },
         ),
         migrations.CreateModel(
@@ -57,7 +56,6 @@ class Migration(migrations.Migration):
             ],
             options={
                 'db_table': 'user_send_times_stage',
-                'indexes': [models.Index(fields=['run', 'part', 'attempt'], name='send_times_stage_run')],
             },
         ),
         migrations.RunPython(unlogged, migrations.RunPython.noop),

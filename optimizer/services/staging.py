@@ -15,7 +15,9 @@ happens to run, and the per-row maths does not depend on which other customers a
 Why attempts: a part whose helper died after writing (or a slow helper and the run, both) leaves two
 complete attempts of the same rows (each attempt is written in one transaction: all or nothing); the
 swap takes one attempt per part (the smallest id), so no row is staged twice into the real table. An
-attempt that commits after the swap is left with its run's id and deleted by the job's next run.
+attempt that commits after the swap is left with its run's id and deleted by the job's next run, which
+empties the staging table first (one run of a job works at a time: the job's lock). No index on the
+staging tables: the swap reads all of it, and each index would cost every part's write.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import pandas as pd
 from django.db import connection, models, transaction
 
 from campaigns.models import Customer
-from marketing_ai import fanout
+from marketing_ai import db, fanout
 from marketing_ai.jobs import Progress
 from optimizer import features
 from optimizer.models import MLModel, StagedRow
@@ -93,7 +95,7 @@ def swap(target: type[models.Model], stage_model: type[StagedRow], run: str, ord
     """Replace every row of ``target`` by the run's staged rows (one attempt per part), in one transaction.
 
     ``order_by``: the real table's row order as the one-process run writes it (ids in the same order).
-    Returns the rows written. The staged rows of the run are deleted afterwards.
+    Returns the rows written. The staging table is emptied afterwards (it holds this run's rows only).
     """
     q = connection.ops.quote_name
     columns = [str(f.column) for f in target._meta.concrete_fields if not f.primary_key]
@@ -110,7 +112,8 @@ def swap(target: type[models.Model], stage_model: type[StagedRow], run: str, ord
         with connection.cursor() as cursor:
             cursor.execute(sql, [run, run])
             written = cursor.rowcount
-    stage_model._default_manager.filter(run=run).delete()
+    # One run of a job at a time (the job's lock): the staging table holds this run's rows only.
+    db.empty_table(stage_model._meta.db_table)
     return int(written)
 
 
@@ -134,15 +137,15 @@ def run_in_parts(
     run = uuid.uuid4().hex
     ranges = customer_ranges(parts or PARTS_PER_PROCESS * (helpers + 1))
     progress.total(sum(count for _, _, count in ranges) + 1)  # a step per customer, +1: the swap
-    # Rows of runs that died before their swap (only one run of a job works at a time: the job's lock).
-    stage_model._default_manager.exclude(run=run).delete()
+    # Rows of a run that died before its swap (only one run of a job works at a time: the job's lock).
+    db.empty_table(stage_model._meta.db_table)
     specs = part_specs(run=run, model=model, now=now, ranges=ranges)
     try:
         fanout.run_parts(part_worker, specs, advance=progress.advance, helpers=helpers)
         written = swap(target, stage_model, run, order_by)
     except Exception:
         try:  # the real table is untouched; leave no staged rows behind either
-            stage_model._default_manager.filter(run=run).delete()
+            db.empty_table(stage_model._meta.db_table)
         except Exception:
             log.exception("fan-out run %s: could not delete its staged rows (the next run will)", run)
         raise
