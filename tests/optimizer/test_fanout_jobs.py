@@ -222,3 +222,15 @@ def test_the_staging_tables_skip_the_write_ahead_log_on_postgresql(postgres):
         cursor.execute("SELECT relname, relpersistence FROM pg_class WHERE relname IN (%s, %s)",
                        [SendTimeStage._meta.db_table, AffinityStage._meta.db_table])
         assert dict(cursor.fetchall()) == {SendTimeStage._meta.db_table: "u", AffinityStage._meta.db_table: "u"}
+
+
+@pytest.mark.django_db
+def test_empty_table_removes_every_row_of_the_staging_table_on_either_database():
+    from marketing_ai import db
+
+    for run in ("a", "b"):
+        SendTimeStage.objects.create(run=run, part=0, attempt="x", customer_id=1, last_updated=timezone.now(),
+                                     local_send_time=dt.time(9), utc_send_time=dt.time(8), expected_improvement=0.0,
+                                     confidence=0.0, events_used=0, method="fallback")
+    db.empty_table(SendTimeStage._meta.db_table)
+    assert not SendTimeStage.objects.exists()
