@@ -1,7 +1,8 @@
 """Sharing one job run's parts with idle Celery workers, so more workers finish a long run sooner.
 
-A job that splits its work into independent, idempotent parts (the daily aggregation's day chunks)
-calls ``run_parts``. The run that holds the job's lock (the *owner*) posts the parts on a board in
+A job that splits its work into independent, idempotent parts (the daily aggregation's day chunks;
+``send_times`` and ``merchant_affinity``'s customer ranges, staged and swapped in by
+``optimizer.services.staging``) calls ``run_parts``. The run that holds the job's lock (the *owner*) posts the parts on a board in
 Redis, sends ``JOB_FANOUT_HELPERS`` helper tasks (``marketing_ai.fanout_help``) and then works through
 the board itself; each helper takes parts from the same board until it is empty. The owner returns
 when every part is done, so the job's lock, its ``job_runs`` row and its result mean what they mean
