@@ -97,12 +97,15 @@ def main() -> None:
     def send_time_floor():
         base = features.customers()
         counts = features.open_hour_counts(None, timezone.now(), frame=base).to_numpy()
-        artifact = training.load_active(ModelType.SEND_TIME).artifact
+        loaded = training.load_active(ModelType.SEND_TIME)
+        assert loaded is not None, "train_all trained no send-time model"
+        artifact = loaded.artifact
         segments = training.segment_codes(base["segment"])
         return lambda: len(send_time_ml.recommend(artifact, counts, segments)["hour"])
 
     def affinity_floor():
         loaded = training.load_active(ModelType.AFFINITY)
+        assert loaded is not None, "train_all trained no affinity model"
         pks = features.customers().index.to_numpy()
         inter = features.customer_merchant_interactions(None, timezone.now())
         weights = training.interaction_matrix(inter, pks, loaded.artifact["merchant_pks"], "weight")
