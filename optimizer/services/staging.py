@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # Each part reads the events of its customers; the events have no customer index (ingestion pays for every
 # index), so each part scans them: few parts per process, not the aggregation's four.
 PARTS_PER_PROCESS = 2
+# A part a helper has held this many times longer than the run's own slowest part is done by the run too.
+REDO_SLOW = 3.0
 
 
 def pk_ranges(pks: Sequence[int] | np.ndarray, parts: int) -> list[tuple[int, int, int]]:
@@ -141,7 +143,9 @@ def run_in_parts(
     db.empty_table(stage_model._meta.db_table)
     specs = part_specs(run=run, model=model, now=now, ranges=ranges)
     try:
-        fanout.run_parts(part_worker, specs, advance=progress.advance, helpers=helpers)
+        # A helper much slower than this run (a fresh process loading scikit-learn and the model): its part is
+        # done here too rather than waited for; the swap takes one attempt of it.
+        fanout.run_parts(part_worker, specs, advance=progress.advance, helpers=helpers, redo_slow=REDO_SLOW)
         written = swap(target, stage_model, run, order_by)
     except Exception:
         try:  # the real table is untouched; leave no staged rows behind either

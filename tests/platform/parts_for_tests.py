@@ -17,8 +17,15 @@ log = logging.getLogger(__name__)
 
 
 def slow_part(spec: dict) -> int:
-    """A part that takes a while, so a helper started with the run surely gets some."""
-    time.sleep(float(spec.get("seconds", 0.3)))
+    """A part that takes a while, so a helper started with the run surely gets some.
+
+    ``FANOUT_TEST_HELPER_SECONDS`` (a worker's environment only): in that process every part takes that
+    long instead, as a helper far slower than the run (a fresh process loading its libraries).
+    """
+    helper_seconds = os.environ.get("FANOUT_TEST_HELPER_SECONDS")
+    if helper_seconds:
+        log.warning("test: part %s taken by a slow helper", spec["rows"])
+    time.sleep(float(helper_seconds or spec.get("seconds", 0.3)))
     return int(spec["rows"])
 
 

@@ -122,3 +122,28 @@ def test_the_jobs_fan_out_over_a_real_worker_and_write_the_rows_of_one_process(
             wait_for(lambda part=part: f"test: {part} part" in log.read_text(), timeout=30, proc=worker, log=log,
                      what=f"a helper's {name} part written, then failed")
     connection.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_with_redo_slow_the_run_does_a_part_a_slow_helper_holds_instead_of_waiting_for_it(
+    postgres, redis_url, settings, tmp_path
+):
+    from marketing_ai import fanout
+    from tests.platform import parts_for_tests  # noqa: F401  (the slow part worker, here too)
+
+    queue = f"fanout-slow-{uuid.uuid4().hex[:10]}"
+    settings.JOB_FANOUT_QUEUE, settings.JOB_FANOUT_PART_TIMEOUT = queue, 600
+    log = tmp_path / "slow-worker.log"
+    env = subprocess_env(redis_url, FANOUT_TEST_HELPER_SECONDS="300")
+    with background(_worker_args(queue), env, log) as worker:
+        wait_for(lambda: "ready" in log.read_text(), timeout=120, proc=worker, log=log, what="worker start")
+        rows = fanout.run_parts("platform_slow_part", [{"rows": i, "seconds": 0.5} for i in range(10)],
+                                helpers=1, redo_slow=3)
+        assert rows == sum(range(10))
+        # A helper took a part and still holds it (it sleeps 300 s): the run did that part itself and ended
+        # (without redo_slow it would have waited JOB_FANOUT_PART_TIMEOUT, 600 s).
+        wait_for(lambda: "taken by a slow helper" in log.read_text(), timeout=30, proc=worker, log=log,
+                 what="a part taken by the slow helper")
+        assert "done here" not in log.read_text()
