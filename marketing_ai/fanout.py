@@ -1,7 +1,8 @@
 """Sharing one job run's parts with idle Celery workers, so more workers finish a long run sooner.
 
-A job that splits its work into independent, idempotent parts (the daily aggregation's day chunks)
-calls ``run_parts``. The run that holds the job's lock (the *owner*) posts the parts on a board in
+A job that splits its work into independent, idempotent parts (the daily aggregation's day chunks;
+``send_times`` and ``merchant_affinity``'s customer ranges, staged and swapped in by
+``optimizer.services.staging``) calls ``run_parts``. The run that holds the job's lock (the *owner*) posts the parts on a board in
 Redis, sends ``JOB_FANOUT_HELPERS`` helper tasks (``marketing_ai.fanout_help``) and then works through
 the board itself; each helper takes parts from the same board until it is empty. The owner returns
 when every part is done, so the job's lock, its ``job_runs`` row and its result mean what they mean
@@ -129,11 +130,17 @@ def run_parts(
     *,
     advance: Callable[[int], None] | None = None,
     helpers: int | None = None,
+    redo_slow: float = 0,
 ) -> int:
     """Do every part of ``specs`` with the worker registered as ``name``; returns the rows written.
 
     ``advance(n)`` is called as parts finish (here or in a helper), for a progress bar: ``n`` is the
     finished parts' ``weight`` (a spec's optional key, default 1), e.g. the days of a chunk.
+    ``redo_slow``: when > 0 and nothing is left to take, a part a helper has held longer than
+    ``redo_slow`` times this run's slowest own part (and at least a second) is done here too, instead of
+    waiting up to ``JOB_FANOUT_PART_TIMEOUT`` (a fresh helper process loading its libraries, a slow
+    machine). Only for parts whose doing twice at the same moment is harmless (staged attempts,
+    ``optimizer.services.staging``); two concurrent upserts of the same rows could deadlock.
     """
     work = PART_WORKERS[name]
     advance = advance or (lambda n: None)
@@ -151,7 +158,7 @@ def run_parts(
     board.post(name, specs)
     try:
         _send_helpers(board, min(helpers, len(specs) - 1))
-        return _own_run(board, work, specs, advance)
+        return _own_run(board, work, specs, advance, redo_slow)
     finally:
         board.clear()
 
@@ -167,8 +174,10 @@ def _send_helpers(board: Board, count: int) -> None:
             return
 
 
-def _own_run(board: Board, work: PartWorker, specs: Sequence[dict[str, Any]], advance: Callable[[int], None]) -> int:
+def _own_run(board: Board, work: PartWorker, specs: Sequence[dict[str, Any]], advance: Callable[[int], None],
+             redo_slow: float = 0) -> int:
     reported: set[int] = set()
+    own: list[float] = []  # seconds this run took for each of its own parts
 
     def report(finished: dict[int, Any]) -> None:
         new = finished.keys() - reported
@@ -179,13 +188,17 @@ def _own_run(board: Board, work: PartWorker, specs: Sequence[dict[str, Any]], ad
     while True:
         index = board.take()
         if index is not None:
+            began = time.monotonic()
             board.finish(index, work(specs[index]))
+            own.append(time.monotonic() - began)
         else:
             finished = board.finished()
             if len(finished) == len(specs):
                 report(finished)
                 return sum(int(d["rows"]) for d in finished.values())
             orphans = board.orphaned(settings.JOB_FANOUT_PART_TIMEOUT, finished)
+            if not orphans and redo_slow > 0 and own:
+                orphans = board.orphaned(max(1.0, redo_slow * max(own)), finished)[:1]
             for orphan in orphans:
                 log.warning("fan-out %s: part %d was not finished by its helper; doing it here", board.key, orphan)
                 board.finish(orphan, work(specs[orphan]))

@@ -27,7 +27,7 @@ class OptimizerConfig(AppConfig):
         """
         from celery.schedules import crontab
 
-        from marketing_ai import jobs
+        from marketing_ai import fanout, jobs
         from optimizer.services import affinity, recommendations, send_times, training
 
         # The crontabs are the seed's (a test compares them with jobs.SEED_SCHEDULES).
@@ -37,6 +37,9 @@ class OptimizerConfig(AppConfig):
                       after=("model_retraining",))
         jobs.register(affinity.update_merchant_affinity, "merchant_affinity",
                       schedule=crontab(minute=0, hour="0,6,12,18"), after=("model_retraining",))
+        # Their fan-out parts (optimizer.services.staging), known to every process that may help.
+        fanout.register_part_worker(send_times.PART_WORKER, send_times.stage_part)
+        fanout.register_part_worker(affinity.PART_WORKER, affinity.stage_part)
         jobs.register(
             recommendations.generate_optimizations,
             "campaign_optimizations",

@@ -154,9 +154,16 @@ def parse_moments(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
-def customers() -> pd.DataFrame:
-    """Every customer: pk (index), external id, time zone, segment name, signup date."""
-    rows = Customer.objects.values_list("id", "customer_id", "timezone", "segment__name", "signup_date", "created_at").order_by()
+PkRange = tuple[int, int]  # customer pks lo..hi, both included: one fan-out part of a per-customer job
+
+
+def _in_range(qs, pk_range: PkRange | None, field: str = "customer_id"):
+    return qs if pk_range is None else qs.filter(**{f"{field}__gte": pk_range[0], f"{field}__lte": pk_range[1]})
+
+
+def customers(pk_range: PkRange | None = None) -> pd.DataFrame:
+    """Every customer (or those with a pk in ``pk_range``): pk (index), external id, time zone, segment name, signup date."""
+    rows = _in_range(Customer.objects.all(), pk_range, "id").values_list("id", "customer_id", "timezone", "segment__name", "signup_date", "created_at").order_by()
     frame = fetch(rows, ["pk", "customer_id", "timezone", "segment", "signup_date", "created_at"])
     frame["signup_date"] = pd.to_datetime(frame["signup_date"]).dt.date
     return frame.set_index("pk").sort_index()
@@ -279,16 +286,17 @@ def customer_frame_pair(first: dt.datetime, second: dt.datetime, end: dt.datetim
 
 
 def open_hour_counts(
-    start: dt.datetime | None, end: dt.datetime | None, *, frame: pd.DataFrame | None = None
+    start: dt.datetime | None, end: dt.datetime | None, *, frame: pd.DataFrame | None = None,
+    pk_range: PkRange | None = None,
 ) -> pd.DataFrame:
     """Opens per customer by local hour: index customer pk (every customer), columns 0..23.
 
     Counted per customer and UTC quarter-hour in the database (quarter hours, because some zones
     are offset by 30 or 45 minutes); each group of customers sharing a time zone is converted in
-    one vectorised ``tz_convert``.
+    one vectorised ``tz_convert``. ``pk_range``: only the opens of those customers (``frame`` holds them).
     """
-    base = frame if frame is not None else customers()
-    return _open_hour_counts_at(start, [end], base)[0]
+    base = frame if frame is not None else customers(pk_range)
+    return _open_hour_counts_at(start, [end], base, pk_range)[0]
 
 
 def open_hour_counts_until(
@@ -335,12 +343,13 @@ def send_outcomes(
     return pd.DataFrame({"position": position[is_send], "campaign": campaign[is_send], "slot": slot, "opened": was_opened})
 
 
-def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | None], base: pd.DataFrame) -> list[pd.DataFrame]:
+def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | None], base: pd.DataFrame,
+                         pk_range: PkRange | None = None) -> list[pd.DataFrame]:
     """``open_hour_counts(start, end)`` for each of ``ends``, from one grouped query."""
     last = None if any(e is None for e in ends) else max(ends)
     counts = {f"n{i}": Count("id", filter=Q(occurred_at__lt=e) if e is not None else None) for i, e in enumerate(ends)}
     rows = (
-        _window(Event.objects.filter(type=T.NOTIFICATION_OPENED, customer__isnull=False), start, last)
+        _window(_in_range(Event.objects.filter(type=T.NOTIFICATION_OPENED, customer__isnull=False), pk_range), start, last)
         .annotate(hour=utc_hour_text(), quarter=utc_quarter())
         .values("customer_id", "hour", "quarter")
         .annotate(**counts)
@@ -360,26 +369,38 @@ def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | Non
     return [pd.DataFrame(o, index=base.index, columns=range(HOURS)) for o in out]
 
 
+def _interaction_events(start: dt.datetime | None, end: dt.datetime, pk_range: PkRange | None = None):
+    qs = Event.objects.filter(customer__isnull=False, merchant__isnull=False, type__in=list(INTERACTION_WEIGHTS))
+    return _window(_in_range(qs, pk_range), start, end).annotate(day=_utc_day_text())
+
+
+def _decayed_weight(frame: pd.DataFrame, end: dt.datetime, half_life_days: float) -> pd.Series:
+    """Each (type, day) group's interaction weight, halved every ``half_life_days`` of age at ``end``."""
+    age = (pd.Timestamp(end).tz_convert(None).normalize() - pd.to_datetime(frame["day"])).dt.days.clip(lower=0)
+    return frame["type"].map(INTERACTION_WEIGHTS).astype(float) * frame["n"] * np.power(0.5, age / half_life_days)
+
+
 def customer_merchant_interactions(
-    start: dt.datetime | None, end: dt.datetime, *, half_life_days: float = HALF_LIFE_DAYS
+    start: dt.datetime | None, end: dt.datetime, *, half_life_days: float = HALF_LIFE_DAYS,
+    pk_range: PkRange | None = None,
 ) -> pd.DataFrame:
     """Per (customer pk, merchant pk): decayed ``weight``, ``interactions``, ``conversions``, ``revenue``.
 
     Events are counted per customer, merchant, type and day in the database; the decay
     ``0.5 ** (age_days / half_life_days)`` (age from the day to ``end``) is applied in pandas.
+    ``pk_range``: only those customers' interactions (one fan-out part of the affinity job).
     """
-    rows = (
-        _window(Event.objects.filter(customer__isnull=False, merchant__isnull=False, type__in=list(INTERACTION_WEIGHTS)), start, end)
-        .annotate(day=_utc_day_text())
-        .values("customer_id", "merchant_id", "type", "day")
-        .annotate(n=Count("id"), revenue=Sum("amount"))
-    )
+    rows = _interaction_events(start, end, pk_range).values("customer_id", "merchant_id", "type", "day").annotate(
+        n=Count("id"), revenue=Sum("amount"))
     frame = fetch(rows.order_by())
     out_cols = ["customer_id", "merchant_id", "weight", "interactions", "conversions", "revenue"]
     if frame.empty:
         return pd.DataFrame(columns=out_cols)
-    age = (pd.Timestamp(end).tz_convert(None).normalize() - pd.to_datetime(frame["day"])).dt.days.clip(lower=0)
-    frame["weight"] = frame["type"].map(INTERACTION_WEIGHTS).astype(float) * frame["n"] * np.power(0.5, age / half_life_days)
+    # A fixed order before summing: a float sum depends on its order, and the database returns groups in any
+    # order (a query over a range of customers in another than one over all), so a customer's weights would
+    # otherwise differ in the last bit between the whole run and a fan-out part.
+    frame = frame.sort_values(["customer_id", "merchant_id", "type", "day"], kind="stable", ignore_index=True)
+    frame["weight"] = _decayed_weight(frame, end, half_life_days)
     is_conversion = frame["type"] == T.CONVERSION
     frame["conversions"] = np.where(is_conversion, frame["n"], 0)
     frame["revenue"] = np.where(is_conversion, frame["revenue"].astype(float).fillna(0.0), 0.0)
@@ -387,6 +408,18 @@ def customer_merchant_interactions(
         weight=("weight", "sum"), interactions=("n", "sum"), conversions=("conversions", "sum"), revenue=("revenue", "sum")
     )
     return grouped.reset_index()[out_cols]
+
+
+def merchant_interaction_weights(end: dt.datetime, *, half_life_days: float = HALF_LIFE_DAYS) -> pd.DataFrame:
+    """Per merchant pk: the decayed interaction ``weight`` of all customers up to ``end`` (what
+    ``customer_merchant_interactions`` sums to per merchant), from one grouped query of a few rows per merchant and day."""
+    rows = _interaction_events(None, end).values("merchant_id", "type", "day").annotate(n=Count("id"))
+    frame = fetch(rows.order_by())
+    if frame.empty:
+        return pd.DataFrame(columns=["merchant_id", "weight"])
+    frame = frame.sort_values(["merchant_id", "type", "day"], kind="stable", ignore_index=True)
+    frame["weight"] = _decayed_weight(frame, end, half_life_days)
+    return frame.groupby("merchant_id", sort=True, as_index=False)["weight"].sum()
 
 
 def offer_exposures(start: dt.datetime | None, end: dt.datetime | None) -> pd.DataFrame:

@@ -153,6 +153,56 @@ class UserSendTime(models.Model):
         return f"{self.customer_id} {self.local_send_time:%H:%M} ({self.method})"
 
 
+class StagedRow(models.Model):
+    """A row a fan-out part of a per-customer job computed, waiting for the run's swap (optimizer.services.staging).
+
+    ``run`` names the job run, ``part`` its part, ``attempt`` one execution of that part: a part done twice
+    (its helper died after writing) leaves two attempts, and the swap takes one of them. Plain integer
+    columns, no foreign keys: the swap into the real table checks those. UNLOGGED on PostgreSQL (migration
+    0005, ``marketing_ai.db.make_unlogged``).
+    """
+
+    run = models.CharField(max_length=32)
+    part = models.PositiveIntegerField()
+    attempt = models.CharField(max_length=32)
+    customer_id = models.BigIntegerField()
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"run {self.run} part {self.part}: customer {self.customer_id}"
+
+
+class SendTimeStage(StagedRow):
+    """``user_send_times`` rows of a fan-out run's parts, before the swap."""
+
+    local_send_time = models.TimeField()
+    utc_send_time = models.TimeField()
+    expected_improvement = models.FloatField()
+    confidence = models.FloatField()
+    events_used = models.PositiveIntegerField()
+    method = models.CharField(max_length=16)
+
+    class Meta:
+        db_table = "user_send_times_stage"
+
+
+class AffinityStage(StagedRow):
+    """``user_merchant_affinity`` rows of a fan-out run's parts, before the swap."""
+
+    merchant_id = models.BigIntegerField()
+    rank = models.PositiveSmallIntegerField()
+    affinity_score = models.FloatField()
+    engagement_level = models.CharField(max_length=8)
+    avg_purchase_value = models.DecimalField(max_digits=14, decimal_places=2)
+    confidence = models.FloatField()
+
+    class Meta:
+        db_table = "user_merchant_affinity_stage"
+
+
 class PageSnapshot(models.Model):
     """An event aggregate the /optimize/ page draws, computed by the daily job instead of on each request.
 

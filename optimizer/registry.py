@@ -237,8 +237,13 @@ def load_active(model_type: str) -> Loaded | None:
     record = MLModel.objects.filter(model_type=model_type, is_active=True).first()
     if record is None:
         return None
-    key = (record.artifact_path, record.artifact_sha256)
-    return Loaded(record=record, artifact=artifact_cache().get(key, lambda: load(record)))
+    return Loaded(record=record, artifact=load_cached(record))
+
+
+def load_cached(record: MLModel) -> dict[str, Any]:
+    """``load(record)`` through this process's cache: a fan-out part loads the version its run recorded,
+    active or not by now, and a helper doing several parts of one run reads it once."""
+    return artifact_cache().get((record.artifact_path, record.artifact_sha256), lambda: load(record))
 
 
 def activate(model_type: str, version: int) -> MLModel:

@@ -14,7 +14,9 @@ per customer are written to ``user_merchant_affinity`` with:
 
 Customers with no interactions at all get no rows: the read side (``optimizer.selectors.affinity_answer``)
 answers them with the popular merchants, ``method: "fallback"``. The table is replaced in one
-transaction (a customer who lost its history loses its stale rows), so the job is idempotent.
+transaction (a customer who lost its history loses its stale rows), so the job is idempotent. With
+``JOB_FANOUT_HELPERS`` the customers are scored in parts by idle workers and swapped in together
+(``optimizer.services.staging``): the same rows.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import Merchant
+from marketing_ai import fanout
 from marketing_ai.jobs import NullProgress, Progress
 from optimizer import features, registry
 from optimizer.ml import affinity
-from optimizer.models import ModelType, UserMerchantAffinity
-from optimizer.services import bulk
+from optimizer.models import AffinityStage, MLModel, ModelType, UserMerchantAffinity
+from optimizer.services import bulk, staging
 from optimizer.services.training import interaction_matrix, load_active
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 TOP_K = affinity.TOP_K
 HIGH_CONVERSIONS, HIGH_INTERACTIONS, MEDIUM_INTERACTIONS = 2, 10, 3
 CONFIDENCE_HALF = 10.0
+PART_WORKER = "merchant_affinity.part"  # the fan-out part worker's name (optimizer/apps.py registers it)
 
 
 # Below this share of current interaction weight on merchants the champion knows, the champion is
@@ -93,6 +97,16 @@ def compute(now=None, *, artifact: dict | None = None) -> pd.DataFrame:
         merchant_pks = np.array(sorted(Merchant.objects.values_list("id", flat=True)), dtype=np.int64)
     weights = interaction_matrix(inter, customer_pks, merchant_pks, "weight")
     artifact = loaded.artifact if loaded is not None else fit_now(weights, merchant_pks)
+    return rows_for(inter, customer_pks, weights, artifact, merchant_pks, now)
+
+
+def rows_for(inter: pd.DataFrame, customer_pks: np.ndarray, weights, artifact: dict, merchant_pks: np.ndarray,
+             now) -> pd.DataFrame:
+    """The rows of ``customer_pks`` (their ``inter``-actions and ``weights`` matrix, rows in that order).
+
+    Each customer's rows depend on its own interactions only: a fan-out part scores its customers alone
+    and gets their rows of the whole run.
+    """
     # Rows only for customers with interactions: the rest would all get the same popularity list,
     # which the read side serves as its fallback (about half the rows at 1M customers, and half the write).
     with_history = np.diff(weights.indptr) > 0
@@ -124,9 +138,56 @@ def compute(now=None, *, artifact: dict | None = None) -> pd.DataFrame:
     return rows.drop(columns=["interactions", "conversions", "revenue"])
 
 
+def stage_part(spec: dict) -> int:
+    """One fan-out part (``optimizer.services.staging``): the customers ``lo..hi`` scored by the run's model version."""
+    now, pk_range = staging.spec_moment(spec), (int(spec["lo"]), int(spec["hi"]))
+    artifact = registry.load_cached(staging.spec_model(spec))
+    merchant_pks = np.asarray(artifact["merchant_pks"], dtype=np.int64)
+    half_life = artifact.get("half_life_days", features.HALF_LIFE_DAYS)
+    customer_pks = features.customers(pk_range).index.to_numpy()
+    inter = features.customer_merchant_interactions(None, now, half_life_days=half_life, pk_range=pk_range)
+    weights = interaction_matrix(inter, customer_pks, merchant_pks, "weight")
+    return staging.stage(AffinityStage, spec, rows_for(inter, customer_pks, weights, artifact, merchant_pks, now))
+
+
+def compute_in_parts(*, model: MLModel, now, helpers: int, progress: Progress | None = None,
+                     parts: int | None = None) -> int:
+    """The job's fanned-out run: parts by customer range, staged, swapped into ``user_merchant_affinity`` in one transaction."""
+    return staging.run_in_parts(
+        part_worker=PART_WORKER, target=UserMerchantAffinity, stage_model=AffinityStage,
+        order_by=["customer_id", "rank"], model=model, now=now, progress=progress or NullProgress(),
+        helpers=helpers, parts=parts,
+    )
+
+
+def fan_out_model(now) -> MLModel | None:
+    """The champion a fanned-out run scores with, or None when the run must be one process: no champion yet,
+    or one that knows too few of today's merchants (both fit a model on every customer's interactions).
+
+    The champion's knowledge is judged on per-merchant totals (a small grouped query) instead of every
+    customer's interactions, which only the parts read.
+    """
+    loaded = load_active(ModelType.AFFINITY)
+    if loaded is None or loaded.record is None:
+        return None
+    half_life = loaded.artifact.get("half_life_days", features.HALF_LIFE_DAYS)
+    totals = features.merchant_interaction_weights(now, half_life_days=half_life)
+    merchant_pks = np.asarray(loaded.artifact["merchant_pks"], dtype=np.int64)
+    if known_merchant_share(totals, merchant_pks) < MIN_KNOWN_MERCHANT_SHARE:
+        return None
+    return loaded.record
+
+
 def update_merchant_affinity(*, progress: Progress | None = None) -> int:
     """Top merchants per customer with affinity score, engagement level, average purchase value and confidence."""
     progress = progress or NullProgress()
+    helpers = fanout.helpers_configured()
+    if helpers:
+        now = timezone.now()
+        model = fan_out_model(now)
+        if model is not None:
+            return compute_in_parts(model=model, now=now, helpers=helpers, progress=progress)
+        log.info("merchant_affinity: no usable champion; fitting on all customers' history in one process")
     rows = compute()
     progress.total(len(rows))
     with transaction.atomic():

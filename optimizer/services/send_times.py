@@ -5,7 +5,8 @@ model (``optimizer.ml.send_time``): a personal hour when the customer has at lea
 ``MIN_EVENTS`` (5) opens, else the population's best hour marked "fallback". The local time is
 ``HH:00`` in the customer's own time zone; ``utc_send_time`` is that moment today in UTC (it moves
 by an hour across daylight-saving changes, hence recomputed daily). The table is replaced in one
-transaction, so the job is idempotent.
+transaction, so the job is idempotent. With ``JOB_FANOUT_HELPERS`` the customers are scored in parts by
+idle workers and swapped in together (``optimizer.services.staging``): the same rows.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ import pandas as pd
 from django.db import transaction
 from django.utils import timezone
 
+from marketing_ai import fanout
 from marketing_ai.jobs import NullProgress, Progress
-from optimizer import features
+from optimizer import features, registry
 from optimizer.ml import send_time
-from optimizer.models import ModelType, UserSendTime
-from optimizer.services import bulk
+from optimizer.models import MLModel, ModelType, SendTimeStage, UserSendTime
+from optimizer.services import bulk, staging
 from optimizer.services.training import load_active, segment_codes
 
 log = logging.getLogger(__name__)
+
+PART_WORKER = "send_times.part"  # the fan-out part worker's name (optimizer/apps.py registers it)
 
 
 def model_artifact(counts: np.ndarray, segments: np.ndarray) -> dict:
@@ -58,7 +62,16 @@ def compute(now: dt.datetime | None = None, *, artifact: dict | None = None) -> 
     base = features.customers()
     counts = features.open_hour_counts(None, now, frame=base).to_numpy()
     segments = segment_codes(base["segment"])
-    rec = send_time.recommend(artifact or model_artifact(counts, segments), counts, segments)
+    return rows_for(base, counts, artifact or model_artifact(counts, segments), now)
+
+
+def rows_for(base: pd.DataFrame, counts: np.ndarray, artifact: dict, now: dt.datetime) -> pd.DataFrame:
+    """The rows of the customers of ``base`` (their open-hour ``counts`` in the same order), scored by ``artifact``.
+
+    Each row depends on its own customer only: a fan-out part scores its customers alone and gets their rows
+    of the whole run.
+    """
+    rec = send_time.recommend(artifact, counts, segment_codes(base["segment"]))
     zones = base["timezone"].fillna("UTC")
     return pd.DataFrame(
         {
@@ -74,9 +87,34 @@ def compute(now: dt.datetime | None = None, *, artifact: dict | None = None) -> 
     )
 
 
+def stage_part(spec: dict) -> int:
+    """One fan-out part (``optimizer.services.staging``): the customers ``lo..hi`` scored by the run's model version."""
+    now, pk_range = staging.spec_moment(spec), (int(spec["lo"]), int(spec["hi"]))
+    artifact = registry.load_cached(staging.spec_model(spec))
+    base = features.customers(pk_range)
+    counts = features.open_hour_counts(None, now, frame=base, pk_range=pk_range).to_numpy()
+    return staging.stage(SendTimeStage, spec, rows_for(base, counts, artifact, now))
+
+
+def compute_in_parts(*, model: MLModel, now: dt.datetime, helpers: int, progress: Progress | None = None,
+                     parts: int | None = None) -> int:
+    """The job's fanned-out run: parts by customer range, staged, swapped into ``user_send_times`` in one transaction."""
+    return staging.run_in_parts(
+        part_worker=PART_WORKER, target=UserSendTime, stage_model=SendTimeStage, order_by=["customer_id"],
+        model=model, now=now, progress=progress or NullProgress(), helpers=helpers, parts=parts,
+    )
+
+
 def compute_send_times(*, progress: Progress | None = None) -> int:
     """Optimal local send time for every customer (personal, or the population hour as fallback)."""
     progress = progress or NullProgress()
+    helpers = fanout.helpers_configured()
+    if helpers:
+        loaded = load_active(ModelType.SEND_TIME)
+        if loaded is not None and loaded.record is not None:
+            return compute_in_parts(model=loaded.record, now=timezone.now(), helpers=helpers, progress=progress)
+        # Before the first training the model is fitted on every customer's counts: one process.
+        log.info("send_times: no trained send-time model yet; not fanning out")
     rows = compute()
     progress.total(len(rows))
     with transaction.atomic():
