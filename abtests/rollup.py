@@ -33,10 +33,12 @@ from django.db.models import Count, F, Q, QuerySet
 from abtests.models import ABTest, ABTestArmSums, ABTestAssignment, ABTestCustomerOutcome
 from campaigns.ingest.event_table import known_event_ids
 from campaigns.models import Event
+from marketing_ai import db
 
 PRE_PERIOD_DAYS = 28  # CUPED's covariate window before the test's start (selectors.PRE_PERIOD_DAYS)
 FAR_FUTURE = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 SUM_FIELDS = ("customers", "y", "y_sq", "x_customers", "x", "x_sq", "xy_customers", "xy")
+EVENT_ID_LOCKS = 0x4D414931  # the namespace of the event-id locks ("MAI1"; db.lock_keys_for_transaction)
 USERS = ""  # the event_type of the sums row that holds a variant's users
 
 
@@ -150,6 +152,10 @@ def count_new_events(records: Sequence[tuple], *, columns: Sequence[str]) -> Non
     for _, test_id, campaign_id, customer_id, variant_id, assigned_at in assigned:
         by_customer[(campaign_id, customer_id)].append((test_id, variant_id, assigned_at))
     counted = [r for r in relevant if (r[at["campaign_id"]], r[at["customer_id"]]) in by_customer]
+    # Writers of the same new event id take turns too: two batches carrying one id for two different
+    # customers lock different assignments above, so without this both would find the id unstored and
+    # both count it, while only one insert keeps it. Waiting here, the second finds it stored.
+    db.lock_keys_for_transaction(EVENT_ID_LOCKS, [r[at["event_id"]] for r in counted])
     # Stored ids as ingestion sees them: on PostgreSQL the key table, which keeps the ids of events in
     # dropped months too (campaigns.partitions), so a re-sent old event changes nothing here either.
     stored = known_event_ids([r[at["event_id"]] for r in counted])

@@ -5,7 +5,7 @@ demo and the SQLite test leg): ``rows_by_keys`` (key look-ups), ``utc_date_sql``
 in SQL), ``fetch_frame`` (query -> pandas),
 ``copy_in`` (frames -> a table), ``insert_new_rows`` (tuples -> a table, skipping stored keys),
 ``upsert_from_query`` (a query's rows -> tables, updating rows already there), ``advisory_lock`` (a
-lock held by this database session).
+lock held by this database session), ``lock_keys_for_transaction`` (locks on text keys until commit).
 Callers never test ``connection.vendor`` for these.
 
 COPY and server-bound array parameters need the psycopg cursor itself, but a cursor taken from
@@ -369,6 +369,24 @@ def empty_table(table: str) -> None:
 
 
 # --- locks ---------------------------------------------------------------------------------------
+
+
+def lock_keys_for_transaction(namespace: int, keys: Sequence[str]) -> None:
+    """Hold a lock on each text key until this transaction ends, taken in one order (no deadlock between
+    two transactions locking overlapping keys).
+
+    PostgreSQL: transaction-level advisory locks on (``namespace``, ``hashtext(key)``), the two-integer
+    lock space, which never meets ``advisory_lock``'s one-bigint keys; two keys with the same hash only
+    wait for each other more than needed. Elsewhere nothing: SQLite lets one transaction write at a time.
+    """
+    if connection.vendor != "postgresql" or not keys:
+        return
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(%s, h) FROM "
+            "(SELECT DISTINCT hashtext(k) AS h FROM unnest(%s::text[]) AS k ORDER BY h) AS ordered",
+            [namespace, list(keys)],
+        )
 
 
 @contextmanager

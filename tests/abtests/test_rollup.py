@@ -171,3 +171,57 @@ def test_a_test_without_a_kept_rollup_is_analysed_from_the_raw_events():
     arms = selectors.arm_totals(test=test)
     assert sum(a.users for a in arms) == 20 and sum(a.conversions for a in arms) == 7
     assert sum(a.revenue for a in arms) == pytest.approx(35.0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_new_event_id_sent_for_two_customers_at_once_counts_once(postgres):
+    """Two batches in flight at the same time carry the same new event id for two different assigned
+    customers (a sender's bug). Only one insert keeps the event, so only that one may count in the
+    rollup: the second batch waits for the first (``db.lock_keys_for_transaction``), then finds the id
+    stored. (Without the wait both counted it: the sums had one converter the events do not have.)"""
+    import threading
+    import time
+
+    from django.db import connection as main_connection
+    from django.db import connections
+
+    camp = CampaignFactory()
+    c = camp.campaign_id
+    now = timezone.now()
+    ingest_events([{"event_id": f"v_{who}", "type": "view", "occurred_at": (now - dt.timedelta(days=1)).isoformat(),
+                    "customer_id": who, "campaign_id": c} for who in ("x", "y")])
+    test = services.abtest_create(campaign_id=c, test_name="race", sample_size_target=10,
+                                  variants=[services.VariantSpec(name="A", weight=0.5), services.VariantSpec(name="B", weight=0.5)])
+    test = services.abtest_start(test=test)
+    services.abtest_assign(test=test, customer_ids=["x", "y"])
+    conversion = {"event_id": "same_id", "type": "conversion", "occurred_at": (now + dt.timedelta(minutes=5)).isoformat(),
+                  "campaign_id": c, "amount": "10.00"}
+
+    first_written, errors = threading.Event(), []
+
+    def first_batch() -> None:
+        try:
+            with transaction.atomic():
+                assert ingest_events([dict(conversion, customer_id="x")]).stored == 1
+                first_written.set()
+                time.sleep(1.5)  # the second batch starts while this one is uncommitted
+        except Exception as exc:  # noqa: BLE001 (reported to the test's thread)
+            errors.append(exc)
+            first_written.set()
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=first_batch)
+    writer.start()
+    assert first_written.wait(30)
+    second = ingest_events([dict(conversion, customer_id="y", amount="99.00")])
+    writer.join(30)
+    assert not errors and not writer.is_alive()
+    assert (second.stored, second.duplicates) == (0, 1)
+    assert main_connection.vendor == "postgresql"
+
+    kept = _sums_rows(test)
+    converters = sum(row["customers"] for (_, kind), row in kept.items() if kind == "conversion")
+    assert converters == 1
+    rollup.rebuild(test=test)
+    _assert_same_rows(kept, _sums_rows(test))
