@@ -3,7 +3,9 @@
 All three are written only by ``analytics.services.aggregate_days`` (the ``daily_analytics`` job),
 which upserts on each table's unique key and stamps ``computed_at`` with the run's time so that
 rows for a (campaign, day) that no longer has events are removed on re-run.
-Days are UTC calendar days of ``Event.occurred_at``.
+Days are UTC calendar days of ``Event.occurred_at``. On PostgreSQL the three tables keep half of each page
+free (migration 0005): a re-run updates every row of its days in place, and the room keeps those updates
+HOT (no index writes), which halved the nightly one-day run (``marketing_ai.db.leave_room_for_updates``).
 """
 
 from __future__ import annotations

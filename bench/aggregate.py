@@ -305,7 +305,8 @@ def main() -> None:
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE campaigns_event")
         cur.execute("VACUUM ANALYZE campaigns_customer")
-        cur.execute("SELECT count(*), min(occurred_at), max(occurred_at), pg_size_pretty(pg_total_relation_size('campaigns_event')) FROM campaigns_event")
+        cur.execute("SELECT count(*), min(occurred_at), max(occurred_at), pg_size_pretty((SELECT sum(pg_total_relation_size(relid))"
+                    " FROM pg_partition_tree('campaigns_event'))) FROM campaigns_event")  # its partitions' sizes
         n_events, first_at, last_at, size = cur.fetchone()
     first_day, last_day = first_at.date(), last_at.date()
     last_full_day = last_day - dt.timedelta(days=1)

@@ -239,3 +239,23 @@ def test_upsert_from_query_inserts_then_updates_the_same_rows(native):
 
     rows = CampaignAnalyticsDaily.objects.order_by("campaign_id").values_list("campaign_id", "date", "views", "computed_at")
     assert list(rows) == [(c.pk, day, n, later) for c, n in zip(campaigns, [1, 2, 2], strict=True)]
+
+
+def _fillfactor(table: str) -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [table])
+        options = cursor.fetchone()[0] or []
+    return next((int(o.split("=")[1]) for o in options if o.startswith("fillfactor=")), None)
+
+
+def test_the_aggregate_tables_leave_room_for_in_place_updates():
+    # The migration (analytics 0005) set it; PostgreSQL keeps it in pg_class, SQLite has no such setting.
+    postgresql = connection.vendor == "postgresql"
+    for table in ("campaign_analytics_daily", "campaign_segment_analytics", "campaign_trend_data"):
+        if postgresql:
+            assert _fillfactor(table) == 50
+    assert data_access.leave_room_for_updates("campaign_trend_data", 70) is postgresql
+    if postgresql:
+        assert _fillfactor("campaign_trend_data") == 70
+    with pytest.raises(ValueError, match="between 10 and 100"):
+        data_access.leave_room_for_updates("campaign_trend_data", 5)
