@@ -117,7 +117,7 @@ class _Changes:
         # row's version in the same UPDATE: the cached A/B answers (abtests/answers.py) change at once.
         for key in sorted(self.touched | set(deltas)):
             test_id, variant_id, event_type = key
-            delta: Sequence[float] = deltas.get(key, [])
+            delta = deltas.get(key) or [0.0] * len(SUM_FIELDS)
             ABTestArmSums.objects.filter(test_id=test_id, variant_id=variant_id, event_type=event_type).update(
                 version=F("version") + 1, **{name: F(name) + d for name, d in zip(SUM_FIELDS, delta, strict=True) if d})
         for (test_id, variant_id), n in sorted(self.users.items()):
