@@ -45,8 +45,14 @@ from abtests.models import ABTest, ABTestArmSums
 CACHE_SECONDS = 300
 
 
-def test_version(*, test_id: str) -> tuple | None:
-    """The version of a test's answers (one query), or None: no such test, or its answers are not cacheable."""
+def test_version(*, test_id: str, rollup: bool = True) -> tuple | None:
+    """The version of a test's answers (one query), or None: no such test, or its answers are not cacheable.
+
+    ``rollup=False`` for an answer that reads only the test's row, variants and stored results (the results
+    list): new events and assignments then leave its version alone, and it is cacheable for any test."""
+    if not rollup:
+        own = ABTest.objects.filter(test_id=test_id).values_list("pk", "created_at", "data_version").first()
+        return None if own is None else (test_id, own[0], own[1].isoformat(), own[2])
     sums = (ABTestArmSums.objects.filter(test=OuterRef("pk")).order_by().values("test")
             .annotate(v=Sum("version")).values("v"))
     row = (ABTest.objects.filter(test_id=test_id).annotate(sums_version=Subquery(sums))

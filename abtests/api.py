@@ -531,7 +531,8 @@ class ABTestViewSet(viewsets.GenericViewSet):
             return self.get_paginated_response(ResultOutput(page, many=True).data).data
 
         params = tuple(sorted(request.query_params.lists()))  # the page (and its links' host)
-        return Response(answers.cached("results", answers.test_version(test_id=test_id),
+        # Stored analyses only: an assignment or a new event leaves this answer (and its version) alone.
+        return Response(answers.cached("results", answers.test_version(test_id=test_id, rollup=False),
                                        (params, request.build_absolute_uri("/")), build))
 
     @extend_schema(responses=OverTimeOutput)

@@ -184,3 +184,36 @@ def test_a_test_analysed_from_raw_events_is_not_cached_and_stays_current(api):
 def test_unknown_test_is_still_a_404(api):
     response = api.get(STATUS.format("test_nope"))
     assert response.status_code == 404 and "test_nope" in str(response.json())
+
+
+def test_renamed_ids_change_the_cached_history(api):
+    """``manage.py fix_external_ids --apply`` renames a campaign's and an offer's public id in place: the
+    history shows both, so its cached copy must go."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from tests.factories import OfferFactory
+
+    offer = OfferFactory(offer_id="off 25%")
+    test = ABTestFactory(campaign=CampaignFactory(campaign_id="camp/9"), status=ABTest.Status.COMPLETED,
+                         ended_at=timezone.now())
+    ABTestVariant.objects.filter(test=test, position=1).update(offer=offer)
+    ours = next(t for t in _fresh_and_cached(api, HISTORY)["results"] if t["test_id"] == test.test_id)
+    assert ours["campaign_id"] == "camp/9" and ours["variants"][1]["offer_id"] == "off 25%"
+
+    call_command("fix_external_ids", "--apply", stdout=StringIO())
+    ours = next(t for t in _fresh_and_cached(api, HISTORY)["results"] if t["test_id"] == test.test_id)
+    assert ours["campaign_id"] != "camp/9" and ours["campaign_id"].startswith("camp")
+    assert ours["variants"][1]["offer_id"] not in ("off 25%", None)
+
+
+def test_the_results_list_of_a_raw_events_test_is_cached_and_kept_by_assignments(api):
+    """The results list reads only the test and its stored analyses: cached for any test, and a new stored
+    analysis (not a new assignment or event) changes it."""
+    test = ABTestFactory()
+    populate(test, users=[20, 20], conversions=[2, 3])
+    assert _fresh_and_cached(api, RESULTS.format(test.test_id))["count"] == 0
+    services.abtest_analyze(test=ABTest.objects.get(pk=test.pk))
+    assert _fresh_and_cached(api, RESULTS.format(test.test_id))["count"] == 1
