@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from abtests import metrics, selectors, services, stats
+from abtests import answers, metrics, selectors, services, stats
 from abtests.filters import ABTestFilter
 from abtests.models import ABTest, ABTestResult
 from marketing_ai.api import ClockTimeField
@@ -483,13 +483,24 @@ class ABTestViewSet(viewsets.GenericViewSet):
         data = StatusInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         include = data.validated_data["include"]
-        test = self.get_object()
-        status = selectors.abtest_status(test=test)
-        if "over_time" in include:
-            status["over_time"] = selectors.results_over_time(test=test)
-        if "breakdowns" in include:
+        if "breakdowns" in include:  # they read the customers' segments, which no A/B version follows
+            test = self.get_object()
+            status = selectors.abtest_status(test=test)
+            if "over_time" in include:
+                status["over_time"] = selectors.results_over_time(test=test)
             status["breakdowns"] = [selectors.breakdown(test=test, by=by) for by in STATUS_BREAKDOWNS]
-        return Response(StatusOutput(status).data)
+            return Response(StatusOutput(status).data)
+        day = answers.today()
+
+        def build() -> dict:
+            test = self.get_object()
+            status = selectors.abtest_status(test=test)
+            if "over_time" in include:
+                status["over_time"] = selectors.results_over_time(test=test, today=day)
+            return StatusOutput(status).data
+
+        params = (tuple(include), day if "over_time" in include else None)
+        return Response(answers.cached("status", answers.test_version(test_id=test_id), params, build))
 
     @extend_schema(request=None, responses=ResultOutput)
     @action(detail=True, methods=["post"])
@@ -515,15 +526,24 @@ class ABTestViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def results(self, request: Request, test_id: str) -> Response:
         """Every stored analysis of the test, newest first."""
-        page = self.paginate_queryset(selectors.results_of(test=self.get_object()))
-        return self.get_paginated_response(ResultOutput(page, many=True).data)
+        def build() -> dict:
+            page = self.paginate_queryset(selectors.results_of(test=self.get_object()))
+            return self.get_paginated_response(ResultOutput(page, many=True).data).data
+
+        params = tuple(sorted(request.query_params.lists()))  # the page (and its links' host)
+        # Stored analyses only: an assignment or a new event leaves this answer (and its version) alone.
+        return Response(answers.cached("results", answers.test_version(test_id=test_id, rollup=False),
+                                       (params, request.build_absolute_uri("/")), build))
 
     @extend_schema(responses=OverTimeOutput)
     @action(detail=True, methods=["get"], url_path="over-time")
     def over_time(self, request: Request, test_id: str) -> Response:
         """Results over time: by UTC day, cumulative users and conversions per variant, each treatment's lift
         with its interval, and the sample-ratio check."""
-        return Response(OverTimeOutput(selectors.results_over_time(test=self.get_object())).data)
+        day = answers.today()
+        return Response(answers.cached(
+            "over_time", answers.test_version(test_id=test_id), (day,),
+            lambda: OverTimeOutput(selectors.results_over_time(test=self.get_object(), today=day)).data))
 
     @extend_schema(parameters=[OpenApiParameter("by", str, enum=[*selectors.BREAKDOWN_BY])],
                    responses=BreakdownOutput)
@@ -538,9 +558,13 @@ class ABTestViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["get"])
     def history(self, request: Request) -> Response:
         """Completed tests with their final outcome, most recently ended first."""
-        page = self.paginate_queryset(selectors.abtest_history())
-        context = {"latest_results": selectors.latest_results(page)}
-        return self.get_paginated_response(HistoryOutput(page, many=True, context=context).data)
+        def build() -> dict:
+            page = self.paginate_queryset(selectors.abtest_history())
+            context = {"latest_results": selectors.latest_results(page)}
+            return self.get_paginated_response(HistoryOutput(page, many=True, context=context).data).data
+
+        params = tuple(sorted(request.query_params.lists()))
+        return Response(answers.cached("history", answers.history_version(), (params, request.build_absolute_uri("/")), build))
 
     @extend_schema(parameters=[SampleSizeInput], responses=SampleSizeOutput)
     @action(detail=False, methods=["get"], url_path="sample-size")

@@ -77,6 +77,9 @@ class ABTest(models.Model):
     # Free text for the team (what was learned, follow-ups): the one field the admin may still edit
     # once the test is completed; everything else about a completed test is a fact.
     notes = models.TextField(blank=True, default="")
+    # Changes with every write to this row, its variants or its stored results (bump_data_version): with the
+    # arm sums' write counters it is the version the API's cached answers are keyed by (abtests/answers.py).
+    data_version = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = "A/B test"
@@ -90,7 +93,16 @@ class ABTest(models.Model):
     def save(self, *args, **kwargs) -> None:
         if not self.hashing_seed:
             self.hashing_seed = self.test_id
+        if self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        # An update: bump the version in the same UPDATE (an increment, so a stale instance cannot write an
+        # old value back), then read the new value so the instance stays usable.
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = [*kwargs["update_fields"], "data_version"]
+        self.data_version = models.F("data_version") + 1
         super().save(*args, **kwargs)
+        self.refresh_from_db(fields=["data_version"])
 
     @property
     def ordered_variants(self) -> list[ABTestVariant]:
@@ -105,6 +117,17 @@ class ABTest(models.Model):
     def variant_b_name(self) -> str:
         variants = self.ordered_variants
         return variants[1].name if len(variants) > 1 else ""
+
+
+def bump_data_version(test_pks) -> None:
+    """A write the A/B answers read (a variant, a stored result, an update() of the test row) happened: the
+    tests' cached answers are stale. Call it in the writing transaction."""
+    ABTest.objects.filter(pk__in=list(test_pks)).update(data_version=models.F("data_version") + 1)
+
+
+def variant_or_result_written(*, instance, **_) -> None:
+    """post_save / post_delete of a variant or a stored result (connected in abtests/apps.py)."""
+    bump_data_version([instance.test_id])
 
 
 class ABTestVariant(models.Model):
@@ -244,6 +267,9 @@ class ABTestArmSums(models.Model):
     x_sq = models.FloatField(default=0.0)
     xy_customers = models.BigIntegerField(default=0)
     xy = models.FloatField(default=0.0)
+    # Incremented by every write of this row (in the same UPDATE as the deltas, abtests/rollup.py): the sum
+    # over a test's rows changes with each counted event and assignment without locking the test's row.
+    version = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "ab_test_arm_sums"

@@ -30,7 +30,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
 
-from abtests.models import ABTest, ABTestArmSums, ABTestAssignment, ABTestCustomerOutcome
+from abtests.models import ABTest, ABTestArmSums, ABTestAssignment, ABTestCustomerOutcome, bump_data_version
 from campaigns.ingest.event_table import known_event_ids
 from campaigns.models import Event
 from marketing_ai import db
@@ -84,9 +84,13 @@ class _Changes:
         }
         self.before = {key: _contribution(o.y_any, o.y, o.x_any, o.x) for key, o in self.rows.items()}
         self.users: dict[tuple[int, int], int] = defaultdict(int)  # (test, variant) -> users added
+        # Every sums row a counted event touched, changed or not (a second conversion of a converted
+        # customer leaves the sums alone but moves the results over time): its version is bumped.
+        self.touched: set[tuple[int, int, str]] = set()
 
     def add(self, *, test_id: int, customer_id: int, variant_id: int, event_type: str, kind: str, amount: float):
         key = (test_id, customer_id, event_type)
+        self.touched.add((test_id, variant_id, event_type))
         row = self.rows.get(key)
         if row is None:
             row = self.rows[key] = ABTestCustomerOutcome(test_id=test_id, customer_id=customer_id,
@@ -111,13 +115,16 @@ class _Changes:
                 delta[i] += a - b
         ABTestCustomerOutcome.objects.bulk_create(new, batch_size=1000)
         ABTestCustomerOutcome.objects.bulk_update(changed, ["y_any", "y", "x_any", "x"], batch_size=1000)
-        # Sums rows in key order, so concurrent writers lock them in the same order.
-        for (test_id, variant_id, event_type), delta in sorted(deltas.items()):
+        # Sums rows in key order, so concurrent writers lock them in the same order. Each write bumps the
+        # row's version in the same UPDATE: the cached A/B answers (abtests/answers.py) change at once.
+        for key in sorted(self.touched | set(deltas)):
+            test_id, variant_id, event_type = key
+            delta = deltas.get(key) or [0.0] * len(SUM_FIELDS)
             ABTestArmSums.objects.filter(test_id=test_id, variant_id=variant_id, event_type=event_type).update(
-                **{name: F(name) + d for name, d in zip(SUM_FIELDS, delta, strict=True) if d})
+                version=F("version") + 1, **{name: F(name) + d for name, d in zip(SUM_FIELDS, delta, strict=True) if d})
         for (test_id, variant_id), n in sorted(self.users.items()):
             ABTestArmSums.objects.filter(test_id=test_id, variant_id=variant_id, event_type=USERS).update(
-                users=F("users") + n)
+                users=F("users") + n, version=F("version") + 1)
 
 
 def count_new_events(records: Sequence[tuple], *, columns: Sequence[str]) -> None:
@@ -234,9 +241,14 @@ GROUP BY variant_id, event_type
 def rebuild(*, test: ABTest) -> None:
     """Recompute a test's outcomes and sums from the raw events and assignments (set-based SQL, the same
     on PostgreSQL and SQLite); from then on the test's rollup is kept."""
-    rebuild_rows(test_pk=test.pk, campaign_pk=test.campaign_id, started_at=test.started_at, ended_at=test.ended_at,
-                 variant_pks=[v.pk for v in test.variants.all()], sums_model=ABTestArmSums,
-                 outcome_model=ABTestCustomerOutcome, assignment_model=ABTestAssignment)
+    with transaction.atomic():
+        # The sums rows are recreated (their versions restart at 0): the test's own version moves instead,
+        # in the same transaction, so no reader sees the new version with the old sums.
+        bump_data_version([test.pk])
+        rebuild_rows(test_pk=test.pk, campaign_pk=test.campaign_id, started_at=test.started_at,
+                     ended_at=test.ended_at, variant_pks=[v.pk for v in test.variants.all()],
+                     sums_model=ABTestArmSums, outcome_model=ABTestCustomerOutcome,
+                     assignment_model=ABTestAssignment)
 
 
 def rebuild_rows(*, test_pk: int, campaign_pk: int, started_at, ended_at, variant_pks: Sequence[int], sums_model,

@@ -128,12 +128,14 @@ def _replace_in_list(value: str | None, old: str, new: str) -> str | None:
 
 
 def _rewrite_references(model: type[models.Model], r: Replacement, report: Report) -> None:
-    from abtests.models import ABTest
+    from abtests.models import ABTest, bump_data_version
     from analytics.models import AlertSent
     from campaigns.models import Campaign, CampaignChange, Merchant, Offer
     from optimizer.models import CampaignOptimization
 
     if model is Offer:
+        # The A/B answers show a variant's offer_id: their cached copies go stale (abtests/answers.py).
+        bump_data_version(ABTest.objects.filter(variants__offer_id=r.pk).values_list("pk", flat=True).distinct())
         for column in ("old_value", "new_value"):
             rows = CampaignChange.objects.filter(field=CampaignChange.Field.OFFER, **{column: r.old}).update(**{column: r.new})
             report.count_reference(f"campaign_changes.{column}", rows)
@@ -143,7 +145,7 @@ def _rewrite_references(model: type[models.Model], r: Replacement, report: Repor
         for test in ABTest.objects.exclude(applied={}).only("pk", "applied"):
             applied = {k: (r.new if v == r.old and "offer" in k else v) for k, v in (test.applied or {}).items()}
             if applied != test.applied:
-                ABTest.objects.filter(pk=test.pk).update(applied=applied)
+                ABTest.objects.filter(pk=test.pk).update(applied=applied, data_version=models.F("data_version") + 1)
                 report.count_reference(f"{ABTest._meta.db_table}.applied", 1)
     elif model is Merchant:
         _rewrite_lists(CampaignChange.objects.filter(field=CampaignChange.Field.PROMOTED_MERCHANTS),
@@ -151,9 +153,11 @@ def _rewrite_references(model: type[models.Model], r: Replacement, report: Repor
         _rewrite_lists(CampaignOptimization.objects.filter(recommendation_type=CampaignOptimization.Type.MERCHANT),
                        ("current_value", "recommended_value", "live_value"), r, report)
     elif model is Campaign:
+        bump_data_version(ABTest.objects.filter(campaign_id=r.pk).values_list("pk", flat=True))  # answers show campaign_id
         _rewrite_alert_keys(AlertSent, f"conversions:{r.old}:", f"conversions:{r.new}:", report)
     elif model is ABTest:
         ABTest.objects.filter(pk=r.pk, hashing_seed="").update(hashing_seed=r.old)  # every customer keeps their variant
+        bump_data_version([r.pk])
         _rewrite_alert_keys(AlertSent, f"abtest:{r.old}:", f"abtest:{r.new}:", report)
 
 
