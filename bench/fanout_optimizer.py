@@ -25,15 +25,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.fanout import start_worker  # noqa: E402
 from bench.optimizer import ensure_database, timed  # noqa: E402
 
 
@@ -141,23 +140,12 @@ def main() -> None:
 
     (ROOT / "bench" / "out").mkdir(exist_ok=True)
     log_path = ROOT / "bench" / "out" / "fanout-optimizer-worker.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONN_MAX_AGE": "0"}
-    with log_path.open("w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "marketing_ai", "worker", "-Q", queue, "-n", f"{queue}@%h",
-             "--pool=prefork", "--concurrency=1", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-             "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = start_worker(queue, name=queue, concurrency=1, log_path=log_path)
     results: dict[tuple[str, str], list[float]] = {}
     equal: dict[tuple[str, str], bool] = {}
     written: dict[tuple[str, str], int] = {}
     reference: dict[str, list[tuple]] = {}
     try:
-        deadline = time.monotonic() + 120
-        while "ready" not in log_path.read_text():
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise SystemExit(f"the Celery worker did not start; see {log_path}")
-            time.sleep(0.5)
         load_before = os.getloadavg()
         plan = {name: variants(name) for name in jobs}
         for _ in range(args.repeat):

@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.aggregate import drop_database, ensure_database  # noqa: E402
+
 EVENTS_PER_CUSTOMER_DAY = 1.64  # what seed_demo generates with its default sends_per_day (bench/aggregate.py)
 
 DAY_FLOOR_SQL = """
@@ -76,14 +78,6 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def rebuild_database(server: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def best_of(repeat: int, fn) -> tuple[float, list[float], object]:
     runs, out = [], None
     for _ in range(repeat):
@@ -99,7 +93,8 @@ def load_text() -> str:
 
 def main() -> None:
     args = parse_args()
-    rebuild_database(args.server, args.database)
+    drop_database(args.server, args.database)  # rebuilt each run: the months are planted from scratch
+    ensure_database(args.server, args.database)
     os.environ["DATABASE_URL"] = f"{args.server}/{args.database}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing_ai.settings")
     import django
