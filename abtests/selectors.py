@@ -533,18 +533,19 @@ GROUP BY e.type, a.variant_id, e.customer_id, {day}
 
 
 def counted_event_days(*, test: ABTest, event_types: Sequence[str]) -> pd.DataFrame:
-    """Per event type, arm, customer and UTC day: the counted events and the sum of their amounts, for
-    every event of those types that counts for the test under the attribution rule above (after the
-    customer's assignment, in the campaign, not after the end). One grouped query for all the types,
-    read straight into pandas: the over-time series needs each customer's value per day, not each event
-    (at 1 M assignments, building a Python tuple and parsing a timestamp per event took most of the time)."""
+    """Per event type, arm, customer and UTC day (a pandas timestamp at midnight): the counted events and
+    the sum of their amounts, for every event of those types that counts for the test under the attribution
+    rule above (after the customer's assignment, in the campaign, not after the end). One grouped query for
+    all the types, read straight into pandas: the over-time series needs each customer's value per day, not
+    each event (one query per type with a Python tuple and a parsed timestamp per event was 1.8x slower at
+    300 k assignments, docs/BENCHMARKS.md)."""
     ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
     sql = _COUNTED_EVENT_DAYS_SQL.format(
         day=db.utc_date_sql("e.occurred_at"), events=Event._meta.db_table,
         assignments=ABTestAssignment._meta.db_table, types=", ".join(["%s"] * len(event_types)))
     frame = db.fetch_frame(sql, [test.pk, test.campaign_id, *event_types, ended],
                            columns=["event_type", "variant_id", "customer_id", "day", "events", "amount"])
-    frame["day"] = pd.to_datetime(frame["day"], format="%Y-%m-%d").dt.date
+    frame["day"] = pd.to_datetime(frame["day"], format="%Y-%m-%d")
     return frame
 
 
@@ -576,7 +577,7 @@ def daily_totals(*, test: ABTest, today: dt.date | None = None, event_types=()) 
         new_users[index[variant_pk], max((day - first).days, 0)] += n  # older days fold into the first shown
     wanted = list(dict.fromkeys([Event.Type.CONVERSION, *event_types]))
     counted = counted_event_days(test=test, event_types=wanted)
-    day_index = np.array([(d - first).days for d in counted["day"]], dtype=np.int64)
+    day_index = (counted["day"] - pd.Timestamp(first)).dt.days.to_numpy(dtype=np.int64)
     counted["day_index"] = np.clip(day_index, 0, len(days) - 1)  # older days fold into the first shown
     counted["arm"] = counted["variant_id"].map(index).astype(np.int64)
     by_type = {}
@@ -688,46 +689,34 @@ EVENT_BREAKDOWNS = ("channel",)
 BREAKDOWN_BY = (*BREAKDOWN_DIMENSIONS, *EVENT_BREAKDOWNS)
 NO_CHANNEL = "(no channel)"
 
+# One query per dimension: users per (arm, slice), and each converter's revenue joined to them. The converters
+# come from the raw events, or, for a kept test (abtests/rollup.py), from its outcome rows (one per converter,
+# its counted revenue in ``y``), which spares joining the campaign's events again.
 _BREAKDOWN_SQL = """
 WITH users AS (
     SELECT a.variant_id, {key} AS k, COUNT(*) AS n
     FROM {assignments} a JOIN {customers} c ON c.id = a.customer_id
     WHERE a.test_id = %s
     GROUP BY a.variant_id, {key}
-), converters AS (
-    SELECT a.variant_id, {key} AS k, SUM(COALESCE(e.amount, 0)) AS revenue
-    FROM {events} e
-    JOIN {assignments} a ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
-    JOIN {customers} c ON c.id = a.customer_id
-    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
-    GROUP BY a.variant_id, {key}, a.customer_id
-)
+), converters AS ({converters})
 SELECT u.variant_id, u.k, u.n, COUNT(cv.variant_id), COALESCE(SUM(cv.revenue), 0),
        COALESCE(SUM(cv.revenue * cv.revenue), 0)
 FROM users u
 LEFT JOIN converters cv ON cv.variant_id = u.variant_id AND cv.k = u.k
 GROUP BY u.variant_id, u.k, u.n
 """
-
-
-# A kept test (abtests/rollup.py) has each customer's counted conversions in its outcome table already:
-# the slices read those rows (one per converter) instead of joining the campaign's raw events again.
-_BREAKDOWN_FROM_ROLLUP_SQL = """
-WITH users AS (
-    SELECT a.variant_id, {key} AS k, COUNT(*) AS n
-    FROM {assignments} a JOIN {customers} c ON c.id = a.customer_id
-    WHERE a.test_id = %s
-    GROUP BY a.variant_id, {key}
-), converters AS (
+_CONVERTERS_FROM_EVENTS_SQL = """
+    SELECT a.variant_id, {key} AS k, SUM(COALESCE(e.amount, 0)) AS revenue
+    FROM {events} e
+    JOIN {assignments} a ON a.test_id = %s AND a.customer_id = e.customer_id AND e.occurred_at >= a.assigned_at
+    JOIN {customers} c ON c.id = a.customer_id
+    WHERE e.campaign_id = %s AND e.type = %s AND e.occurred_at <= %s
+    GROUP BY a.variant_id, {key}, a.customer_id
+"""
+_CONVERTERS_FROM_ROLLUP_SQL = """
     SELECT o.variant_id, {key} AS k, o.y AS revenue
     FROM {outcomes} o JOIN {customers} c ON c.id = o.customer_id
     WHERE o.test_id = %s AND o.event_type = %s AND o.y_any
-)
-SELECT u.variant_id, u.k, u.n, COUNT(cv.variant_id), COALESCE(SUM(cv.revenue), 0),
-       COALESCE(SUM(cv.revenue * cv.revenue), 0)
-FROM users u
-LEFT JOIN converters cv ON cv.variant_id = u.variant_id AND cv.k = u.k
-GROUP BY u.variant_id, u.k, u.n
 """
 
 
@@ -735,15 +724,17 @@ def _breakdown_rows(test: ABTest, by: str, *, from_events: bool = False) -> list
     """(variant pk, slice key, users, converters, revenue, revenue²) per variant and slice: from the kept
     rollup when the test has one (unless ``from_events``: the benchmark's comparison), else from the raw
     events (the same attribution rule)."""
-    key = BREAKDOWN_DIMENSIONS[by]
-    tables = {"assignments": ABTestAssignment._meta.db_table, "customers": Customer._meta.db_table}
+    names = {"key": BREAKDOWN_DIMENSIONS[by], "assignments": ABTestAssignment._meta.db_table,
+             "customers": Customer._meta.db_table, "events": Event._meta.db_table,
+             "outcomes": ABTestCustomerOutcome._meta.db_table}
     if not from_events and rollup.is_kept(test):
-        sql = _BREAKDOWN_FROM_ROLLUP_SQL.format(key=key, outcomes=ABTestCustomerOutcome._meta.db_table, **tables)
+        converters = _CONVERTERS_FROM_ROLLUP_SQL
         params: list = [test.pk, test.pk, Event.Type.CONVERSION]
     else:
-        sql = _BREAKDOWN_SQL.format(key=key, events=Event._meta.db_table, **tables)
+        converters = _CONVERTERS_FROM_EVENTS_SQL
         ended = connection.ops.adapt_datetimefield_value(test.ended_at or _FAR_FUTURE)
         params = [test.pk, test.pk, test.campaign_id, Event.Type.CONVERSION, ended]
+    sql = _BREAKDOWN_SQL.format(converters=converters.format(**names), **names)
     with connection.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall()

@@ -182,7 +182,6 @@ def test_one_new_event_id_sent_for_two_customers_at_once_counts_once(postgres):
     import threading
     import time
 
-    from django.db import connection as main_connection
     from django.db import connections
 
     camp = CampaignFactory()
@@ -218,7 +217,6 @@ def test_one_new_event_id_sent_for_two_customers_at_once_counts_once(postgres):
     writer.join(30)
     assert not errors and not writer.is_alive()
     assert (second.stored, second.duplicates) == (0, 1)
-    assert main_connection.vendor == "postgresql"
 
     kept = _sums_rows(test)
     converters = sum(row["customers"] for (_, kind), row in kept.items() if kind == "conversion")
