@@ -27,6 +27,7 @@ from decimal import Decimal
 
 import numpy as np
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from abtests import assignment, rollup, services, stats
@@ -109,13 +110,14 @@ def plant(ctx) -> dict:
             hashing_seed=f"{prefix}ab_{ctx.seed}_{k}",
         )
         services.abtest_start(test=test)
-        ABTest.objects.filter(pk=test.pk).update(started_at=start)
+        # Back-dated past save(), so the A/B answers' cache version (abtests/answers.py) is moved here too.
+        ABTest.objects.filter(pk=test.pk).update(started_at=start, data_version=F("data_version") + 1)
         test.refresh_from_db()
         event_n = _assign_and_convert(ctx, test, spec, customers[chosen], chosen, start, end, rng, event_n)
         rollup.rebuild(test=test)  # the rows above were bulk-written, past the services' hooks
         if spec.completed:
             services.abtest_end(test=test)
-            ABTest.objects.filter(pk=test.pk).update(ended_at=end)
+            ABTest.objects.filter(pk=test.pk).update(ended_at=end, data_version=F("data_version") + 1)
             test.refresh_from_db()
             rollup.rebuild(test=test)
         else:

@@ -11,6 +11,9 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from abtests import rollup
+from abtests import services as abtest_services
+from abtests.models import ABTestArmSums
 from analytics.models import AggregateRefresh
 from analytics.services import aggregate_days
 from campaigns import partitions
@@ -42,6 +45,11 @@ def keys() -> dict[str, dt.datetime]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT event_id, occurred_at FROM campaigns_event_key")
         return dict(cursor.fetchall())
+
+
+def arm_sums_rows(test) -> dict:
+    return {(r["variant_id"], r["event_type"]): r for r in
+            ABTestArmSums.objects.filter(test=test).values("variant_id", "event_type", "users", *rollup.SUM_FIELDS)}
 
 
 def at(year: int, month: int, day: int = 10) -> dt.datetime:
@@ -166,6 +174,34 @@ def test_retention_drops_only_past_months_whose_aggregates_exist(postgres, campa
     assert sorted(Event.objects.values_list("event_id", flat=True)) == [f"e_{m}" for m in range(2, 7)]
     assert "e_1" in keys()  # a resend of a dropped event is still a duplicate
     assert ingest_events([wire("e_1", at(2031, 1))], received_at=at(2031, 6, 15)).duplicates == 1
+
+
+def test_a_resent_event_of_a_dropped_month_leaves_the_ab_rollup_unchanged(postgres, campaign):
+    # A test running since before January: its kept sums count January's conversion; dropping January's
+    # partition keeps them, and re-sending that event (as stored, or with another amount) is a duplicate.
+    for month in range(1, 7):
+        partitions.create_month(dt.date(2031, month, 1))
+    ingest_events([wire("seen", timezone.now())])  # user_1 exists
+    test = abtest_services.abtest_create(campaign_id="camp_1", test_name="dropped month", sample_size_target=100,
+                                         variants=[abtest_services.VariantSpec(name="A", weight=0.5),
+                                                   abtest_services.VariantSpec(name="B", weight=0.5)])
+    test = abtest_services.abtest_start(test=test)
+    abtest_services.abtest_assign(test=test, customer_ids=["user_1"])
+    sent = [wire("e_jan", at(2031, 1), type="conversion", amount="50.00"),
+            wire("e_may", at(2031, 5), type="conversion", amount="20.00")]
+    assert ingest_events(sent, received_at=at(2031, 6, 15)).stored == 2
+    before = arm_sums_rows(test)
+    conversions = [row for (_, kind), row in before.items() if kind == "conversion" and row["customers"]]
+    assert [row["y"] for row in conversions] == [pytest.approx(70.0)]  # user_1's two amounts, January's included
+    _aggregated(dt.date(2031, 1, 1), dt.date(2031, 1, 31), at(2031, 2, 1))
+
+    assert partitions.maintain(today=dt.date(2031, 6, 15), ahead=0, retention=2).dropped == [dt.date(2031, 1, 1)]
+    assert arm_sums_rows(test) == before
+
+    assert ingest_events([sent[0]], received_at=at(2031, 6, 15)).duplicates == 1
+    assert ingest_events([dict(sent[0], amount="999.00")], received_at=at(2031, 6, 15)).duplicates == 1
+    assert arm_sums_rows(test) == before
+    assert not Event.objects.filter(event_id="e_jan").exists()
 
 
 def test_retention_never_drops_the_current_or_previous_month(postgres, campaign):
