@@ -7,7 +7,8 @@ by month: campaigns/partitions.py), each beside its floor measured in the same r
 
 One month of events comes from ``seed_demo`` (the previous calendar month, in a dedicated database rebuilt
 each run). The table then grows to 2x and 4x by copying that month into earlier months (each in its own
-partition, created by ``campaigns.partitions.create_month``). At each size, best of ``--repeat``:
+partition, created by ``campaigns.partitions.create_month``). At each size, the median of ``--repeat`` runs, the floor
+and the job interleaved (floor, job, floor, job, ...):
 
 - floor: the same day's hand-written ``GROUP BY campaign`` of counts and sums (one SELECT, rows fetched);
 - one day: ``analytics.services.aggregate_days`` for one day of the newest month (the nightly job's day,
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -78,13 +80,16 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def best_of(repeat: int, fn) -> tuple[float, list[float], object]:
-    runs, out = [], None
+def interleaved(repeat: int, *fns) -> list[tuple[float, list[float]]]:
+    """(median seconds, every run's seconds) of each fn, run in turn ``repeat`` times (a, b, a, b, ...):
+    a change in the machine's load then falls on both sides alike."""
+    runs: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        runs.append(time.perf_counter() - t0)
-    return min(runs), runs, out
+        for fn, times in zip(fns, runs, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return [(statistics.median(times), times) for times in runs]
 
 
 def load_text() -> str:
@@ -165,15 +170,14 @@ def main() -> None:
             size = cur.fetchone()[0]
         floor()
         one_day()  # warm both the same way
-        f_best, f_runs, f_rows = best_of(args.repeat, floor)
-        d_best, d_runs, d_rows = best_of(args.repeat, one_day)
+        (f_median, f_runs), (d_median, d_runs) = interleaved(args.repeat, floor, one_day)
         load = load_text()
-        print(f"{months} month(s), {total:,} events ({size}, keys {key_size}): floor {f_best:.3f} s, "
-              f"one day {d_best:.3f} s, x floor {d_best / f_best:.2f}; load {load}")
+        print(f"{months} month(s), {total:,} events ({size}, keys {key_size}): floor {f_median:.3f} s, "
+              f"one day {d_median:.3f} s, x floor {d_median / f_median:.2f}; load {load}")
         rows.append({
             "months": months, "events": f"{total:,}", "events table": size, "key table": key_size,
-            "floor best s": f"{f_best:.3f}", "one day best s": f"{d_best:.3f}",
-            "one day runs s": ", ".join(f"{r:.3f}" for r in d_runs), "x floor": f"{d_best / f_best:.2f}",
+            "floor median s": f"{f_median:.3f}", "one day median s": f"{d_median:.3f}",
+            "one day runs s": ", ".join(f"{r:.3f}" for r in d_runs), "x floor": f"{d_median / f_median:.2f}",
             "load (1/5/15)": load,
         })
 
@@ -208,32 +212,33 @@ def main() -> None:
 
     ingest_rows = []
     counter = iter(range(1000))
-    for label, fn in (("COPY into the plain table (floor)", plain), ("ingest write step into the partitioned table", ingest)):
-        best, runs, _ = best_of(args.repeat, lambda fn=fn: fn(str(next(counter))))
-        ingest_rows.append({"step": label, "rows": f"{args.ingest_rows:,}", "best s": f"{best:.3f}",
+    steps = (("COPY into the plain table (floor)", plain), ("ingest write step into the partitioned table", ingest))
+    measured = interleaved(args.repeat, *[lambda fn=fn: fn(str(next(counter))) for _, fn in steps])
+    for (label, _), (median, runs) in zip(steps, measured, strict=True):
+        ingest_rows.append({"step": label, "rows": f"{args.ingest_rows:,}", "median s": f"{median:.3f}",
                             "runs s": ", ".join(f"{r:.3f}" for r in runs)})
-    ratio = float(ingest_rows[1]["best s"]) / float(ingest_rows[0]["best s"])
+    ratio = float(ingest_rows[1]["median s"]) / float(ingest_rows[0]["median s"])
     for r in ingest_rows:
-        print(f"{r['step']:48s} {r['rows']} rows best {r['best s']} s")
+        print(f"{r['step']:48s} {r['rows']} rows median {r['median s']} s")
     print(f"ingest / floor: {ratio:.2f}x; load {load_text()}")
     if args.no_report:
         return
     from bench.report import table, write_section
 
-    first, last = float(rows[0]["one day best s"]), float(rows[-1]["one day best s"])
+    first, last = float(rows[0]["one day median s"]), float(rows[-1]["one day median s"])
     body = (
         f"One month = {per_month:,} events from `seed_demo` ({customers:,} customers, {args.campaigns} campaigns); "
         "2x and 4x add copies of that month in earlier months, each in its own partition. Measured day: "
         f"{day} (the newest month). Floor: that day's hand-written `GROUP BY campaign` of counts, distinct "
         "customers and sums (one SELECT). One day: `aggregate_days` for that day (the nightly job's day; the "
         "three aggregate tables written).\n\n"
-        + table(rows, ["months", "events", "events table", "key table", "floor best s", "one day best s",
+        + table(rows, ["months", "events", "events table", "key table", "floor median s", "one day median s",
                        "one day runs s", "x floor", "load (1/5/15)"])
         + f"\n\nOne day at 4x the data / at 1x: **{last / first:.2f}**.\n\n"
         f"Ingestion ({args.ingest_rows:,} new events in one transaction): the write step into the partitioned "
         "table (binary COPY; the statement trigger fills `campaigns_event_key`) against the same binary COPY into a "
         "plain table with the pre-partitioning indexes (unique event_id index):\n\n"
-        + table(ingest_rows, ["step", "rows", "best s", "runs s"])
+        + table(ingest_rows, ["step", "rows", "median s", "runs s"])
         + f"\n\nWrite step / floor: **{ratio:.2f}x** (load {load_text()})."
     )
     write_section("partitions", "Event partitions: one-day aggregation vs table size (bench/partitions.py)", body)

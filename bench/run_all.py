@@ -8,7 +8,8 @@ Needs PostgreSQL (``BENCH_DB_SERVER``, default postgres://postgres@127.0.0.1:543
 Databases: ``BENCH_DB`` (default ``mai_bench``) holds the data set that aggregate, optimizer, api_load and
 load_test share; ingest, abtests, demo_jobs and the scaling curve use ``BENCH_DB_<step>`` databases of their
 own (ingest empties its tables between phases; abtests builds a 1 M-assignment test by SQL; the scaling curve
-needs four sizes; it runs beside the other steps, as it reports no ratios). Each script writes its section into a scratch copy (``BENCH_DOC``); at the end the sections
+needs four sizes). Steps run one at a time, the scaling curve too: its seconds have no floor in the same run, so
+another step beside it would distort them. Each script writes its section into a scratch copy (``BENCH_DOC``); at the end the sections
 of this run, under a summary (scale, machine, load, each step's command and time, every goal line), replace
 everything between ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` in docs/BENCHMARKS.md. Text outside
 the markers (hand-written readings, runs of one script at another size) is left alone. Logs: var/bench/logs/.
@@ -44,7 +45,7 @@ SCALES = {
               "api_clients": 30, "api_requests": 10,
               "load": ["--analytics-users", "100", "--ab-users", "50", "--spike", "500", "1000",
                        "--duration", "30", "--hold", "20", "--after", "70"],
-              "scaling": ["--customers", "100", "--merchants", "10", "--campaigns", "6", "--days", "14"],
+              "scaling": ["--customers", "500", "--merchants", "20", "--campaigns", "6", "--days", "14"],
               "calibration": ["--seeds", "1", "--sizes", "2000"]},
     "full": {"customers": 1_000_000, "merchants": 5_000, "campaigns": 1_000, "days": 90, "events": 10_000_000,
              "ingest_events": 1_000_000, "ab_users": 1_000_000, "ab_noise": 500_000, "ab_repeat": 5,
@@ -56,7 +57,6 @@ SCALES = {
              "calibration": []},
 }
 EVENTS_PER_SEND = 2.1  # seed_demo writes ~2.1 events per notification sent (docs/demo-data.md)
-BACKGROUND = "scaling"
 # Cheap and most-asked first, so a run cut short still has them; the demo-size and calibration studies last.
 ORDER = ["seed", "load_test", "api_load", "aggregate", "ingest", "optimizer", "abtests", "abtests_stats",
          "scaling", "demo_jobs", "offer_calibration"]
@@ -91,7 +91,8 @@ def steps(scale: str, server: str, db: str, events: int) -> dict[str, list[str]]
         "api_load": [py, "bench/api_load.py", "--clients", str(s["api_clients"]), "--requests", str(s["api_requests"]),
                      "--database", db, "--server", server],
         "load_test": [py, "bench/load_test.py", "--database", db, "--server", server, *s["load"]],
-        "scaling": [py, "bench/scaling.py", *s["scaling"], "--prefix", f"{db}_scaling", "--server", server],
+        "scaling": [py, "bench/scaling.py", *s["scaling"], "--prefix", f"{db}_scaling", "--server", server,
+                    "--plots", f"bench-{scale}"],
         "demo_jobs": [py, "bench/demo_jobs.py", "--database-url", f"{server}/{db}_demo"],
         "offer_calibration": [py, "bench/offer_calibration.py", *s["calibration"]],
     }
@@ -263,13 +264,11 @@ def main() -> None:
                        stdout=subprocess.DEVNULL)
     facts["events"] = event_count(server, db)
     commands = steps(args.scale, server, db, facts["events"])
-    background = None
-    if BACKGROUND in wanted:
-        # The scaling curve (each job's own time and memory at four sizes, no ratios) takes longest and
-        # needs only its own databases: it runs beside the other steps (one process more on the machine).
-        background = start_step(BACKGROUND, commands[BACKGROUND], step_env(BACKGROUND, server, db))
+    # Every step runs alone, the scaling curve included: its figures are each job's own seconds and memory
+    # (no floor in the same run to compare with), which another step running beside it would distort
+    # (run beside the load test, send_times took 5-9 s on 100-200 customers instead of well under one).
     for name in ORDER:
-        if name in ("seed", BACKGROUND) or name not in wanted:
+        if name == "seed" or name not in wanted:
             continue
         if name == "abtests":
             ensure_database(server, f"{db}_abtests")
@@ -279,8 +278,6 @@ def main() -> None:
             ensure_database(server, f"{db}_demo")
         results.append(run_step(name, commands[name], step_env(name, server, db)))
         flush()
-    if background:
-        results.append(finish_step(BACKGROUND, commands[BACKGROUND], *background))
     flush()
     print(f"wrote the generated part of {DOC.relative_to(ROOT)}")
     if any(r["status"] != "ok" for r in results):

@@ -1,6 +1,6 @@
 """Scaling curve and peak memory of every registered job, at 1x, 2x, 4x, 8x of a base size, on PostgreSQL.
 
-    python bench/scaling.py --customers 400 --merchants 20          # SCALE=small (make bench SCALE=small)
+    python bench/scaling.py --customers 500 --merchants 20 --campaigns 6 --days 14   # SCALE=small
     python bench/scaling.py --customers 125000 --merchants 625 --days 90 --sends-per-day 0.053
                                                  # SCALE=full: the 8x point is 1 M customers, 5,000 merchants, ~10 M events
 
@@ -18,8 +18,8 @@ Celery worker process has before its first task, and forks one process per job, 
 
 The growth exponent b of each job is the least-squares slope of log(seconds) on log(events) over the
 four sizes (seconds ~ events^b: 1 is linear, below 1 is better than linear; fixed costs such as model
-selection on small data push b below 1 at small sizes). Plots: docs/bench-scaling.png (seconds against
-events, log-log, with b) and docs/bench-peak-rss.png (peak RSS per job at each size). The floor of each
+selection on small data push b below 1 at small sizes). Plots: docs/<stem>-scaling.png (seconds against
+events, log-log, with b) and docs/<stem>-peak-rss.png (peak RSS per job at each size; ``--plots STEM``). The floor of each
 job's time (the same work by the bare tool) is in the per-job sections of docs/BENCHMARKS.md.
 """
 
@@ -38,8 +38,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT_DIR = ROOT / "var" / "bench"
-PLOT_TIME = ROOT / "docs" / "bench-scaling.png"
-PLOT_RSS = ROOT / "docs" / "bench-peak-rss.png"
+
+
+def plot_paths(stem: str) -> tuple[Path, Path]:
+    """The two plots' files in docs/: ``<stem>-scaling.png`` (time) and ``<stem>-peak-rss.png`` (memory)."""
+    return ROOT / "docs" / f"{stem}-scaling.png", ROOT / "docs" / f"{stem}-peak-rss.png"
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,6 +59,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--reuse", action="store_true", help="reuse a size's database when it already holds data")
     p.add_argument("--no-report", action="store_true", help="do not write docs/BENCHMARKS.md or the plots")
     p.add_argument("--from-log", help="report from the lines an interrupted run printed (sizes it finished)")
+    p.add_argument("--plots", default="bench", metavar="STEM",
+                   help="plot files docs/STEM-scaling.png and docs/STEM-peak-rss.png (default: bench; make bench: bench-<scale>)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--start", help=argparse.SUPPRESS)
     p.add_argument("--end", help=argparse.SUPPRESS)
@@ -194,7 +199,7 @@ def exponent(xs: list[float], ys: list[float]) -> float | None:
     return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx else None
 
 
-def plot(sizes: list[dict], results: dict[str, list[dict]], slopes: dict[str, float | None]) -> None:
+def plot(sizes: list[dict], results: dict[str, list[dict]], slopes: dict[str, float | None], stem: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,7 +220,7 @@ def plot(sizes: list[dict], results: dict[str, list[dict]], slopes: dict[str, fl
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(PLOT_TIME, dpi=110)
+    fig.savefig(plot_paths(stem)[0], dpi=110)
     plt.close(fig)
 
     names = list(results)
@@ -234,7 +239,7 @@ def plot(sizes: list[dict], results: dict[str, list[dict]], slopes: dict[str, fl
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(PLOT_RSS, dpi=110)
+    fig.savefig(plot_paths(stem)[1], dpi=110)
     plt.close(fig)
 
 
@@ -306,7 +311,8 @@ def main() -> None:
     (OUT_DIR / "scaling.json").write_text(json.dumps({"sizes": sizes, "results": results, "slopes": slopes}, indent=1))
     if args.no_report:
         return
-    plot(sizes, results, slopes)
+    plot(sizes, results, slopes, args.plots)
+    time_png, rss_png = (path.name for path in plot_paths(args.plots))
 
     from bench.report import table, write_section
 
@@ -339,11 +345,11 @@ Load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)};
 
 {table(rows, cols)}
 
-Largest peak: **{largest[0]:.0f} MB** ({largest[1]}). Plots: `docs/bench-scaling.png` (time against events, log-log,
-with b) and `docs/bench-peak-rss.png` (peak RSS per job and size).
+Largest peak: **{largest[0]:.0f} MB** ({largest[1]}). Plots: `docs/{time_png}` (time against events, log-log,
+with b) and `docs/{rss_png}` (peak RSS per job and size).
 
-![job time against data size](bench-scaling.png)
-![peak RSS per job](bench-peak-rss.png)
+![job time against data size]({time_png})
+![peak RSS per job]({rss_png})
 """
     print("wrote", write_section("scaling", "Scaling and peak memory of every job (bench/scaling.py)", body))
 
