@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# First, always: the script's own folder (bench/, which has an optimizer.py) must not shadow the optimizer app,
+# even when ROOT is already further down the path (make bench puts it in PYTHONPATH).
+sys.path.insert(0, str(ROOT))
 
 from campaigns import demo  # noqa: E402
 from optimizer import recommend  # noqa: E402

@@ -202,6 +202,38 @@ def link_opens(send_key: np.ndarray, send_time: np.ndarray, open_key: np.ndarray
     return opened
 
 
+# Customers drawn per block of bootstrap draws: bounds bootstrap_sums' memory whatever the audience's size.
+DRAW_BLOCK = 1_000_000
+
+
+def bootstrap_sums(rng: np.random.Generator, n: int, values: np.ndarray, draws: int) -> np.ndarray:
+    """The bootstrap over ``n`` customers of which only ``m = len(values)`` carry values (the others add zero).
+
+    ``values`` (m, k): per counted customer, k quantities. Returns (draws, k): for each resample of the ``n``
+    customers with replacement, the sums of the k quantities over the drawn customers, counted with multiplicity.
+    Exactly the multinomial bootstrap's distribution: of n draws from n customers, K ~ Binomial(n, m / n) land
+    among the m, each uniformly; the k quantities of one resample share its customers. Time and memory follow the
+    m counted customers, not n (the multinomial weights over every customer took 3 s and 1.3 GB per campaign at
+    125,000 customers, docs/BENCHMARKS.md), and at most DRAW_BLOCK drawn customers are held at a time.
+    """
+    m, k = values.shape
+    out = np.zeros((draws, k))
+    if m == 0:
+        return out
+    sizes = rng.binomial(n, m / n, size=draws)
+    start = 0
+    while start < draws:  # a block of whole resamples per gather
+        stop = start + 1
+        while stop < draws and sizes[start:stop + 1].sum() <= DRAW_BLOCK:
+            stop += 1
+        drawn = rng.integers(0, m, int(sizes[start:stop].sum()))
+        owner = np.repeat(np.arange(stop - start), sizes[start:stop])
+        for j in range(k):
+            out[start:stop, j] = np.bincount(owner, weights=values[drawn, j], minlength=stop - start)
+        start = stop
+    return out
+
+
 def policy_gain(
     sent_by_slot: np.ndarray,
     opened_by_slot: np.ndarray,
@@ -212,6 +244,8 @@ def policy_gain(
     draws: int = BOOTSTRAP_DRAWS,
     seed: int = 0,
     level: float = BOOTSTRAP_LEVEL,
+    unsent: int = 0,
+    unsent_moved: int = 0,
 ) -> PolicyGain | None:
     """Expected opens of the audience at its current send time vs ``personal_hours``, with a bootstrap interval.
 
@@ -220,14 +254,18 @@ def policy_gain(
     held-out period; ``current_local_slots`` the local half-hour (0..47) the current policy sends at;
     ``personal_hours`` the recommended local hour (sent at its start). None for an empty audience.
     ``level``: the bootstrap percentile level behind the INTERVAL interval (calibrated, see BOOTSTRAP_LEVEL).
+    ``unsent``: audience customers left out of the arrays because they have no held-out send (all-zero rows: the
+    same answer as passing them, without an (n, 48) matrix of zeros per campaign), ``unsent_moved`` of them with a
+    personal hour other than the current one.
     """
-    n = len(sent_by_slot)
+    rows_given = len(sent_by_slot)
+    n = rows_given + unsent
     if n == 0:
         return None
     current = np.asarray(current_local_slots, dtype=int) % SLOTS
     personal = np.asarray(personal_hours, dtype=int) % HOURS
     sent, opened = np.asarray(sent_by_slot, dtype=float), np.asarray(opened_by_slot, dtype=float)
-    rows = np.arange(n)
+    rows = np.arange(rows_given)
     # Each customer's own held-out sends at exactly the two moments compared: the fixed time's local half-hour,
     # and the first half-hour of the hour learnt before the held-out period (not the stored personal hour, which
     # those outcomes helped choose: that would flatter personal hours).
@@ -238,8 +276,9 @@ def policy_gain(
     if not at_current[0].any() or not at_personal[0].any():
         return None  # nothing measured at one of the two moments: no evidence either way
     rng = np.random.default_rng(seed)
-    # Row 0: the data as they are; then the bootstrap (multinomial weights = customers drawn with replacement).
-    weights = np.vstack([np.ones(n), rng.multinomial(n, np.full(n, 1 / n), size=draws)])
+    # The bootstrap draws n customers with replacement; only those with a send at one of the two moments move
+    # the sums, so only they are drawn (bootstrap_sums): memory and time follow them, not the audience.
+    counted = np.flatnonzero((at_current[0] > 0) | (at_personal[0] > 0))
 
     # Customers differ in how often they open at all, and those with a send at one moment are not the same
     # customers as those with a send at the other (busier ones, other segments): each customer's share opened at a
@@ -250,14 +289,18 @@ def policy_gain(
     total_sent, total_opened = sent.sum(axis=1), opened.sum(axis=1)
     base = (total_opened + SHRINK_SENDS * pooled) / (total_sent + SHRINK_SENDS)
 
-    def relative_rate(at: np.ndarray) -> np.ndarray:
+    def shares(at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         has = at[0] > 0
         others = (total_opened - at[1] + SHRINK_SENDS * pooled) / (total_sent - at[0] + SHRINK_SENDS)
-        share = np.divide(at[1], at[0] * others, out=np.zeros(n), where=has)
-        return (weights @ share + 1.0) / (weights @ has + 1.0)
+        return np.divide(at[1], at[0] * others, out=np.zeros(rows_given), where=has), has.astype(float)
 
-    rate_current, rate_personal = relative_rate(at_current), relative_rate(at_personal)
-    expected_base = base.sum()
+    # Columns: share and count at the current moment, then at the personal hour. Row 0: the data as they are
+    # (every customer once); then one row per bootstrap resample.
+    columns = np.column_stack([*shares(at_current), *shares(at_personal)])
+    totals = np.vstack([columns.sum(axis=0), bootstrap_sums(rng, n, columns[counted], draws)])
+    rate_current = (totals[:, 0] + 1.0) / (totals[:, 1] + 1.0)
+    rate_personal = (totals[:, 2] + 1.0) / (totals[:, 3] + 1.0)
+    expected_base = base.sum() + unsent * pooled  # a customer without held-out sends: the pooled rate
     personal_opens = expected_base * rate_personal
     current_opens = expected_base * rate_current
     gains = (personal_opens / current_opens - 1.0) * 100.0
@@ -269,7 +312,7 @@ def policy_gain(
         relative_gain=float(gains[0]),
         interval=(float(np.quantile(gains[1:], tail)), float(np.quantile(gains[1:], 1 - tail))),
         prob_gain=float(np.mean(gains[1:] > 0)),
-        moved=int(np.sum(current // 2 != personal)),
+        moved=int(np.sum(current // 2 != personal)) + unsent_moved,
         heldout_sends=int(at_current[0].sum() + at_personal[0].sum()),
         response=(float(personal_opens[0] / n), float(current_opens[0] / n)),
     )

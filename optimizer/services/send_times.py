@@ -137,7 +137,8 @@ class PolicyInputs:
     counts: np.ndarray  # (n, 24) opens by local hour, all history
     segments: np.ndarray  # segment code per customer (-1: none)
     segment_names: np.ndarray
-    zones: pd.Series  # IANA zone per customer
+    zone_codes: np.ndarray  # each customer's IANA zone, as a position in zone_names
+    zone_names: list[str]
     heldout_since: dt.datetime
     heldout: pd.DataFrame  # sends since heldout_since: position, campaign (pk), slot (local half-hour), opened
     reference_hours: np.ndarray  # best local hour from the opens before heldout_since
@@ -165,31 +166,32 @@ def policy_inputs(*, now: dt.datetime, since: dt.datetime) -> PolicyInputs | Non
     ).set_index("customer_id").reindex(base.index)
     population_hour = int(artifact["population_hour"])
     hours = stored["local"].map(lambda t: t.hour if isinstance(t, dt.time) else population_hour).to_numpy(dtype=int)
+    zone_codes, zone_names = pd.factorize(base["timezone"].fillna("UTC").to_numpy())
     return PolicyInputs(
         artifact=artifact, counts=counts, segments=segments, segment_names=base["segment"].fillna("").to_numpy(),
-        zones=base["timezone"].fillna("UTC"), heldout_since=heldout_since, heldout=heldout,
+        zone_codes=np.asarray(zone_codes), zone_names=[str(zone) for zone in zone_names], heldout_since=heldout_since, heldout=heldout,
         reference_hours=send_time.recommend(artifact, before, segments)["hour"],
         personal_hours=hours, personal=(stored["method"] == UserSendTime.Method.PERSONAL).to_numpy(),
         population_hour=population_hour, day=now.date(),
     )
 
 
-def local_slots_of(utc_time: dt.time, zones: pd.Series, day: dt.date) -> np.ndarray:
-    """The local half-hour (0..47), in each customer's zone, of ``utc_time`` on ``day`` (vectorised per zone)."""
-    out = np.empty(len(zones), dtype=int)
+def local_slots_of(utc_time: dt.time, zone_codes: np.ndarray, zone_names: list[str], day: dt.date) -> np.ndarray:
+    """The local half-hour (0..47), in each customer's zone, of ``utc_time`` on ``day``: one conversion per zone
+    (``zone_codes`` index ``zone_names``), then a gather; re-grouping a million zone names per campaign took 0.15 s."""
     moment = pd.Timestamp(dt.datetime.combine(day, utc_time), tz="UTC")
-    for tz, idx in pd.Series(zones.to_numpy()).groupby(zones.to_numpy()).indices.items():
-        local = moment.tz_convert(tz)
-        out[idx] = local.hour * 2 + local.minute // 30
-    return out
+    local = (moment.tz_convert(tz) for tz in zone_names)
+    return np.array([t.hour * 2 + t.minute // 30 for t in local], dtype=int)[zone_codes]
 
 
-def by_slot(sends: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 48) sends and opened sends per customer position and local half-hour."""
-    sent, opened = np.zeros((n, send_time.SLOTS)), np.zeros((n, send_time.SLOTS))
-    np.add.at(sent, (sends["position"].to_numpy(), sends["slot"].to_numpy()), 1)
-    hit = sends[sends["opened"]]
-    np.add.at(opened, (hit["position"].to_numpy(), hit["slot"].to_numpy()), 1)
+def by_slot(sends: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(len(rows), 48) sends and opened sends per local half-hour of the customers at positions ``rows`` (sorted)."""
+    sent, opened = np.zeros((len(rows), send_time.SLOTS)), np.zeros((len(rows), send_time.SLOTS))
+    at = np.searchsorted(rows, sends["position"].to_numpy())
+    slots = sends["slot"].to_numpy()
+    np.add.at(sent, (at, slots), 1)
+    hit = sends["opened"].to_numpy(bool)
+    np.add.at(opened, (at[hit], slots[hit]), 1)
     return sent, opened
 
 
@@ -200,13 +202,20 @@ def campaign_policy_gain(
 
     Measured on the campaign's own held-out sends only: campaigns differ in how often they are opened (channel,
     content), and its sends at its fixed time would otherwise be compared with other campaigns' sends at
-    personal hours.
+    personal hours. Only the audience customers with a held-out send of the campaign get rows (the others are
+    counted, ``unsent``): one row per customer of the whole base took 1.3 GB at 125,000 customers.
     """
     audience = np.isin(inputs.segment_names, list(segment_names)) if segment_names else np.ones(len(inputs.counts), dtype=bool)
-    current = local_slots_of(fixed_time, inputs.zones, inputs.day)
-    sent, opened = by_slot(inputs.heldout[inputs.heldout["campaign"] == campaign_pk], len(inputs.counts))
+    current = local_slots_of(fixed_time, inputs.zone_codes, inputs.zone_names, inputs.day)
+    sends = inputs.heldout[inputs.heldout["campaign"] == campaign_pk]
+    sends = sends[audience[sends["position"].to_numpy()]]
+    rows = np.unique(sends["position"].to_numpy())
+    sent, opened = by_slot(sends, rows)
+    silent = audience.copy()
+    silent[rows] = False
     gain = send_time.policy_gain(
-        sent[audience], opened[audience], inputs.reference_hours[audience],
-        current[audience], inputs.personal_hours[audience], seed=seed,
+        sent, opened, inputs.reference_hours[rows], current[rows], inputs.personal_hours[rows], seed=seed,
+        unsent=int(silent.sum()),
+        unsent_moved=int(np.sum(current[silent] // 2 != inputs.personal_hours[silent] % send_time.HOURS)),
     )
     return gain, audience

@@ -207,7 +207,9 @@ def test_offer_recommendation_recovers_the_planted_best_offer_on_demo_data():
     from campaigns import demo
 
     decided, right = 0, 0
-    for seed in (1, 2, 3):
+    # Six seeds: the generator's window ends today, so how many segments reach enough data moves from day to
+    # day (with three seeds, 4 to 7 of 9 over eight days checked; with six, 9 to 13 of 18).
+    for seed in (1, 2, 3, 4, 5, 6):
         data = demo.generate(demo.DemoConfig(customers=7000, merchants=20, campaigns=6, days=60, seed=seed))
         for segment, outcomes in demo_offer_outcomes(data).items():
             rec = recommend.recommend_offer(segment, outcomes, current_offer=None, prior_strength=1.0, seed=seed)
@@ -215,5 +217,5 @@ def test_offer_recommendation_recovers_the_planted_best_offer_on_demo_data():
                 decided += 1
                 right += rec.recommended_offer == data.truth["best_offer"][segment]
     print(f"offer recovery: {right}/{decided} decided segments right")
-    assert decided >= 6, f"only {decided} of 9 segments had enough data: the test would prove little"
+    assert decided >= 8, f"only {decided} of 18 segments had enough data: the test would prove little"
     assert right / decided >= 0.9, f"{right} of {decided} segments with enough data got the planted best offer"

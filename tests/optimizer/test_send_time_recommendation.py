@@ -112,6 +112,43 @@ def test_no_proposal_when_the_response_does_not_depend_on_the_hour():
     assert straddles >= 15 and above <= 3, (straddles, above)
 
 
+@pytest.mark.parametrize("block", [send_time.DRAW_BLOCK, 7])
+def test_bootstrap_sums_have_the_multinomial_bootstraps_moments(monkeypatch, block):
+    """Against the multinomial bootstrap over all n customers (weights drawn directly) and its exact moments:
+    E = sum(v), Var = sum(v^2) - sum(v)^2 / n, covariances alike; in blocks of whole resamples or one block."""
+    monkeypatch.setattr(send_time, "DRAW_BLOCK", block)
+    rng = np.random.default_rng(11)
+    n, m, draws = 60, 12, 40_000
+    values = np.column_stack([rng.gamma(2.0, 1.0, m), rng.integers(0, 2, m).astype(float)])
+    ours = send_time.bootstrap_sums(np.random.default_rng(12), n, values, draws)
+    weights = np.random.default_rng(13).multinomial(n, np.full(n, 1 / n), size=draws)[:, :m]  # the other n - m add 0
+    reference = weights @ values
+    exact_mean = values.sum(axis=0)
+    exact_cov = values.T @ values - np.outer(exact_mean, exact_mean) / n
+    for sample in (ours, reference):
+        assert sample.mean(axis=0) == pytest.approx(exact_mean, rel=0.01)
+        assert np.cov(sample.T) == pytest.approx(exact_cov, rel=0.05)
+    assert np.quantile(ours[:, 0], [0.05, 0.5, 0.95]) == pytest.approx(np.quantile(reference[:, 0], [0.05, 0.5, 0.95]), rel=0.03)
+
+
+def test_policy_gain_with_the_unsent_customers_counted_equals_their_zero_rows_passed():
+    rng = np.random.default_rng(4)
+    n = 3000
+    sent = rng.poisson(0.6, (n, 48)) * (rng.random(n) < 0.3)[:, None]  # 70 % of the audience: no held-out send
+    opened = rng.binomial(sent, 0.3)
+    reference, current, personal = rng.integers(0, 24, n), np.full(n, 36), rng.integers(0, 24, n)
+    full = send_time.policy_gain(sent, opened, reference, current, personal, seed=5)
+    kept = sent.sum(axis=1) > 0
+    silent = ~kept
+    compact = send_time.policy_gain(sent[kept], opened[kept], reference[kept], current[kept], personal[kept], seed=5,
+                                    unsent=int(silent.sum()), unsent_moved=int(np.sum(current[silent] // 2 != personal[silent])))
+    assert full is not None and compact is not None and 0 < silent.sum() < n
+    assert compact.customers == full.customers == n and compact.moved == full.moved
+    for name in ("opens_current", "opens_personal", "relative_gain", "prob_gain"):
+        assert getattr(compact, name) == pytest.approx(getattr(full, name), rel=1e-9), name
+    assert compact.interval == pytest.approx(full.interval, rel=1e-9)
+
+
 def test_no_estimate_without_sends_at_the_compared_moments():
     sent = np.zeros((10, 48))
     assert send_time.policy_gain(sent, sent, np.full(10, 8), np.full(10, 30), np.full(10, 8)) is None
