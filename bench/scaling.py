@@ -139,8 +139,10 @@ def manage(env: dict, *argv: str) -> None:
 
 
 def database_env(server: str, name: str) -> dict:
+    # Model artifacts per database: the sizes' registries each number their versions from 1, and one shared
+    # folder let a size's v1 overwrite another's (the registry then refuses the file: its sha256 differs).
     return {**os.environ, "DATABASE_URL": f"{server}/{name}", "DJANGO_SETTINGS_MODULE": "marketing_ai.settings",
-            "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+            "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "MODEL_ARTIFACT_DIR": str(OUT_DIR / "models" / name)}
 
 
 def build(args, factor: int) -> tuple[dict, dict]:
