@@ -36,7 +36,7 @@ from campaigns.ingest.validation import (
     resolve_references,
 )
 from campaigns.models import Campaign, Customer, Merchant, Offer
-from marketing_ai.db import rows_by_keys
+from marketing_ai.db import insert_missing_keys, rows_by_keys
 from marketing_ai.errors import InvalidRows
 
 
@@ -107,17 +107,28 @@ def _ingest_events(checked: CheckedRows, *, skip_invalid: bool) -> IngestResult:
     # A batch with a bad row never gets here, so it still writes nothing.
     with transaction.atomic():
         selectors.prefer_index_lookups()
-        customers, result.customers_created = _ensure(
-            Customer, "customer_id", {r.customer_id for r in rows if r.customer_id}, selectors.customer_pks,
+        result.customers_created = _create_missing(
+            Customer, "customer_id", {r.customer_id for r in rows if r.customer_id},
             lambda ext: Customer(customer_id=ext, timezone="UTC"),
         )
-        merchants, result.merchants_created = _ensure(
-            Merchant, "merchant_id", {r.merchant_id for r in rows if r.merchant_id}, selectors.merchant_pks,
+        result.merchants_created = _create_missing(
+            Merchant, "merchant_id", {r.merchant_id for r in rows if r.merchant_id},
             # The merchant network sends the real name later; until then the id is the name.
-            lambda ext: Merchant(merchant_id=ext, name=ext),
+            lambda ext: Merchant(merchant_id=ext, name=ext), key_copies=("name",),
         )
     with transaction.atomic():
         selectors.prefer_index_lookups()
+        # Ids we already have are duplicates. After a batch that met some, look them up first (a re-sent
+        # batch then locks and writes nothing); otherwise go straight to the COPY, which falls back to
+        # the exact ON CONFLICT way if it meets one (a fresh stream saves a 5,000-id query per batch).
+        hint = duplicate_hint()
+        known = _known_event_ids([r.event_id for r in rows]) if hint.expected else set()
+        if known:
+            rows = [r for r in rows if r.event_id not in known]
+        # The customers' and merchants' pks, their rows locked FOR KEY SHARE as found (one query each,
+        # see _lock_references): a customer deleted since the transaction above is missing here.
+        customers = _locked_pks(Customer, "customer_id", {r.customer_id for r in rows if r.customer_id})
+        merchants = _locked_pks(Merchant, "merchant_id", {r.merchant_id for r in rows if r.merchant_id})
         records: list[tuple] = []
         gone: list[EventRow] = []
         for r in rows:
@@ -136,13 +147,6 @@ def _ingest_events(checked: CheckedRows, *, skip_invalid: bool) -> IngestResult:
             else:
                 records.append(record)
         gone_ids = {r.event_id for r in gone}
-        # Ids we already have are duplicates. After a batch that met some, look them up first (a re-sent
-        # batch then locks and writes nothing); otherwise go straight to the COPY, which falls back to
-        # the exact ON CONFLICT way if it meets one (a fresh stream saves a 5,000-id query per batch).
-        hint = duplicate_hint()
-        known = _known_event_ids([record[0] for record in records]) if records and hint.expected else set()
-        if known:
-            records = [record for record in records if record[0] not in known]
         if records:
             dead = _lock_references(records)  # {record position: pks deleted meanwhile}; usually empty
             if dead:
@@ -178,9 +182,10 @@ def duplicate_hint() -> DuplicateHint:
 
     return cast(CampaignsConfig, apps.get_app_config("campaigns")).duplicate_hint
 
-# The foreign-key columns of an events record (positions 4..7) and the tables they refer to.
-_REFERENCE_COLUMNS = (4, 5, 6, 7)
-_REFERENCED_MODELS = {4: Customer, 5: Campaign, 6: Merchant, 7: Offer}
+# The foreign-key columns of an events record locked by ``_lock_references`` (campaign, offer; the customer
+# and merchant rows are locked as they are looked up, ``_locked_pks``) and the tables they refer to.
+_REFERENCE_COLUMNS = (5, 7)
+_REFERENCED_MODELS = {5: Campaign, 7: Offer}
 
 
 def _lock_references(records: list[tuple]) -> dict[int, set[int]]:
@@ -204,24 +209,32 @@ def _lock_references(records: list[tuple]) -> dict[int, set[int]]:
     return dead
 
 
-def _ensure(model, field_name: str, external_ids: set[str], lookup, build) -> tuple[dict[str, int], int]:
-    """{external id: pk}, creating the missing rows (set-based; safe against a concurrent batch)."""
+def _locked_pks(model, field_name: str, external_ids: set[str]) -> dict[str, int]:
+    """{external id: pk} of the rows found, each locked FOR KEY SHARE on PostgreSQL (``_lock_references``'
+    lock, taken by the look-up itself: one query instead of a look-up and a lock)."""
     if not external_ids:
-        return {}, 0
-    pks = lookup(external_ids)
-    missing = external_ids - pks.keys()
-    if not missing:
-        return pks, 0
-    # A concurrent batch may create some of the same rows first (ignore_conflicts skips them, and says
-    # nothing): ours carry this batch's own created_at, so the count below is of rows we created.
-    stamp = timezone.now()
-    rows = [build(ext) for ext in sorted(missing)]
-    for row in rows:
-        row.created_at = stamp
-    model.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    created = lookup(missing)
-    pks.update(created)
-    return pks, model.objects.filter(pk__in=list(created.values()), created_at=stamp).count()
+        return {}
+    table = connection.ops.quote_name(model._meta.db_table)
+    column = connection.ops.quote_name(model._meta.get_field(field_name).column)
+    return dict(rows_by_keys(table, column, f"{column}, id", sorted(external_ids), lock=True))
+
+
+def _create_missing(model, field_name: str, external_ids: set[str], build, *, key_copies: tuple[str, ...] = ()) -> int:
+    """Create the rows of ``external_ids`` not there yet (one statement on PostgreSQL, safe against a
+    concurrent batch); return how many this call created. ``build(ext)`` is the model instance a new row
+    would be: its field values (defaults included) are every new row's, except the key and the columns
+    in ``key_copies``, which take the id itself."""
+    if not external_ids:
+        return 0
+    template = build("")
+    template.created_at = timezone.now()
+    key_column = model._meta.get_field(field_name).column
+    values = {
+        f.column: (f.get_db_prep_save(f.pre_save(template, True), connection), f.cast_db_type(connection))
+        for f in model._meta.concrete_fields
+        if not f.primary_key and f.column != key_column and f.column not in key_copies
+    }
+    return len(insert_missing_keys(model._meta.db_table, key_column, sorted(external_ids), values, key_copies=key_copies))
 
 
 def chunked(items: Iterable, size: int) -> Iterable[list]:
