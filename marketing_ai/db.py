@@ -25,7 +25,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -72,9 +72,8 @@ def rows_by_keys(table: str, key: str, columns: str, keys: Sequence[Any], *, loc
     if not keys:
         return []
     if connection.vendor == "postgresql":
-        lock_clause = f" ORDER BY {key} FOR KEY SHARE" if lock else ""
         with psycopg_cursor(server_binding=True) as cursor:
-            cursor.execute(f"SELECT {columns} FROM {table} WHERE {key} = ANY(%s){lock_clause}", [array_parameter(keys)])
+            cursor.execute(_rows_by_keys_sql(table, key, columns, lock), [array_parameter(keys)])
             return cursor.fetchall()
     found: list[tuple] = []
     with connection.cursor() as cursor:
@@ -83,6 +82,47 @@ def rows_by_keys(table: str, key: str, columns: str, keys: Sequence[Any], *, loc
             cursor.execute(f"SELECT {columns} FROM {table} WHERE {key} IN ({', '.join(['%s'] * len(chunk))})", chunk)
             found.extend(cursor.fetchall())
     return found
+
+
+def rows_by_keys_all(queries: Sequence[tuple[str, str, str, Sequence[Any], bool]]) -> list[list[tuple]]:
+    """``rows_by_keys`` of several ``(table, key, columns, keys, lock)`` at once, in that order.
+
+    PostgreSQL: sent together and read together (``pipeline``): one round trip instead of one per query.
+    With a writer thread waiting for the GIL after every reply and the server's CPU shared, a round trip
+    cost 5-10 ms at load 4-5 on the 2-core machine, as much as the look-up itself. Elsewhere one
+    ``rows_by_keys`` after the other.
+    """
+    if connection.vendor != "postgresql":
+        return [rows_by_keys(table, key, columns, keys, lock=lock) for table, key, columns, keys, lock in queries]
+    with pipeline(), ExitStack() as stack:
+        cursors: list[psycopg.Cursor | None] = []
+        for table, key, columns, keys, lock in queries:
+            if not keys:
+                cursors.append(None)
+                continue
+            cursor = stack.enter_context(psycopg_cursor(server_binding=True))
+            cursor.execute(_rows_by_keys_sql(table, key, columns, lock), [array_parameter(keys)])
+            cursors.append(cursor)
+        return [cursor.fetchall() if cursor is not None else [] for cursor in cursors]
+
+
+def _rows_by_keys_sql(table: str, key: str, columns: str, lock: bool) -> str:
+    lock_clause = f" ORDER BY {key} FOR KEY SHARE" if lock else ""
+    return f"SELECT {columns} FROM {table} WHERE {key} = ANY(%s){lock_clause}"
+
+
+@contextmanager
+def pipeline() -> Iterator[None]:
+    """PostgreSQL: the statements run inside go to the server without waiting for each reply (psycopg's
+    pipeline mode); a reply is waited for when it is read, so statements whose results are not needed in
+    between (``SET LOCAL``, ``BEGIN``, independent look-ups) share one round trip. No COPY inside.
+    Elsewhere nothing."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
 
 
 def array_parameter(keys: Sequence[Any]) -> Any:

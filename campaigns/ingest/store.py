@@ -36,7 +36,7 @@ from campaigns.ingest.validation import (
     resolve_references,
 )
 from campaigns.models import Campaign, Customer, Merchant, Offer
-from marketing_ai.db import insert_missing_keys, rows_by_keys
+from marketing_ai.db import insert_missing_keys, pipeline, rows_by_keys_all
 from marketing_ai.errors import InvalidRows
 
 
@@ -105,7 +105,7 @@ def _ingest_events(checked: CheckedRows, *, skip_invalid: bool) -> IngestResult:
     # Customers and merchants first, in their own short transaction: a concurrent batch that meets
     # the same new customer would otherwise wait for this whole batch's uncommitted insert to end.
     # A batch with a bad row never gets here, so it still writes nothing.
-    with transaction.atomic():
+    with transaction.atomic(), pipeline():  # BEGIN, SET LOCAL and the first insert in one round trip
         selectors.prefer_index_lookups()
         result.customers_created = _create_missing(
             Customer, "customer_id", {r.customer_id for r in rows if r.customer_id},
@@ -117,47 +117,31 @@ def _ingest_events(checked: CheckedRows, *, skip_invalid: bool) -> IngestResult:
             lambda ext: Merchant(merchant_id=ext, name=ext), key_copies=("name",),
         )
     with transaction.atomic():
-        selectors.prefer_index_lookups()
-        # Ids we already have are duplicates. After a batch that met some, look them up first (a re-sent
-        # batch then locks and writes nothing); otherwise go straight to the COPY, which falls back to
-        # the exact ON CONFLICT way if it meets one (a fresh stream saves a 5,000-id query per batch).
         hint = duplicate_hint()
-        known = _known_event_ids([r.event_id for r in rows]) if hint.expected else set()
-        if known:
-            rows = [r for r in rows if r.event_id not in known]
-        # The customers' and merchants' pks, their rows locked FOR KEY SHARE as found (one query each,
-        # see _lock_references): a customer deleted since the transaction above is missing here.
-        customers = _locked_pks(Customer, "customer_id", {r.customer_id for r in rows if r.customer_id})
-        merchants = _locked_pks(Merchant, "merchant_id", {r.merchant_id for r in rows if r.merchant_id})
+        with pipeline():  # BEGIN, SET LOCAL and the look-ups below in one or two round trips
+            selectors.prefer_index_lookups()
+            # Ids we already have are duplicates. After a batch that met some, look them up first (a re-sent
+            # batch then locks and writes nothing); otherwise go straight to the COPY, which falls back to
+            # the exact ON CONFLICT way if it meets one (a fresh stream saves a 5,000-id query per batch).
+            known = _known_event_ids([r.event_id for r in rows]) if hint.expected else set()
+            if known:
+                rows = [r for r in rows if r.event_id not in known]
+            customers, merchants, live_campaigns, live_offers = _lock_references(rows, campaigns, offers)
         records: list[tuple] = []
         gone: list[EventRow] = []
         for r in rows:
-            record = (
-                r.event_id, r.type, r.occurred_at, received_at,
-                customers.get(r.customer_id) if r.customer_id else None,
-                campaigns.get(r.campaign_id),
-                merchants.get(r.merchant_id) if r.merchant_id else None,
-                offers.get(r.offer_id) if r.offer_id else None,
-                r.variant, r.amount, r.channel,
-            )
-            # A missing pk: the row was deleted after validation (a concurrent delete).
-            if record[5] is None or (r.customer_id and record[4] is None) or (r.merchant_id and record[6] is None) \
-                    or (r.offer_id and record[7] is None):
+            customer = customers.get(r.customer_id) if r.customer_id else None
+            merchant = merchants.get(r.merchant_id) if r.merchant_id else None
+            campaign = campaigns.get(r.campaign_id)
+            offer = offers.get(r.offer_id) if r.offer_id else None
+            # A row not found: deleted after validation (a concurrent delete).
+            if campaign not in live_campaigns or (r.customer_id and customer is None) \
+                    or (r.merchant_id and merchant is None) or (r.offer_id and offer not in live_offers):
                 gone.append(r)
             else:
-                records.append(record)
+                records.append((r.event_id, r.type, r.occurred_at, received_at, customer, campaign, merchant, offer,
+                                r.variant, r.amount, r.channel))
         gone_ids = {r.event_id for r in gone}
-        if records:
-            dead = _lock_references(records)  # {record position: pks deleted meanwhile}; usually empty
-            if dead:
-                kept = []
-                for record in records:
-                    if any(record[i] in pks for i, pks in dead.items()):
-                        gone.append(unique[record[0]])
-                        gone_ids.add(record[0])
-                    else:
-                        kept.append(record)
-                records = kept
         if gone:
             # Only a delete racing this batch gets here (the database refuses deletes of referenced rows).
             vanished = [
@@ -182,41 +166,31 @@ def duplicate_hint() -> DuplicateHint:
 
     return cast(CampaignsConfig, apps.get_app_config("campaigns")).duplicate_hint
 
-# The foreign-key columns of an events record locked by ``_lock_references`` (campaign, offer; the customer
-# and merchant rows are locked as they are looked up, ``_locked_pks``) and the tables they refer to.
-_REFERENCE_COLUMNS = (5, 7)
-_REFERENCED_MODELS = {5: Campaign, 7: Offer}
 
-
-def _lock_references(records: list[tuple]) -> dict[int, set[int]]:
-    """Return the pks the batch refers to that are gone, by record position (one query per table);
-    on PostgreSQL, also take FOR KEY SHARE locks on every row found (what a foreign key does per event).
+def _lock_references(rows: list[EventRow], campaigns: dict[str, int], offers: dict[str, int]
+                     ) -> tuple[dict[str, int], dict[str, int], set[int], set[int]]:
+    """The rows the batch refers to, found and on PostgreSQL locked FOR KEY SHARE (what a foreign key does
+    per event), one query per table, all in one round trip: the customers' and merchants' {external id: pk}
+    (looked up and locked at once), and the pks of the campaigns and offers (resolved by the validation)
+    that still exist.
 
     A concurrent delete of one of those rows then waits for this transaction, and the reference trigger
     on that table refuses it once our events are committed. Elsewhere the look-up takes no lock (SQLite
-    has one writer at a time) and still names a row deleted between validation and this write.
+    has one writer at a time) and still finds a row deleted since the validation or since
+    ``_create_missing`` missing.
     """
-    dead: dict[int, set[int]] = {}
-    for position in _REFERENCE_COLUMNS:
-        pks = sorted({record[position] for record in records if record[position] is not None})
-        if not pks:
-            continue
-        table = connection.ops.quote_name(_REFERENCED_MODELS[position]._meta.db_table)
-        rows = rows_by_keys(table, "id", "id", pks, lock=True)
-        missing = set(pks).difference(pk for (pk,) in rows)
-        if missing:
-            dead[position] = missing
-    return dead
-
-
-def _locked_pks(model, field_name: str, external_ids: set[str]) -> dict[str, int]:
-    """{external id: pk} of the rows found, each locked FOR KEY SHARE on PostgreSQL (``_lock_references``'
-    lock, taken by the look-up itself: one query instead of a look-up and a lock)."""
-    if not external_ids:
-        return {}
-    table = connection.ops.quote_name(model._meta.db_table)
-    column = connection.ops.quote_name(model._meta.get_field(field_name).column)
-    return dict(rows_by_keys(table, column, f"{column}, id", sorted(external_ids), lock=True))
+    quote = connection.ops.quote_name
+    customer_ids = sorted({r.customer_id for r in rows if r.customer_id})
+    merchant_ids = sorted({r.merchant_id for r in rows if r.merchant_id})
+    campaign_pks = sorted({pk for r in rows if (pk := campaigns.get(r.campaign_id)) is not None})
+    offer_pks = sorted({pk for r in rows if r.offer_id and (pk := offers.get(r.offer_id)) is not None})
+    customer_rows, merchant_rows, campaign_rows, offer_rows = rows_by_keys_all([
+        (quote(Customer._meta.db_table), "customer_id", "customer_id, id", customer_ids, True),
+        (quote(Merchant._meta.db_table), "merchant_id", "merchant_id, id", merchant_ids, True),
+        (quote(Campaign._meta.db_table), "id", "id", campaign_pks, True),
+        (quote(Offer._meta.db_table), "id", "id", offer_pks, True),
+    ])
+    return dict(customer_rows), dict(merchant_rows), {pk for (pk,) in campaign_rows}, {pk for (pk,) in offer_rows}
 
 
 def _create_missing(model, field_name: str, external_ids: set[str], build, *, key_copies: tuple[str, ...] = ()) -> int:

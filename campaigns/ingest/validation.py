@@ -440,8 +440,7 @@ def resolve_references(checked: CheckedRows) -> tuple[list[tuple[int, EventRow]]
     (unknown ids included, also on rows that are bad otherwise) ordered by index, and the
     {campaign_id: pk} and {offer_id: pk} maps found (the store reuses them)."""
     references = checked.references
-    campaigns = selectors.campaign_pks(c for _, c, _ in references if c)
-    offers = selectors.offer_pks(o for _, _, o in references if o)
+    campaigns, offers = selectors.campaign_and_offer_pks((c for _, c, _ in references if c), (o for _, _, o in references if o))
     errors = list(checked.errors)
     unresolved: set[int] = set()
     for index, campaign_id, offer_id in references:
