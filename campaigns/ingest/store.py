@@ -1,9 +1,10 @@
 """Storing a validated batch of events: ``ingest_events``.
 
-``ingest_events`` resolves ids with one query per kind, creates customers and merchants on first
-sight (their own short transaction), and writes the events set-based in one transaction. On
-PostgreSQL: drop the ids already stored (one query), lock the referenced rows ``FOR KEY SHARE``
-(one query per table: the events table has no per-row foreign-key triggers), then binary ``COPY``
+``ingest_events`` resolves the campaign and offer ids (two queries, one round trip), creates customers
+and merchants on first sight (one statement each, their own short transaction), and writes the events
+set-based in one transaction. On PostgreSQL: drop the ids already stored (one query, after a batch that
+met some), look up the customers and merchants and lock every referenced row ``FOR KEY SHARE`` (one
+query per table, all in one round trip: the events table has no per-row foreign-key triggers), then binary ``COPY``
 straight into the events table; if a concurrent batch stored one of the ids meanwhile, fall back to
 COPY into a temporary table + ``INSERT ... ON CONFLICT (event_id) DO NOTHING``. Elsewhere one
 ``executemany`` of that INSERT. The database-specific steps are ``marketing_ai.db.rows_by_keys`` and
