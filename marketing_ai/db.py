@@ -120,8 +120,9 @@ def pipeline() -> Iterator[None]:
     if connection.vendor != "postgresql":
         yield
         return
-    connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.pipeline():
+    # Django's cursor first: its once-per-request health check replaces a connection the server dropped
+    # (psycopg_cursor's reason); the pipeline of a dead connection would fail the request instead.
+    with connection.cursor(), connection.wrap_database_errors, connection.connection.pipeline():
         yield
 
 

@@ -1,8 +1,8 @@
 """Storing a validated batch of events: ``ingest_events``.
 
 ``ingest_events`` resolves the campaign and offer ids (two queries, one round trip), creates customers
-and merchants on first sight (one statement each, their own short transaction), and writes the events
-set-based in one transaction. On PostgreSQL: drop the ids already stored (one query, after a batch that
+and merchants on first sight (one statement each, their own short transaction, run only when the events'
+transaction finds one missing), and writes the events set-based in one transaction. On PostgreSQL: drop the ids already stored (one query, after a batch that
 met some), look up the customers and merchants and lock every referenced row ``FOR KEY SHARE`` (one
 query per table, all in one round trip: the events table has no per-row foreign-key triggers), then binary ``COPY``
 straight into the events table; if a concurrent batch stored one of the ids meanwhile, fall back to
@@ -103,20 +103,40 @@ def _ingest_events(checked: CheckedRows, *, skip_invalid: bool) -> IngestResult:
         return result
 
     # The campaign and offer pks are the validation's (a row deleted since is caught by _lock_references).
-    # Customers and merchants first, in their own short transaction: a concurrent batch that meets
-    # the same new customer would otherwise wait for this whole batch's uncommitted insert to end.
+    # The events' transaction looks the customers and merchants up (and locks them); if some are new, it
+    # ends there (it has written nothing) and they are created first, in their own short transaction: a
+    # concurrent batch that meets the same new customer would otherwise wait for this whole batch's
+    # uncommitted insert to end. A batch of known customers (the usual case) skips that transaction.
     # A batch with a bad row never gets here, so it still writes nothing.
-    with transaction.atomic(), pipeline():  # BEGIN, SET LOCAL and the first insert in one round trip
-        selectors.prefer_index_lookups()
-        result.customers_created = _create_missing(
-            Customer, "customer_id", {r.customer_id for r in rows if r.customer_id},
-            lambda ext: Customer(customer_id=ext, timezone="UTC"),
-        )
-        result.merchants_created = _create_missing(
-            Merchant, "merchant_id", {r.merchant_id for r in rows if r.merchant_id},
-            # The merchant network sends the real name later; until then the id is the name.
-            lambda ext: Merchant(merchant_id=ext, name=ext), key_copies=("name",),
-        )
+    created = False
+    while True:
+        try:
+            return _write_events(rows, valid, unique, campaigns, offers, received_at, result,
+                                 skip_invalid=skip_invalid, create_missing=not created)
+        except _NewReferences:
+            with transaction.atomic(), pipeline():  # BEGIN, SET LOCAL and the first insert in one round trip
+                selectors.prefer_index_lookups()
+                result.customers_created = _create_missing(
+                    Customer, "customer_id", {r.customer_id for r in rows if r.customer_id},
+                    lambda ext: Customer(customer_id=ext, timezone="UTC"),
+                )
+                result.merchants_created = _create_missing(
+                    Merchant, "merchant_id", {r.merchant_id for r in rows if r.merchant_id},
+                    # The merchant network sends the real name later; until then the id is the name.
+                    lambda ext: Merchant(merchant_id=ext, name=ext), key_copies=("name",),
+                )
+            created = True  # the second pass counts a customer missing again as deleted meanwhile
+
+
+class _NewReferences(Exception):
+    """The batch names customers or merchants not stored yet: create them first (``_ingest_events``)."""
+
+
+def _write_events(rows: list[EventRow], valid: list[tuple[int, EventRow]], unique: dict[str, EventRow],
+                  campaigns: dict[str, int], offers: dict[str, int], received_at: dt.datetime, result: IngestResult, *,
+                  skip_invalid: bool, create_missing: bool) -> IngestResult:
+    """The events' transaction of ``_ingest_events``; raises ``_NewReferences`` (having written nothing)
+    when ``create_missing`` and a customer or merchant of the batch is not stored yet."""
     with transaction.atomic():
         hint = duplicate_hint()
         with pipeline():  # BEGIN, SET LOCAL and the look-ups below in one or two round trips
@@ -128,6 +148,11 @@ def _ingest_events(checked: CheckedRows, *, skip_invalid: bool) -> IngestResult:
             if known:
                 rows = [r for r in rows if r.event_id not in known]
             customers, merchants, live_campaigns, live_offers = _lock_references(rows, campaigns, offers)
+        if create_missing and (
+            any(r.customer_id not in customers for r in rows if r.customer_id)
+            or any(r.merchant_id not in merchants for r in rows if r.merchant_id)
+        ):
+            raise _NewReferences
         records: list[tuple] = []
         gone: list[EventRow] = []
         for r in rows:
