@@ -5,7 +5,7 @@
 One run generates N wire events (CSV file + JSON batches of 5,000), then measures, on the same
 database and rows:
 
-1. ``manage.py import_events`` of the CSV (in-process, batches of 5,000, ``--jobs`` default 2; median of
+1. ``manage.py import_events`` of the CSV (in-process, the command's default batch size, ``--jobs`` default 2; median of
    ``--runs``), and its fixed cost apart: the same command on a header-only CSV in a new process;
 2. the floor (issue 15): PostgreSQL's ``COPY`` of the same rows (the events the import stored, as CSV)
    into ``CREATE TABLE ... (LIKE campaigns_event INCLUDING ALL)``, i.e. the events table's columns,
@@ -317,7 +317,7 @@ def post_batches(port: int, token: str, bodies: list[bytes], clients: int) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="events per phase (default 200000)")
-    parser.add_argument("--batch", type=int, default=5000, help="events per API request / import batch")
+    parser.add_argument("--batch", type=int, default=5000, help="events per API request (the import uses its default)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers = client threads (default 2)")
     parser.add_argument("--jobs", type=int, default=2, help="import_events --jobs: writer threads (default 2)")
     parser.add_argument("--runs", type=int, default=3, help="runs of the import and of each floor; medians (default 3)")
@@ -396,7 +396,9 @@ def main() -> None:
         floors.append(table_copy_floor(dsn, data))
     floor = record(f"floor: COPY of the same rows into CREATE TABLE (LIKE campaigns_event INCLUDING ALL) "
                    f"(median of {runs}, each after an import run)", median(floors), spread(floors))
-    imported = record(f"import_events (CSV, batches of {args.batch:,}, --jobs {args.jobs}; median of {runs})",
+    from campaigns.management.commands.import_events import DEFAULT_BATCH_SIZE
+
+    imported = record(f"import_events (CSV, batches of {DEFAULT_BATCH_SIZE:,}, --jobs {args.jobs}; median of {runs})",
                       median(import_times), summary.split(": ", 1)[-1].split(" (")[0] + "; " + spread(import_times))
     indexed = record("reference: INSERT ... SELECT into a copy of the events table (its indexes)",
                      indexed_reference(), "server-side, no parsing or validation")

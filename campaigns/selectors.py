@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Customer, Merchant, Offer, Segment
-from marketing_ai.db import rows_by_keys
+from marketing_ai.db import rows_by_keys, rows_by_keys_all
 
 
 def _pk_by_external_id(model, field: str, external_ids: Iterable[str]) -> dict[str, int]:
@@ -44,6 +44,16 @@ def campaign_pks(campaign_ids: Iterable[str]) -> dict[str, int]:
 
 def offer_pks(offer_ids: Iterable[str]) -> dict[str, int]:
     return _pk_by_external_id(Offer, "offer_id", offer_ids)
+
+
+def campaign_and_offer_pks(campaign_ids: Iterable[str], offer_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """``campaign_pks`` and ``offer_pks`` together: one round trip on PostgreSQL (``rows_by_keys_all``)."""
+    quote = connection.ops.quote_name
+    campaigns, offers = rows_by_keys_all([
+        (quote(model._meta.db_table), quote(field), f"{quote(field)}, id", sorted(set(ids)), False)
+        for model, field, ids in ((Campaign, "campaign_id", campaign_ids), (Offer, "offer_id", offer_ids))
+    ])
+    return dict(campaigns), dict(offers)
 
 
 def customer_pks(customer_ids: Iterable[str]) -> dict[str, int]:

@@ -27,6 +27,7 @@ from campaigns.ingest.validation import (
     EventRow,
     InvalidRows,
     RowError,
+    check_csv_rows,
     check_rows,
     validate_batch,
     validate_event_row,
@@ -38,7 +39,7 @@ __all__ = [
     "AMOUNT_REQUIRED", "CENT", "EVENT_COLUMNS", "EVENT_COPY_TYPES", "MAX_AMOUNT", "MAX_API_BATCH",
     "MAX_FUTURE_SKEW", "MAX_ID_LENGTH", "MAX_LISTED_ROW_ERRORS", "MAX_UNKNOWN_FIELDS_LISTED", "TYPES",
     "WIRE_FIELDS", "CheckedRows", "EventRow", "IngestResult", "InvalidRows", "RowError", "campaign_delete",
-    "check_rows", "chunked", "ingest_checked", "ingest_events", "merchant_delete", "validate_batch",
+    "check_csv_rows", "check_rows", "chunked", "ingest_checked", "ingest_events", "merchant_delete", "validate_batch",
     "validate_event_row",
 ]
 

@@ -197,8 +197,9 @@ class WholeBodyJSONParser(JSONParser):
             raise PayloadTooLarge(too_large_message())
         try:
             text = raw.decode(encoding)
-            data = json.loads(text, parse_constant=json.strict_constant if self.strict else None)
-            validation.check_json(data, text)
+            ints = validation.JsonInts()  # integers checked as parsed: the text scan then skips them
+            data = json.loads(text, parse_constant=json.strict_constant if self.strict else None, parse_int=ints)
+            validation.check_json(data, text, ints_in_range=not ints.out_of_range)
         except RecursionError:
             raise exceptions.ParseError(
                 f"JSON parse error - nested deeper than {validation.MAX_JSON_DEPTH} levels"

@@ -122,18 +122,39 @@ class BadJSON(ValueError):
 # refuses raw control characters, UTF-8 decoding refuses surrogates), and an integer out of the 64-bit
 # range has 19+ digits: one scan of the text tells whether the per-string walk is needed at all.
 _SUSPECT_TEXT = re.compile(r"\\u(?:00[01]|007[fF]|[dD][89a-fA-F])|\d{19}")
+# The same without the integers, for a parse that checked them itself (``JsonInts``): a search that
+# starts with a literal is a fast substring scan, while ``\d{19}`` is tried at every digit of the text
+# (26 ms against 0.3 ms for a 5,000-event batch, about a tenth of the API's time per batch).
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:00[01]|007[fF]|[dD][89a-fA-F])")
 
 
-def check_json(data: Any, text: str | None = None, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+class JsonInts:
+    """A ``parse_int`` for ``json.loads`` that notes whether an integer does not fit 64 bits
+    (``out_of_range``), for ``check_json(..., ints_in_range=not ints.out_of_range)``."""
+
+    def __init__(self) -> None:
+        self.out_of_range = False
+
+    def __call__(self, digits: str) -> int:
+        value = int(digits)
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            self.out_of_range = True
+        return value
+
+
+def check_json(data: Any, text: str | None = None, *, max_depth: int = MAX_JSON_DEPTH,
+               ints_in_range: bool = False) -> None:
     """Check a parsed JSON body (``text``: its source, for the fast paths). Raises ``BadJSON``.
 
     Depth is at most ``max_depth``; every string and key is storable text; integers fit 64 bits.
+    ``ints_in_range``: the parse found every integer within 64 bits already (``JsonInts``), so the text
+    is scanned only for the escapes that may hide text the database cannot store.
     """
     if text is None or not _shallow(data, text, max_depth):
         depth = _depth(data, max_depth)
         if depth > max_depth:
             raise BadJSON(f"the body is nested deeper than {max_depth} levels")
-    if text is None or _SUSPECT_TEXT.search(text):
+    if text is None or (_SUSPECT_ESCAPE if ints_in_range else _SUSPECT_TEXT).search(text):
         _check_leaves(data)
 
 

@@ -1,9 +1,10 @@
 """Storing a validated batch of events: ``ingest_events``.
 
-``ingest_events`` resolves ids with one query per kind, creates customers and merchants on first
-sight (their own short transaction), and writes the events set-based in one transaction. On
-PostgreSQL: drop the ids already stored (one query), lock the referenced rows ``FOR KEY SHARE``
-(one query per table: the events table has no per-row foreign-key triggers), then binary ``COPY``
+``ingest_events`` resolves the campaign and offer ids (two queries, one round trip), creates customers
+and merchants on first sight (one statement each, their own short transaction, run only when the events'
+transaction finds one missing), and writes the events set-based in one transaction. On PostgreSQL: drop the ids already stored (one query, after a batch that
+met some), look up the customers and merchants and lock every referenced row ``FOR KEY SHARE`` (one
+query per table, all in one round trip: the events table has no per-row foreign-key triggers), then binary ``COPY``
 straight into the events table; if a concurrent batch stored one of the ids meanwhile, fall back to
 COPY into a temporary table + ``INSERT ... ON CONFLICT (event_id) DO NOTHING``. Elsewhere one
 ``executemany`` of that INSERT. The database-specific steps are ``marketing_ai.db.rows_by_keys`` and
@@ -36,7 +37,7 @@ from campaigns.ingest.validation import (
     resolve_references,
 )
 from campaigns.models import Campaign, Customer, Merchant, Offer
-from marketing_ai.db import rows_by_keys
+from marketing_ai.db import insert_missing_keys, pipeline, rows_by_keys_all
 from marketing_ai.errors import InvalidRows
 
 
@@ -102,58 +103,71 @@ def _ingest_events(checked: CheckedRows, *, skip_invalid: bool) -> IngestResult:
         return result
 
     # The campaign and offer pks are the validation's (a row deleted since is caught by _lock_references).
-    # Customers and merchants first, in their own short transaction: a concurrent batch that meets
-    # the same new customer would otherwise wait for this whole batch's uncommitted insert to end.
+    # The events' transaction looks the customers and merchants up (and locks them); if some are new, it
+    # ends there (it has written nothing) and they are created first, in their own short transaction: a
+    # concurrent batch that meets the same new customer would otherwise wait for this whole batch's
+    # uncommitted insert to end. A batch of known customers (the usual case) skips that transaction.
     # A batch with a bad row never gets here, so it still writes nothing.
+    created = False
+    while True:
+        try:
+            return _write_events(rows, valid, unique, campaigns, offers, received_at, result,
+                                 skip_invalid=skip_invalid, create_missing=not created)
+        except _NewReferences:
+            with transaction.atomic(), pipeline():  # BEGIN, SET LOCAL and the first insert in one round trip
+                selectors.prefer_index_lookups()
+                result.customers_created = _create_missing(
+                    Customer, "customer_id", {r.customer_id for r in rows if r.customer_id},
+                    lambda ext: Customer(customer_id=ext, timezone="UTC"),
+                )
+                result.merchants_created = _create_missing(
+                    Merchant, "merchant_id", {r.merchant_id for r in rows if r.merchant_id},
+                    # The merchant network sends the real name later; until then the id is the name.
+                    lambda ext: Merchant(merchant_id=ext, name=ext), key_copies=("name",),
+                )
+            created = True  # the second pass counts a customer missing again as deleted meanwhile
+
+
+class _NewReferences(Exception):
+    """The batch names customers or merchants not stored yet: create them first (``_ingest_events``)."""
+
+
+def _write_events(rows: list[EventRow], valid: list[tuple[int, EventRow]], unique: dict[str, EventRow],
+                  campaigns: dict[str, int], offers: dict[str, int], received_at: dt.datetime, result: IngestResult, *,
+                  skip_invalid: bool, create_missing: bool) -> IngestResult:
+    """The events' transaction of ``_ingest_events``; raises ``_NewReferences`` (having written nothing)
+    when ``create_missing`` and a customer or merchant of the batch is not stored yet."""
     with transaction.atomic():
-        selectors.prefer_index_lookups()
-        customers, result.customers_created = _ensure(
-            Customer, "customer_id", {r.customer_id for r in rows if r.customer_id}, selectors.customer_pks,
-            lambda ext: Customer(customer_id=ext, timezone="UTC"),
-        )
-        merchants, result.merchants_created = _ensure(
-            Merchant, "merchant_id", {r.merchant_id for r in rows if r.merchant_id}, selectors.merchant_pks,
-            # The merchant network sends the real name later; until then the id is the name.
-            lambda ext: Merchant(merchant_id=ext, name=ext),
-        )
-    with transaction.atomic():
-        selectors.prefer_index_lookups()
+        hint = duplicate_hint()
+        with pipeline():  # BEGIN, SET LOCAL and the look-ups below in one or two round trips
+            selectors.prefer_index_lookups()
+            # Ids we already have are duplicates. After a batch that met some, look them up first (a re-sent
+            # batch then locks and writes nothing); otherwise go straight to the COPY, which falls back to
+            # the exact ON CONFLICT way if it meets one (a fresh stream saves a 5,000-id query per batch).
+            known = _known_event_ids([r.event_id for r in rows]) if hint.expected else set()
+            if known:
+                rows = [r for r in rows if r.event_id not in known]
+            customers, merchants, live_campaigns, live_offers = _lock_references(rows, campaigns, offers)
+        if create_missing and (
+            any(r.customer_id not in customers for r in rows if r.customer_id)
+            or any(r.merchant_id not in merchants for r in rows if r.merchant_id)
+        ):
+            raise _NewReferences
         records: list[tuple] = []
         gone: list[EventRow] = []
         for r in rows:
-            record = (
-                r.event_id, r.type, r.occurred_at, received_at,
-                customers.get(r.customer_id) if r.customer_id else None,
-                campaigns.get(r.campaign_id),
-                merchants.get(r.merchant_id) if r.merchant_id else None,
-                offers.get(r.offer_id) if r.offer_id else None,
-                r.variant, r.amount, r.channel,
-            )
-            # A missing pk: the row was deleted after validation (a concurrent delete).
-            if record[5] is None or (r.customer_id and record[4] is None) or (r.merchant_id and record[6] is None) \
-                    or (r.offer_id and record[7] is None):
+            customer = customers.get(r.customer_id) if r.customer_id else None
+            merchant = merchants.get(r.merchant_id) if r.merchant_id else None
+            campaign = campaigns.get(r.campaign_id)
+            offer = offers.get(r.offer_id) if r.offer_id else None
+            # A row not found: deleted after validation (a concurrent delete).
+            if campaign not in live_campaigns or (r.customer_id and customer is None) \
+                    or (r.merchant_id and merchant is None) or (r.offer_id and offer not in live_offers):
                 gone.append(r)
             else:
-                records.append(record)
+                records.append((r.event_id, r.type, r.occurred_at, received_at, customer, campaign, merchant, offer,
+                                r.variant, r.amount, r.channel))
         gone_ids = {r.event_id for r in gone}
-        # Ids we already have are duplicates. After a batch that met some, look them up first (a re-sent
-        # batch then locks and writes nothing); otherwise go straight to the COPY, which falls back to
-        # the exact ON CONFLICT way if it meets one (a fresh stream saves a 5,000-id query per batch).
-        hint = duplicate_hint()
-        known = _known_event_ids([record[0] for record in records]) if records and hint.expected else set()
-        if known:
-            records = [record for record in records if record[0] not in known]
-        if records:
-            dead = _lock_references(records)  # {record position: pks deleted meanwhile}; usually empty
-            if dead:
-                kept = []
-                for record in records:
-                    if any(record[i] in pks for i, pks in dead.items()):
-                        gone.append(unique[record[0]])
-                        gone_ids.add(record[0])
-                    else:
-                        kept.append(record)
-                records = kept
         if gone:
             # Only a delete racing this batch gets here (the database refuses deletes of referenced rows).
             vanished = [
@@ -178,50 +192,49 @@ def duplicate_hint() -> DuplicateHint:
 
     return cast(CampaignsConfig, apps.get_app_config("campaigns")).duplicate_hint
 
-# The foreign-key columns of an events record (positions 4..7) and the tables they refer to.
-_REFERENCE_COLUMNS = (4, 5, 6, 7)
-_REFERENCED_MODELS = {4: Customer, 5: Campaign, 6: Merchant, 7: Offer}
 
-
-def _lock_references(records: list[tuple]) -> dict[int, set[int]]:
-    """Return the pks the batch refers to that are gone, by record position (one query per table);
-    on PostgreSQL, also take FOR KEY SHARE locks on every row found (what a foreign key does per event).
+def _lock_references(rows: list[EventRow], campaigns: dict[str, int], offers: dict[str, int]
+                     ) -> tuple[dict[str, int], dict[str, int], set[int], set[int]]:
+    """The rows the batch refers to, found and on PostgreSQL locked FOR KEY SHARE (what a foreign key does
+    per event), one query per table, all in one round trip: the customers' and merchants' {external id: pk}
+    (looked up and locked at once), and the pks of the campaigns and offers (resolved by the validation)
+    that still exist.
 
     A concurrent delete of one of those rows then waits for this transaction, and the reference trigger
     on that table refuses it once our events are committed. Elsewhere the look-up takes no lock (SQLite
-    has one writer at a time) and still names a row deleted between validation and this write.
+    has one writer at a time) and still finds a row deleted since the validation or since
+    ``_create_missing`` missing.
     """
-    dead: dict[int, set[int]] = {}
-    for position in _REFERENCE_COLUMNS:
-        pks = sorted({record[position] for record in records if record[position] is not None})
-        if not pks:
-            continue
-        table = connection.ops.quote_name(_REFERENCED_MODELS[position]._meta.db_table)
-        rows = rows_by_keys(table, "id", "id", pks, lock=True)
-        missing = set(pks).difference(pk for (pk,) in rows)
-        if missing:
-            dead[position] = missing
-    return dead
+    quote = connection.ops.quote_name
+    customer_ids = sorted({r.customer_id for r in rows if r.customer_id})
+    merchant_ids = sorted({r.merchant_id for r in rows if r.merchant_id})
+    campaign_pks = sorted({pk for r in rows if (pk := campaigns.get(r.campaign_id)) is not None})
+    offer_pks = sorted({pk for r in rows if r.offer_id and (pk := offers.get(r.offer_id)) is not None})
+    customer_rows, merchant_rows, campaign_rows, offer_rows = rows_by_keys_all([
+        (quote(Customer._meta.db_table), "customer_id", "customer_id, id", customer_ids, True),
+        (quote(Merchant._meta.db_table), "merchant_id", "merchant_id, id", merchant_ids, True),
+        (quote(Campaign._meta.db_table), "id", "id", campaign_pks, True),
+        (quote(Offer._meta.db_table), "id", "id", offer_pks, True),
+    ])
+    return dict(customer_rows), dict(merchant_rows), {pk for (pk,) in campaign_rows}, {pk for (pk,) in offer_rows}
 
 
-def _ensure(model, field_name: str, external_ids: set[str], lookup, build) -> tuple[dict[str, int], int]:
-    """{external id: pk}, creating the missing rows (set-based; safe against a concurrent batch)."""
+def _create_missing(model, field_name: str, external_ids: set[str], build, *, key_copies: tuple[str, ...] = ()) -> int:
+    """Create the rows of ``external_ids`` not there yet (one statement on PostgreSQL, safe against a
+    concurrent batch); return how many this call created. ``build(ext)`` is the model instance a new row
+    would be: its field values (defaults included) are every new row's, except the key and the columns
+    in ``key_copies``, which take the id itself."""
     if not external_ids:
-        return {}, 0
-    pks = lookup(external_ids)
-    missing = external_ids - pks.keys()
-    if not missing:
-        return pks, 0
-    # A concurrent batch may create some of the same rows first (ignore_conflicts skips them, and says
-    # nothing): ours carry this batch's own created_at, so the count below is of rows we created.
-    stamp = timezone.now()
-    rows = [build(ext) for ext in sorted(missing)]
-    for row in rows:
-        row.created_at = stamp
-    model.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    created = lookup(missing)
-    pks.update(created)
-    return pks, model.objects.filter(pk__in=list(created.values()), created_at=stamp).count()
+        return 0
+    template = build("")
+    template.created_at = timezone.now()
+    key_column = model._meta.get_field(field_name).column
+    values = {
+        f.column: (f.get_db_prep_save(f.pre_save(template, True), connection), f.cast_db_type(connection))
+        for f in model._meta.concrete_fields
+        if not f.primary_key and f.column != key_column and f.column not in key_copies
+    }
+    return len(insert_missing_keys(model._meta.db_table, key_column, sorted(external_ids), values, key_copies=key_copies))
 
 
 def chunked(items: Iterable, size: int) -> Iterable[list]:

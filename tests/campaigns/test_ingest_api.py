@@ -440,6 +440,53 @@ def test_fast_row_check_accepts_exactly_what_the_detailed_checks_accept(
         assert errors == [] and detailed == fast
 
 
+_ROW = st.fixed_dictionaries({
+    "event_id": st.one_of(_ID_VALUES, st.sampled_from(["evt_1", "evt_2"])),
+    "type": st.one_of(st.sampled_from(Event.Type.values), st.just("nope"), st.none(), st.just("")),
+    "occurred_at": st.sampled_from(["2025-03-01T09:15:00+01:00", "2025-03-01T09:15:00Z", "2025-03-01T09:15:00",
+                                    "soon", "2999-01-01T00:00:00+00:00", "9999-12-31T23:59:59-01:00", "", None, 7]),
+    "customer_id": _ID_VALUES, "campaign_id": st.one_of(_ID_VALUES, st.just("camp_1")),
+    "merchant_id": _ID_VALUES, "offer_id": st.one_of(st.none(), st.just(""), st.just("off_1"), st.just("o/1")),
+    "variant": _ID_VALUES,
+    "amount": st.one_of(st.none(), st.sampled_from(["", "19.90", "19.905", "-1", "1e3", " 2 ", "NaN"]), st.integers(0, 5)),
+    "channel": st.one_of(st.none(), st.sampled_from(["", "email", "Email", "c" * 33]), st.integers(0, 1)),
+})
+_VALID_ROW = st.builds(
+    lambda n, kind, customer, merchant, amount, channel: {
+        "event_id": f"evt_{n}", "type": kind, "occurred_at": "2025-03-01T09:15:00+01:00", "campaign_id": "camp_1",
+        "customer_id": customer, "merchant_id": merchant, "variant": "B",
+        "amount": amount if kind in ("conversion", "spend") else "", "channel": channel},
+    st.integers(0, 3), st.sampled_from(Event.Type.values), st.sampled_from(["user_1", "user_2"]),
+    st.sampled_from(["", "m_1"]), st.sampled_from(["19.90", "0", "5"]), st.sampled_from(["", "email"]),
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.one_of(_VALID_ROW, _VALID_ROW, _ROW), min_size=1, max_size=6), drop=st.booleans())
+def test_a_batch_checked_column_by_column_gives_what_row_by_row_gives(rows, drop):
+    """check_rows (and check_csv_rows for cells) try the whole batch column by column first: same rows,
+    errors and references as checking every row alone, valid batches or not."""
+    from campaigns.ingest.validation import WIRE_FIELDS, _check_each_row, check_csv_rows, check_rows
+
+    now = timezone.now()
+    if drop:  # keys not given at all, as in JSON
+        rows = [{k: v for k, v in row.items() if v is not None} for row in rows]
+    assert check_rows(rows, now=now) == _check_each_row(rows, now)
+    header = list(WIRE_FIELDS)  # CSV cells are text: a missing key or a non-string value is an empty cell here
+    cells = [[row.get(name) if isinstance(row.get(name), str) else "" for name in header] for row in rows]
+    as_dicts = [dict(zip(header, values, strict=True)) for values in cells]
+    assert check_csv_rows(header, cells, now=now) == _check_each_row(as_dicts, now)
+
+
+def test_a_valid_batch_takes_the_column_path(monkeypatch):
+    from campaigns.ingest import validation
+
+    monkeypatch.setattr(validation, "_check_each_row", lambda *a: pytest.fail("went row by row"))
+    rows = [wire(n) for n in range(3)]
+    checked = validation.check_rows(rows, now=timezone.now())
+    assert [i for i, _ in checked.valid] == [0, 1, 2] and not checked.errors
+
+
 def test_database_refuses_to_delete_a_campaign_customer_or_merchant_with_events(postgres, campaign):
     from django.db import IntegrityError, transaction
 

@@ -79,6 +79,8 @@ BAD_REQUESTS = [
      {"campaign_id": "camp_1", "test_name": "t", "sample_size_target": 2**31}, 400, "invalid"),
     ("integer beyond 64 bits", "post", "/api/ab-tests/create",
      {"campaign_id": "camp_1", "test_name": "t", "sample_size_target": 10**40}, 400, "parse_error"),
+    ("integer just below -2^63 in an event", "post", "/api/v1/events/", [event(amount=-(2**63) - 1)], 400,
+     "parse_error"),
     ("unicode digits in ?days", "get", "/api/analytics/portfolio?days=%C2%B2", None, 400, "invalid"),
     ("unicode digits in ?days (campaign)", "get", "/api/analytics/campaign/camp_1/metrics?days=%D9%A3%D9%A0",
      None, 400, "invalid"),

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from django.db import connection, transaction
 
-from campaigns.models import Campaign, Customer, Event, Segment
+from campaigns.models import Campaign, Customer, Event, Merchant, Segment
 from marketing_ai import db as data_access
 from optimizer.models import UserSendTime
 from tests.factories import CampaignFactory, CustomerFactory
@@ -37,6 +37,53 @@ def test_rows_by_keys_finds_exactly_the_stored_keys_across_chunks(monkeypatch):
 
     assert dict(rows) == dict(Customer.objects.values_list("customer_id", "pk"))
     assert data_access.rows_by_keys(table, column, column, []) == []
+
+
+def test_rows_by_keys_takes_keys_that_an_array_literal_would_misread():
+    # Quotes, backslashes, "NULL", spaces and commas: the array-literal shortcut must not apply or must
+    # keep each key whole (it quotes every element; a quote or backslash sends the list instead).
+    odd = ['a"b', "c\\d", "NULL", "with space", "x,y", "{z}", ""]
+    Merchant.objects.bulk_create([Merchant(merchant_id=m, name=m or "empty") for m in odd])
+    table, column = q(Merchant._meta.db_table), q("merchant_id")
+    for asked in (odd, odd[2:], ["NULL"], ["nobody", "x,y"]):
+        found = {m for (m,) in data_access.rows_by_keys(table, column, column, asked)}
+        assert found == set(asked) & set(odd), asked
+    pks = sorted(Merchant.objects.values_list("pk", flat=True))
+    assert sorted(pk for (pk,) in data_access.rows_by_keys(table, "id", "id", [*pks, 10**9])) == pks
+
+
+def test_rows_by_keys_all_answers_each_query_as_rows_by_keys_would():
+    Customer.objects.bulk_create([Customer(customer_id=f"user_{n}") for n in range(5)])
+    Merchant.objects.bulk_create([Merchant(merchant_id="m_1", name="m")])
+    customers, merchants = q(Customer._meta.db_table), q(Merchant._meta.db_table)
+    queries = [
+        (customers, q("customer_id"), f"{q('customer_id')}, id", ["user_1", "user_3", "nobody"], True),
+        (merchants, q("merchant_id"), "id", [], False),
+        (merchants, q("merchant_id"), q("merchant_id"), ["m_1", "m_2"], False),
+    ]
+    answers = data_access.rows_by_keys_all(queries)
+    assert [sorted(a) for a in answers] == [
+        sorted(data_access.rows_by_keys(t, k, c, keys, lock=lock)) for t, k, c, keys, lock in queries
+    ]
+    assert sorted(x for x, _ in answers[0]) == ["user_1", "user_3"] and answers[1] == [] and answers[2] == [("m_1",)]
+
+
+def test_insert_missing_keys_creates_only_the_missing_rows_with_the_given_values():
+    Merchant.objects.create(merchant_id="m_old", name="Old name", category="food")
+    stamp = dt.datetime(2025, 3, 1, 9, 30, tzinfo=dt.UTC)
+    values = {"category": ("", "varchar(64)"), "created_at": (stamp, "timestamp with time zone")}
+
+    created = data_access.insert_missing_keys(Merchant._meta.db_table, "merchant_id", ["m_new", "m_old", "m_a"],
+                                              values, key_copies=("name",))
+
+    assert created == ["m_a", "m_new"]
+    assert {m.merchant_id: (m.name, m.category, m.created_at) for m in Merchant.objects.all()} == {
+        "m_old": ("Old name", "food", Merchant.objects.get(merchant_id="m_old").created_at),
+        "m_new": ("m_new", "", stamp), "m_a": ("m_a", "", stamp),
+    }
+    assert data_access.insert_missing_keys(Merchant._meta.db_table, "merchant_id", ["m_a"], values,
+                                           key_copies=("name",)) == []
+    assert data_access.insert_missing_keys(Merchant._meta.db_table, "merchant_id", [], values) == []
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,12 +15,13 @@ in that encoding stops with a message naming the line and the option.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import queue
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +33,18 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from campaigns import import_worker
-from campaigns.services import WIRE_FIELDS, CheckedRows, IngestResult, check_rows, ingest_checked
+from campaigns.services import WIRE_FIELDS, CheckedRows, IngestResult, check_csv_rows, check_rows, ingest_checked
 
 T = TypeVar("T")
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 REQUIRED_COLUMNS = ("event_id", "type", "occurred_at", "campaign_id")
 SWITCH_INTERVAL = 0.0005  # seconds; see Command.handle
+# Rows per transaction: a batch pays a fixed set of round trips, commits and id look-ups (a customer met
+# in several rows is looked up and locked once per batch). Measured at 200,000 events with --jobs 2
+# (docs/ingestion.md, "Throughput"): 20,000 took 3.4-3.8 s where 5,000 took 4.5-5.1 s.
+DEFAULT_BATCH_SIZE = 20_000
+GC_EVERY = 5  # batches between collections of the young generations (see Command.handle)
 REPORT_LIMIT = 50  # rejected rows printed on the console; --rejects-out gets them all
 
 
@@ -113,41 +119,60 @@ def _csv_records(reader, path: Path, encoding: str) -> Iterator[list[str] | BadL
             raise _wrong_encoding(path, encoding, reader.line_num, exc) from None
 
 
+class CsvRecords:
+    """The CSV file's records: (first line, last line, list of cells or BadLine) for each; ``header`` (the
+    column names) is set once iteration has read it. Cells stay lists: ``check_csv_rows`` checks a batch
+    column by column, and only a batch with a row it does not pass makes a dict per row."""
+
+    def __init__(self, path: Path, encoding: str = DEFAULT_ENCODING):
+        self.path = path
+        self.encoding = encoding
+        self.header: list[str] = []
+
+    def __iter__(self) -> Iterator[tuple[int, int, list[str] | BadLine]]:
+        path, encoding = self.path, self.encoding
+        with path.open(newline="", encoding=encoding) as f:
+            reader = csv.reader(f)
+            try:
+                header = next(reader)
+            except UnicodeDecodeError as exc:
+                raise _wrong_encoding(path, encoding, 0, exc) from None
+            except StopIteration:
+                raise CommandError(f"{path} is empty; expected a header row: {','.join(WIRE_FIELDS)}") from None
+            header = [h.strip() for h in header]
+            unknown = [h for h in header if h not in WIRE_FIELDS]
+            missing = [h for h in REQUIRED_COLUMNS if h not in header]
+            if unknown or missing:
+                raise CommandError(
+                    f"{path}: bad header row"
+                    + (f"; unknown column(s): {', '.join(unknown)}" if unknown else "")
+                    + (f"; missing column(s): {', '.join(missing)}" if missing else "")
+                    + f". Columns are: {','.join(WIRE_FIELDS)}"
+                )
+            self.header = header
+            width = len(header)
+            last = reader.line_num
+            for values in _csv_records(reader, path, encoding):
+                first, last = last + 1, reader.line_num
+                if isinstance(values, BadLine):
+                    yield first, last, values
+                    continue
+                if not values:
+                    continue  # a blank line
+                if len(values) > width:
+                    yield first, last, BadLine("event", f"has {len(values)} fields, the header has {width}")
+                    continue
+                # An empty CSV cell means "not given", like a missing JSON key: the validator treats a "" value
+                # and a missing key alike (tests/campaigns/test_import_events.py), so the cells go as they are.
+                # A short record's missing cells are not given either (``check_csv_rows``).
+                yield first, last, values
+
+
 def read_csv(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[int, int, Any]]:
     """Yield (first line, last line, row dict or BadLine) for each CSV record."""
-    with path.open(newline="", encoding=encoding) as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except UnicodeDecodeError as exc:
-            raise _wrong_encoding(path, encoding, 0, exc) from None
-        except StopIteration:
-            raise CommandError(f"{path} is empty; expected a header row: {','.join(WIRE_FIELDS)}") from None
-        header = [h.strip() for h in header]
-        unknown = [h for h in header if h not in WIRE_FIELDS]
-        missing = [h for h in REQUIRED_COLUMNS if h not in header]
-        if unknown or missing:
-            raise CommandError(
-                f"{path}: bad header row"
-                + (f"; unknown column(s): {', '.join(unknown)}" if unknown else "")
-                + (f"; missing column(s): {', '.join(missing)}" if missing else "")
-                + f". Columns are: {','.join(WIRE_FIELDS)}"
-            )
-        width = len(header)
-        last = reader.line_num
-        for values in _csv_records(reader, path, encoding):
-            first, last = last + 1, reader.line_num
-            if isinstance(values, BadLine):
-                yield first, last, values
-                continue
-            if not values:
-                continue  # a blank line
-            if len(values) > width:
-                yield first, last, BadLine("event", f"has {len(values)} fields, the header has {width}")
-                continue
-            # An empty CSV cell means "not given", like a missing JSON key: the validator treats a "" value
-            # and a missing key alike (tests/campaigns/test_import_events.py), so the cells go as they are.
-            yield first, last, dict(zip(header, values, strict=False))
+    records = CsvRecords(path, encoding)
+    for first, last, values in records:
+        yield first, last, values if isinstance(values, BadLine) else dict(zip(records.header, values, strict=False))
 
 
 def read_jsonl(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[int, int, Any]]:
@@ -165,16 +190,23 @@ def read_jsonl(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[i
 
 @dataclass
 class _Batch:
-    rows: list[Any]  # the wire rows (dicts) of the batch
+    rows: list[Any]  # the wire rows of the batch (dicts; lists of cells from a CSV file)
     lines: list[int]  # each row's first file line
     bad_lines: list[tuple[int, str, str]]  # (line, field, reason) of lines that are no row, read with it
     last_line: int  # the last file line read
     checked: CheckedRows | None  # the rows' own checks (None: no rows)
 
 
-def _batches(records: Iterator[tuple[int, int, Any]], size: int) -> Iterator[_Batch]:
+def _batches(records: Iterable[tuple[int, int, Any]], size: int) -> Iterator[_Batch]:
     """The file's rows in batches of ``size`` (the last one may be smaller or empty), each with its lines
-    and its rows' own checks (``check_rows``, no database; the batch's clock is its received_at)."""
+    and its rows' own checks (``check_rows``, or ``check_csv_rows`` for ``CsvRecords``; no database; the
+    batch's clock is its received_at)."""
+
+    def check(rows: list[Any]) -> CheckedRows:
+        if isinstance(records, CsvRecords):
+            return check_csv_rows(records.header, rows, now=timezone.now())
+        return check_rows(rows, now=timezone.now())
+
     batch = _Batch([], [], [], 0, None)
     for first, last, row in records:
         batch.last_line = last
@@ -184,12 +216,12 @@ def _batches(records: Iterator[tuple[int, int, Any]], size: int) -> Iterator[_Ba
         batch.rows.append(row)
         batch.lines.append(first)
         if len(batch.rows) >= size:
-            batch.checked = check_rows(batch.rows, now=timezone.now())
+            batch.checked = check(batch.rows)
             yield batch
             batch = _Batch([], [], [], last, None)
     if batch.rows or batch.bad_lines or batch.last_line:
         if batch.rows:
-            batch.checked = check_rows(batch.rows, now=timezone.now())
+            batch.checked = check(batch.rows)
         yield batch
 
 
@@ -254,7 +286,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("path", type=Path)
         parser.add_argument("--format", choices=["csv", "jsonl"], help="Default: from the extension (.csv, .jsonl/.ndjson)")
-        parser.add_argument("--batch-size", type=int, default=5000, help="Rows per transaction (default 5000)")
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                            help=f"Rows per transaction (default {DEFAULT_BATCH_SIZE})")
         parser.add_argument("--rejects-out", type=Path, help="Write every rejected row (line, field, reason) to this CSV")
         parser.add_argument("--jobs", type=int, default=1,
                             help="Writer threads storing batches in parallel, each with its own connection "
@@ -278,7 +311,7 @@ class Command(BaseCommand):
             self.stderr.write(f"--jobs {jobs} ignored: {connection.vendor} takes one writer at a time")
             jobs = 1
         check_encoding(path, encoding)
-        records = read_csv(path, encoding) if fmt == "csv" else read_jsonl(path, encoding)
+        records = CsvRecords(path, encoding) if fmt == "csv" else read_jsonl(path, encoding)
 
         total = IngestResult()
         rejects: list[tuple[int, str, str]] = []  # (line, field, reason)
@@ -299,11 +332,19 @@ class Command(BaseCommand):
 
         # One process: a reading thread parses and checks batch n+1 (no database) while this thread
         # writes batch n (mostly waiting on PostgreSQL, which releases the GIL).
+        # The cyclic garbage collector is off for the run (the store pauses it per batch too, see
+        # ``store._gc_paused``): reading and checking allocate hundreds of thousands of acyclic objects
+        # (freed by reference counting) per second, and left on it rescanned the batches in flight over
+        # and over (measured: a third of the reading thread's time). The young generations are collected
+        # every GC_EVERY batches, so cyclic garbage of a long import does not pile up.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         batches = prefetched(_batches(records, batch_size), depth=2)
         # A writer back from PostgreSQL waits for the GIL while the reading thread holds it: up to the
         # switch interval (5 ms) per round trip, a dozen round trips a batch. A shorter interval hands
         # it over sooner (the process's setting, restored at the end).
         switch_interval = sys.getswitchinterval()
+        batches_read = 0
         sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             for batch in batches:
@@ -319,11 +360,16 @@ class Command(BaseCommand):
                             collect(lines_of_batch, future.result())
                 bar.update(batch.last_line - done_line)
                 done_line = batch.last_line
+                batches_read += 1
+                if batches_read % GC_EVERY == 0:
+                    gc.collect(1)
             while in_flight:
                 lines_of_batch, future = in_flight.popleft()
                 collect(lines_of_batch, future.result())
         finally:
             sys.setswitchinterval(switch_interval)
+            if gc_was_enabled:
+                gc.enable()
             batches.close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
