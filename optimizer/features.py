@@ -58,7 +58,7 @@ from django.db.models import CharField, Count, F, IntegerField, Max, Min, Q, Sum
 from django.db.models.functions import Cast, Concat, ExtractMinute, Substr, TruncDate, TruncHour
 
 from campaigns.models import Campaign, Customer, Event, Segment
-from marketing_ai.db import fetch_frame
+from marketing_ai.db import fetch_frame, parse_utc_moments
 from optimizer.ml.metrics import HOURS, window_mass
 from optimizer.ml.send_time import link_opens
 
@@ -107,17 +107,18 @@ def _window(qs, start: dt.datetime | None, end: dt.datetime | None):
     return qs
 
 
-def fetch(qs, columns: list[str] | None = None) -> pd.DataFrame:
+def fetch(qs, columns: list[str] | None = None, moments: tuple[str, ...] = ()) -> pd.DataFrame:
     """Run a ``values()`` / ``values_list()`` queryset's SQL and load the rows straight into pandas
     (``marketing_ai.db.fetch_frame``: COPY TO STDOUT as CSV on PostgreSQL, ``fetchall`` elsewhere).
 
     Skips the ORM's per-row Python conversion (millions of rows at scale). Columns are named by
     the query (field columns and annotation aliases) unless ``columns`` names them by position.
     Numbers come as numbers (NULL as NaN); every other column (text, dates, times) as text, which
-    callers parse with ``pd.to_datetime`` (SQLite returns dates and times as text anyway).
+    callers parse with ``pd.to_datetime`` (SQLite returns dates and times as text anyway), except the
+    ``moments`` columns: ISO timestamps given back as UTC datetimes, parsed as the rows are read.
     """
     sql, params = qs.query.sql_with_params()
-    return fetch_frame(sql, params, columns)
+    return fetch_frame(sql, params, columns, moments)
 
 
 def _text(expression) -> Cast:
@@ -151,7 +152,7 @@ def _utc_day_text(field: str = "occurred_at"):
 
 
 def parse_moments(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True, format="ISO8601")
+    return parse_utc_moments(values)
 
 
 PkRange = tuple[int, int]  # customer pks lo..hi, both included: one fan-out part of a per-customer job
@@ -164,9 +165,14 @@ def _in_range(qs, pk_range: PkRange | None, field: str = "customer_id"):
 def customers(pk_range: PkRange | None = None) -> pd.DataFrame:
     """Every customer (or those with a pk in ``pk_range``): pk (index), external id, time zone, segment name, signup date."""
     rows = _in_range(Customer.objects.all(), pk_range, "id").values_list("id", "customer_id", "timezone", "segment__name", "signup_date", "created_at").order_by()
-    frame = fetch(rows, ["pk", "customer_id", "timezone", "segment", "signup_date", "created_at"])
+    frame = fetch(rows, ["pk", "customer_id", "timezone", "segment", "signup_date", "created_at"], moments=("created_at",))
     frame["signup_date"] = pd.to_datetime(frame["signup_date"]).dt.date
     return frame.set_index("pk").sort_index()
+
+
+def customer_pks() -> np.ndarray:
+    """Every customer's pk, ascending (the index ``customers()`` would give, without its text columns)."""
+    return fetch(Customer.objects.values_list("id").order_by("id"), ["id"])["id"].to_numpy(np.int64)
 
 
 def _days_before(as_of: dt.datetime, moments: pd.Series) -> pd.Series:
@@ -176,6 +182,8 @@ def _days_before(as_of: dt.datetime, moments: pd.Series) -> pd.Series:
 
 _HISTORY_COLUMNS = ["sent", "opens", "views", "clicks", "conversions", "revenue", "last_event", "last_conversion", "last_open", "first_event"]
 _COUNTS = ["sent", "opens", "views", "clicks", "conversions"]
+_BLOCK_ROWS = 100_000  # customers per block where a per-customer array would otherwise be copied whole
+_MOMENTS = ("last_event", "last_conversion", "last_open", "first_event")  # parsed as they are read (fetch)
 
 
 def _history_aggregates(as_of: dt.datetime, suffix: str = "") -> dict:
@@ -233,7 +241,11 @@ def _finish_frame(base: pd.DataFrame, hist: pd.DataFrame, hours: pd.DataFrame, a
     for name in SEGMENTS:
         frame[f"segment_{name}"] = (frame["segment"] == name).astype(np.int8)
 
-    share = window_mass(hours.to_numpy(float), 1).max(axis=1) / np.maximum(hours.to_numpy(float).sum(axis=1), 1)
+    # A block of customers at a time: window_mass makes float copies of its (rows, 24) input, which for a million
+    # customers at once took ~0.8 GB on top of the frames (the training job's peak; docs/BENCHMARKS.md, scaling).
+    counts = hours.to_numpy()
+    peaks = [window_mass(counts[i:i + _BLOCK_ROWS], 1).max(axis=1) for i in range(0, len(counts), _BLOCK_ROWS)]
+    share = (np.concatenate(peaks) if peaks else np.zeros(0)) / np.maximum(counts.sum(axis=1), 1)
     frame["open_hour_concentration"] = pd.Series(share, index=hours.index).reindex(frame.index).fillna(0.0)
 
     if labels is not None:
@@ -250,7 +262,7 @@ def customer_frame(as_of: dt.datetime, label_until: dt.datetime | None = None) -
         .values("customer_id")
         .annotate(**_history_aggregates(as_of))
     )
-    hist = fetch(history.order_by()).set_index("customer_id")
+    hist = fetch(history.order_by(), moments=_MOMENTS).set_index("customer_id")
     hours = open_hour_counts(None, as_of, frame=base)
     labels = None
     if label_until is not None:
@@ -275,7 +287,7 @@ def customer_frame_pair(first: dt.datetime, second: dt.datetime, end: dt.datetim
     aggregates = {**_history_aggregates(first, "_1"), **_history_aggregates(second, "_2"),
                   **_label_aggregates(first, second, "_1"), **_label_aggregates(second, end, "_2")}
     rows = Event.objects.filter(occurred_at__lt=end, customer__isnull=False).values("customer_id").annotate(**aggregates)
-    both = fetch(rows.order_by()).set_index("customer_id")
+    both = fetch(rows.order_by(), moments=tuple(f"{m}{s}" for m in _MOMENTS for s in ("_1", "_2"))).set_index("customer_id")
     hours_1, hours_2 = _open_hour_counts_at(None, [first, second], base)
     frames = []
     for suffix, as_of, hours in (("_1", first, hours_1), ("_2", second, hours_2)):
@@ -354,10 +366,10 @@ def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | Non
         .values("customer_id", "hour", "quarter")
         .annotate(**counts)
     )
-    opens = fetch(rows.order_by())
+    opens = fetch(rows.order_by(), moments=("hour",))
     out = [np.zeros((len(base), HOURS), dtype=np.int64) for _ in ends]
     if not opens.empty:
-        opens["hour"] = parse_moments(opens["hour"]) + pd.to_timedelta(opens["quarter"].astype(int) * 15, unit="m")
+        opens["hour"] = opens["hour"] + pd.to_timedelta(opens["quarter"].astype(int) * 15, unit="m")
         opens["tz"] = base["timezone"].reindex(opens["customer_id"]).fillna("UTC").to_numpy()
         local = np.empty(len(opens), dtype=np.int64)
         for tz, idx in opens.groupby("tz").indices.items():  # one vectorised conversion per zone
@@ -376,7 +388,7 @@ def _interaction_events(start: dt.datetime | None, end: dt.datetime, pk_range: P
 
 def _decayed_weight(frame: pd.DataFrame, end: dt.datetime, half_life_days: float) -> pd.Series:
     """Each (type, day) group's interaction weight, halved every ``half_life_days`` of age at ``end``."""
-    age = (pd.Timestamp(end).tz_convert(None).normalize() - pd.to_datetime(frame["day"])).dt.days.clip(lower=0)
+    age = (pd.Timestamp(end).tz_convert("UTC").normalize() - parse_moments(frame["day"])).dt.days.clip(lower=0)
     return frame["type"].map(INTERACTION_WEIGHTS).astype(float) * frame["n"] * np.power(0.5, age / half_life_days)
 
 
@@ -392,7 +404,8 @@ def customer_merchant_interactions(
     """
     rows = _interaction_events(start, end, pk_range).values("customer_id", "merchant_id", "type", "day").annotate(
         n=Count("id"), revenue=Sum("amount"))
-    frame = fetch(rows.order_by())
+    frame = fetch(rows.order_by(), moments=("day",))  # a day per row as text: ~0.3 GB at a million customers
+    frame["type"] = frame["type"].astype("category")
     out_cols = ["customer_id", "merchant_id", "weight", "interactions", "conversions", "revenue"]
     if frame.empty:
         return pd.DataFrame(columns=out_cols)

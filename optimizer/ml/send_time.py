@@ -99,9 +99,26 @@ def posterior(artifact: dict[str, Any], counts: np.ndarray, segments: np.ndarray
     return (counts + alpha * prior) / (counts.sum(axis=1, keepdims=True) + alpha)
 
 
+# Customers per block in recommend: each (rows, 24) float array it builds is then ~19 MB, not ~190 MB per
+# million customers (five of them at once held the training job over 2 GB; docs/BENCHMARKS.md, scaling).
+RECOMMEND_BLOCK_ROWS = 100_000
+
+
 def recommend(artifact: dict[str, Any], counts: np.ndarray, segments: np.ndarray) -> dict[str, np.ndarray]:
     """Per customer: recommended local ``hour``, ``personal`` flag, ``expected_improvement`` (percent),
-    ``confidence`` in [0, 1] and ``events_used``."""
+    ``confidence`` in [0, 1] and ``events_used``. Each customer's answer is their own row's: computed a block of
+    customers at a time."""
+    segments = np.asarray(segments)
+    blocks = [_recommend_rows(artifact, counts[i:i + RECOMMEND_BLOCK_ROWS], segments[i:i + RECOMMEND_BLOCK_ROWS])
+              for i in range(0, len(counts), RECOMMEND_BLOCK_ROWS)]
+    if len(blocks) == 1:
+        return blocks[0]
+    if not blocks:
+        blocks = [_recommend_rows(artifact, np.zeros((0, HOURS)), segments[:0])]
+    return {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+
+
+def _recommend_rows(artifact: dict[str, Any], counts: np.ndarray, segments: np.ndarray) -> dict[str, np.ndarray]:
     counts = np.asarray(counts, dtype=float)
     events = counts.sum(axis=1)
     post = posterior(artifact, counts, segments)
@@ -126,17 +143,21 @@ def recommend(artifact: dict[str, Any], counts: np.ndarray, segments: np.ndarray
 
 def evaluate(artifact: dict[str, Any], counts: np.ndarray, segments: np.ndarray, holdout_counts: np.ndarray) -> dict[str, Any]:
     """Share of later (holdout) opens within +-1 h of the recommended hour, vs the population hour."""
-    holdout_counts = np.asarray(holdout_counts, dtype=float)
+    holdout_counts = np.asarray(holdout_counts)
     rec = recommend(artifact, counts, segments)
     hours = np.arange(HOURS)
-    near_rec = circular_hour_distance(hours[None, :], rec["hour"][:, None]) <= artifact["window"]
     near_pop = circular_hour_distance(hours, artifact["population_hour"]) <= artifact["window"]
-    total = holdout_counts.sum()
+    total = float(holdout_counts.sum())
     if total == 0:
         return {"holdout_hit_rate": None, "population_hit_rate": None, "holdout_opens": 0}
+    near_rec_opens = 0.0
+    for i in range(0, len(holdout_counts), RECOMMEND_BLOCK_ROWS):  # (rows, 24) masks a block at a time
+        rows = slice(i, i + RECOMMEND_BLOCK_ROWS)
+        near_rec = circular_hour_distance(hours[None, :], rec["hour"][rows, None]) <= artifact["window"]
+        near_rec_opens += float((holdout_counts[rows] * near_rec).sum())
     return {
-        "holdout_hit_rate": float((holdout_counts * near_rec).sum() / total),
-        "population_hit_rate": float((holdout_counts * near_pop[None, :]).sum() / total),
+        "holdout_hit_rate": near_rec_opens / total,
+        "population_hit_rate": float(holdout_counts[:, near_pop].sum()) / total,
         "holdout_opens": int(total),
         "personal_share": float(rec["personal"].mean()) if len(rec["personal"]) else 0.0,
     }

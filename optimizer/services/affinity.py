@@ -80,7 +80,7 @@ def compute(now=None, *, artifact: dict | None = None) -> pd.DataFrame:
     ``artifact``: an affinity model to use instead of the champion (the quality report passes the version it evaluates).
     """
     now = now or timezone.now()
-    customer_pks = features.customers().index.to_numpy()
+    customer_pks = features.customer_pks()
     loaded = registry.Loaded(record=None, artifact=artifact) if artifact is not None else load_active(ModelType.AFFINITY)
     merchant_pks = (
         np.asarray(loaded.artifact["merchant_pks"], dtype=np.int64) if loaded is not None

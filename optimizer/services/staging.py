@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 from django.db import connection, models, transaction
 
-from campaigns.models import Customer
 from marketing_ai import db, fanout
 from marketing_ai.jobs import Progress
 from optimizer import features
@@ -63,7 +62,7 @@ def pk_ranges(pks: Sequence[int] | np.ndarray, parts: int) -> list[tuple[int, in
 
 def customer_ranges(parts: int) -> list[tuple[int, int, int]]:
     """The customers of this moment as ``pk_ranges``."""
-    pks = features.fetch(Customer.objects.values_list("id").order_by(), ["id"])["id"].to_numpy(np.int64)
+    pks = features.customer_pks()
     return pk_ranges(pks, parts)
 
 

@@ -10,6 +10,7 @@ handling against the library call on the same matrices.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,7 @@ def interaction_matrix(frame: pd.DataFrame, customer_pks: np.ndarray, merchant_p
 
 
 def prepare_affinity(split: features.Split) -> AffinityData:
-    customer_pks = features.customers().index.to_numpy()
+    customer_pks = features.customer_pks()
     merchant_pks = np.array(sorted(Merchant.objects.values_list("id", flat=True)), dtype=np.int64)
     train = features.customer_merchant_interactions(None, split.cutoff)
     later = features.customer_merchant_interactions(split.cutoff, split.end)
@@ -222,6 +223,11 @@ def train_all(
         except ValueError as exc:  # too little data for this model: the others still train
             failures.append(f"{model_type}: {exc}")
             log.warning("model %s not trained: %s", model_type, exc)
+        if model_type == ModelType.ENGAGEMENT:
+            # The customer frames are done with: kept through the next steps, they sat on top of the affinity
+            # step's own peak (2.7 GB for the job at a million customers; docs/BENCHMARKS.md, scaling).
+            propensity.clear()
+            gc.collect()
         progress.advance()
     if not out and failures:
         raise ValueError("no model could be trained: " + "; ".join(failures))

@@ -126,6 +126,27 @@ def test_fetch_frame_keeps_ids_as_text_numbers_as_numbers_and_null_as_missing():
     assert data_access.fetch_frame(empty_sql, empty_params).empty
 
 
+@pytest.mark.parametrize("block_rows", [2, 200_000], ids=["blocks-of-2", "one-block"])
+def test_fetch_frame_parses_moments_as_utc_datetimes_in_blocks(monkeypatch, block_rows):
+    monkeypatch.setattr(data_access, "FETCH_BLOCK_ROWS", block_rows)
+    moments = [dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC), dt.datetime(2026, 10, 25, 1, 45, 30, 250000, tzinfo=dt.UTC),
+               dt.datetime(2025, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 3, 23, 59, tzinfo=dt.UTC), dt.datetime(2024, 2, 29, tzinfo=dt.UTC)]
+    for i, moment in enumerate(moments):
+        Customer.objects.create(customer_id=f"c{i}", timezone="UTC", created_at=moment)
+    table = Customer._meta.db_table
+    sql = (f"SELECT customer_id, CASE WHEN customer_id IN ('c1', 'c4') THEN NULL ELSE CAST(created_at AS TEXT) END AS at"
+           f" FROM {table} ORDER BY customer_id")
+
+    frame = data_access.fetch_frame(sql, [], moments=["at"])
+    expected = [pd.Timestamp(m) if i not in (1, 4) else pd.NaT for i, m in enumerate(moments)]
+
+    assert frame["customer_id"].tolist() == [f"c{i}" for i in range(5)]
+    assert str(frame["at"].dtype) == "datetime64[ns, UTC]"
+    assert [None if pd.isna(v) else v for v in frame["at"]] == [None if pd.isna(v) else v for v in expected]
+    empty = data_access.fetch_frame(sql.replace("ORDER BY", "WHERE 1 = 0 ORDER BY"), [], ["customer_id", "at"], moments=["at"])
+    assert empty.empty and list(empty.columns) == ["customer_id", "at"]
+
+
 def test_copy_in_writes_what_the_orm_reads_back():
     segment = Segment.objects.create(name="new")
     made = dt.datetime(2025, 3, 1, 9, 15, 30, 123456, tzinfo=dt.UTC)
