@@ -52,8 +52,10 @@ SCALES = {
              "api_clients": 100, "api_requests": 20,
              "load": ["--analytics-users", "100", "--ab-users", "50", "--spike", "500", "1000",
                       "--duration", "120", "--hold", "60", "--after", "120"],
+             # 0.053 sends a day gave 5.2 M events at 8x (2026-12-03): about half of EVENTS_PER_SEND's estimate
+             # at this size, so 0.1 for the issue's ~10 M at 8x (1 M customers).
              "scaling": ["--customers", "125000", "--merchants", "625", "--campaigns", "125", "--days", "90",
-                         "--sends-per-day", "0.053"],
+                         "--sends-per-day", "0.1"],
              "calibration": []},
 }
 EVENTS_PER_SEND = 2.1  # seed_demo writes ~2.1 events per notification sent (docs/demo-data.md)

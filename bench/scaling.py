@@ -1,7 +1,7 @@
 """Scaling curve and peak memory of every registered job, at 1x, 2x, 4x, 8x of a base size, on PostgreSQL.
 
     python bench/scaling.py --customers 500 --merchants 20 --campaigns 6 --days 14   # SCALE=small
-    python bench/scaling.py --customers 125000 --merchants 625 --days 90 --sends-per-day 0.053
+    python bench/scaling.py --customers 125000 --merchants 625 --campaigns 125 --days 90 --sends-per-day 0.1
                                                  # SCALE=full: the 8x point is 1 M customers, 5,000 merchants, ~10 M events
 
 For each factor it builds a data set with ``seed_demo`` in its own database (``<prefix>_x<factor>``):
