@@ -1,7 +1,8 @@
 """Reads of the shared domain: external id -> primary key look-ups and the API's filtered lists.
 
-Ingestion resolves each kind of id with one query per batch (``marketing_ai.db.rows_by_keys``: one
-array parameter on PostgreSQL, chunked ``IN`` lists elsewhere), never one query per event.
+Ingestion resolves each kind of id with one query per batch (``marketing_ai.db.rows_by_keys_all``: one
+array parameter each, all in one round trip on PostgreSQL; chunked ``IN`` lists elsewhere), never one
+query per event. Customers and merchants are looked up where they are locked (``campaigns.ingest.store``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from campaigns.models import Campaign, CampaignChange, CampaignSegmentOffer, Customer, Merchant, Offer, Segment
-from marketing_ai.db import rows_by_keys, rows_by_keys_all
-
-
-def _pk_by_external_id(model, field: str, external_ids: Iterable[str]) -> dict[str, int]:
-    ids = sorted(set(external_ids))
-    table = connection.ops.quote_name(model._meta.db_table)
-    column = connection.ops.quote_name(model._meta.get_field(field).column)
-    return dict(rows_by_keys(table, column, f"{column}, id", ids))
+from marketing_ai.db import rows_by_keys_all
 
 
 def prefer_index_lookups() -> None:
@@ -37,31 +31,14 @@ def prefer_index_lookups() -> None:
             cursor.execute("SET LOCAL random_page_cost = 1.1")
 
 
-def campaign_pks(campaign_ids: Iterable[str]) -> dict[str, int]:
-    """{campaign_id: pk} for the ids that exist."""
-    return _pk_by_external_id(Campaign, "campaign_id", campaign_ids)
-
-
-def offer_pks(offer_ids: Iterable[str]) -> dict[str, int]:
-    return _pk_by_external_id(Offer, "offer_id", offer_ids)
-
-
 def campaign_and_offer_pks(campaign_ids: Iterable[str], offer_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
-    """``campaign_pks`` and ``offer_pks`` together: one round trip on PostgreSQL (``rows_by_keys_all``)."""
+    """{campaign_id: pk} and {offer_id: pk} of the ids that exist: one round trip on PostgreSQL (``rows_by_keys_all``)."""
     quote = connection.ops.quote_name
     campaigns, offers = rows_by_keys_all([
         (quote(model._meta.db_table), quote(field), f"{quote(field)}, id", sorted(set(ids)), False)
         for model, field, ids in ((Campaign, "campaign_id", campaign_ids), (Offer, "offer_id", offer_ids))
     ])
     return dict(campaigns), dict(offers)
-
-
-def customer_pks(customer_ids: Iterable[str]) -> dict[str, int]:
-    return _pk_by_external_id(Customer, "customer_id", customer_ids)
-
-
-def merchant_pks(merchant_ids: Iterable[str]) -> dict[str, int]:
-    return _pk_by_external_id(Merchant, "merchant_id", merchant_ids)
 
 
 # The API's list filters are campaigns/filters.py (django-filter FilterSets over these querysets).

@@ -111,7 +111,7 @@ def _ingest_events(checked: CheckedRows, *, skip_invalid: bool) -> IngestResult:
     created = False
     while True:
         try:
-            return _write_events(rows, valid, unique, campaigns, offers, received_at, result,
+            return _write_events(rows, valid, campaigns, offers, received_at, result,
                                  skip_invalid=skip_invalid, create_missing=not created)
         except _NewReferences:
             with transaction.atomic(), pipeline():  # BEGIN, SET LOCAL and the first insert in one round trip
@@ -132,7 +132,7 @@ class _NewReferences(Exception):
     """The batch names customers or merchants not stored yet: create them first (``_ingest_events``)."""
 
 
-def _write_events(rows: list[EventRow], valid: list[tuple[int, EventRow]], unique: dict[str, EventRow],
+def _write_events(rows: list[EventRow], valid: list[tuple[int, EventRow]],
                   campaigns: dict[str, int], offers: dict[str, int], received_at: dt.datetime, result: IngestResult, *,
                   skip_invalid: bool, create_missing: bool) -> IngestResult:
     """The events' transaction of ``_ingest_events``; raises ``_NewReferences`` (having written nothing)

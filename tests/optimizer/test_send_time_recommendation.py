@@ -189,3 +189,18 @@ def test_policy_gain_interval_covers_the_generators_planted_gain(world):
         assert proposed and all(r["planted"] > 0 for r in proposed)
     else:
         assert len(proposed) <= 2, proposed  # the full study: 6 % of null campaigns proposed
+
+
+def test_recommend_and_evaluate_in_blocks_equal_one_block(monkeypatch):
+    """The block-wise computation (memory bounded at a million customers) gives every customer the same answer."""
+    rng = np.random.default_rng(8)
+    n = 250
+    counts, holdout = rng.poisson(0.4, (n, 24)), rng.poisson(0.2, (n, 24))
+    segments = rng.integers(-1, 3, n)
+    artifact, _ = send_time.fit(counts, segments, n_segments=3)
+    whole, whole_metrics = send_time.recommend(artifact, counts, segments), send_time.evaluate(artifact, counts, segments, holdout)
+    monkeypatch.setattr(send_time, "RECOMMEND_BLOCK_ROWS", 7)
+    blocked, blocked_metrics = send_time.recommend(artifact, counts, segments), send_time.evaluate(artifact, counts, segments, holdout)
+    assert whole.keys() == blocked.keys() and all(np.array_equal(whole[k], blocked[k]) for k in whole)
+    assert blocked_metrics == pytest.approx(whole_metrics)
+    assert whole["personal"].any() and not whole["personal"].all()  # both kinds of answer are compared
