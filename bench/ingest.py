@@ -319,7 +319,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events per phase (default 200000)")
     parser.add_argument("--batch", type=int, default=5000, help="events per API request (the import uses its default)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers = client threads (default 2)")
-    parser.add_argument("--jobs", type=int, default=2, help="import_events --jobs: writer threads (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="import_events --jobs: worker processes (default 2)")
     parser.add_argument("--runs", type=int, default=3, help="runs of the import and of each floor; medians (default 3)")
     parser.add_argument("--jobs-too", type=int, default=1, help="also one import run with --jobs N (0: none; default 1)")
     parser.add_argument("--database", default="mai_ingest_bench", help="PostgreSQL database to use (created if missing)")

@@ -237,3 +237,13 @@ def test_a_worker_that_dies_stops_the_import_instead_of_waiting_for_it(tmp_path,
     monkeypatch.setattr(files, "chunk_batch", dying)
     with pytest.raises(CommandError, match="import worker import-worker-[01] exited with code 7"):
         call_command("import_events", str(path), "--no-progress", "--jobs", 2, "--batch-size", 10)
+
+
+def test_jobs_inside_a_transaction_fall_back_to_one_process_with_a_note(tmp_path, postgres):
+    """A caller's transaction (here the test's) stays intact: worker processes could not see its rows."""
+    CampaignFactory(campaign_id="camp_1")
+    path = tmp_path / "events.csv"
+    path.write_text(",".join(HEADER) + "\n" + "".join(f"evt_{i},view,{WHEN},user_1,camp_1,A\n" for i in range(5)))
+    out, err = _import(path, "--jobs", 2)
+    assert "--jobs 2 ignored: called inside a transaction" in err and "stored 5" in out
+    assert Event.objects.count() == 5

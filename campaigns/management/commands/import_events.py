@@ -96,6 +96,11 @@ class Command(BaseCommand):
         if jobs > 1 and not import_worker.fork_available():
             self.stderr.write(f"--jobs {jobs} ignored: this platform cannot fork worker processes")
             jobs = 1
+        if jobs > 1 and connection.in_atomic_block:
+            # Workers have their own connections: they would not see this transaction's rows, and closing
+            # its connection before the fork would end it.
+            self.stderr.write(f"--jobs {jobs} ignored: called inside a transaction")
+            jobs = 1
         check_encoding(path, encoding)
 
         totals = _Totals()
