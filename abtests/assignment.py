@@ -8,6 +8,7 @@ that row back, so a later change of weights never moves a customer who was alrea
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,12 @@ def assign(*, test: ABTest, customer_ids: Sequence[str]) -> list[Assigned]:
         raise InvalidInput({"customer_ids": [f"unknown customers ({len(unknown)}): {shown}"]})
 
     variants = test.ordered_variants
+    # Asking again for customers already assigned (a page fetching a variant it showed before) is the
+    # usual call and changes nothing: answered from the stored rows, without the campaign lock below, on
+    # which every assignment in the campaign takes its turn. Stored assignments never change.
+    stored = _stored_rows(test=test, pk_by_id=pk_by_id)
+    if len(stored) == len(pk_by_id):
+        return _answers(ids=ids, pk_by_id=pk_by_id, variants=variants, stored=stored, now=None)
     weights = [v.weight for v in variants]
     now = timezone.now()
     rows = [
@@ -131,14 +138,24 @@ def _check_exclusion(*, test: ABTest, unique_ids: list[str], pk_by_id: dict[str,
                    "namespace; nothing was assigned", fields=fields)
 
 
-def _stored(*, test: ABTest, ids: list[str], pk_by_id: dict[str, int], variants: list[ABTestVariant], now) -> list[Assigned]:
-    name_by_pk = {v.pk: v.name for v in variants}
-    stored = {
+def _stored_rows(*, test: ABTest, pk_by_id: dict[str, int]) -> dict[int, tuple[int, dt.datetime]]:
+    """{customer pk: (variant pk, assigned_at)} of the customers' stored assignments in the test."""
+    return {
         customer_pk: (variant_pk, assigned_at)
         for customer_pk, variant_pk, assigned_at in ABTestAssignment.objects.filter(
             test=test, customer_id__in=list(pk_by_id.values())
         ).values_list("customer_id", "variant_id", "assigned_at")
     }
+
+
+def _stored(*, test: ABTest, ids: list[str], pk_by_id: dict[str, int], variants: list[ABTestVariant], now) -> list[Assigned]:
+    return _answers(ids=ids, pk_by_id=pk_by_id, variants=variants, stored=_stored_rows(test=test, pk_by_id=pk_by_id), now=now)
+
+
+def _answers(*, ids: list[str], pk_by_id: dict[str, int], variants: list[ABTestVariant],
+             stored: dict[int, tuple[int, dt.datetime]], now: dt.datetime | None) -> list[Assigned]:
+    """The answer for each id in input order; ``new``: stored by this call (its timestamp ``now``)."""
+    name_by_pk = {v.pk: v.name for v in variants}
     out = []
     for c in ids:
         variant_pk, assigned_at = stored[pk_by_id[c]]

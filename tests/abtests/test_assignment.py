@@ -147,3 +147,34 @@ def test_variant_for_any_id_seed_and_weights_matches_the_spec(customer_id, seed,
     edges = [sum(normalised[: i + 1]) for i in range(len(normalised))]
     lower = edges[got] - normalised[got]
     assert lower - 1e-12 <= bucket < edges[got] + 1e-12 or got == max(i for i, w in enumerate(normalised) if w > 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_asking_again_does_not_wait_for_the_campaign_lock_that_new_assignments_take(postgres):
+    """Under load, assignments in one campaign took turns on its row lock even when nothing was new; a
+    repeated ask (the usual call) now reads the stored rows. Another connection holds the lock here."""
+    import psycopg
+    from django.db import OperationalError, connection
+
+    test = ABTestFactory()
+    customers(3)
+    first = assignment.assign(test=test, customer_ids=["user_0", "user_1"])
+    settings_dict = connection.settings_dict
+    holder = psycopg.connect(host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432,
+                             user=settings_dict["USER"], dbname=settings_dict["NAME"], password=settings_dict["PASSWORD"])
+    try:
+        holder.execute("SELECT id FROM campaigns_campaign WHERE id = %s FOR UPDATE", [test.campaign_id])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        again = assignment.assign(test=test, customer_ids=["user_1", "user_0", "user_1"])
+        assert [(a.customer_id, a.variant, a.new) for a in again] == [
+            ("user_1", first[1].variant, False), ("user_0", first[0].variant, False), ("user_1", first[1].variant, False)]
+        with pytest.raises(OperationalError, match="lock timeout"):  # a new customer does need the lock
+            assignment.assign(test=test, customer_ids=["user_0", "user_2"])
+    finally:
+        holder.rollback()
+        holder.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    assert not ABTestAssignment.objects.filter(customer__customer_id="user_2").exists()
+    assert assignment.assign(test=test, customer_ids=["user_2"])[0].new is True
