@@ -26,6 +26,7 @@ from typing import Any
 
 COLLECT_EVERY = 5  # chunks between collections of the young generations (the collector is off otherwise)
 POLL_SECONDS = 0.5  # how often a wait for a result checks that the workers are alive
+_INHERITED: list[Any] = []  # in a worker: the connection state the fork copied (see _work)
 
 
 @dataclass
@@ -120,11 +121,19 @@ class ImportProcesses:
 
 def _work(tasks: Any, results: Any) -> None:
     """A worker's life: chunks until None, each read, checked and stored; then its connection closed."""
+    from asgiref.local import Local
     from django.db import connections
 
     from campaigns.ingest.files import chunk_batch
     from campaigns.services import ingest_checked
 
+    # This process opens its own connection: whatever connection objects the fork copied (the parent's
+    # closed one, or another thread's) are never used or closed here, since an open one would share
+    # its socket with the parent. They stay referenced (never finalized: the process ends with
+    # os._exit), so nothing is sent on a socket that is not this process's.
+    handler: Any = connections  # its per-thread storage is not in the type stubs
+    _INHERITED.append(handler._connections)
+    handler._connections = Local(handler.thread_critical)
     # Ctrl-C reaches the whole process group: the command stops the workers itself (``terminate``).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # as in the one-process import: the rows are acyclic and freed by reference counting

@@ -35,16 +35,16 @@ def _csv_file(rng: random.Random, n: int, *, huge_fields: bool) -> str:
     text = [out.getvalue()]
     for i in range(n):
         kind = rng.choice(["good"] * 6 + ["multiline", "comma", "blank", "wide", "nul", "stray", "accent", "dup"]
-                          + (["huge"] if huge_fields else []))
-        cells = [f"evt_{i}", "view", WHEN, f"user_{rng.randrange(5)}", "camp_1", "A"]
+                          + (["huge"] if huge_fields else [])) if i else "good"
+        cells = [f"evt_{i}", "view", WHEN, f"user_{rng.randrange(5)}" if i else "user_0", "camp_1", "A"]
         if kind == "multiline":
             cells[3] = "us\ner" + "\n" * rng.randrange(3)  # quoted, over several lines; refused as an id
         elif kind == "comma":
             cells[5] = "A,B"
         elif kind == "accent":
             cells[5] = rng.choice(["Café", "😀", "ß" * 3])
-        elif kind == "dup":
-            cells[0] = "evt_0"
+        elif kind == "dup":  # evt_0 sent again: with --jobs N batches race, so a re-sent event is a true copy
+            cells = ["evt_0", "view", WHEN, "user_0", "camp_1", "A"]
         elif kind == "huge":
             cells[5] = "x" * 140_000  # over the CSV reader's field limit: an unreadable record
         if kind == "blank":
