@@ -45,6 +45,16 @@ _BOMS = {b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
 # Bytes read and decoded at a time by FileChunks: large enough that the per-block Python work is
 # negligible, small enough that the memory of a read block does not matter.
 READ_BLOCK_BYTES = 1 << 22
+_REFUSED = "\udcff"  # a lone surrogate: no valid text decodes to it
+_MARK_REFUSED = "marketing_ai_import_refused"
+
+
+def _mark_refused(exc: UnicodeError) -> tuple[str, int]:
+    assert isinstance(exc, UnicodeDecodeError)
+    return _REFUSED, exc.end
+
+
+codecs.register_error(_MARK_REFUSED, _mark_refused)
 
 
 class BadLine(Exception):
@@ -278,10 +288,14 @@ class FileChunks:
                 try:
                     text = decoder.decode(data, final=not data)
                 except UnicodeDecodeError as exc:
-                    # The lines before the refused byte are read; the line it is in is named.
-                    valid = codecs.getincrementaldecoder(self.encoding)()
-                    valid.setstate(state)
-                    lines = _split_lines("".join(carry) + valid.decode(data[: max(exc.start - len(state[0]), 0)]))
+                    # The lines before the refused bytes are read; the line they are in is named. Decoded
+                    # again with refused bytes marked by a lone surrogate (which no decoded valid text
+                    # holds), the text before the first mark is what the file says before them.
+                    again = codecs.getincrementaldecoder(self.encoding)(errors=_MARK_REFUSED)
+                    again.setstate(state)
+                    text = again.decode(data, final=not data)
+                    refused = text.index(_REFUSED)
+                    lines = _split_lines("".join(carry) + text[:refused])
                     if lines and not lines[-1].endswith(("\n", "\r")):
                         lines.pop()  # the start of the line the refused byte is in
                     yield lines

@@ -247,3 +247,26 @@ def test_jobs_inside_a_transaction_fall_back_to_one_process_with_a_note(tmp_path
     out, err = _import(path, "--jobs", 2)
     assert "--jobs 2 ignored: called inside a transaction" in err and "stored 5" in out
     assert Event.objects.count() == 5
+
+
+@pytest.mark.parametrize(("encoding", "bom"), [("utf-8-sig", b"\xef\xbb\xbf"), ("utf-8-sig", b""), ("utf-16", b"")])
+def test_the_refused_line_is_exact_with_a_byte_order_mark_and_in_utf16(tmp_path, monkeypatch, encoding, bom):
+    monkeypatch.setattr(files, "READ_BLOCK_BYTES", 1 << 22)  # the whole file in one block
+    body = "".join(f"evt_{n},view,{WHEN},user_1,camp_1,A\r\n" for n in range(2, 9))
+    text = ",".join(HEADER) + "\n" + body
+    if encoding == "utf-16":
+        data = text.encode("utf-16")  # a byte-order mark, then little-endian pairs
+        bad = b"\x00\xd8"  # a high surrogate with no low one after it
+        cut = data.index("evt_6".encode("utf-16-le"))
+    else:
+        data = bom + text.encode("utf-8")
+        bad = b"\xff"  # never valid in UTF-8
+        cut = data.index(b"evt_6")
+    path = tmp_path / "events.csv"
+    path.write_bytes(data[:cut] + bad + data[cut:])
+
+    seen: list[files.Chunk] = []
+    with pytest.raises(WrongEncoding, match=rf"line 6 is not valid {encoding}"):
+        for chunk in FileChunks(path, "csv", encoding, rows=2):
+            seen.append(chunk)
+    assert [n for c in seen for n in range(c.first_line, c.last_line + 1)] == [2, 3, 4, 5]
