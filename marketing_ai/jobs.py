@@ -187,8 +187,13 @@ def default_window(j: Job, start: dt.date | None, end: dt.date | None) -> tuple[
 
 def lock_scope(name: str) -> str:
     # Scoped by database name: advisory locks are cluster-wide and Redis is shared, while test
-    # databases (and several deployments) run side by side.
-    return f"{connection.settings_dict['NAME']}:{name}"
+    # databases (and several deployments) run side by side. An in-memory SQLite database is one
+    # process's own, under the same name in every process (the SQLite test leg's parallel workers):
+    # its scope names the process too, or two workers' runs of one job took each other for a lock.
+    database = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        database = f"{database}:pid{os.getpid()}"
+    return f"{database}:{name}"
 
 
 class JobLocked(Exception):

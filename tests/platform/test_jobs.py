@@ -358,3 +358,17 @@ def test_a_jobs_description_is_the_first_line_of_its_docstring(registry):
     jobs.job("blank_doc", schedule=None)(blank_doc)
     jobs.job("explicit", schedule=None, description="Said so")(documented)
     assert [jobs.get(n).description for n in ("documented", "blank_doc", "explicit")] == ["Refresh the thing.", "", "Said so"]
+
+
+def test_a_job_lock_of_an_in_memory_sqlite_database_is_this_process_s_own(db):
+    """The SQLite test leg's parallel workers each have an in-memory database of the same name: with one
+    Redis, a job run in one worker was once skipped as 'already running' because the other ran it."""
+    import os
+
+    from django.db import connection
+
+    scope = jobs.lock_scope("model_retraining")
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        assert scope == f"{connection.settings_dict['NAME']}:pid{os.getpid()}:model_retraining"
+    else:  # a database other processes share (PostgreSQL, a SQLite file): the same lock everywhere
+        assert scope == f"{connection.settings_dict['NAME']}:model_retraining"
