@@ -199,11 +199,17 @@ def test_worker_processes_store_and_report_what_one_process_does(tmp_path, postg
     assert many_err.replace("many.csv", "one.csv") == one_err
 
 
-@pytestmark_db
-def test_a_worker_that_raises_stops_the_import_naming_its_lines_and_the_other_chunks_are_kept(tmp_path, postgres, monkeypatch):
+def _good_file(tmp_path: Path, n: int) -> Path:
+    """Campaign camp_1 and a CSV of ``n`` good rows, evt_0 to evt_<n-1> on file lines 2 to n+1."""
     CampaignFactory(campaign_id="camp_1")
     path = tmp_path / "events.csv"
-    path.write_text(",".join(HEADER) + "\n" + "".join(f"evt_{i},view,{WHEN},user_1,camp_1,A\n" for i in range(40)))
+    path.write_text(",".join(HEADER) + "\n" + "".join(f"evt_{i},view,{WHEN},user_1,camp_1,A\n" for i in range(n)))
+    return path
+
+
+@pytestmark_db
+def test_a_worker_that_raises_stops_the_import_naming_its_lines_and_the_other_chunks_are_kept(tmp_path, postgres, monkeypatch):
+    path = _good_file(tmp_path, 40)
     real = files.chunk_batch
 
     def failing(chunk):
@@ -214,8 +220,11 @@ def test_a_worker_that_raises_stops_the_import_naming_its_lines_and_the_other_ch
     monkeypatch.setattr(files, "chunk_batch", failing)  # inherited by the forked workers
     with pytest.raises(CommandError, match=r"file lines 22-31: RuntimeError: disk on fire.*re-run"):
         call_command("import_events", str(path), "--no-progress", "--jobs", 2, "--batch-size", 10)
+    # Each chunk is one transaction: stored whole or not at all (one in flight when the import stopped is
+    # rolled back), and the failed one not at all.
     stored = set(Event.objects.values_list("event_id", flat=True))
-    assert stored <= {f"evt_{i}" for i in range(40)} and "evt_20" not in stored and "evt_0" in stored
+    chunks = [{f"evt_{i}" for i in range(start, start + 10)} for start in (0, 10, 20, 30)]
+    assert all(chunk <= stored or not chunk & stored for chunk in chunks) and not chunks[2] & stored
 
     monkeypatch.setattr(files, "chunk_batch", real)
     call_command("import_events", str(path), "--no-progress", "--jobs", 2, "--batch-size", 10)
@@ -224,9 +233,7 @@ def test_a_worker_that_raises_stops_the_import_naming_its_lines_and_the_other_ch
 
 @pytestmark_db
 def test_a_worker_that_dies_stops_the_import_instead_of_waiting_for_it(tmp_path, postgres, monkeypatch):
-    CampaignFactory(campaign_id="camp_1")
-    path = tmp_path / "events.csv"
-    path.write_text(",".join(HEADER) + "\n" + "".join(f"evt_{i},view,{WHEN},user_1,camp_1,A\n" for i in range(40)))
+    path = _good_file(tmp_path, 40)
     real = files.chunk_batch
 
     def dying(chunk):
@@ -241,9 +248,7 @@ def test_a_worker_that_dies_stops_the_import_instead_of_waiting_for_it(tmp_path,
 
 def test_jobs_inside_a_transaction_fall_back_to_one_process_with_a_note(tmp_path, postgres):
     """A caller's transaction (here the test's) stays intact: worker processes could not see its rows."""
-    CampaignFactory(campaign_id="camp_1")
-    path = tmp_path / "events.csv"
-    path.write_text(",".join(HEADER) + "\n" + "".join(f"evt_{i},view,{WHEN},user_1,camp_1,A\n" for i in range(5)))
+    path = _good_file(tmp_path, 5)
     out, err = _import(path, "--jobs", 2)
     assert "--jobs 2 ignored: called inside a transaction" in err and "stored 5" in out
     assert Event.objects.count() == 5
