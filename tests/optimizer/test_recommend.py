@@ -125,6 +125,21 @@ def test_targeting_drops_the_losing_segment_and_reports_the_roi_gain():
     assert recommend.recommend_targeting(ranks, rows, current=["new_users"]) is None
 
 
+def test_a_targeted_segment_without_outcomes_keeps_its_status():
+    """A campaign targeting a segment nobody of which was sent to: that segment has no rank. It is kept
+    (no evidence to drop it), and the decision about the ranked ones is unchanged."""
+    rows = [
+        SegmentOutcome("new_users", 500, 20_000, 600, 600 * 30.0, 4000.0),
+        SegmentOutcome("high_value_users", 100, 5_000, 100, 100 * 80.0, 12000.0),
+    ]
+    ranks = recommend.rank_segments(rows, prior_strength=1e-9)
+    assert recommend.recommend_targeting(ranks, rows, current=["new_users", "returning_users"]) is None
+    rec = recommend.recommend_targeting(ranks, rows, current=["new_users", "high_value_users", "returning_users"])
+    assert rec.recommended == ["new_users", "returning_users"]
+    assert rec.current == ["new_users", "high_value_users", "returning_users"]
+    assert rec.affected_users == 100 and rec.confidence > 0.95
+
+
 def test_send_hour_is_the_hour_with_the_largest_brute_force_gain():
     rng = np.random.default_rng(5)
     hours = np.concatenate([rng.normal(14, 1.2, 300).round() % 24, rng.integers(0, 24, 100)]).astype(int)
