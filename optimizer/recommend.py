@@ -416,7 +416,8 @@ def recommend_targeting(
     # A targeted segment with no outcomes in this campaign at all is not ranked: no evidence either way,
     # so it keeps its status, as one with too few sends does. (At 10 M events one such campaign made the
     # proposal compare sets that differed only in it: no decision to be confident of, and the job failed.)
-    recommended |= current_set - {r.segment for r in ranks}
+    unranked = current_set - {r.segment for r in ranks}
+    recommended |= unranked
     if recommended == current_set:
         return None
 
@@ -429,7 +430,7 @@ def recommend_targeting(
     changed = [r for r in ranks if (r.segment in recommended) != (r.segment in current_set)]
     confidence = min((r.prob_profitable if r.segment in recommended else 1.0 - r.prob_profitable) for r in changed)
     roi_cur, roi_rec = roi_of(current_set), roi_of(recommended)
-    order = [r.segment for r in ranks] + sorted(current_set - {r.segment for r in ranks})  # unranked ones last
+    order = [r.segment for r in ranks] + sorted(unranked)  # unranked ones last
     return TargetingRecommendation(
         current=[s for s in order if s in current_set],
         recommended=[s for s in order if s in recommended],

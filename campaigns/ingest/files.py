@@ -407,6 +407,14 @@ def _check_csv_now(header: list[str], rows: list[Any]) -> CheckedRows:
     return check_csv_rows(header, rows, now=timezone.now())
 
 
+def checks_for(records: Iterable[tuple[int, int, Any]]) -> Callable[[list[Any]], CheckedRows]:
+    """The batch checks of ``records`` (``batches``' ``check``), each batch with the clock of now: a CSV
+    file's cells under its header (read by the time a batch is full), JSON Lines' objects."""
+    if isinstance(records, CsvRecords):
+        return lambda rows: _check_csv_now(records.header, rows)
+    return _check_json_now
+
+
 def _check_json_now(rows: list[Any]) -> CheckedRows:
     return check_rows(rows, now=timezone.now())
 

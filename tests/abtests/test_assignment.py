@@ -153,15 +153,14 @@ def test_variant_for_any_id_seed_and_weights_matches_the_spec(customer_id, seed,
 def test_asking_again_does_not_wait_for_the_campaign_lock_that_new_assignments_take(postgres):
     """Under load, assignments in one campaign took turns on its row lock even when nothing was new; a
     repeated ask (the usual call) now reads the stored rows. Another connection holds the lock here."""
-    import psycopg
     from django.db import OperationalError, connection
+
+    from tests.db_sessions import other_session
 
     test = ABTestFactory()
     customers(3)
     first = assignment.assign(test=test, customer_ids=["user_0", "user_1"])
-    settings_dict = connection.settings_dict
-    holder = psycopg.connect(host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432,
-                             user=settings_dict["USER"], dbname=settings_dict["NAME"], password=settings_dict["PASSWORD"])
+    holder = other_session(autocommit=False)  # its transaction holds the lock until rolled back
     try:
         holder.execute("SELECT id FROM campaigns_campaign WHERE id = %s FOR UPDATE", [test.campaign_id])
         with connection.cursor() as cursor:

@@ -15,11 +15,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.utils import timezone
 
 from campaigns.ingest import files
 from campaigns.ingest.files import Batch, CsvRecords, FileChunks, WrongEncoding, batches, chunk_batch, read_jsonl
-from campaigns.ingest.validation import check_csv_rows, check_rows
 from campaigns.models import Customer, Event
 from tests.factories import CampaignFactory
 
@@ -79,10 +77,8 @@ def _jsonl_file(rng: random.Random, n: int) -> str:
 
 
 def _one_process(path: Path, fmt: str) -> Batch:
-    if fmt == "csv":
-        records = CsvRecords(path)
-        return next(iter(batches(records, 1 << 30, lambda rows: check_csv_rows(records.header, rows, now=timezone.now()))))
-    return next(iter(batches(read_jsonl(path), 1 << 30, lambda rows: check_rows(rows, now=timezone.now()))))
+    records = CsvRecords(path) if fmt == "csv" else read_jsonl(path)
+    return next(iter(batches(records, 1 << 30, files.checks_for(records))))
 
 
 def _chunked(path: Path, fmt: str, rows: int) -> tuple[Batch, list[files.Chunk]]:

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from campaigns.models import Campaign, Customer, Event, Merchant, Segment
 from marketing_ai import db as data_access
 from optimizer.models import UserSendTime
+from tests.db_sessions import other_session
 from tests.factories import CampaignFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -94,21 +95,13 @@ def test_rows_by_keys_with_lock_holds_off_a_delete_of_a_found_row(postgres):
     table = q(Customer._meta.db_table)
     with transaction.atomic():
         assert data_access.rows_by_keys(table, "id", "id", [customer.pk, 10**9], lock=True) == [(customer.pk,)]
-        other = _other_session()
+        other = other_session()
         try:
             other.execute("SET lock_timeout = '300ms'")
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 other.execute(f"DELETE FROM {table} WHERE id = %s", [customer.pk])
         finally:
             other.close()
-
-
-def _other_session():
-    import psycopg
-
-    s = connection.settings_dict
-    return psycopg.connect(host=s["HOST"], port=s["PORT"] or 5432, user=s["USER"], password=s["PASSWORD"] or None,
-                           dbname=s["NAME"], autocommit=True)
 
 
 def test_fetch_frame_keeps_ids_as_text_numbers_as_numbers_and_null_as_missing():
@@ -247,7 +240,7 @@ def test_the_advisory_lock_admits_one_holder_and_frees_on_exit():
 
 def test_the_advisory_lock_is_refused_while_another_session_holds_it(postgres):
     key = zlib.crc32(b"test_db.other-session")
-    other = _other_session()
+    other = other_session()
     try:
         other.execute("SELECT pg_advisory_lock(%s)", [key])
         holder = other.execute("SELECT pg_backend_pid()").fetchone()[0]

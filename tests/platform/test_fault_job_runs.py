@@ -13,12 +13,7 @@ from django.db import OperationalError, connection
 from marketing_ai import job_queue, jobs
 from marketing_ai.models import JobRun, JobSlot
 from marketing_ai.tasks import run_job
-
-
-def other_session() -> psycopg.Connection:
-    d = connection.settings_dict
-    return psycopg.connect(host=d["HOST"] or "127.0.0.1", port=d["PORT"] or 5432, user=d["USER"],
-                           password=d["PASSWORD"] or None, dbname=d["NAME"], autocommit=True)
+from tests.db_sessions import other_session
 
 
 def backend_pid() -> int:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from marketing_ai import jobs
 from marketing_ai.models import JobRun
+from tests.db_sessions import other_session
 
 
 def test_a_successful_run_is_recorded_with_rows_period_and_duration(db, registry):
@@ -164,18 +165,8 @@ def test_a_second_run_while_the_first_holds_the_postgres_advisory_lock_is_skippe
 def test_the_advisory_lock_is_freed_when_the_holding_session_dies(postgres):
     import zlib
 
-    import psycopg
-
     scope = jobs.lock_scope("crash_test")
-    settings_dict = connection.settings_dict
-    other = psycopg.connect(
-        host=settings_dict["HOST"],
-        port=settings_dict["PORT"] or 5432,
-        user=settings_dict["USER"],
-        password=settings_dict["PASSWORD"] or None,
-        dbname=settings_dict["NAME"],
-        autocommit=True,
-    )
+    other = other_session()
     other.execute("SELECT pg_advisory_lock(%s)", [zlib.crc32(f"marketing_ai.job.{scope}".encode())])
     with jobs.postgres_lock(scope) as got:
         assert got is False
@@ -362,13 +353,16 @@ def test_a_jobs_description_is_the_first_line_of_its_docstring(registry):
 
 def test_a_job_lock_of_an_in_memory_sqlite_database_is_this_process_s_own(db):
     """The SQLite test leg's parallel workers each have an in-memory database of the same name: with one
-    Redis, a job run in one worker was once skipped as 'already running' because the other ran it."""
-    import os
+    Redis, a job run in one worker was once skipped as 'already running' because the other ran it. Another
+    process gets another lock for such a database, and the same lock for one they share."""
+    import multiprocessing
 
     from django.db import connection
 
-    scope = jobs.lock_scope("model_retraining")
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
-        assert scope == f"{connection.settings_dict['NAME']}:pid{os.getpid()}:model_retraining"
-    else:  # a database other processes share (PostgreSQL, a SQLite file): the same lock everywhere
-        assert scope == f"{connection.settings_dict['NAME']}:model_retraining"
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        theirs = pool.apply(jobs.lock_scope, ("model_retraining",))
+    mine = jobs.lock_scope("model_retraining")
+    assert mine.endswith(":model_retraining") and connection.settings_dict["NAME"] in mine
+    in_memory = connection.vendor == "sqlite" and connection.is_in_memory_db()
+    assert (theirs != mine) == in_memory

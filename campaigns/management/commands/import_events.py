@@ -21,7 +21,6 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
-from django.utils import timezone
 from tqdm import tqdm
 
 from campaigns import import_worker
@@ -33,12 +32,13 @@ from campaigns.ingest.files import (  # noqa: F401 (the readers are importable f
     WrongEncoding,
     batches,
     check_encoding,
+    checks_for,
     count_lines,
     prefetched,
     read_csv,
     read_jsonl,
 )
-from campaigns.services import IngestResult, check_csv_rows, check_rows, ingest_checked
+from campaigns.services import IngestResult, ingest_checked
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 SWITCH_INTERVAL = 0.0005  # seconds; see Command._import_in_this_process
@@ -119,17 +119,7 @@ class Command(BaseCommand):
     def _import_in_this_process(self, path: Path, fmt: str, encoding: str, batch_size: int, totals: _Totals, bar) -> None:
         """One process: a reading thread parses and checks batch n+1 (no database) while this thread
         writes batch n (mostly waiting on PostgreSQL, which releases the GIL)."""
-        if fmt == "csv":
-            records = CsvRecords(path, encoding)
-
-            def check(rows):
-                return check_csv_rows(records.header, rows, now=timezone.now())
-        else:
-            records = read_jsonl(path, encoding)  # type: ignore[assignment]
-
-            def check(rows):
-                return check_rows(rows, now=timezone.now())
-
+        records = CsvRecords(path, encoding) if fmt == "csv" else read_jsonl(path, encoding)
         # The cyclic garbage collector is off for the run (the store pauses it per batch too, see
         # ``store._gc_paused``): reading and checking allocate hundreds of thousands of acyclic objects
         # (freed by reference counting) per second, and left on it rescanned the batches in flight over
@@ -137,7 +127,7 @@ class Command(BaseCommand):
         # every GC_EVERY batches, so cyclic garbage of a long import does not pile up.
         gc_was_enabled = gc.isenabled()
         gc.disable()
-        reading = prefetched(batches(records, batch_size, check), depth=2)
+        reading = prefetched(batches(records, batch_size, checks_for(records)), depth=2)
         # A writer back from PostgreSQL waits for the GIL while the reading thread holds it: up to the
         # switch interval (5 ms) per round trip, a dozen round trips a batch. A shorter interval hands
         # it over sooner (the process's setting, restored at the end).
