@@ -192,6 +192,32 @@ def test_cross_promotion_partner_has_the_largest_conditional_lift():
     assert recommend.recommend_partner(df.customer.to_numpy(), df.merchant.to_numpy(), merchant="nobody") is None
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_co_affinity_on_integer_keys_names_the_same_partners_as_on_names(seed):
+    """The job builds it from merchant pks plus a pk -> id map; every merchant's partner (ties included:
+    planted twins with equal lift and support) must be the one the ids alone give."""
+    rng = np.random.default_rng(seed)
+    ids = [f"m_{i}" for i in range(12)]
+    pks = rng.permutation(np.arange(100, 112))  # key order unrelated to the ids' text order
+    rows = []
+    for c in range(600):
+        top = set(rng.choice(ids, size=3, replace=False).tolist())
+        # Planted twins: m_5 and m_10 are always liked together (identical columns), and by every fan of m_0.
+        if top & {"m_0", "m_5", "m_10"}:
+            top |= {"m_5", "m_10"}
+        rows += [(c, m) for m in top]
+    customers = np.array([r[0] for r in rows])
+    names = np.array([r[1] for r in rows], dtype=object)
+    key_of = dict(zip(ids, pks.tolist(), strict=True))
+    by_name = recommend.CoAffinity(customers, names)
+    by_key = recommend.CoAffinity(customers, np.array([key_of[n] for n in names]),
+                                  merchant_labels={k: n for n, k in key_of.items()})
+    partners = {m: by_name.partner(m) for m in ids}
+    assert partners["m_0"] is not None and partners["m_0"].partner == "m_10"  # the tie goes to the first name
+    for m in ids:
+        assert by_key.partner(m) == partners[m]
+
+
 def test_priority_puts_big_likely_gains_first():
     assert recommend.priority(25, 0.95) == 1
     assert recommend.priority(5, 0.8) == 2

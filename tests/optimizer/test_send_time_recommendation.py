@@ -86,6 +86,37 @@ def test_timing_proposals_follow_the_planted_hours_with_an_honest_interval(seed)
                 assert a.campaign.merchant_id == b.campaign.merchant_id
 
 
+@pytest.mark.django_db
+def test_inputs_shared_by_every_campaign_of_a_run_answer_as_fresh_inputs_do():
+    """The job reads the inputs once and keeps each audience and fixed time's arrays for the campaigns that share
+    them: whatever the order, each campaign's gain is the one fresh inputs give, and each audience is exactly the
+    customers of its segments."""
+    seed_demo(customers=400, merchants=10, campaigns=8, days=35, seed=5, end_date=END)
+    training.train_all()
+    send_times.compute_send_times()
+    now = dt.datetime.combine(END, dt.time(23), tzinfo=dt.UTC)
+    since = now - dt.timedelta(days=recommendations.LOOKBACK_DAYS)
+    shared = send_times.policy_inputs(now=now, since=since)
+    pks = np.array(sorted(Customer.objects.values_list("pk", flat=True)))
+    campaigns = [c for c in Campaign.objects.prefetch_related("target_segments").order_by("pk") if c.send_time is not None]
+    audiences = {frozenset(s.name for s in c.target_segments.all()) for c in campaigns} | {frozenset(), frozenset({"no_such_segment"})}
+    assert len(audiences) >= 3
+    for campaign in campaigns + campaigns[::-1]:
+        segments = {s.name for s in campaign.target_segments.all()}
+        fresh = send_times.policy_inputs(now=now, since=since)
+        a, audience_a = send_times.campaign_policy_gain(shared, campaign.pk, segments, campaign.send_time, seed=1)
+        b, audience_b = send_times.campaign_policy_gain(fresh, campaign.pk, segments, campaign.send_time, seed=1)
+        assert a == b
+        assert np.array_equal(audience_a, audience_b)
+    for names in audiences:
+        members = Customer.objects.filter(segment__name__in=names) if names else Customer.objects.all()
+        expected = np.isin(pks, list(members.values_list("pk", flat=True)))
+        mask = shared.audience(set(names))
+        assert np.array_equal(mask, expected), sorted(names)
+        with pytest.raises(ValueError):
+            mask[0] = not mask[0]  # shared by the campaigns of the run: read-only
+
+
 def test_no_gain_no_proposal_when_the_fixed_hour_is_everyones_hour():
     rng = np.random.default_rng(3)
     n = 800
