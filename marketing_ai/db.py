@@ -189,7 +189,10 @@ def fetch_frame(sql: str, params: Sequence[Any], columns: list[str] | None = Non
 
 
 def parse_utc_moments(values: pd.Series) -> pd.Series:
-    """ISO timestamps (text, any offset; empty or None = missing) as UTC datetimes."""
+    """Moments as UTC datetimes: ISO timestamps (text, any offset; empty or None = missing), or numbers of
+    seconds since 1970-01-01 UTC (NaN = missing), the form PostgreSQL reads send (``optimizer.features.moment``)."""
+    if pd.api.types.is_numeric_dtype(values):
+        return pd.to_datetime(values, unit="s", utc=True)
     return pd.to_datetime(values, utc=True, format="ISO8601")
 
 

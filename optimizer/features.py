@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import CharField, Count, F, IntegerField, Max, Min, Q, Sum, Value
+from django.db.models import CharField, Count, F, FloatField, Func, IntegerField, Max, Min, Q, Sum, Value
 from django.db.models.functions import Cast, Concat, ExtractMinute, Substr, TruncDate, TruncHour
 
 from campaigns.models import Campaign, Customer, Event, Segment
@@ -126,15 +126,25 @@ def _text(expression) -> Cast:
     return Cast(expression, output_field=CharField())
 
 
+# The database-specific fast paths of the features' reads, both branches side by side in these four helpers.
 # On SQLite, Django's TruncHour / TruncDate / ExtractMinute call a Python function per row (most of the
 # demo's training time went there). SQLite stores a moment as UTC text "YYYY-MM-DD HH:MM:SS[.ffffff]",
-# so a prefix of it is the same hour or day: these three helpers are the one place for that fast path,
-# with the portable expression beside it (PostgreSQL computes those natively).
-def utc_hour_text(field: str = "occurred_at"):
-    """The moment's UTC hour, as text pandas parses (``parse_moments``)."""
+# so a prefix of it is the same hour or day. On PostgreSQL a moment is sent as seconds since 1970 (float):
+# pandas reads numbers far faster than ISO text (the customer frames' eight moment columns at a million
+# customers: 10 s of parsing of a 28 s read; docs/BENCHMARKS.md, "Every job at the issue's full scale").
+# ``fetch(moments=...)`` / ``parse_moments`` give either form back as UTC datetimes.
+def moment_column(expression):
+    """A moment (a datetime or date expression, or an aggregate of one), as ``fetch(moments=...)`` reads it fastest."""
+    if connection.vendor == "sqlite":
+        return _text(expression)
+    return Func(expression, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", output_field=FloatField())
+
+
+def utc_hour(field: str = "occurred_at"):
+    """The moment's UTC hour (a moment ``parse_moments`` reads)."""
     if connection.vendor == "sqlite":
         return Concat(Substr(field, 1, 13), Value(":00:00"), output_field=CharField())
-    return _text(TruncHour(field))
+    return moment_column(TruncHour(field))
 
 
 def utc_quarter(field: str = "occurred_at"):
@@ -144,11 +154,11 @@ def utc_quarter(field: str = "occurred_at"):
     return ExtractMinute(field) / Value(15)
 
 
-def _utc_day_text(field: str = "occurred_at"):
-    """The moment's UTC date, as text ``YYYY-MM-DD``."""
+def _utc_day(field: str = "occurred_at"):
+    """The moment's UTC date (a moment ``parse_moments`` reads, at midnight UTC)."""
     if connection.vendor == "sqlite":
         return Substr(field, 1, 10)
-    return _text(TruncDate(field))
+    return moment_column(TruncDate(field))
 
 
 def parse_moments(values: pd.Series) -> pd.Series:
@@ -164,7 +174,8 @@ def _in_range(qs, pk_range: PkRange | None, field: str = "customer_id"):
 
 def customers(pk_range: PkRange | None = None) -> pd.DataFrame:
     """Every customer (or those with a pk in ``pk_range``): pk (index), external id, time zone, segment name, signup date."""
-    rows = _in_range(Customer.objects.all(), pk_range, "id").values_list("id", "customer_id", "timezone", "segment__name", "signup_date", "created_at").order_by()
+    rows = (_in_range(Customer.objects.all(), pk_range, "id").annotate(created=moment_column(F("created_at")))
+            .values_list("id", "customer_id", "timezone", "segment__name", "signup_date", "created").order_by())
     frame = fetch(rows, ["pk", "customer_id", "timezone", "segment", "signup_date", "created_at"], moments=("created_at",))
     frame["signup_date"] = pd.to_datetime(frame["signup_date"]).dt.date
     return frame.set_index("pk").sort_index()
@@ -196,10 +207,10 @@ def _history_aggregates(as_of: dt.datetime, suffix: str = "") -> dict:
         f"clicks{suffix}": Count("id", filter=before & Q(type=T.CLICK)),
         f"conversions{suffix}": Count("id", filter=before & Q(type=T.CONVERSION)),
         f"revenue{suffix}": Sum("amount", filter=before & Q(type=T.CONVERSION)),
-        f"last_event{suffix}": _text(Max("occurred_at", filter=before)),
-        f"last_conversion{suffix}": _text(Max("occurred_at", filter=before & Q(type=T.CONVERSION))),
-        f"last_open{suffix}": _text(Max("occurred_at", filter=before & Q(type=T.NOTIFICATION_OPENED))),
-        f"first_event{suffix}": _text(Min("occurred_at", filter=before)),
+        f"last_event{suffix}": moment_column(Max("occurred_at", filter=before)),
+        f"last_conversion{suffix}": moment_column(Max("occurred_at", filter=before & Q(type=T.CONVERSION))),
+        f"last_open{suffix}": moment_column(Max("occurred_at", filter=before & Q(type=T.NOTIFICATION_OPENED))),
+        f"first_event{suffix}": moment_column(Min("occurred_at", filter=before)),
     }
 
 
@@ -276,19 +287,23 @@ def customer_frame(as_of: dt.datetime, label_until: dt.datetime | None = None) -
     return _finish_frame(base, hist, hours, as_of, labels)
 
 
-def customer_frame_pair(first: dt.datetime, second: dt.datetime, end: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+def customer_frame_pair(
+    first: dt.datetime, second: dt.datetime, end: dt.datetime, *,
+    base: pd.DataFrame | None = None, hours: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``customer_frame(first, second)`` and ``customer_frame(second, end)`` from one pass over the events.
 
     The propensity split needs both; one grouped query with filtered aggregates for both cut-offs
     (and both label windows) reads the events once instead of four times, and the open hours come
-    from one query too. Equal to the two separate calls (tested).
+    from one query too. Equal to the two separate calls (tested). ``base`` (``customers()``) and ``hours``
+    (``open_hour_counts_until(None, [first, second])``): when the caller read them already.
     """
-    base = customers()
+    base = customers() if base is None else base
     aggregates = {**_history_aggregates(first, "_1"), **_history_aggregates(second, "_2"),
                   **_label_aggregates(first, second, "_1"), **_label_aggregates(second, end, "_2")}
     rows = Event.objects.filter(occurred_at__lt=end, customer__isnull=False).values("customer_id").annotate(**aggregates)
     both = fetch(rows.order_by(), moments=tuple(f"{m}{s}" for m in _MOMENTS for s in ("_1", "_2"))).set_index("customer_id")
-    hours_1, hours_2 = _open_hour_counts_at(None, [first, second], base)
+    hours_1, hours_2 = _open_hour_counts_at(None, [first, second], base) if hours is None else hours
     frames = []
     for suffix, as_of, hours in (("_1", first, hours_1), ("_2", second, hours_2)):
         part = both[[c for c in both.columns if c.endswith(suffix)]].rename(columns=lambda c, s=suffix: c[: -len(s)])
@@ -332,7 +347,7 @@ def send_outcomes(
     qs = _window(Event.objects.filter(type__in=[T.NOTIFICATION_SENT, T.NOTIFICATION_OPENED], customer__isnull=False), start, end)
     if len(base) > max_customers:
         qs = qs.filter(customer_id__in=base.index[:: -(-len(base) // max_customers)].tolist())
-    rows = fetch(qs.annotate(moment=_text("occurred_at")).values_list("customer_id", "campaign_id", "type", "moment").order_by(),
+    rows = fetch(qs.annotate(moment=moment_column(F("occurred_at"))).values_list("customer_id", "campaign_id", "type", "moment").order_by(),
                  ["customer_id", "campaign_id", "type", "moment"])
     empty = pd.DataFrame({"position": np.empty(0, np.int64), "campaign": np.empty(0, np.int64),
                           "slot": np.empty(0, np.int64), "opened": np.empty(0, bool)})
@@ -362,12 +377,13 @@ def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | Non
     counts = {f"n{i}": Count("id", filter=Q(occurred_at__lt=e) if e is not None else None) for i, e in enumerate(ends)}
     rows = (
         _window(_in_range(Event.objects.filter(type=T.NOTIFICATION_OPENED, customer__isnull=False), pk_range), start, last)
-        .annotate(hour=utc_hour_text(), quarter=utc_quarter())
+        .annotate(hour=utc_hour(), quarter=utc_quarter())
         .values("customer_id", "hour", "quarter")
         .annotate(**counts)
     )
     opens = fetch(rows.order_by(), moments=("hour",))
-    out = [np.zeros((len(base), HOURS), dtype=np.int64) for _ in ends]
+    # int32: a customer's opens in one hour fit, and a million customers' counts take half the memory.
+    out = [np.zeros((len(base), HOURS), dtype=np.int32) for _ in ends]
     if not opens.empty:
         opens["hour"] = opens["hour"] + pd.to_timedelta(opens["quarter"].astype(int) * 15, unit="m")
         opens["tz"] = base["timezone"].reindex(opens["customer_id"]).fillna("UTC").to_numpy()
@@ -383,7 +399,7 @@ def _open_hour_counts_at(start: dt.datetime | None, ends: list[dt.datetime | Non
 
 def _interaction_events(start: dt.datetime | None, end: dt.datetime, pk_range: PkRange | None = None):
     qs = Event.objects.filter(customer__isnull=False, merchant__isnull=False, type__in=list(INTERACTION_WEIGHTS))
-    return _window(_in_range(qs, pk_range), start, end).annotate(day=_utc_day_text())
+    return _window(_in_range(qs, pk_range), start, end).annotate(day=_utc_day())
 
 
 def _decayed_weight(frame: pd.DataFrame, end: dt.datetime, half_life_days: float) -> pd.Series:
@@ -437,19 +453,40 @@ def merchant_interaction_weights(end: dt.datetime, *, half_life_days: float = HA
 
 def offer_exposures(start: dt.datetime | None, end: dt.datetime | None) -> pd.DataFrame:
     """Per (segment, offer kind, offer value): ``sends``, ``conversions``, ``revenue`` (conversion amounts)."""
+    return offer_exposures_between([start, end])[0]
+
+
+def offer_exposures_between(points: list[dt.datetime | None]) -> list[pd.DataFrame]:
+    """``offer_exposures(points[i], points[i + 1])`` for each window between consecutive points, from one
+    grouped query (the offer model's training and holdout windows: one join of the events with the
+    customers' segments instead of two)."""
     keys = ["customer__segment__name", "offer__kind", "offer__value"]
+    windows = list(zip(points[:-1], points[1:], strict=True))
     qs = _window(Event.objects.filter(offer__isnull=False, customer__segment__isnull=False,
-                                      type__in=[T.NOTIFICATION_SENT, T.CONVERSION]), start, end)
-    rows = qs.values(*keys).annotate(
-        sends=Count("id", filter=Q(type=T.NOTIFICATION_SENT)),
-        conversions=Count("id", filter=Q(type=T.CONVERSION)),
-        revenue=Sum("amount", filter=Q(type=T.CONVERSION)),
-    )
-    frame = pd.DataFrame.from_records(list(rows), columns=[*keys, "sends", "conversions", "revenue"])
-    frame = frame.rename(columns={"customer__segment__name": "segment", "offer__kind": "offer_kind", "offer__value": "offer_value"})
-    frame["offer_value"] = frame["offer_value"].astype(float)
-    frame["revenue"] = frame["revenue"].astype(float).fillna(0.0)
-    return frame.sort_values(["segment", "offer_kind", "offer_value"]).reset_index(drop=True)
+                                      type__in=[T.NOTIFICATION_SENT, T.CONVERSION]), points[0], points[-1])
+    aggregates = {}
+    for i, (start, end) in enumerate(windows):
+        within = Q()
+        if start is not None:
+            within &= Q(occurred_at__gte=start)
+        if end is not None:
+            within &= Q(occurred_at__lt=end)
+        aggregates.update({
+            f"sends_{i}": Count("id", filter=within & Q(type=T.NOTIFICATION_SENT)),
+            f"conversions_{i}": Count("id", filter=within & Q(type=T.CONVERSION)),
+            f"revenue_{i}": Sum("amount", filter=within & Q(type=T.CONVERSION)),
+        })
+    rows = pd.DataFrame.from_records(list(qs.values(*keys).annotate(**aggregates)), columns=[*keys, *aggregates])
+    rows = rows.rename(columns={"customer__segment__name": "segment", "offer__kind": "offer_kind", "offer__value": "offer_value"})
+    out = []
+    for i in range(len(windows)):
+        frame = rows[["segment", "offer_kind", "offer_value", f"sends_{i}", f"conversions_{i}", f"revenue_{i}"]]
+        frame = frame.rename(columns={f"sends_{i}": "sends", f"conversions_{i}": "conversions", f"revenue_{i}": "revenue"})
+        frame = frame[(frame["sends"] > 0) | (frame["conversions"] > 0)].copy()  # groups with events in this window
+        frame = frame.astype({"sends": np.int64, "conversions": np.int64, "offer_value": float})
+        frame["revenue"] = frame["revenue"].astype(float).fillna(0.0)
+        out.append(frame.sort_values(["segment", "offer_kind", "offer_value"]).reset_index(drop=True))
+    return out
 
 
 def campaign_frame(start: dt.datetime | None, end: dt.datetime | None) -> pd.DataFrame:

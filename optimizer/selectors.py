@@ -480,7 +480,7 @@ def open_heatmap_counts(*, days: int = HEATMAP_DAYS, now: dt.datetime | None = N
     since = (now or timezone.now()) - dt.timedelta(days=days)
     rows = features.fetch(
         Event.objects.filter(type=Event.Type.NOTIFICATION_OPENED, occurred_at__gte=since, customer__isnull=False)
-        .annotate(hour=features.utc_hour_text(), quarter=features.utc_quarter())  # quarters: zones offset by 30 or 45 min
+        .annotate(hour=features.utc_hour(), quarter=features.utc_quarter())  # quarters: zones offset by 30 or 45 min
         .values("customer__timezone", "hour", "quarter")
         .annotate(n=Count("id"))
         .order_by(),

@@ -48,7 +48,22 @@ class PropensityData:
     holdout: pd.DataFrame
 
 
-def prepare_propensity(split: features.Split) -> PropensityData:
+@dataclass
+class CustomerReads:
+    """What the propensity and send-time models both read: every customer, and their opens by local hour
+    before each point of the split, from one query (``train_all`` reads them once for both)."""
+
+    base: pd.DataFrame
+    hours: dict[dt.datetime, pd.DataFrame]
+
+    @classmethod
+    def of(cls, split: features.Split) -> CustomerReads:
+        base = features.customers()
+        points = [split.train_cutoff, split.cutoff, split.end]
+        return cls(base, dict(zip(points, features.open_hour_counts_until(None, points, frame=base), strict=True)))
+
+
+def prepare_propensity(split: features.Split, reads: CustomerReads | None = None) -> PropensityData:
     """Customer rows as of ``train_cutoff`` (labels up to ``cutoff``) and as of ``cutoff`` (labels up to ``end``).
 
     Customers who had not signed up by a cut-off are left out of that cut-off's rows.
@@ -58,7 +73,10 @@ def prepare_propensity(split: features.Split) -> PropensityData:
         return frame[keep | frame["signup_date"].isna()]
 
     # Both frames from one pass over the events (the largest part of training at scale).
-    train, holdout = features.customer_frame_pair(split.train_cutoff, split.cutoff, split.end)
+    train, holdout = features.customer_frame_pair(
+        split.train_cutoff, split.cutoff, split.end,
+        base=reads.base if reads else None, hours=(reads.hours[split.train_cutoff], reads.hours[split.cutoff]) if reads else None,
+    )
     return PropensityData(train=signed_up(train, split.train_cutoff), holdout=signed_up(holdout, split.cutoff))
 
 
@@ -75,10 +93,13 @@ def segment_codes(segment_names: pd.Series) -> np.ndarray:
     return segment_names.map(lookup).fillna(-1).astype(int).to_numpy()
 
 
-def prepare_send_time(split: features.Split) -> SendTimeData:
-    base = features.customers()
+def prepare_send_time(split: features.Split, reads: CustomerReads | None = None) -> SendTimeData:
     # One grouped query for both windows: opens before the end minus opens before the cut-off are the holdout's.
-    before_cutoff, before_end = features.open_hour_counts_until(None, [split.cutoff, split.end], frame=base)
+    if reads is None:
+        base = features.customers()
+        before_cutoff, before_end = features.open_hour_counts_until(None, [split.cutoff, split.end], frame=base)
+    else:
+        base, before_cutoff, before_end = reads.base, reads.hours[split.cutoff], reads.hours[split.end]
     train = before_cutoff.to_numpy()
     return SendTimeData(train, before_end.to_numpy() - train, segment_codes(base["segment"]), base.index.to_numpy())
 
@@ -121,7 +142,8 @@ class OfferData:
 
 
 def prepare_offer_response(split: features.Split) -> OfferData:
-    return OfferData(train=features.offer_exposures(None, split.cutoff), holdout=features.offer_exposures(split.cutoff, split.end))
+    train, holdout = features.offer_exposures_between([None, split.cutoff, split.end])
+    return OfferData(train=train, holdout=holdout)
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -202,16 +224,22 @@ def train_all(
     split = features.time_split(end, holdout_days)
     out: dict[str, MLModel] = {}
     propensity: list[PropensityData] = []
+    customer_reads: list[CustomerReads] = []
+
+    def shared_reads() -> CustomerReads:  # the propensity and send-time models read the customers once
+        if not customer_reads:
+            customer_reads.append(CustomerReads.of(split))
+        return customer_reads[0]
 
     def shared_propensity() -> PropensityData:  # conversion and engagement share one customer frame
         if not propensity:
-            propensity.append(prepare_propensity(split))
+            propensity.append(prepare_propensity(split, shared_reads()))
         return propensity[0]
 
     steps = {
         ModelType.CONVERSION: lambda: train_conversion(split, random_state=random_state, data=shared_propensity()),
         ModelType.ENGAGEMENT: lambda: train_engagement(split, random_state=random_state, data=shared_propensity()),
-        ModelType.SEND_TIME: lambda: train_send_time(split),
+        ModelType.SEND_TIME: lambda: train_send_time(split, data=prepare_send_time(split, shared_reads())),
         ModelType.AFFINITY: lambda: train_affinity(split),
         ModelType.OFFER_RESPONSE: lambda: train_offer_response(split, random_state=random_state),
     }
@@ -227,6 +255,11 @@ def train_all(
             # The customer frames are done with: kept through the next steps, they sat on top of the affinity
             # step's own peak (2.7 GB for the job at a million customers; docs/BENCHMARKS.md, scaling).
             propensity.clear()
+            if customer_reads:
+                customer_reads[0].hours.pop(split.train_cutoff, None)
+            gc.collect()
+        if model_type == ModelType.SEND_TIME:
+            customer_reads.clear()
             gc.collect()
         progress.advance()
     if not out and failures:

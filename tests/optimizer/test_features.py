@@ -125,18 +125,31 @@ def test_customer_merchant_weights_decay_by_half_life_like_an_independent_comput
     assert inter.loc[(world["b"].pk, world["m2"].pk), "revenue"] == pytest.approx(70.0)
 
 
-def test_offer_exposures_equal_a_pandas_group_by_segment_and_offer(world):
-    got = features.offer_exposures(None, None).set_index(["segment", "offer_value"])
+@pytest.mark.parametrize("points", [[None, None], [None, at(2, 9), None], [at(1), at(3, 10), at(21, 8), None]])
+def test_offer_exposures_equal_a_pandas_group_by_segment_and_offer(world, points):
+    """Each window between consecutive points (the training and holdout windows from one query) against a
+    pandas group-by of the raw events in that window (a boundary moment belongs to the later window)."""
+    windows = features.offer_exposures_between(points)
+    assert len(windows) == len(points) - 1
     events = raw_events().dropna(subset=["customer__segment__name", "offer__value"])
+    events = events[events["type"].isin([T.NOTIFICATION_SENT, T.CONVERSION])]
     events["offer_value"] = events["offer__value"].astype(float)
-    ref = events.groupby(["customer__segment__name", "offer_value"]).agg(
-        sends=("type", lambda s: (s == T.NOTIFICATION_SENT).sum()),
-        conversions=("type", lambda s: (s == T.CONVERSION).sum()),
-    )
-    assert sorted(got.index) == sorted(ref.index)
-    for key, row in ref.iterrows():
-        assert got.loc[key, "sends"] == row["sends"]
-        assert got.loc[key, "conversions"] == row["conversions"]
+    for got, (start, end) in zip(windows, zip(points[:-1], points[1:], strict=True), strict=True):
+        after_start = events["occurred_at"] >= start if start else pd.Series(True, index=events.index)
+        before_end = events["occurred_at"] < end if end else pd.Series(True, index=events.index)
+        inside = events[after_start & before_end]
+        ref = inside.groupby(["customer__segment__name", "offer_value"]).agg(
+            sends=("type", lambda s: (s == T.NOTIFICATION_SENT).sum()),
+            conversions=("type", lambda s: (s == T.CONVERSION).sum()),
+            revenue=("amount", lambda a: float(sum(x for x in a if x is not None and x == x))),
+        )
+        got = got.set_index(["segment", "offer_value"])
+        assert sorted(got.index) == sorted(ref.index), (start, end)
+        for key, row in ref.iterrows():
+            assert got.loc[key, "sends"] == row["sends"]
+            assert got.loc[key, "conversions"] == row["conversions"]
+            assert got.loc[key, "revenue"] == pytest.approx(row["revenue"])
+    pd.testing.assert_frame_equal(features.offer_exposures(points[0], points[1]), windows[0])
 
 
 def test_time_split_puts_the_holdout_after_the_training_window(world):

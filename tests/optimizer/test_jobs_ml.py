@@ -15,7 +15,7 @@ from campaigns.demo_load import delete_demo_data, seed_demo
 from campaigns.models import Customer, Event
 from marketing_ai import jobs
 from marketing_ai.models import JobRun
-from optimizer import registry, selectors
+from optimizer import features, registry, selectors
 from optimizer.ml.metrics import circular_hour_distance
 from optimizer.models import MLModel, ModelType, UserMerchantAffinity, UserSendTime
 from optimizer.services import training
@@ -73,6 +73,22 @@ def test_same_data_and_seed_give_the_same_metrics_for_all_five_models(demo):
     for model_type in ModelType.values:
         assert second[model_type].version == 2
         assert first[model_type].metrics == second[model_type].metrics, model_type
+
+
+def test_the_reads_train_all_shares_between_models_give_what_each_model_reads_alone(demo):
+    """train_all reads the customers and their open hours once (three points of the split in one query) for the
+    propensity and send-time models: each model's data equal its own separate reads."""
+    split = features.time_split()
+    reads = training.CustomerReads.of(split)
+    assert set(reads.hours) == {split.train_cutoff, split.cutoff, split.end}
+    shared, alone = training.prepare_propensity(split, reads), training.prepare_propensity(split)
+    pd.testing.assert_frame_equal(shared.train, alone.train)
+    pd.testing.assert_frame_equal(shared.holdout, alone.holdout)
+    assert alone.train["opens"].sum() > 0 and alone.holdout["open_hour_concentration"].gt(0).any()
+    shared_st, alone_st = training.prepare_send_time(split, reads), training.prepare_send_time(split)
+    for name in ("counts", "holdout_counts", "segments", "customer_pks"):
+        np.testing.assert_array_equal(getattr(shared_st, name), getattr(alone_st, name))
+    assert alone_st.counts.sum() > 0 and alone_st.holdout_counts.sum() > 0
 
 
 def test_send_times_are_written_for_every_customer_and_a_rerun_changes_nothing(demo):
