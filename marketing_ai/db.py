@@ -190,9 +190,10 @@ def fetch_frame(sql: str, params: Sequence[Any], columns: list[str] | None = Non
 
 def parse_utc_moments(values: pd.Series) -> pd.Series:
     """Moments as UTC datetimes: ISO timestamps (text, any offset; empty or None = missing), or numbers of
-    seconds since 1970-01-01 UTC (NaN = missing), the form PostgreSQL reads send (``optimizer.features.moment``)."""
+    seconds since 1970-01-01 UTC (NaN = missing), the form PostgreSQL reads send (``optimizer.features.moment_column``)."""
     if pd.api.types.is_numeric_dtype(values):
-        return pd.to_datetime(values, unit="s", utc=True)
+        # A double holds today's seconds to ~0.2 microseconds: rounding gives back the stored microsecond exactly.
+        return pd.to_datetime(values, unit="s", utc=True).dt.round("us")
     return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
@@ -214,8 +215,10 @@ def _fetch_csv(sql: str, params: Sequence[Any], columns: list[str] | None, momen
     final = list(columns) if columns else names
     if not buffer.getbuffer().nbytes:
         return pd.DataFrame(columns=final)
-    # Only an empty field is missing (NULL); "NA" or "null" are values like any other.
-    read = {"dtype": {n: str for n in names if n not in numeric}, "keep_default_na": False, "na_values": [""]}
+    # Only an empty field is missing (NULL); "NA" or "null" are values like any other. A row of one NULL column is
+    # an empty line, and a row all the same: it is not skipped.
+    read = {"dtype": {n: str for n in names if n not in numeric}, "keep_default_na": False, "na_values": [""],
+            "skip_blank_lines": False}
     if not moments:
         frame = pd.read_csv(buffer, **read)
         frame.columns = final

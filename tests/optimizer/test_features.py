@@ -9,6 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+from django.db.models import F, Max, Q
 
 from campaigns.models import Event
 from optimizer import features
@@ -150,6 +151,21 @@ def test_offer_exposures_equal_a_pandas_group_by_segment_and_offer(world, points
             assert got.loc[key, "conversions"] == row["conversions"]
             assert got.loc[key, "revenue"] == pytest.approx(row["revenue"])
     pd.testing.assert_frame_equal(features.offer_exposures(points[0], points[1]), windows[0])
+
+
+def test_moment_columns_read_back_as_the_stored_moments_on_either_database(world):
+    """``moment_column`` sends seconds since 1970 on PostgreSQL and UTC text on SQLite; the fetch gives both back as
+    the moments the ORM reads (microseconds included), a missing one as NaT."""
+    Event.objects.filter(pk=Event.objects.order_by("pk").first().pk).update(occurred_at=at(4, 7, 13) + dt.timedelta(microseconds=987_654))
+    rows = features.fetch(Event.objects.annotate(m=features.moment_column(F("occurred_at"))).values_list("id", "m").order_by("id"),
+                          ["id", "m"], moments=("m",))
+    expected = dict(Event.objects.values_list("id", "occurred_at"))
+    assert len(rows) == len(expected) == 14
+    for pk, moment in zip(rows["id"], rows["m"], strict=True):
+        assert moment.to_pydatetime() == expected[pk], (pk, moment, expected[pk])
+    missing = features.fetch(Event.objects.values("campaign_id").annotate(
+        m=features.moment_column(Max("occurred_at", filter=Q(type="no_such_type")))).values_list("m").order_by(), ["m"], moments=("m",))
+    assert missing["m"].isna().all() and len(missing) == 1
 
 
 def test_time_split_puts_the_holdout_after_the_training_window(world):
