@@ -453,40 +453,19 @@ def merchant_interaction_weights(end: dt.datetime, *, half_life_days: float = HA
 
 def offer_exposures(start: dt.datetime | None, end: dt.datetime | None) -> pd.DataFrame:
     """Per (segment, offer kind, offer value): ``sends``, ``conversions``, ``revenue`` (conversion amounts)."""
-    return offer_exposures_between([start, end])[0]
-
-
-def offer_exposures_between(points: list[dt.datetime | None]) -> list[pd.DataFrame]:
-    """``offer_exposures(points[i], points[i + 1])`` for each window between consecutive points, from one
-    grouped query (the offer model's training and holdout windows: one join of the events with the
-    customers' segments instead of two)."""
     keys = ["customer__segment__name", "offer__kind", "offer__value"]
-    windows = list(zip(points[:-1], points[1:], strict=True))
     qs = _window(Event.objects.filter(offer__isnull=False, customer__segment__isnull=False,
-                                      type__in=[T.NOTIFICATION_SENT, T.CONVERSION]), points[0], points[-1])
-    aggregates = {}
-    for i, (start, end) in enumerate(windows):
-        within = Q()
-        if start is not None:
-            within &= Q(occurred_at__gte=start)
-        if end is not None:
-            within &= Q(occurred_at__lt=end)
-        aggregates.update({
-            f"sends_{i}": Count("id", filter=within & Q(type=T.NOTIFICATION_SENT)),
-            f"conversions_{i}": Count("id", filter=within & Q(type=T.CONVERSION)),
-            f"revenue_{i}": Sum("amount", filter=within & Q(type=T.CONVERSION)),
-        })
-    rows = pd.DataFrame.from_records(list(qs.values(*keys).annotate(**aggregates)), columns=[*keys, *aggregates])
-    rows = rows.rename(columns={"customer__segment__name": "segment", "offer__kind": "offer_kind", "offer__value": "offer_value"})
-    out = []
-    for i in range(len(windows)):
-        frame = rows[["segment", "offer_kind", "offer_value", f"sends_{i}", f"conversions_{i}", f"revenue_{i}"]]
-        frame = frame.rename(columns={f"sends_{i}": "sends", f"conversions_{i}": "conversions", f"revenue_{i}": "revenue"})
-        frame = frame[(frame["sends"] > 0) | (frame["conversions"] > 0)].copy()  # groups with events in this window
-        frame = frame.astype({"sends": np.int64, "conversions": np.int64, "offer_value": float})
-        frame["revenue"] = frame["revenue"].astype(float).fillna(0.0)
-        out.append(frame.sort_values(["segment", "offer_kind", "offer_value"]).reset_index(drop=True))
-    return out
+                                      type__in=[T.NOTIFICATION_SENT, T.CONVERSION]), start, end)
+    rows = qs.values(*keys).annotate(
+        sends=Count("id", filter=Q(type=T.NOTIFICATION_SENT)),
+        conversions=Count("id", filter=Q(type=T.CONVERSION)),
+        revenue=Sum("amount", filter=Q(type=T.CONVERSION)),
+    )
+    frame = pd.DataFrame.from_records(list(rows), columns=[*keys, "sends", "conversions", "revenue"])
+    frame = frame.rename(columns={"customer__segment__name": "segment", "offer__kind": "offer_kind", "offer__value": "offer_value"})
+    frame["offer_value"] = frame["offer_value"].astype(float)
+    frame["revenue"] = frame["revenue"].astype(float).fillna(0.0)
+    return frame.sort_values(["segment", "offer_kind", "offer_value"]).reset_index(drop=True)
 
 
 def campaign_frame(start: dt.datetime | None, end: dt.datetime | None) -> pd.DataFrame:

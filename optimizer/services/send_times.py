@@ -134,7 +134,6 @@ class PolicyInputs:
     """
 
     artifact: dict
-    segments: np.ndarray  # the model's segment code per customer (-1: none)
     segment_codes: np.ndarray  # each customer's segment, as a position in segment_labels (-1: none)
     segment_labels: list[str]
     zone_codes: np.ndarray  # each customer's IANA zone, as a position in zone_names
@@ -153,7 +152,7 @@ class PolicyInputs:
 
     @property
     def customers(self) -> int:
-        return len(self.segments)
+        return len(self.segment_codes)
 
     def audience(self, segment_names: set[str]) -> np.ndarray:
         """Read-only mask of the customers in any of ``segment_names`` (empty: everyone)."""
@@ -201,7 +200,7 @@ def policy_inputs(*, now: dt.datetime, since: dt.datetime) -> PolicyInputs | Non
     zone_codes, zone_names = pd.factorize(base["timezone"].fillna("UTC").to_numpy())
     segment_positions, segment_labels = pd.factorize(base["segment"].to_numpy())
     return PolicyInputs(
-        artifact=artifact, segments=segments, segment_codes=np.asarray(segment_positions),
+        artifact=artifact, segment_codes=np.asarray(segment_positions),
         segment_labels=[str(name) for name in segment_labels],
         zone_codes=np.asarray(zone_codes), zone_names=[str(zone) for zone in zone_names], heldout_since=heldout_since, heldout=heldout,
         reference_hours=reference_hours,

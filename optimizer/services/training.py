@@ -142,8 +142,7 @@ class OfferData:
 
 
 def prepare_offer_response(split: features.Split) -> OfferData:
-    train, holdout = features.offer_exposures_between([None, split.cutoff, split.end])
-    return OfferData(train=train, holdout=holdout)
+    return OfferData(train=features.offer_exposures(None, split.cutoff), holdout=features.offer_exposures(split.cutoff, split.end))
 
 
 # --- training ---------------------------------------------------------------------------------------
