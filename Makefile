@@ -13,14 +13,15 @@ SCALE          ?= full
 .PHONY: install demo test lint run worker beat migrate clean bench
 
 # uv installs the pinned requirements in seconds; plain pip is the fallback where uv cannot be had.
-# --compile-bytecode: unlike pip, uv leaves the packages' .pyc files unwritten, and where Python may not
-# write them itself (PYTHONDONTWRITEBYTECODE, common in containers and set on our CI machine) every process
-# then compiled pandas, scipy, scikit-learn and Django from source: 2.5 of the 4 s each manage.py command,
-# test worker and server took to start (docs/BENCHMARKS.md, "The first minute of a newcomer").
+# Bytecode: unlike pip, uv leaves the packages' .pyc files unwritten. Python writes those it imports on first
+# use, unless PYTHONDONTWRITEBYTECODE is set (common in containers; set on our CI machine): then every process
+# compiled pandas, scipy, scikit-learn and Django from source, 2.5 of the 4 s each manage.py command, test
+# worker and server took to start. So where it is set, uv compiles them at install (+15 s, once); where it is
+# not, the first command writes them (docs/BENCHMARKS.md, "The first minute of a newcomer").
 UV_VERSION := 0.13.8
 define pip_install
 	if $(PY) -m pip install -q uv==$(UV_VERSION) 2>/dev/null; then \
-		$(VENV)/bin/uv pip install --python $(PY) -q --compile-bytecode -r $(1); \
+		$(VENV)/bin/uv pip install --python $(PY) -q $${PYTHONDONTWRITEBYTECODE:+--compile-bytecode} -r $(1); \
 	else \
 		echo "uv unavailable: installing with pip (slower)"; \
 		$(PY) -m pip install -q -r $(1); \
