@@ -192,8 +192,17 @@ def parse_utc_moments(values: pd.Series) -> pd.Series:
     """Moments as UTC datetimes: ISO timestamps (text, any offset; empty or None = missing), or numbers of
     seconds since 1970-01-01 UTC (NaN = missing), the form PostgreSQL reads send (``optimizer.features.moment_column``)."""
     if pd.api.types.is_numeric_dtype(values):
-        # A double holds today's seconds to ~0.2 microseconds: rounding gives back the stored microsecond exactly.
-        return pd.to_datetime(values, unit="s", utc=True).dt.round("us")
+        # Not pd.to_datetime(values, unit="s"): for a missing value pandas 2.3 leaves one slot of a np.empty array
+        # unset and then rounds the whole array with overflow checks on, so whatever freed memory held there (a
+        # COPY's buffer, say) could raise FloatingPointError: model training failed now and then
+        # (tests/platform/test_db.py reproduces it). Whole microseconds instead: a double holds today's seconds to
+        # ~0.2 microseconds, so rounding gives back the stored microsecond exactly.
+        seconds = values.to_numpy(dtype=np.float64)
+        missing = np.isnan(seconds)
+        micros = np.rint(np.where(missing, 0.0, seconds) * 1_000_000).astype(np.int64)
+        micros[missing] = np.iinfo(np.int64).min  # NaT
+        moments = pd.Series(micros.view("M8[us]"), index=values.index, name=values.name)
+        return moments.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
     return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
@@ -207,10 +216,7 @@ def _fetch_csv(sql: str, params: Sequence[Any], columns: list[str] | None, momen
         names = [d.name for d in description]
         numeric = {d.name for d in description
                    if (t := raw.adapters.types.get(d.type_code)) is not None and t.name in _NUMERIC_TYPES}
-        buffer = io.BytesIO()
-        with raw.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER true)", params) as copy:
-            for block in copy:
-                buffer.write(block)
+        buffer = copy_out(raw, f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER true)", params)
     buffer.seek(0)
     final = list(columns) if columns else names
     if not buffer.getbuffer().nbytes:
@@ -232,6 +238,37 @@ def _fetch_csv(sql: str, params: Sequence[Any], columns: list[str] | None, momen
     if not blocks:
         return pd.DataFrame(columns=final)
     return pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0]
+
+
+def copy_out(cursor: psycopg.Cursor, statement: str, params: Sequence[Any] = ()) -> io.BytesIO:
+    """Everything a ``COPY ... TO STDOUT`` sends, in a buffer (PostgreSQL).
+
+    psycopg hands a COPY's output over one row at a time, each through a generator and a wait for the
+    socket: for 5 M short rows that took 2.9-3.1 s where psql takes 1.6 s. Here psycopg's ``read()`` waits
+    for data only when none has arrived; every row libpq has already received is then taken straight from
+    it (non-blocking ``get_copy_data``): 1.4 s for the same rows. When libpq reports the end there, the
+    final results are read here as psycopg would (an error the server raised mid-COPY is raised).
+    """
+    buffer = io.BytesIO()
+    pgconn = cursor.connection.pgconn
+    with cursor.copy(statement, params) as copy:
+        while block := copy.read():  # waits, then gives one row; b"" at the end (psycopg read the results)
+            buffer.write(block)
+            size, data = pgconn.get_copy_data(1)  # 1: only rows already received, never waits
+            while size > 0:
+                buffer.write(data)
+                size, data = pgconn.get_copy_data(1)
+            if size == -2:
+                raise psycopg.OperationalError(pgconn.get_error_message(cursor.connection.info.encoding))
+            if size == -1:  # the end was among the rows received: the COPY's own results are ours to read
+                failure = None
+                while (result := pgconn.get_result()) is not None:
+                    if result.status != psycopg.pq.ExecStatus.COMMAND_OK and failure is None:
+                        failure = psycopg.errors.error_from_result(result, encoding=cursor.connection.info.encoding)
+                if failure is not None:
+                    raise failure
+                break
+    return buffer
 
 
 # --- bulk writes ---------------------------------------------------------------------------------

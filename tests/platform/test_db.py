@@ -8,6 +8,8 @@ COPY fallback, another session holding a lock) have their own tests.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import zlib
 from decimal import Decimal
 
@@ -138,6 +140,53 @@ def test_fetch_frame_parses_moments_as_utc_datetimes_in_blocks(monkeypatch, bloc
     assert [None if pd.isna(v) else v for v in frame["at"]] == [None if pd.isna(v) else v for v in expected]
     empty = data_access.fetch_frame(sql.replace("ORDER BY", "WHERE 1 = 0 ORDER BY"), [], ["customer_id", "at"], moments=["at"])
     assert empty.empty and list(empty.columns) == ["customer_id", "at"]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3, 250_000])
+def test_copy_out_gives_every_row_the_server_sends_in_order(postgres, rows):
+    # Many rows arrive in one socket read, so most come from libpq's buffer, not through psycopg's read().
+    statement = ("COPY (SELECT i, md5(i::text), CASE WHEN i %% 7 = 0 THEN NULL ELSE i * 0.5 END FROM generate_series(1, %s) i"
+                 " ORDER BY i) TO STDOUT (FORMAT csv)")
+    with data_access.psycopg_cursor() as cursor:
+        ours = data_access.copy_out(cursor, statement, [rows]).getvalue()
+        psycopgs = io.BytesIO()
+        with cursor.copy(statement, [rows]) as copy:
+            for block in copy:  # psycopg's own row-by-row read
+                psycopgs.write(block)
+    assert ours == psycopgs.getvalue()
+    lines = ours.decode().splitlines()
+    assert len(lines) == rows
+    assert [line.split(",")[0] for line in lines] == [str(i) for i in range(1, rows + 1)]
+    if rows:
+        assert lines[0] == "1,c4ca4238a0b923820dcc509a6f75849b,0.5"
+    if rows >= 7:
+        assert lines[6] == f"7,{hashlib.md5(b'7').hexdigest()},"  # noqa: S324 (the server's md5, compared)
+
+
+def test_copy_out_raises_an_error_the_server_meets_after_sending_rows_and_the_connection_goes_on(postgres):
+    from django.db import DataError
+
+    statement = "COPY (SELECT 1 / (150000 - i) FROM generate_series(1, 200000) i) TO STDOUT"  # fails at row 150,000
+    with transaction.atomic():
+        with pytest.raises(DataError, match="division by zero"), transaction.atomic(), data_access.psycopg_cursor() as cursor:
+            data_access.copy_out(cursor, statement)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 42")
+            assert cursor.fetchone() == (42,)
+
+
+def test_moments_as_epoch_seconds_with_missing_ones_do_not_depend_on_what_freed_memory_held():
+    # pandas' own unit="s" conversion left a missing value's slot of a np.empty array unset and then rounded it
+    # with overflow checks on: after huge doubles were freed it raised FloatingPointError every time here.
+    stored = [dt.datetime(2026, 12, 3, 16, 5, 9, 123456, tzinfo=dt.UTC) + dt.timedelta(seconds=i * 0.25) for i in range(3000)]
+    seconds = pd.Series([np.nan if i % 3 == 0 else m.timestamp() for i, m in enumerate(stored)], name="at")
+    for _ in range(20):
+        junk = [np.full(3000, 1e300) for _ in range(6)]
+        del junk
+        moments = data_access.parse_utc_moments(seconds)
+        assert str(moments.dtype) == "datetime64[ns, UTC]" and moments.name == "at"
+        assert moments.isna().tolist() == [i % 3 == 0 for i in range(3000)]
+        assert all(moments.iloc[i] == pd.Timestamp(m) for i, m in enumerate(stored) if i % 3)
 
 
 def test_copy_in_writes_what_the_orm_reads_back():
