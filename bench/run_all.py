@@ -27,6 +27,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,7 +176,8 @@ def machine() -> str:
 SECTION = re.compile(r"<!-- bench:(\w+) -->\n(.*?)<!-- /bench:\1 -->", re.S)
 
 
-def assemble(scale: str, results: list[dict], facts: dict, load_before, load_after, started: dt.datetime) -> str:
+def assemble(scale: str, results: list[dict], facts: dict, load_before, load_after, started: dt.datetime,
+             skipped: Sequence[str] = ()) -> str:
     """The generated part: the summary, then this run's sections (renamed so they never clash with the
     sections a script run alone writes outside the markers)."""
     from bench.report import table
@@ -196,9 +198,10 @@ def assemble(scale: str, results: list[dict], facts: dict, load_before, load_aft
     summary = f"""## `make bench SCALE={scale}`: summary
 
 Run: {started:%Y-%m-%d %H:%M} UTC, {sum(r['seconds'] for r in results) / 60:.0f} min · {machine()}
-**The machine is a 2-core VM shared with 7 other helpers' tests and benchmarks while this ran**: load average
-(1/5/15 min) before {fmt(f'{x:.2f}' for x in load_before)}, after {fmt(f'{x:.2f}' for x in load_after)}.
-Absolute times move with that load; the ratios to the floors (measured in the same run, interleaved) much less.
+Load average (1/5/15 min) before {fmt(f'{x:.2f}' for x in load_before)}, after {fmt(f'{x:.2f}' for x in load_after)}
+(each step's own section gives the load during it). Absolute times move with whatever else the machine does; the
+ratios to the floors (measured in the same run, interleaved) much less.
+{'Steps skipped in this run (`--only` / `--skip`): ' + ', '.join(skipped) + '.' if skipped else ''}
 
 Data set (`seed_demo` into database `{facts.get('database')}`): {s['customers']:,} customers, {s['merchants']:,} merchants,
 {s['campaigns']:,} campaigns, {s['days']} days, **{facts.get('events', 0):,} events**
@@ -256,7 +259,8 @@ def main() -> None:
         results.sort(key=lambda r: ORDER.index(r["step"]))
         state_file.write_text(json.dumps({"scale": args.scale, "database": db, "started": started.isoformat(),
                                           "load_before": list(load_before), "results": results, "facts": facts}))
-        write_generated(assemble(args.scale, results, facts, load_before, os.getloadavg(), started))
+        write_generated(assemble(args.scale, results, facts, load_before, os.getloadavg(), started,
+                                 [step for step in ORDER if step not in wanted]))
     if "seed" in wanted:
         ensure_database(server, db, fresh=True)
         env = step_env("seed", server, db)
