@@ -244,9 +244,9 @@ def copy_out(cursor: psycopg.Cursor, statement: str, params: Sequence[Any] = ())
     """Everything a ``COPY ... TO STDOUT`` sends, in a buffer (PostgreSQL).
 
     psycopg hands a COPY's output over one row at a time, each through a generator and a wait for the
-    socket: for 5 M short rows that took 2.9-3.1 s where psql takes 1.6 s. Here psycopg's ``read()`` waits
+    socket: for 5 M short rows that took 2.8 s where psql takes 1.5 s. Here psycopg's ``read()`` waits
     for data only when none has arrived; every row libpq has already received is then taken straight from
-    it (non-blocking ``get_copy_data``): 1.4 s for the same rows. When libpq reports the end there, the
+    it (non-blocking ``get_copy_data``): 1.3 s for the same rows (``bench/copy_read.py``). When libpq reports the end there, the
     final results are read here as psycopg would (an error the server raised mid-COPY is raised).
     """
     buffer = io.BytesIO()
